@@ -1,0 +1,139 @@
+package envconfig
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestEndpointRules(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		vars    map[string]string
+		want    string
+		wantVar string
+	}{
+		{"generic appends signal path", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "http://c:4318/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"generic with base path", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c/otlp/"}, "https://c/otlp/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"traces used as is", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom"}, "http://c:4318/custom", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"traces without path gets root", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318"}, "http://c:4318/", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"traces wins", map[string]string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT":        "http://generic:4318",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:4318/v1/traces",
+		}, "http://traces:4318/v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Read(env(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Endpoint == nil || s.Endpoint.String() != tc.want || s.EndpointVar != tc.wantVar {
+				t.Fatalf("got %v from %s, want %s from %s", s.Endpoint, s.EndpointVar, tc.want, tc.wantVar)
+			}
+		})
+	}
+}
+
+func TestValues(t *testing.T) {
+	s, err := Read(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_HEADERS":            "api-key=a%20b%2Cc,x=1",
+		"OTEL_EXPORTER_OTLP_TRACES_HEADERS":     "api-key=traces",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":        "gzip",
+		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT":     "2500",
+		"OTEL_EXPORTER_OTLP_INSECURE":           "TRUE",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":           "grpc",
+		"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "none",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s.Headers, map[string]string{"api-key": "traces"}) {
+		t.Errorf("headers %v: the traces variable must replace the generic one", s.Headers)
+	}
+	if s.Compression != "none" || s.Protocol != "grpc" || *s.Timeout != 2500*time.Millisecond || !*s.Insecure {
+		t.Errorf("got %+v", s)
+	}
+	s, err = Read(env(map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=a%20b%2Cc, x = 1 "}))
+	if err != nil || !reflect.DeepEqual(s.Headers, map[string]string{"api-key": "a b,c", "x": "1"}) {
+		t.Errorf("URL-decoded headers: got %v, %v", s.Headers, err)
+	}
+}
+
+func TestMalformedValuesNameTheVariable(t *testing.T) {
+	s, err := Read(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":        "collector:4318",
+		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT":  "10s",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":     "zstd",
+		"OTEL_EXPORTER_OTLP_INSECURE":        "maybe",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/json",
+		"OTEL_EXPORTER_OTLP_HEADERS":         "token=%zz-secret",
+		"OTEL_EXPORTER_OTLP_CERTIFICATE":     "/nonexistent/ca.pem",
+		"OTEL_EXPORTER_OTLP_CLIENT_KEY":      "/nonexistent/key.pem",
+		"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "",
+	}))
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, name := range []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_COMPRESSION",
+		"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+		"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+	} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error quotes a header value: %v", err)
+	}
+	if s.Endpoint != nil || s.Timeout != nil || s.Compression != "" || s.Insecure != nil || s.Protocol != "" || s.Headers != nil || s.TLS != nil {
+		t.Errorf("malformed values must be left unset: %+v", s)
+	}
+}
+
+func TestCertificates(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+
+	s, err := Read(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE":        certFile,
+		"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": certFile,
+		"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY":         keyFile,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TLS == nil || s.TLS.RootCAs == nil || len(s.TLS.Certificates) != 1 {
+		t.Fatalf("got %+v", s.TLS)
+	}
+}

@@ -1,0 +1,95 @@
+// Package transport sends encoded OTLP ExportTraceServiceRequest messages to
+// a backend and classifies the outcome of each attempt the way the OTLP
+// specification asks: retryable (with the delay the server asked for),
+// permanent, or too large.
+//
+// A Client makes exactly one attempt per Send; retries, splitting and
+// accounting belong to the caller.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Client sends one request per call. Implementations are safe for
+// concurrent use.
+type Client interface {
+	// Send delivers body, an encoded ExportTraceServiceRequest. A nil error
+	// means the backend accepted the request, possibly partially (Response).
+	// A failed attempt returns an *Error.
+	Send(ctx context.Context, body []byte) (Response, error)
+	// Close releases idle connections.
+	Close() error
+}
+
+// Response is what the backend said about an accepted request.
+type Response struct {
+	// Rejected is the partial_success.rejected_spans the backend reported.
+	Rejected int64
+	// Message is the partial_success.error_message, or a note about an
+	// unparsable response body.
+	Message string
+	// Status is the HTTP status code or gRPC code of the answer.
+	Status int
+}
+
+// Kind classifies a failed attempt.
+type Kind int
+
+const (
+	// Retryable failures may succeed later: throttling, unavailability,
+	// timeouts and connection errors.
+	Retryable Kind = iota
+	// Permanent failures will fail again whatever the delay.
+	Permanent
+	// TooLarge means the backend refused the request for its size; a
+	// request split in two may pass.
+	TooLarge
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Retryable:
+		return "retryable"
+	case Permanent:
+		return "permanent"
+	case TooLarge:
+		return "too large"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Error describes a failed attempt.
+type Error struct {
+	Kind Kind
+	// Throttle is the delay the server asked for (Retry-After or RetryInfo),
+	// zero when it gave none.
+	Throttle time.Duration
+	// Status is the HTTP status code or gRPC code, zero for a failure
+	// before any answer (connection refused, timeout).
+	Status int
+	// Err is the underlying error or the server's message.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("transport: %s failure (status %d): %v", e.Kind, e.Status, e.Err)
+	}
+	return fmt.Sprintf("transport: %s failure: %v", e.Kind, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Classify returns the *Error in err's chain, or wraps err as a retryable
+// failure.
+func Classify(err error) *Error {
+	var te *Error
+	if errors.As(err, &te) {
+		return te
+	}
+	return &Error{Kind: Retryable, Err: err}
+}
