@@ -1,0 +1,284 @@
+package sampler
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Defaults. Each option's documentation names the one it overrides.
+const (
+	DefaultRatio            = 0.05
+	DefaultDecisionDelay    = 500 * time.Millisecond
+	DefaultMaxWait          = 30 * time.Second
+	DefaultMaxTraces        = 10_000
+	DefaultMaxSpansPerTrace = 1_000
+	DefaultMaxBytes         = 64 << 20
+	DefaultDecisionCache    = 50_000
+	DefaultMaxKeptPerSecond = 100
+)
+
+// Standard environment variables read for the head ratio.
+const (
+	envSampler    = "OTEL_TRACES_SAMPLER"
+	envSamplerArg = "OTEL_TRACES_SAMPLER_ARG"
+)
+
+// Option configures an ErrorKeeper. The set of options is closed: only this
+// package can implement Option.
+type Option interface {
+	apply(config) config
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+// config is the resolved configuration: defaults, then the environment, then
+// options.
+type config struct {
+	ratio            float64
+	decisionDelay    time.Duration
+	maxWait          time.Duration
+	latency          time.Duration
+	predicate        func(sdktrace.ReadOnlySpan) bool
+	maxTraces        int
+	maxSpansPerTrace int
+	maxBytes         int64
+	decisionCache    int
+	maxKeptPerSecond float64
+	meterProvider    metric.MeterProvider
+
+	clock clockwork.Clock
+	tick  time.Duration // sweep period of the background goroutine
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		ratio:            DefaultRatio,
+		decisionDelay:    DefaultDecisionDelay,
+		maxWait:          DefaultMaxWait,
+		maxTraces:        DefaultMaxTraces,
+		maxSpansPerTrace: DefaultMaxSpansPerTrace,
+		maxBytes:         DefaultMaxBytes,
+		decisionCache:    DefaultDecisionCache,
+		maxKeptPerSecond: DefaultMaxKeptPerSecond,
+	}
+	c = c.fromEnv(os.Getenv)
+	for _, o := range opts {
+		if o != nil {
+			c = o.apply(c)
+		}
+	}
+	if c.clock == nil {
+		c.clock = clockwork.NewRealClock()
+	}
+	if c.meterProvider == nil {
+		c.meterProvider = otel.GetMeterProvider()
+	}
+	if c.tick <= 0 {
+		c.tick = defaultTick(c.decisionDelay)
+	}
+	return c
+}
+
+// defaultTick is how often held traces are checked against their deadlines:
+// a fifth of the decision delay, between 1 ms and 100 ms.
+func defaultTick(delay time.Duration) time.Duration {
+	return min(max(delay/5, time.Millisecond), 100*time.Millisecond)
+}
+
+// fromEnv applies OTEL_TRACES_SAMPLER_ARG as the head ratio when
+// OTEL_TRACES_SAMPLER names a trace-ID ratio sampler. A malformed value is
+// reported to the OpenTelemetry error handler with its name and ignored.
+func (c config) fromEnv(getenv func(string) string) config {
+	switch strings.ToLower(strings.TrimSpace(getenv(envSampler))) {
+	case "traceidratio", "parentbased_traceidratio":
+	default:
+		return c
+	}
+	arg := strings.TrimSpace(getenv(envSamplerArg))
+	if arg == "" {
+		return c
+	}
+	r, err := strconv.ParseFloat(arg, 64)
+	if err == nil && (r < 0 || r > 1) {
+		err = fmt.Errorf("ratio %v is outside [0, 1]", r)
+	}
+	if err != nil {
+		otel.Handle(fmt.Errorf("sampler: ignoring %s=%q: %w", envSamplerArg, arg, err))
+		return c
+	}
+	c.ratio = r
+	return c
+}
+
+// WithRatio sets the head sampling ratio: the share of new local traces
+// sampled up front, as by sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)).
+// A ratio of 1 or more samples every trace at the head; 0 or less samples
+// none, so only the traces kept by the tail are exported.
+//
+// Default: DefaultRatio (0.05). Environment: OTEL_TRACES_SAMPLER_ARG, read
+// when OTEL_TRACES_SAMPLER is traceidratio or parentbased_traceidratio. This
+// option wins over the environment.
+func WithRatio(r float64) Option {
+	return optionFunc(func(c config) config {
+		c.ratio = r
+		return c
+	})
+}
+
+// WithDecisionDelay sets how long a trace is held after its local root span
+// ends, so that spans still running in other goroutines can join it before
+// the trace is decided. Values ≤ 0 are ignored.
+//
+// Default: DefaultDecisionDelay (500 ms).
+func WithDecisionDelay(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.decisionDelay = d
+		}
+		return c
+	})
+}
+
+// WithMaxWait sets how long a trace may be held, counted from its first
+// ended span, when its local root span does not end. It is then decided with
+// the spans at hand. Values ≤ 0 are ignored.
+//
+// Default: DefaultMaxWait (30 s).
+func WithMaxWait(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.maxWait = d
+		}
+		return c
+	})
+}
+
+// WithLatencyThreshold keeps traces whose held spans cover at least d, from
+// the earliest start to the latest end. 0 or less disables the latency rule.
+//
+// Default: disabled.
+func WithLatencyThreshold(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.latency = max(d, 0)
+		return c
+	})
+}
+
+// WithPredicate keeps traces in which keep returns true for at least one
+// span. keep is called from the background goroutine, or from the goroutine
+// that ends a span when limits force an early decision, never under a lock
+// of this package; it must be safe for concurrent use and must not block.
+// Nil removes the predicate.
+//
+// Default: none.
+func WithPredicate(keep func(sdktrace.ReadOnlySpan) bool) Option {
+	return optionFunc(func(c config) config {
+		c.predicate = keep
+		return c
+	})
+}
+
+// WithMaxTraces bounds the number of undecided traces held. When it is
+// reached, the oldest held trace is decided early. Values ≤ 0 are ignored.
+//
+// Default: DefaultMaxTraces (10 000).
+func WithMaxTraces(n int) Option {
+	return optionFunc(func(c config) config {
+		if n > 0 {
+			c.maxTraces = n
+		}
+		return c
+	})
+}
+
+// WithMaxSpansPerTrace bounds the spans held for one trace. A trace that
+// reaches it is decided early, and its later spans follow that decision.
+// Values ≤ 0 are ignored.
+//
+// Default: DefaultMaxSpansPerTrace (1 000).
+func WithMaxSpansPerTrace(n int) Option {
+	return optionFunc(func(c config) config {
+		if n > 0 {
+			c.maxSpansPerTrace = n
+		}
+		return c
+	})
+}
+
+// WithMaxBytes bounds the estimated memory held by undecided spans (see the
+// package documentation for the estimate). When it is exceeded, the oldest
+// held traces are decided early until it holds again. Values ≤ 0 are
+// ignored.
+//
+// Default: DefaultMaxBytes (64 MiB).
+func WithMaxBytes(n int64) Option {
+	return optionFunc(func(c config) config {
+		if n > 0 {
+			c.maxBytes = n
+		}
+		return c
+	})
+}
+
+// WithDecisionCacheSize sets how many decided trace IDs are remembered so
+// that spans ending after their trace was decided follow the decision. 0
+// disables the cache; negative values are ignored.
+//
+// Default: DefaultDecisionCache (50 000).
+func WithDecisionCacheSize(n int) Option {
+	return optionFunc(func(c config) config {
+		if n >= 0 {
+			c.decisionCache = n
+		}
+		return c
+	})
+}
+
+// WithMaxKeptPerSecond caps the traces kept by the tail (error, latency or
+// predicate) per second, with a burst of the same size, so that an outage
+// does not turn into a flood of traces. Head-sampled traces are never capped.
+// Traces over the cap are released and counted. 0 or less removes the cap.
+//
+// Default: DefaultMaxKeptPerSecond (100).
+func WithMaxKeptPerSecond(n float64) Option {
+	return optionFunc(func(c config) config {
+		c.maxKeptPerSecond = n
+		return c
+	})
+}
+
+// WithMeterProvider sets the MeterProvider for the sampler's own metrics.
+//
+// Default: otel.GetMeterProvider() at construction time.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c config) config {
+		c.meterProvider = mp
+		return c
+	})
+}
+
+// withClock injects the clock used for deadlines and the rate cap.
+func withClock(clk clockwork.Clock) Option {
+	return optionFunc(func(c config) config {
+		c.clock = clk
+		return c
+	})
+}
+
+// withTick sets the sweep period of the background goroutine.
+func withTick(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.tick = d
+		return c
+	})
+}

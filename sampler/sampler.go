@@ -1,0 +1,436 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
+)
+
+// ErrorKeeper is a head sampler and a tail span processor in one value. As
+// an sdktrace.Sampler it samples new local traces by trace-ID ratio,
+// honours a parent's sampled flag, and answers RecordOnly where a ratio
+// sampler would drop. As an sdktrace.SpanProcessor it passes sampled spans
+// to the next processor untouched, holds recorded-only spans per trace, and
+// when the trace is decided hands the spans of kept traces to the next
+// processor as sampled read-only views.
+//
+// Create it with ErrorKeeping and register it both as the provider's
+// sampler and as one of its span processors. The zero value is not usable.
+// All methods are safe for concurrent use; OnStart and OnEnd never block.
+type ErrorKeeper struct {
+	cfg     config
+	next    sdktrace.SpanProcessor
+	ratio   sdktrace.Sampler
+	desc    string
+	limiter *rate.Limiter // nil: no cap
+
+	shards    []shard
+	shardBits uint
+
+	stopped atomic.Bool
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	stats   counters
+	metrics metric.Registration
+}
+
+var (
+	_ sdktrace.Sampler       = (*ErrorKeeper)(nil)
+	_ sdktrace.SpanProcessor = (*ErrorKeeper)(nil)
+)
+
+// ErrorKeeping returns an ErrorKeeper that hands the spans it keeps to next,
+// usually sdktrace.NewBatchSpanProcessor around an exporter:
+//
+//	keep := sampler.ErrorKeeping(sdktrace.NewBatchSpanProcessor(exp), sampler.WithRatio(0.05))
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+//
+// It starts one background goroutine, stopped by Shutdown. A nil next
+// discards every span.
+func ErrorKeeping(next sdktrace.SpanProcessor, opts ...Option) *ErrorKeeper {
+	cfg := newConfig(opts)
+	if next == nil {
+		next = discard{}
+	}
+	k := &ErrorKeeper{
+		cfg:   cfg,
+		next:  next,
+		ratio: sdktrace.TraceIDRatioBased(cfg.ratio),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	k.desc = fmt.Sprintf("ErrorKeeping{root:%s,delay:%s,maxWait:%s}",
+		k.ratio.Description(), cfg.decisionDelay, cfg.maxWait)
+	if cfg.maxKeptPerSecond > 0 {
+		burst := max(int(cfg.maxKeptPerSecond), 1)
+		k.limiter = rate.NewLimiter(rate.Limit(cfg.maxKeptPerSecond), burst)
+	}
+	k.initShards()
+	k.metrics = k.registerMetrics()
+
+	timer := cfg.clock.NewTimer(cfg.tick)
+	go k.run(timer)
+	return k
+}
+
+// Description implements sdktrace.Sampler.
+func (k *ErrorKeeper) Description() string { return k.desc }
+
+// headAttrs is returned with every head-sampled decision. Its capacity equals
+// its length, so nobody appending to it can write into it.
+var headAttrs = []attribute.KeyValue{KeptByKey.String(KeptByHead)}
+
+// ShouldSample implements sdktrace.Sampler with the decisions of
+// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), except that where
+// those drop, it records the span without sampling it (RecordOnly), so that
+// the processor side can still keep its trace. The tracestate is the
+// parent's, as with the stock samplers. After Shutdown it drops instead.
+func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	psc := trace.SpanContextFromContext(p.ParentContext)
+	var sampled bool
+	switch {
+	case !psc.IsValid():
+		sampled = k.ratio.ShouldSample(p).Decision == sdktrace.RecordAndSample
+		if sampled {
+			k.stats.headSampled.Add(1)
+		}
+	default:
+		sampled = psc.IsSampled()
+		if sampled && psc.IsRemote() {
+			k.stats.headSampled.Add(1)
+		}
+	}
+	ts := psc.TraceState()
+	switch {
+	case sampled:
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: headAttrs, Tracestate: ts}
+	case k.stopped.Load():
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+	default:
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
+	}
+}
+
+// OnStart implements sdktrace.SpanProcessor. It forwards every recording
+// span to the next processor, so that processors which annotate spans at
+// start see the rescued ones too.
+func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	if k.stopped.Load() {
+		return
+	}
+	k.next.OnStart(parent, s)
+}
+
+// OnEnd implements sdktrace.SpanProcessor. A sampled span goes to the next
+// processor at once. A recorded-only span is held with its trace, or, when
+// its trace was already decided, follows that decision. It never blocks: at
+// most it decides one held trace early when a memory limit is reached.
+func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
+	sc := s.SpanContext()
+	if sc.IsSampled() {
+		if !k.stopped.Load() {
+			k.next.OnEnd(s)
+		}
+		return
+	}
+	id := sc.TraceID()
+	sh := k.shardFor(id)
+	size := estimateBytes(s)
+	parent := s.Parent()
+	isRoot := !parent.IsValid() || parent.IsRemote()
+
+	var buf [2]victim
+	victims := buf[:0]
+
+	sh.mu.Lock()
+	if k.stopped.Load() {
+		sh.mu.Unlock()
+		k.stats.droppedShutdown.Add(1)
+		return
+	}
+	e := sh.traces[id]
+	switch {
+	case e == nil:
+		for sh.held >= sh.maxTraces && sh.age.head != nil {
+			victims = append(victims, sh.detach(sh.age.head))
+			k.stats.evictedMaxTraces.Add(1)
+		}
+		e = newEntry(id, k.cfg.clock.Now())
+		sh.traces[id] = e
+		sh.age.pushBack(e)
+		sh.held++
+	case e.state == stateDecided:
+		o := e.outcome
+		sh.mu.Unlock()
+		k.late(s, o)
+		return
+	}
+	if e.buf == nil {
+		e.buf = spanBufs.get()
+	}
+	*e.buf = append(*e.buf, s)
+	e.bytes += size
+	sh.spans++
+	sh.bytes += size
+	if e.state == statePending {
+		if isRoot && !e.rootEnded {
+			e.rootEnded = true
+			e.due = k.cfg.clock.Now().Add(k.cfg.decisionDelay)
+			sh.root.pushBack(e)
+		}
+		if len(*e.buf) >= k.cfg.maxSpansPerTrace {
+			victims = append(victims, sh.detach(e))
+			k.stats.evictedMaxSpans.Add(1)
+		}
+		for sh.bytes > sh.maxBytes && sh.age.head != nil {
+			victims = append(victims, sh.detach(sh.age.head))
+			k.stats.evictedMaxBytes.Add(1)
+		}
+	}
+	sh.mu.Unlock()
+
+	if len(victims) > 0 {
+		k.decide(victims)
+	}
+}
+
+// late hands on, or lets go, a span whose trace was already decided.
+func (k *ErrorKeeper) late(s sdktrace.ReadOnlySpan, o outcome) {
+	if o.kept() {
+		k.stats.lateKept.Add(1)
+		k.stats.spansRescued.Add(1)
+		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
+		return
+	}
+	k.stats.lateReleased.Add(1)
+	k.stats.spansReleased.Add(1)
+}
+
+// decide evaluates detached traces, records their decisions and hands the
+// spans of kept ones downstream. It runs without any lock of this package.
+func (k *ErrorKeeper) decide(victims []victim) {
+	for i := range victims {
+		v := &victims[i]
+		o := k.evaluate(*v.spans)
+		if o.kept() && k.limiter != nil && !k.limiter.AllowN(k.cfg.clock.Now(), 1) {
+			o = outcomeRateLimited
+		}
+		sh := k.shardFor(v.e.id)
+		sh.mu.Lock()
+		extra := sh.finish(v.e, o, !k.stopped.Load())
+		sh.mu.Unlock()
+
+		k.stats.decided[o].Add(1)
+		k.emit(*v.spans, o)
+		if extra != nil {
+			k.emit(*extra, o)
+			spanBufs.put(extra)
+		}
+		spanBufs.put(v.spans)
+		entries.put(v.e)
+		*v = victim{}
+	}
+}
+
+// release lets detached traces go without evaluating them, at Shutdown when
+// its context is done.
+func (k *ErrorKeeper) release(victims []victim) {
+	for i := range victims {
+		v := &victims[i]
+		sh := k.shardFor(v.e.id)
+		sh.mu.Lock()
+		extra := sh.finish(v.e, outcomeReleased, false)
+		sh.mu.Unlock()
+		n := len(*v.spans)
+		if extra != nil {
+			n += len(*extra)
+			spanBufs.put(extra)
+		}
+		k.stats.droppedShutdown.Add(uint64(n))
+		spanBufs.put(v.spans)
+		entries.put(v.e)
+		*v = victim{}
+	}
+}
+
+func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
+	if !o.kept() {
+		k.stats.spansReleased.Add(uint64(len(spans)))
+		return
+	}
+	k.stats.spansRescued.Add(uint64(len(spans)))
+	for _, s := range spans {
+		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
+	}
+}
+
+// evaluate applies the keep rules in order: error, latency, predicate.
+func (k *ErrorKeeper) evaluate(spans []sdktrace.ReadOnlySpan) outcome {
+	for _, s := range spans {
+		if s.Status().Code == codes.Error {
+			return outcomeError
+		}
+	}
+	if k.cfg.latency > 0 && len(spans) > 0 {
+		first, last := spans[0].StartTime(), spans[0].EndTime()
+		for _, s := range spans[1:] {
+			if t := s.StartTime(); t.Before(first) {
+				first = t
+			}
+			if t := s.EndTime(); t.After(last) {
+				last = t
+			}
+		}
+		if last.Sub(first) >= k.cfg.latency {
+			return outcomeLatency
+		}
+	}
+	if k.cfg.predicate != nil {
+		for _, s := range spans {
+			if k.cfg.predicate(s) {
+				return outcomePredicate
+			}
+		}
+	}
+	return outcomeReleased
+}
+
+// run is the background goroutine: on every tick it decides the traces
+// whose decision delay or maximum wait has passed.
+func (k *ErrorKeeper) run(timer clockwork.Timer) {
+	defer close(k.done)
+	var batch []victim
+	for {
+		select {
+		case <-k.stop:
+			timer.Stop()
+			return
+		case <-timer.Chan():
+			batch = k.sweep(k.cfg.clock.Now(), batch[:0])
+			timer.Reset(k.cfg.tick)
+		}
+	}
+}
+
+// sweep decides, shard by shard, the traces due at now.
+func (k *ErrorKeeper) sweep(now time.Time, batch []victim) []victim {
+	for i := range k.shards {
+		sh := &k.shards[i]
+		sh.mu.Lock()
+		for e := sh.root.head; e != nil && !e.due.After(now); e = sh.root.head {
+			batch = append(batch, sh.detach(e))
+		}
+		for e := sh.age.head; e != nil && !e.firstSeen.Add(k.cfg.maxWait).After(now); e = sh.age.head {
+			batch = append(batch, sh.detach(e))
+			k.stats.expiredMaxWait.Add(1)
+		}
+		sh.mu.Unlock()
+		k.decide(batch)
+		batch = batch[:0]
+	}
+	return batch
+}
+
+// drain detaches every held trace of one shard.
+func (k *ErrorKeeper) drain(sh *shard, batch []victim) []victim {
+	sh.mu.Lock()
+	for e := sh.age.head; e != nil; e = sh.age.head {
+		batch = append(batch, sh.detach(e))
+	}
+	sh.mu.Unlock()
+	return batch
+}
+
+// ForceFlush decides every held trace now, with the spans at hand, hands the
+// kept ones downstream and then flushes the next processor. It stops early,
+// leaving the rest held, when ctx is done.
+func (k *ErrorKeeper) ForceFlush(ctx context.Context) error {
+	var batch []victim
+	for i := range k.shards {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sampler: force flush: %w", err)
+		}
+		batch = k.drain(&k.shards[i], batch[:0])
+		k.decide(batch)
+	}
+	if err := k.next.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("sampler: force flush: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the background goroutine, decides every held trace as
+// ForceFlush does, and shuts the next processor down. When ctx is done
+// before all held traces are decided, the rest are released undecided and
+// counted (Stats.DroppedShutdown). Spans ending afterwards are dropped and
+// counted the same way. Only the first call does the work; later calls wait
+// for the background goroutine and return nil.
+func (k *ErrorKeeper) Shutdown(ctx context.Context) error {
+	first := false
+	var err error
+	k.once.Do(func() {
+		first = true
+		err = k.shutdown(ctx)
+	})
+	if first {
+		return err
+	}
+	select {
+	case <-k.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sampler: shutdown: %w", ctx.Err())
+	}
+}
+
+func (k *ErrorKeeper) shutdown(ctx context.Context) error {
+	k.stopped.Store(true)
+	close(k.stop)
+	if k.metrics != nil {
+		_ = k.metrics.Unregister()
+	}
+	var errs []error
+	select {
+	case <-k.done:
+	case <-ctx.Done():
+	}
+
+	var batch []victim
+	for i := range k.shards {
+		batch = k.drain(&k.shards[i], batch[:0])
+		if ctx.Err() != nil {
+			k.release(batch)
+		} else {
+			k.decide(batch)
+		}
+		k.shards[i].clear()
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("sampler: shutdown: %w", err))
+	}
+	if err := k.next.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("sampler: shutdown next processor: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// discard is the next processor when none is given.
+type discard struct{}
+
+func (discard) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (discard) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (discard) Shutdown(context.Context) error                  { return nil }
+func (discard) ForceFlush(context.Context) error                { return nil }

@@ -1,0 +1,288 @@
+package sampler
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// outcome is the decision taken for a held trace.
+type outcome uint8
+
+const (
+	outcomeReleased    outcome = iota // no rule matched
+	outcomeError                      // kept: a span had status Error
+	outcomeLatency                    // kept: the spans covered the latency threshold
+	outcomePredicate                  // kept: the predicate matched
+	outcomeRateLimited                // a rule matched, but the cap was reached
+	numOutcomes
+)
+
+func (o outcome) kept() bool {
+	return o == outcomeError || o == outcomeLatency || o == outcomePredicate
+}
+
+var keptByAttr = [numOutcomes]attribute.KeyValue{
+	outcomeError:     KeptByKey.String(KeptByError),
+	outcomeLatency:   KeptByKey.String(KeptByLatency),
+	outcomePredicate: KeptByKey.String(KeptByPredicate),
+}
+
+// state is where a trace entry is in its life.
+type state uint8
+
+const (
+	statePending  state = iota // held, waiting for its deadline
+	stateDeciding              // detached, being decided without the lock
+	stateDecided               // a shared decision marker in the cache
+)
+
+// decided holds one shared, immutable entry per outcome. A decided trace's
+// map slot points at one of them, so the decision cache costs a map slot
+// and a ring slot per trace, not an entry.
+var decided = func() (d [numOutcomes]traceEntry) {
+	for o := range d {
+		d[o] = traceEntry{state: stateDecided, outcome: outcome(o)}
+	}
+	return d
+}()
+
+// List indexes of the two intrusive lists an entry can be on.
+const (
+	ageList  = 0 // every pending trace, oldest first
+	rootList = 1 // pending traces whose local root ended, earliest due first
+)
+
+type links struct {
+	prev, next *traceEntry
+	on         bool
+}
+
+// traceEntry is one held trace.
+type traceEntry struct {
+	id        trace.TraceID
+	buf       *[]sdktrace.ReadOnlySpan
+	bytes     int64
+	firstSeen time.Time // clock time its first span ended
+	due       time.Time // clock time its decision delay ends, once its root ended
+	rootEnded bool
+	state     state
+	outcome   outcome
+	links     [2]links
+}
+
+func newEntry(id trace.TraceID, now time.Time) *traceEntry {
+	e := entries.get()
+	e.id = id
+	e.firstSeen = now
+	return e
+}
+
+// entryList is an intrusive doubly linked list over one of an entry's links.
+// Both lists are ordered by deadline because every entry joins them at the
+// back with the same delay added to a monotonic clock.
+type entryList struct {
+	head, tail *traceEntry
+	which      int
+}
+
+func (l *entryList) pushBack(e *traceEntry) {
+	ln := &e.links[l.which]
+	ln.prev, ln.next, ln.on = l.tail, nil, true
+	if l.tail != nil {
+		l.tail.links[l.which].next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+}
+
+func (l *entryList) remove(e *traceEntry) {
+	ln := &e.links[l.which]
+	if !ln.on {
+		return
+	}
+	if ln.prev != nil {
+		ln.prev.links[l.which].next = ln.next
+	} else {
+		l.head = ln.next
+	}
+	if ln.next != nil {
+		ln.next.links[l.which].prev = ln.prev
+	} else {
+		l.tail = ln.prev
+	}
+	*ln = links{}
+}
+
+// victim is a trace detached from its shard for a decision.
+type victim struct {
+	e     *traceEntry
+	spans *[]sdktrace.ReadOnlySpan
+}
+
+// shard is one lock's worth of held traces and cached decisions.
+type shard struct {
+	mu        sync.Mutex
+	traces    map[trace.TraceID]*traceEntry // pending, deciding and decided
+	age, root entryList
+	held      int   // pending traces
+	spans     int   // spans held, deciding traces' late arrivals included
+	bytes     int64 // estimated bytes of those spans
+	maxTraces int
+	maxBytes  int64
+
+	ring     []trace.TraceID // decided trace IDs, oldest overwritten first
+	ringNext int
+	ringLen  int
+
+	_ [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// Shards: up to 16, fewer when the trace limit is small, so that every
+// shard may hold at least 64 traces. Limits are split evenly, so their sum
+// never exceeds the configured totals.
+const (
+	maxShards           = 16
+	minTracesPerShard   = 64
+	shardHashMultiplier = 0x9E3779B97F4A7C15
+)
+
+func (k *ErrorKeeper) initShards() {
+	n := maxShards
+	for n > 1 && k.cfg.maxTraces/n < minTracesPerShard {
+		n /= 2
+	}
+	k.shardBits = uint(bits.TrailingZeros(uint(n)))
+	k.shards = make([]shard, n)
+	ringLen := 0
+	if k.cfg.decisionCache > 0 {
+		ringLen = max(k.cfg.decisionCache/n, 1)
+	}
+	for i := range k.shards {
+		sh := &k.shards[i]
+		sh.traces = make(map[trace.TraceID]*traceEntry)
+		sh.age.which = ageList
+		sh.root.which = rootList
+		sh.maxTraces = max(k.cfg.maxTraces/n, 1)
+		sh.maxBytes = max(k.cfg.maxBytes/int64(n), 1)
+		sh.ring = make([]trace.TraceID, ringLen)
+	}
+}
+
+func (k *ErrorKeeper) shardFor(id trace.TraceID) *shard {
+	if k.shardBits == 0 {
+		return &k.shards[0]
+	}
+	h := binary.LittleEndian.Uint64(id[:8]) ^ binary.LittleEndian.Uint64(id[8:])
+	h *= shardHashMultiplier
+	return &k.shards[h>>(64-k.shardBits)]
+}
+
+// detach takes a pending trace off the lists and the counts for a decision.
+// The entry stays in the map, marked deciding, so that spans arriving
+// meanwhile are gathered and follow the decision. Callers hold sh.mu.
+func (sh *shard) detach(e *traceEntry) victim {
+	sh.age.remove(e)
+	sh.root.remove(e)
+	sh.held--
+	v := victim{e: e, spans: e.buf}
+	if e.buf != nil {
+		sh.spans -= len(*e.buf)
+	}
+	sh.bytes -= e.bytes
+	e.buf, e.bytes = nil, 0
+	e.state = stateDeciding
+	return v
+}
+
+// finish records the decision for a deciding trace and returns the spans
+// that arrived while it was being decided (nil if none). With remember
+// false, or a cache of size zero, the decision is forgotten at once.
+// Callers hold sh.mu.
+func (sh *shard) finish(e *traceEntry, o outcome, remember bool) *[]sdktrace.ReadOnlySpan {
+	extra := e.buf
+	if extra != nil {
+		sh.spans -= len(*extra)
+	}
+	sh.bytes -= e.bytes
+	e.buf, e.bytes = nil, 0
+	if !remember || len(sh.ring) == 0 {
+		delete(sh.traces, e.id)
+		return extra
+	}
+	sh.traces[e.id] = &decided[o]
+	if sh.ringLen == len(sh.ring) {
+		old := sh.ring[sh.ringNext]
+		if d := sh.traces[old]; d != nil && d.state == stateDecided {
+			delete(sh.traces, old)
+		}
+	} else {
+		sh.ringLen++
+	}
+	sh.ring[sh.ringNext] = e.id
+	sh.ringNext = (sh.ringNext + 1) % len(sh.ring)
+	return extra
+}
+
+// clear forgets every cached decision; used at Shutdown after the shard was
+// drained.
+func (sh *shard) clear() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	clear(sh.traces)
+	sh.ring = nil
+	sh.ringLen, sh.ringNext = 0, 0
+}
+
+// Typed pools for the per-trace span buffers and entries, which are the
+// only allocations this package makes for a recorded-only trace.
+type spanBufPool struct{ p sync.Pool }
+
+// spanBufCap is the starting capacity of a span buffer; traces with more
+// spans grow theirs, and buffers grown past maxPooledSpanBuf are not kept.
+const (
+	spanBufCap       = 8
+	maxPooledSpanBuf = 1024
+)
+
+func (p *spanBufPool) get() *[]sdktrace.ReadOnlySpan {
+	if b, ok := p.p.Get().(*[]sdktrace.ReadOnlySpan); ok {
+		return b
+	}
+	b := make([]sdktrace.ReadOnlySpan, 0, spanBufCap)
+	return &b
+}
+
+func (p *spanBufPool) put(b *[]sdktrace.ReadOnlySpan) {
+	if b == nil || cap(*b) > maxPooledSpanBuf {
+		return
+	}
+	clear(*b)
+	*b = (*b)[:0]
+	p.p.Put(b)
+}
+
+type entryPool struct{ p sync.Pool }
+
+func (p *entryPool) get() *traceEntry {
+	if e, ok := p.p.Get().(*traceEntry); ok {
+		return e
+	}
+	return new(traceEntry)
+}
+
+func (p *entryPool) put(e *traceEntry) {
+	*e = traceEntry{}
+	p.p.Put(e)
+}
+
+var (
+	spanBufs spanBufPool
+	entries  entryPool
+)
