@@ -79,8 +79,8 @@ func eraseThreshold(ts trace.TraceState) trace.TraceState {
 	}
 	out, err := ts.Insert("ot", kept)
 	if err != nil {
-		// The remaining value is a subset of a value the parser accepted, so
-		// this does not happen; losing the entry is the safe fallback.
+		// What remains is not a valid value on its own (blanks only, say):
+		// dropping the entry errs on the safe side.
 		return ts.Delete("ot")
 	}
 	return out
@@ -90,16 +90,17 @@ func eraseThreshold(ts trace.TraceState) trace.TraceState {
 // semicolon-separated list and reports whether anything was removed.
 func dropSubKey(list, key string) (string, bool) {
 	var b strings.Builder
-	changed := false
+	changed, first := false, true
 	for member := range strings.SplitSeq(list, ";") {
 		name, _, _ := strings.Cut(member, ":")
 		if name == key {
 			changed = true
 			continue
 		}
-		if b.Len() > 0 {
+		if !first {
 			b.WriteByte(';')
 		}
+		first = false
 		b.WriteString(member)
 	}
 	if !changed {
