@@ -1,0 +1,459 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+const (
+	// OverflowValue replaces a span name or an attribute value that would
+	// exceed its limit. Attribute values of any type are replaced with this
+	// string.
+	OverflowValue = "tracekeeper.overflow"
+	// OverflowKey is the boolean attribute, set to true, that marks a span
+	// in which the Guard replaced at least one value with OverflowValue.
+	OverflowKey attribute.Key = "tracekeeper.cardinality.overflow"
+)
+
+// Guard is a span processor that bounds the number of distinct span names
+// (per instrumentation scope) and attribute values (per attribute key) that
+// reach the backend. Create one with CardinalityGuard; the zero value is not
+// usable.
+//
+// All methods are safe for concurrent use. Checking a value that has been
+// admitted before takes no lock; admitting a new value locks only the set of
+// the key it belongs to.
+type Guard struct {
+	cfg    config
+	next   sdktrace.SpanProcessor
+	hasher valueHasher
+
+	state     atomic.Pointer[state]
+	nextReset atomic.Int64 // unix nanoseconds; used only with a reset interval
+
+	stopped      atomic.Bool
+	shutdownOnce sync.Once
+
+	replaced        *replacedCounters
+	normalizedAttrs atomic.Uint64
+	normalizedNames atomic.Uint64
+	marked          atomic.Uint64
+	resets          atomic.Uint64
+
+	metrics   *selfMetrics
+	metricErr error
+}
+
+var _ sdktrace.SpanProcessor = (*Guard)(nil)
+
+// state is everything a reset forgets.
+type state struct {
+	attrs *keyTable // attribute key → admitted values
+	names *keyTable // scope name → admitted span names
+}
+
+// CardinalityGuard returns a Guard configured by opts. With no options it
+// admits DefaultValueLimit values per attribute key and DefaultSpanNameLimit
+// names per instrumentation scope, tracks at most DefaultMaxKeys keys and
+// scopes, never resets, and applies the built-in identifier normalizer to
+// span names and URL-like attributes. See the package documentation for the
+// two ways to wire it.
+func CardinalityGuard(opts ...Option) *Guard {
+	cfg := newConfig(opts)
+	exempt := make(map[string]struct{}, len(cfg.exempt)+1)
+	for k := range cfg.exempt {
+		exempt[k] = struct{}{}
+	}
+	exempt[string(OverflowKey)] = struct{}{}
+	cfg.exempt = exempt
+
+	g := &Guard{
+		cfg:      cfg,
+		next:     cfg.next,
+		hasher:   newValueHasher(),
+		replaced: newReplacedCounters(),
+	}
+	g.state.Store(g.newState())
+	if cfg.reset > 0 {
+		g.nextReset.Store(cfg.clock.Now().UnixNano() + int64(cfg.reset))
+	}
+	g.metrics, g.metricErr = newSelfMetrics(cfg.meterProvider, g)
+	return g
+}
+
+func (g *Guard) newState() *state {
+	return &state{
+		attrs: newKeyTable(g.cfg.maxKeys),
+		names: newKeyTable(g.cfg.maxKeys),
+	}
+}
+
+// current returns the state to use for one span, resetting it first when
+// the reset interval has elapsed.
+func (g *Guard) current() *state {
+	if g.cfg.reset > 0 {
+		now := g.cfg.clock.Now().UnixNano()
+		if due := g.nextReset.Load(); now >= due &&
+			g.nextReset.CompareAndSwap(due, now+int64(g.cfg.reset)) {
+			g.state.Store(g.newState())
+			g.resets.Add(1)
+		}
+	}
+	return g.state.Load()
+}
+
+// OnStart implements sdktrace.SpanProcessor.
+//
+// With a downstream processor it only forwards the call. Without one it
+// guards the span's name and the attributes present at start, rewriting
+// them through s.SetName and s.SetAttributes.
+func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	if g.stopped.Load() {
+		return
+	}
+	if g.next != nil {
+		g.next.OnStart(parent, s)
+		return
+	}
+	st := g.current()
+	overflow := false
+	if name, v := g.guardName(st, s.InstrumentationScope().Name, s.Name()); v != pass {
+		s.SetName(name)
+		overflow = v == replaced
+	}
+	var buf *[]attribute.KeyValue
+	attrs := s.Attributes()
+	for i := range attrs {
+		kv := &attrs[i]
+		nv, v := g.guardAttr(st, kv)
+		if v == pass {
+			continue
+		}
+		if buf == nil {
+			buf = attrPool.Get().(*[]attribute.KeyValue)
+		}
+		*buf = append(*buf, attribute.String(string(kv.Key), nv))
+		overflow = overflow || v == replaced
+	}
+	if overflow {
+		g.marked.Add(1)
+		if buf == nil {
+			buf = attrPool.Get().(*[]attribute.KeyValue)
+		}
+		*buf = append(*buf, OverflowKey.Bool(true))
+	}
+	if buf != nil {
+		s.SetAttributes(*buf...)
+		clear(*buf)
+		*buf = (*buf)[:0]
+		attrPool.Put(buf)
+	}
+}
+
+// attrPool holds the scratch slices OnStart collects rewritten attributes
+// in; SetAttributes copies them into the span.
+var attrPool = sync.Pool{New: func() any {
+	s := make([]attribute.KeyValue, 0, 8)
+	return &s
+}}
+
+// OnEnd implements sdktrace.SpanProcessor.
+//
+// With a downstream processor it guards the ended span's name and all of
+// its attributes and forwards to the downstream either the span itself,
+// when nothing changed, or a read-only view with the rewritten name and
+// attributes. Without one it does nothing.
+func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
+	if g.next == nil || g.stopped.Load() {
+		return
+	}
+	g.next.OnEnd(g.sanitize(s))
+}
+
+// sanitize returns s, or a view of s with its name and attributes guarded.
+func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
+	st := g.current()
+	overflow := false
+	name, nv := g.guardName(st, s.InstrumentationScope().Name, s.Name())
+	if nv == replaced {
+		overflow = true
+	}
+	attrs := s.Attributes()
+	var out []attribute.KeyValue // a private copy of attrs once something changes
+	marker := -1
+	for i := range attrs {
+		kv := &attrs[i]
+		if kv.Key == OverflowKey {
+			marker = i
+		}
+		nv, v := g.guardAttr(st, kv)
+		if v == pass {
+			continue
+		}
+		if out == nil {
+			out = make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+			copy(out, attrs)
+		}
+		out[i] = attribute.String(string(kv.Key), nv)
+		overflow = overflow || v == replaced
+	}
+	if nv == pass && out == nil {
+		return s
+	}
+	if overflow {
+		g.marked.Add(1)
+		if marker < 0 || !attrs[marker].Value.AsBool() {
+			if out == nil {
+				out = make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+				copy(out, attrs)
+			}
+			if marker < 0 {
+				out = append(out, OverflowKey.Bool(true))
+			} else {
+				out[marker] = OverflowKey.Bool(true)
+			}
+		}
+	}
+	if out == nil {
+		out = attrs
+	}
+	return &guardedSpan{ReadOnlySpan: s, name: name, attrs: out}
+}
+
+// guardedSpan is the read-only view handed downstream when the Guard
+// changed something: the original span with its name and attributes
+// replaced.
+type guardedSpan struct {
+	sdktrace.ReadOnlySpan
+	name  string
+	attrs []attribute.KeyValue
+}
+
+var _ sdktrace.ReadOnlySpan = (*guardedSpan)(nil)
+
+func (s *guardedSpan) Name() string                     { return s.name }
+func (s *guardedSpan) Attributes() []attribute.KeyValue { return s.attrs }
+
+// verdict is what the Guard decided about one value.
+type verdict uint8
+
+const (
+	pass      verdict = iota // unchanged
+	rewritten                // rewritten by a normalizer and admitted
+	replaced                 // replaced with OverflowValue
+)
+
+// guardName checks one span name against the names of its scope.
+func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
+	ks := st.names.lookup(scope)
+	if ks == nil {
+		ks = st.names.getOrAdd(scope, false, g.newScopeState)
+		if ks == nil {
+			g.replaced.untracked(targetSpanName).Add(1)
+			return OverflowValue, replaced
+		}
+	}
+	if name == OverflowValue {
+		return name, pass
+	}
+	v, changed := g.normalize(ks, "", name)
+	if ks.set.admit(g.hasher.str(v)) {
+		if changed {
+			g.normalizedNames.Add(1)
+			return v, rewritten
+		}
+		return name, pass
+	}
+	g.counterFor(ks, targetSpanName).Add(1)
+	return OverflowValue, replaced
+}
+
+// guardAttr checks one attribute against the values of its key. Unless
+// the verdict is pass, it returns the string value that replaces kv's.
+func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
+	typ := kv.Value.Type()
+	if typ == attribute.BOOL || typ == attribute.EMPTY || kv.Key == "" {
+		return "", pass
+	}
+	key := string(kv.Key)
+	ks := st.attrs.lookup(key)
+	if ks == nil {
+		_, exempt := g.cfg.exempt[key]
+		ks = st.attrs.getOrAdd(key, exempt, g.newKeyState)
+		if ks == nil {
+			g.replaced.untracked(targetAttribute).Add(1)
+			return OverflowValue, replaced
+		}
+	}
+	if ks.exempt {
+		return "", pass
+	}
+	var (
+		h       uint64
+		v       string
+		changed bool
+	)
+	if typ == attribute.STRING {
+		v = kv.Value.AsString()
+		if v == OverflowValue {
+			return "", pass
+		}
+		v, changed = g.normalize(ks, key, v)
+		h = g.hasher.str(v)
+	} else {
+		h = g.hasher.value(&kv.Value)
+	}
+	if ks.set.admit(h) {
+		if changed {
+			g.normalizedAttrs.Add(1)
+			return v, rewritten
+		}
+		return "", pass
+	}
+	g.counterFor(ks, targetAttribute).Add(1)
+	return OverflowValue, replaced
+}
+
+// normalize runs the user's normalizers, then the built-in one if it
+// applies to ks.
+func (g *Guard) normalize(ks *keyState, key, v string) (string, bool) {
+	if !ks.normalize && len(g.cfg.normalizers) == 0 {
+		return v, false
+	}
+	changed := false
+	for _, n := range g.cfg.normalizers {
+		if nv, ok := n(key, v); ok {
+			v, changed = nv, true
+		}
+	}
+	if ks.normalize {
+		if nv, ok := normalizeIDs(v); ok {
+			v, changed = nv, true
+		}
+	}
+	return v, changed
+}
+
+func (g *Guard) newKeyState(key string) *keyState {
+	key = strings.Clone(key)
+	if _, ok := g.cfg.exempt[key]; ok {
+		return &keyState{name: key, exempt: true}
+	}
+	limit := g.cfg.valueLimit
+	if n, ok := g.cfg.keyLimits[key]; ok {
+		limit = n
+	}
+	_, norm := g.cfg.builtinKeys[key]
+	return &keyState{name: key, set: newValueSet(limit), normalize: g.cfg.builtin && norm}
+}
+
+func (g *Guard) newScopeState(scope string) *keyState {
+	return &keyState{
+		name:      strings.Clone(scope),
+		set:       newValueSet(g.cfg.spanNameLimit),
+		normalize: g.cfg.builtin,
+	}
+}
+
+// counterFor returns the counter of values replaced for ks, assigning one
+// at the first replacement.
+func (g *Guard) counterFor(ks *keyState, t target) *atomic.Uint64 {
+	c := ks.counter.Load()
+	if c == nil {
+		c = g.replaced.forKey(t, ks.name)
+		ks.counter.Store(c)
+	}
+	return &c.n
+}
+
+// ForceFlush forwards to the downstream processor, if any.
+func (g *Guard) ForceFlush(ctx context.Context) error {
+	if g.next == nil || g.stopped.Load() {
+		return nil
+	}
+	if err := g.next.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("processor: force flush downstream: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the Guard: later OnStart and OnEnd calls are ignored, its
+// metrics callback is unregistered, and the downstream processor, if any,
+// is shut down with ctx. It returns the downstream's error and any error
+// met while setting up the Guard's metrics. Only the first call does
+// anything; later calls return nil.
+func (g *Guard) Shutdown(ctx context.Context) error {
+	var err error
+	g.shutdownOnce.Do(func() {
+		g.stopped.Store(true)
+		var errs []error
+		if g.metricErr != nil {
+			errs = append(errs, g.metricErr)
+		}
+		if g.metrics != nil {
+			if e := g.metrics.unregister(); e != nil {
+				errs = append(errs, fmt.Errorf("processor: unregister metrics: %w", e))
+			}
+		}
+		if g.next != nil {
+			if e := g.next.Shutdown(ctx); e != nil {
+				errs = append(errs, fmt.Errorf("processor: shut down downstream: %w", e))
+			}
+		}
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// Stats is a snapshot of a Guard's counters and of what it tracks.
+type Stats struct {
+	// Keys is the number of attribute keys whose values are tracked now,
+	// not counting exempt keys.
+	Keys int
+	// Scopes is the number of instrumentation scopes whose span names are
+	// tracked now.
+	Scopes int
+	// Values is the number of distinct attribute values and span names
+	// admitted now, across all keys and scopes.
+	Values int
+
+	// ReplacedOverLimit counts span names and attribute values replaced
+	// with OverflowValue because their key or scope had reached its limit.
+	ReplacedOverLimit uint64
+	// ReplacedUntracked counts span names and attribute values replaced
+	// with OverflowValue because their key or scope could not be tracked:
+	// the MaxKeys bound was reached or the key is longer than 256 bytes.
+	ReplacedUntracked uint64
+	// Normalized counts span names and attribute values a normalizer
+	// rewrote and that were then admitted.
+	Normalized uint64
+	// MarkedSpans counts spans that received the OverflowKey marker.
+	MarkedSpans uint64
+	// Resets counts how many times the reset interval cleared the
+	// tracked state.
+	Resets uint64
+}
+
+// Stats returns a snapshot of the Guard's counters. The counters are
+// cumulative for the life of the Guard; Keys, Scopes and Values describe
+// the state since the last reset.
+func (g *Guard) Stats() Stats {
+	st := g.state.Load()
+	s := Stats{
+		Keys:        int(st.attrs.count.Load()),
+		Scopes:      int(st.names.count.Load()),
+		Normalized:  g.normalizedAttrs.Load() + g.normalizedNames.Load(),
+		MarkedSpans: g.marked.Load(),
+		Resets:      g.resets.Load(),
+	}
+	s.Values = st.attrs.values() + st.names.values()
+	s.ReplacedOverLimit, s.ReplacedUntracked = g.replaced.totals()
+	return s
+}

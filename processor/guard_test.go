@@ -1,0 +1,439 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// pipeline is a TracerProvider with a Guard and a recorder of what the
+// exporting side would receive.
+type pipeline struct {
+	guard *Guard
+	rec   *tracetest.SpanRecorder
+	tp    *sdktrace.TracerProvider
+}
+
+// newWrapping wires the Guard around a recorder, as the README recommends.
+func newWrapping(t *testing.T, opts ...Option) *pipeline {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	opts = append([]Option{WithMeterProvider(noop.NewMeterProvider())}, opts...)
+	g := CardinalityGuard(append(opts, WithDownstream(rec))...)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(g))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return &pipeline{guard: g, rec: rec, tp: tp}
+}
+
+// newPlain registers the Guard next to a recorder.
+func newPlain(t *testing.T, opts ...Option) *pipeline {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	opts = append([]Option{WithMeterProvider(noop.NewMeterProvider())}, opts...)
+	g := CardinalityGuard(opts...)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(g), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return &pipeline{guard: g, rec: rec, tp: tp}
+}
+
+// span starts and ends one span of scope "test" and returns what the
+// recorder received.
+func (p *pipeline) span(name string, start []attribute.KeyValue, late ...attribute.KeyValue) sdktrace.ReadOnlySpan {
+	return p.scopedSpan("test", name, start, late...)
+}
+
+func (p *pipeline) scopedSpan(scope, name string, start []attribute.KeyValue, late ...attribute.KeyValue) sdktrace.ReadOnlySpan {
+	_, s := p.tp.Tracer(scope).Start(context.Background(), name, trace.WithAttributes(start...))
+	s.SetAttributes(late...)
+	s.End()
+	ended := p.rec.Ended()
+	return ended[len(ended)-1]
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func marked(s sdktrace.ReadOnlySpan) bool {
+	v, ok := attrOf(s, OverflowKey)
+	return ok && v.Type() == attribute.BOOL && v.AsBool()
+}
+
+func TestGuardValueLimit(t *testing.T) {
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t, WithValueLimit(3))
+			for i := range 3 {
+				s := p.span("op", []attribute.KeyValue{attribute.String("user", "u"+strconv.Itoa(i))})
+				if v, _ := attrOf(s, "user"); v.AsString() != "u"+strconv.Itoa(i) || marked(s) {
+					t.Fatalf("value %d under the limit changed: %v, marked %v", i, v.Emit(), marked(s))
+				}
+			}
+			s := p.span("op", []attribute.KeyValue{attribute.String("user", "u3"), attribute.String("other", "x")})
+			if v, _ := attrOf(s, "user"); v.AsString() != OverflowValue {
+				t.Fatalf("value over the limit = %q, want %q", v.AsString(), OverflowValue)
+			}
+			if !marked(s) {
+				t.Fatal("span with an overflow is not marked")
+			}
+			if v, _ := attrOf(s, "other"); v.AsString() != "x" {
+				t.Fatalf("other key changed to %q", v.AsString())
+			}
+			// Admitted values keep passing.
+			s = p.span("op", []attribute.KeyValue{attribute.String("user", "u1")})
+			if v, _ := attrOf(s, "user"); v.AsString() != "u1" || marked(s) {
+				t.Fatalf("admitted value changed to %q", v.AsString())
+			}
+			st := p.guard.Stats()
+			if st.ReplacedOverLimit != 1 || st.MarkedSpans != 1 || st.Keys != 2 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+func TestGuardValueTypes(t *testing.T) {
+	p := newWrapping(t, WithValueLimit(1))
+	tests := []struct {
+		name        string
+		first, next attribute.KeyValue
+		replaced    bool
+	}{
+		{"int", attribute.Int("n", 1), attribute.Int("n", 2), true},
+		{"float", attribute.Float64("f", 1.5), attribute.Float64("f", 2.5), true},
+		{"bool", attribute.Bool("b", true), attribute.Bool("b", false), false},
+		{"string slice", attribute.StringSlice("ss", []string{"a"}), attribute.StringSlice("ss", []string{"b"}), true},
+		{"int slice", attribute.Int64Slice("is", []int64{1}), attribute.Int64Slice("is", []int64{1, 2}), true},
+		{"same int", attribute.Int("m", 7), attribute.Int("m", 7), false},
+		{"same slice", attribute.StringSlice("s2", []string{"a", "b"}), attribute.StringSlice("s2", []string{"a", "b"}), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p.span("op", []attribute.KeyValue{tt.first})
+			s := p.span("op", []attribute.KeyValue{tt.next})
+			v, _ := attrOf(s, tt.next.Key)
+			if got := v.Type() == attribute.STRING && v.AsString() == OverflowValue; got != tt.replaced {
+				t.Fatalf("second value %s replaced = %v, want %v", tt.next.Value.Emit(), got, tt.replaced)
+			}
+		})
+	}
+}
+
+func TestGuardWrappingCoversLateAttributesAndName(t *testing.T) {
+	p := newWrapping(t, WithKeyLimit("enduser.id", 1))
+	p.span("op", nil, attribute.String("enduser.id", "a"))
+	s := p.span("op", nil, attribute.String("enduser.id", "b"), attribute.String("url.path", "/users/42"))
+	if v, _ := attrOf(s, "enduser.id"); v.AsString() != OverflowValue {
+		t.Fatalf("late attribute = %q, want %q", v.AsString(), OverflowValue)
+	}
+	if v, _ := attrOf(s, "url.path"); v.AsString() != "/users/{id}" {
+		t.Fatalf("late url.path = %q, want normalized", v.AsString())
+	}
+	// A name changed after start is guarded too.
+	_, sp := p.tp.Tracer("test").Start(context.Background(), "start")
+	sp.SetName("GET /orders/123")
+	sp.End()
+	ended := p.rec.Ended()
+	if got := ended[len(ended)-1].Name(); got != "GET /orders/{id}" {
+		t.Fatalf("renamed span = %q", got)
+	}
+}
+
+func TestGuardPlainCoversStartOnly(t *testing.T) {
+	p := newPlain(t, WithKeyLimit("enduser.id", 1))
+	s := p.span("GET /users/7", []attribute.KeyValue{attribute.String("url.path", "/users/7")},
+		attribute.String("http.route", "/users/8"))
+	if s.Name() != "GET /users/{id}" {
+		t.Fatalf("name = %q, want normalized at start", s.Name())
+	}
+	if v, _ := attrOf(s, "url.path"); v.AsString() != "/users/{id}" {
+		t.Fatalf("start attribute = %q, want normalized", v.AsString())
+	}
+	if v, _ := attrOf(s, "http.route"); v.AsString() != "/users/8" {
+		t.Fatalf("late attribute = %q: the plain wiring does not see it", v.AsString())
+	}
+	p.span("op", []attribute.KeyValue{attribute.String("enduser.id", "a")})
+	s = p.span("op", []attribute.KeyValue{attribute.String("enduser.id", "b")})
+	if v, _ := attrOf(s, "enduser.id"); v.AsString() != OverflowValue || !marked(s) {
+		t.Fatalf("start attribute over the limit = %q, marked %v", v.AsString(), marked(s))
+	}
+}
+
+func TestGuardPassesUnchangedSpanThrough(t *testing.T) {
+	p := newWrapping(t)
+	s := p.span("GET /users/{id}", []attribute.KeyValue{attribute.String("http.route", "/users/{id}")})
+	if _, ok := s.(*guardedSpan); ok {
+		t.Fatal("unchanged span was wrapped in a view")
+	}
+	s = p.span("GET /users/1", nil)
+	if _, ok := s.(*guardedSpan); !ok {
+		t.Fatal("changed span was not wrapped")
+	}
+}
+
+func TestGuardSpanNamesPerScope(t *testing.T) {
+	p := newWrapping(t, WithSpanNameLimit(2))
+	for _, scope := range []string{"a", "b"} {
+		for _, name := range []string{"one", "two"} {
+			if s := p.scopedSpan(scope, name, nil); s.Name() != name {
+				t.Fatalf("scope %s name %s = %q", scope, name, s.Name())
+			}
+		}
+	}
+	s := p.scopedSpan("a", "three", nil)
+	if s.Name() != OverflowValue || !marked(s) {
+		t.Fatalf("third name = %q, marked %v", s.Name(), marked(s))
+	}
+	if s := p.scopedSpan("a", "one", nil); s.Name() != "one" {
+		t.Fatalf("admitted name changed to %q", s.Name())
+	}
+	if st := p.guard.Stats(); st.Scopes != 2 || st.Values != 4 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestGuardNormalizesBeforeCounting(t *testing.T) {
+	p := newWrapping(t, WithKeyLimit("url.path", 1))
+	for i := range 50 {
+		s := p.span("op", []attribute.KeyValue{attribute.String("url.path", "/users/"+strconv.Itoa(1000+i)+"/orders")})
+		if v, _ := attrOf(s, "url.path"); v.AsString() != "/users/{id}/orders" || marked(s) {
+			t.Fatalf("url.path = %q, marked %v", v.AsString(), marked(s))
+		}
+	}
+	if st := p.guard.Stats(); st.Normalized != 50 || st.ReplacedOverLimit != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestGuardNormalizerOptions(t *testing.T) {
+	email := func(key, v string) (string, bool) {
+		if key == "enduser.email" {
+			if i := strings.IndexByte(v, '@'); i > 0 {
+				return "{user}" + v[i:], true
+			}
+		}
+		return v, false
+	}
+	tests := []struct {
+		name    string
+		opts    []Option
+		span    string
+		attrs   []attribute.KeyValue
+		key     attribute.Key
+		want    string
+		wantSpn string
+	}{
+		{"builtin off", []Option{WithBuiltinNormalizer(false)}, "GET /u/1",
+			[]attribute.KeyValue{attribute.String("url.path", "/u/1")}, "url.path", "/u/1", "GET /u/1"},
+		{"other keys untouched", nil, "op",
+			[]attribute.KeyValue{attribute.String("db.query.text", "select 1")}, "db.query.text", "select 1", "op"},
+		{"added key", []Option{WithNormalizedKeys("messaging.destination.name", "")}, "op",
+			[]attribute.KeyValue{attribute.String("messaging.destination.name", "reply-12345")}, "messaging.destination.name", "reply-{id}", "op"},
+		{"custom", []Option{WithNormalizer(email), WithNormalizer(nil)}, "op",
+			[]attribute.KeyValue{attribute.String("enduser.email", "ann@example.com")}, "enduser.email", "{user}@example.com", "op"},
+		{"custom sees names with empty key", []Option{WithNormalizer(func(k, v string) (string, bool) {
+			if k == "" {
+				return strings.ToUpper(v), true
+			}
+			return v, false
+		})}, "op", nil, "", "", "OP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newWrapping(t, tt.opts...)
+			s := p.span(tt.span, tt.attrs)
+			if s.Name() != tt.wantSpn {
+				t.Fatalf("name = %q, want %q", s.Name(), tt.wantSpn)
+			}
+			if tt.key != "" {
+				if v, _ := attrOf(s, tt.key); v.AsString() != tt.want {
+					t.Fatalf("%s = %q, want %q", tt.key, v.AsString(), tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestGuardExemptKeys(t *testing.T) {
+	p := newWrapping(t, WithValueLimit(1), WithExemptKeys("trace.note", ""), WithMaxKeys(1))
+	for i := range 10 {
+		s := p.span("op", []attribute.KeyValue{attribute.String("trace.note", strconv.Itoa(i))})
+		if v, _ := attrOf(s, "trace.note"); v.AsString() != strconv.Itoa(i) {
+			t.Fatalf("exempt value changed to %q", v.AsString())
+		}
+	}
+	if st := p.guard.Stats(); st.Keys != 0 {
+		t.Fatalf("exempt key counted: %+v", st)
+	}
+	// The marker itself is exempt, so a second guard in the chain keeps it.
+	s := p.span("op", []attribute.KeyValue{OverflowKey.Bool(false), attribute.String("k", "a")})
+	if marked(s) {
+		t.Fatal("marker set without an overflow")
+	}
+	s = p.span("op", []attribute.KeyValue{OverflowKey.Bool(false), attribute.String("k", "b")})
+	if !marked(s) {
+		t.Fatal("existing false marker not set to true")
+	}
+	n := 0
+	for _, kv := range s.Attributes() {
+		if kv.Key == OverflowKey {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("marker appears %d times", n)
+	}
+}
+
+func TestGuardMaxKeys(t *testing.T) {
+	p := newWrapping(t, WithMaxKeys(2))
+	s := p.span("op", []attribute.KeyValue{attribute.String("a", "1"), attribute.String("b", "1"), attribute.String("c", "1")})
+	if v, _ := attrOf(s, "c"); v.AsString() != OverflowValue || !marked(s) {
+		t.Fatalf("third key = %q, want replaced", v.AsString())
+	}
+	if v, _ := attrOf(s, "a"); v.AsString() != "1" {
+		t.Fatalf("tracked key changed to %q", v.AsString())
+	}
+	long := attribute.Key(strings.Repeat("k", maxKeyLength+1))
+	p2 := newWrapping(t)
+	s = p2.span("op", []attribute.KeyValue{long.String("v")})
+	if v, _ := attrOf(s, long); v.AsString() != OverflowValue {
+		t.Fatalf("over-long key value = %q, want replaced", v.AsString())
+	}
+	if st := p.guard.Stats(); st.ReplacedUntracked != 1 || st.Keys != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestGuardBadInput(t *testing.T) {
+	p := newWrapping(t, WithValueLimit(2))
+	huge := strings.Repeat("x", 1<<20)
+	tests := []struct {
+		name string
+		kv   attribute.KeyValue
+		want string
+	}{
+		{"huge value", attribute.String("h", huge), huge},
+		{"invalid utf-8", attribute.String("u", "a\xffb"), "a\xffb"},
+		{"invalid utf-8 path", attribute.String("url.path", "/\xff/12"), "/\xff/{id}"},
+		{"overflow value itself", attribute.String("o", OverflowValue), OverflowValue},
+		{"empty value", attribute.String("e", ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := p.span("op", []attribute.KeyValue{tt.kv})
+			if v, _ := attrOf(s, tt.kv.Key); v.AsString() != tt.want {
+				t.Fatalf("value = %.40q, want %.40q", v.AsString(), tt.want)
+			}
+		})
+	}
+	// An empty key never reaches a processor through the SDK; called
+	// directly the guard leaves it alone.
+	kv := attribute.String("", "v")
+	if _, v := p.guard.guardAttr(p.guard.state.Load(), &kv); v != pass {
+		t.Fatalf("empty key verdict = %v", v)
+	}
+	// Odd option values keep the defaults.
+	g := CardinalityGuard(nil, WithValueLimit(-1), WithKeyLimit("", 5), WithKeyLimit("k", 0),
+		WithSpanNameLimit(0), WithMaxKeys(-3), WithResetInterval(-time.Second), WithDownstream(nil),
+		WithMeterProvider(nil), WithNormalizer(nil), withClock(nil), WithValueLimit(1<<40))
+	c := g.cfg
+	if c.valueLimit != maxLimit || c.spanNameLimit != DefaultSpanNameLimit || c.maxKeys != DefaultMaxKeys ||
+		c.reset != 0 || c.next != nil || len(c.keyLimits) != 0 || len(c.normalizers) != 0 || c.clock == nil {
+		t.Fatalf("odd options changed the config: %+v", c)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGuardResetInterval(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	p := newWrapping(t, WithValueLimit(1), WithResetInterval(time.Minute), withClock(clk))
+	p.span("op", []attribute.KeyValue{attribute.String("k", "a")})
+	if v, _ := attrOf(p.span("op", []attribute.KeyValue{attribute.String("k", "b")}), "k"); v.AsString() != OverflowValue {
+		t.Fatalf("before reset: %q", v.AsString())
+	}
+	clk.Advance(59 * time.Second)
+	if v, _ := attrOf(p.span("op", []attribute.KeyValue{attribute.String("k", "b")}), "k"); v.AsString() != OverflowValue {
+		t.Fatalf("before the interval: %q", v.AsString())
+	}
+	clk.Advance(time.Second)
+	if v, _ := attrOf(p.span("op", []attribute.KeyValue{attribute.String("k", "b")}), "k"); v.AsString() != "b" {
+		t.Fatalf("after reset: %q, want admitted", v.AsString())
+	}
+	if v, _ := attrOf(p.span("op", []attribute.KeyValue{attribute.String("k", "a")}), "k"); v.AsString() != OverflowValue {
+		t.Fatalf("after reset the old value is forgotten: %q", v.AsString())
+	}
+	st := p.guard.Stats()
+	if st.Resets != 1 || st.ReplacedOverLimit != 3 || st.Values != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// recorderWithErrors is a downstream whose flush and shutdown fail.
+type recorderWithErrors struct {
+	*tracetest.SpanRecorder
+	shutdowns int
+}
+
+var errDownstream = errors.New("downstream failed")
+
+func (r *recorderWithErrors) ForceFlush(context.Context) error { return errDownstream }
+func (r *recorderWithErrors) Shutdown(context.Context) error {
+	r.shutdowns++
+	return errDownstream
+}
+
+func TestGuardLifecycle(t *testing.T) {
+	down := &recorderWithErrors{SpanRecorder: tracetest.NewSpanRecorder()}
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithDownstream(down))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(g))
+	_, s := tp.Tracer("t").Start(context.Background(), "op")
+	s.End()
+	if len(down.Started()) != 1 || len(down.Ended()) != 1 {
+		t.Fatalf("downstream saw %d starts, %d ends", len(down.Started()), len(down.Ended()))
+	}
+	err := g.ForceFlush(context.Background())
+	if !errors.Is(err, errDownstream) || !strings.HasPrefix(err.Error(), "processor: ") {
+		t.Fatalf("ForceFlush error = %v", err)
+	}
+	err = g.Shutdown(context.Background())
+	if !errors.Is(err, errDownstream) || !strings.HasPrefix(err.Error(), "processor: ") {
+		t.Fatalf("Shutdown error = %v", err)
+	}
+	if err := g.Shutdown(context.Background()); err != nil || down.shutdowns != 1 {
+		t.Fatalf("second Shutdown = %v, downstream shut down %d times", err, down.shutdowns)
+	}
+	// After shutdown the guard ignores spans.
+	_, s = tp.Tracer("t").Start(context.Background(), "late")
+	s.End()
+	if len(down.Ended()) != 1 || g.ForceFlush(context.Background()) != nil {
+		t.Fatal("guard forwarded after shutdown")
+	}
+	_ = tp.Shutdown(context.Background())
+
+	// Without a downstream, flush and shutdown succeed and do nothing.
+	g = CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()))
+	if g.ForceFlush(context.Background()) != nil || g.Shutdown(context.Background()) != nil {
+		t.Fatal("plain guard flush or shutdown failed")
+	}
+}

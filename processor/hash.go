@@ -1,0 +1,96 @@
+package processor
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// valueHasher maps attribute values to the non-zero 64-bit hashes a
+// valueSet stores. It is seeded per Guard, so that values cannot be chosen
+// in advance to crowd one probe sequence.
+type valueHasher struct {
+	seed maphash.Seed
+	salt uint64
+	k    [3]uint64 // keys of the short-string hash
+}
+
+// Type tags keep values of different types apart within one key.
+const (
+	tagInt64   = 0x9e3779b97f4a7c15
+	tagFloat64 = 0xc2b2ae3d27d4eb4f
+	tagOther   = 0x165667b19e3779f9
+)
+
+func newValueHasher() valueHasher {
+	seed := maphash.MakeSeed()
+	h := valueHasher{seed: seed, salt: maphash.String(seed, "tracekeeper")}
+	for i := range h.k {
+		h.k[i] = maphash.String(seed, string(rune('a'+i))) | 1
+	}
+	return h
+}
+
+// str hashes a string value. Strings of up to 16 bytes, most attribute
+// values, are mixed inline with two 64-bit multiplications (the wyhash
+// construction); longer ones go through hash/maphash.
+func (h *valueHasher) str(s string) uint64 {
+	n := len(s)
+	if n > 16 {
+		return nonZero(maphash.String(h.seed, s))
+	}
+	var a, b uint64
+	if n > 0 {
+		p := unsafe.Slice(unsafe.StringData(s), n)
+		switch {
+		case n >= 8:
+			a = binary.LittleEndian.Uint64(p)
+			b = binary.LittleEndian.Uint64(p[n-8:])
+		case n >= 4:
+			a = uint64(binary.LittleEndian.Uint32(p))
+			b = uint64(binary.LittleEndian.Uint32(p[n-4:]))
+		default:
+			a = uint64(p[0])<<16 | uint64(p[n>>1])<<8 | uint64(p[n-1])
+		}
+	}
+	return nonZero(mum(mum(a^h.k[0], b^h.k[1]), uint64(n)^h.k[2]))
+}
+
+// mum multiplies a and b into 128 bits and folds the halves together.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+func (h *valueHasher) num(tag, v uint64) uint64 {
+	// The splitmix64 finalizer: a bijection, so distinct numbers of one
+	// type never collide.
+	z := v ^ h.salt ^ tag
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return nonZero(z ^ (z >> 31))
+}
+
+// value hashes a non-string attribute value. Slices and maps are hashed
+// through their Emit form, which allocates; they are rare on spans.
+func (h *valueHasher) value(v *attribute.Value) uint64 {
+	switch v.Type() {
+	case attribute.INT64:
+		return h.num(tagInt64, uint64(v.AsInt64()))
+	case attribute.FLOAT64:
+		return h.num(tagFloat64, math.Float64bits(v.AsFloat64()))
+	default:
+		return h.num(tagOther^uint64(v.Type()), maphash.String(h.seed, v.Emit()))
+	}
+}
+
+func nonZero(h uint64) uint64 {
+	if h == 0 {
+		return 1
+	}
+	return h
+}

@@ -1,0 +1,268 @@
+package processor
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// valueSet records the 64-bit hashes of the distinct values admitted for
+// one attribute key or one instrumentation scope, up to limit of them.
+//
+// Lookups take no lock: they load the current table and probe it with
+// atomic loads. Admitting a new value takes the set's own mutex, so only the
+// first sighting of a value is serialized, and only against other first
+// sightings for the same key. Once the set is full it never changes again,
+// and values that miss are rejected without taking the mutex.
+//
+// Storing hashes instead of the values keeps the memory of a set fixed per
+// entry whatever the length of the values. Two distinct values whose hashes
+// collide count as one; with 64-bit hashes and at most a few thousand values
+// per set that is vanishingly rare, and its only effect is that one extra
+// value passes.
+type valueSet struct {
+	tab   atomic.Pointer[hashTable]
+	full  atomic.Bool
+	count atomic.Int64 // admitted values, for Stats
+
+	mu    sync.Mutex
+	n     int // admitted values, guarded by mu
+	limit int
+}
+
+// hashTable is an open-addressing table of non-zero hashes with linear
+// probing. A slot holding 0 is empty. A table is never more than three
+// quarters full, so every probe sequence reaches an empty slot.
+type hashTable struct {
+	mask  uint64
+	slots []atomic.Uint64
+}
+
+const minTableSlots = 8
+
+func newValueSet(limit int) *valueSet {
+	s := &valueSet{limit: limit}
+	s.tab.Store(newHashTable(min(minTableSlots, tableSlots(limit))))
+	return s
+}
+
+// tableSlots returns the number of slots needed to hold n hashes at a load
+// of at most three quarters: the smallest power of two p >= 2 with
+// 4n <= 3p. A valueSet's table never grows beyond tableSlots(limit).
+func tableSlots(n int) int {
+	need := uint((4*n + 2) / 3)
+	if need < 2 {
+		need = 2
+	}
+	return 1 << bits.Len(need-1)
+}
+
+func newHashTable(slots int) *hashTable {
+	return &hashTable{mask: uint64(slots - 1), slots: make([]atomic.Uint64, slots)}
+}
+
+func (t *hashTable) contains(h uint64) bool {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		switch t.slots[i].Load() {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+// insert stores h in the first empty slot of its probe sequence. The caller
+// holds the set's mutex and has checked that h is absent.
+func (t *hashTable) insert(h uint64) {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if t.slots[i].Load() == 0 {
+			t.slots[i].Store(h)
+			return
+		}
+	}
+}
+
+// admit reports whether the value with hash h is admitted: it was admitted
+// before, or it is new and the set still has room, in which case it is
+// recorded. h must not be 0.
+func (s *valueSet) admit(h uint64) bool {
+	if s.tab.Load().contains(h) {
+		return true
+	}
+	if s.full.Load() {
+		// The last value may have been stored just before full was set;
+		// a fresh load of the table sees it.
+		return s.tab.Load().contains(h)
+	}
+	return s.admitSlow(h)
+}
+
+func (s *valueSet) admitSlow(h uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tab.Load()
+	if t.contains(h) {
+		return true
+	}
+	if s.n >= s.limit {
+		return false
+	}
+	if (s.n+1)*4 > len(t.slots)*3 {
+		// Grow into a new table; readers holding the old one keep a
+		// consistent subset and fall through to this path on a miss.
+		g := newHashTable(len(t.slots) * 2)
+		for i := range t.slots {
+			if v := t.slots[i].Load(); v != 0 {
+				g.insert(v)
+			}
+		}
+		g.insert(h)
+		s.tab.Store(g)
+	} else {
+		t.insert(h)
+	}
+	s.n++
+	s.count.Store(int64(s.n))
+	if s.n >= s.limit {
+		s.full.Store(true)
+	}
+	return true
+}
+
+// slots returns the size of the current table, for footprint accounting.
+func (s *valueSet) slots() int { return len(s.tab.Load().slots) }
+
+// keyState is what the Guard knows about one attribute key or one scope.
+type keyState struct {
+	name      string
+	set       *valueSet // nil when exempt
+	exempt    bool
+	normalize bool // the built-in normalizer applies
+
+	// counter is the self-metric series this key's replacements are
+	// counted in, assigned at the first replacement.
+	counter atomic.Pointer[replacedCounter]
+}
+
+// keyTable maps attribute keys, or scope names, to their keyState. Lookups
+// read an immutable map through an atomic pointer and take no lock; adding a
+// key copies the map under the table's mutex. The number of keys is bounded,
+// so the copies are too.
+type keyTable struct {
+	m     atomic.Pointer[map[string]*keyState]
+	full  atomic.Bool
+	cache keyCache
+
+	mu      sync.Mutex
+	tracked int // keys counted against max, guarded by mu
+	count   atomic.Int64
+	max     int
+}
+
+func newKeyTable(maxKeys int) *keyTable {
+	t := &keyTable{max: maxKeys}
+	m := map[string]*keyState{}
+	t.m.Store(&m)
+	return t
+}
+
+func (t *keyTable) lookup(key string) *keyState {
+	if ks := t.cache.get(key); ks != nil {
+		return ks
+	}
+	ks := (*t.m.Load())[key]
+	if ks != nil {
+		t.cache.put(key, ks)
+	}
+	return ks
+}
+
+// getOrAdd returns the state of key, adding it with newState when there is
+// room. It returns nil when the key cannot be tracked. exempt reports
+// whether key is exempt; exempt keys are always added and do not count
+// towards the bound.
+func (t *keyTable) getOrAdd(key string, exempt bool, newState func(string) *keyState) *keyState {
+	if ks := t.lookup(key); ks != nil {
+		return ks
+	}
+	if !exempt && (len(key) > maxKeyLength || t.full.Load()) {
+		return t.lookup(key)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.m.Load()
+	if ks := old[key]; ks != nil {
+		return ks
+	}
+	if !exempt && t.tracked >= t.max {
+		return nil
+	}
+	ks := newState(key)
+	m := make(map[string]*keyState, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[ks.name] = ks
+	t.m.Store(&m)
+	if !exempt {
+		t.tracked++
+		t.count.Store(int64(t.tracked))
+		if t.tracked >= t.max {
+			t.full.Store(true)
+		}
+	}
+	return ks
+}
+
+// each calls f for every key in the table.
+func (t *keyTable) each(f func(*keyState)) {
+	for _, ks := range *t.m.Load() {
+		f(ks)
+	}
+}
+
+// keyCache is a direct-mapped cache in front of a keyTable's map, keyed by
+// the identity of the caller's key string: its data pointer and length.
+// Attribute keys and scope names are nearly always string constants or
+// strings made once, so the same key arrives with the same pointer span
+// after span, and a hit costs a pointer comparison instead of hashing the
+// key. A slot is filled once and never replaced, so a key built anew for
+// every span costs at most one allocation per slot, not one per span. The
+// entry keeps the caller's string alive, so its memory cannot be reused for
+// different bytes while the entry exists.
+type keyCache struct {
+	slots [keyCacheSlots]atomic.Pointer[keyCacheEntry]
+}
+
+const keyCacheBits = 8
+const keyCacheSlots = 1 << keyCacheBits
+
+type keyCacheEntry struct {
+	key string
+	ks  *keyState
+}
+
+func keyCacheSlot(key string) uint64 {
+	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(key))))
+	return ((p ^ uint64(len(key))<<48) * 0x9e3779b97f4a7c15) >> (64 - keyCacheBits)
+}
+
+func (c *keyCache) get(key string) *keyState {
+	e := c.slots[keyCacheSlot(key)].Load()
+	if e != nil && len(e.key) == len(key) && unsafe.StringData(e.key) == unsafe.StringData(key) {
+		return e.ks
+	}
+	return nil
+}
+
+func (c *keyCache) put(key string, ks *keyState) {
+	if len(key) == 0 {
+		return
+	}
+	slot := &c.slots[keyCacheSlot(key)]
+	if slot.Load() == nil {
+		slot.CompareAndSwap(nil, &keyCacheEntry{key: key, ks: ks})
+	}
+}

@@ -1,0 +1,117 @@
+package processor
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestValueSetAdmitsUpToLimit(t *testing.T) {
+	for _, limit := range []int{1, 2, 5, 6, 7, 100, 1000} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			s := newValueSet(limit)
+			for i := 1; i <= limit; i++ {
+				if !s.admit(uint64(i)) {
+					t.Fatalf("value %d of %d rejected", i, limit)
+				}
+			}
+			for i := limit + 1; i <= 3*limit; i++ {
+				if s.admit(uint64(i)) {
+					t.Fatalf("value %d admitted past limit %d", i, limit)
+				}
+			}
+			for i := 1; i <= limit; i++ {
+				if !s.admit(uint64(i)) {
+					t.Fatalf("admitted value %d later rejected", i)
+				}
+			}
+			if got := int(s.count.Load()); got != limit {
+				t.Fatalf("count = %d, want %d", got, limit)
+			}
+			if got, max := s.slots(), tableSlots(limit); got > max {
+				t.Fatalf("table has %d slots, bound %d", got, max)
+			}
+		})
+	}
+}
+
+func TestTableSlots(t *testing.T) {
+	tests := []struct{ n, want int }{{0, 2}, {1, 2}, {2, 4}, {3, 4}, {4, 8}, {6, 8}, {7, 16}, {12, 16}, {13, 32}, {768, 1024}, {769, 2048}, {1000, 2048}}
+	for _, tt := range tests {
+		if got := tableSlots(tt.n); got != tt.want {
+			t.Errorf("tableSlots(%d) = %d, want %d", tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestValueSetConcurrent admits overlapping values from many goroutines
+// and checks that exactly limit values are admitted and that every
+// goroutine sees the same verdict for each value once it has settled.
+func TestValueSetConcurrent(t *testing.T) {
+	const limit, values, workers = 300, 1000, 8
+	s := newValueSet(limit)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range values {
+				s.admit(uint64((i*(w+1))%values + 1))
+			}
+		}()
+	}
+	wg.Wait()
+	admitted := 0
+	for i := 1; i <= values; i++ {
+		if s.admit(uint64(i)) {
+			admitted++
+		}
+	}
+	if admitted != limit || int(s.count.Load()) != limit {
+		t.Fatalf("admitted %d values (count %d), want %d", admitted, s.count.Load(), limit)
+	}
+}
+
+func TestKeyTableBound(t *testing.T) {
+	kt := newKeyTable(3)
+	mk := func(k string) *keyState { return &keyState{name: k, set: newValueSet(1)} }
+	for _, k := range []string{"a", "b", "c"} {
+		if kt.getOrAdd(k, false, mk) == nil {
+			t.Fatalf("key %q not tracked", k)
+		}
+	}
+	if kt.getOrAdd("d", false, mk) != nil {
+		t.Fatal("fourth key tracked past the bound")
+	}
+	if kt.getOrAdd("e", true, mk) == nil {
+		t.Fatal("exempt key not added")
+	}
+	if kt.getOrAdd(strings.Repeat("k", maxKeyLength+1), false, mk) != nil {
+		t.Fatal("over-long key tracked")
+	}
+	if kt.lookup("a") == nil || kt.lookup("e") == nil || kt.lookup("d") != nil {
+		t.Fatal("lookup disagrees with getOrAdd")
+	}
+	if got := kt.count.Load(); got != 3 {
+		t.Fatalf("count = %d, want 3", got)
+	}
+}
+
+// TestKeyCacheDynamicKeys checks that keys built anew for every lookup are
+// still found and cost no allocation once their cache slot is taken.
+func TestKeyCacheDynamicKeys(t *testing.T) {
+	kt := newKeyTable(10)
+	kt.getOrAdd("http.route", false, func(k string) *keyState { return &keyState{name: k} })
+	buf := []byte("http.route")
+	for range 2 * keyCacheSlots {
+		if kt.lookup(string(buf)) == nil {
+			t.Fatal("dynamic key not found")
+		}
+	}
+	key := string(buf)
+	kt.lookup(key)
+	if n := testing.AllocsPerRun(100, func() { kt.lookup(key) }); n != 0 {
+		t.Fatalf("lookup allocates %v times", n)
+	}
+}
