@@ -84,11 +84,12 @@
 // Only this process's spans. A trace it rescues was propagated to other
 // services with sampled=0, so their spans of it are gone unless they run
 // their own tail; an exported rescued trace is this process's part of it.
-// Spans of a trace that ended in this process more than the decision delay
-// after its local root, and after the decision cache forgot the trace, are
-// treated as a new trace. Recording every span costs what the SDK charges
-// for a recorded span, where the stock ratio sampler makes 95% of spans
-// non-recording; the package benchmarks show the difference.
+// An error that happens after its trace was decided (in a span that ends
+// later than the decision delay after the local root) does not reopen the
+// decision. A span ending after the decision cache forgot its trace starts
+// a new held trace of its own. Recording every span costs what the SDK
+// charges for a recorded span, where the stock ratio sampler makes 95% of
+// spans non-recording; the package benchmarks show the difference.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by

@@ -1,0 +1,232 @@
+package sampler
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Workload of the pipeline benchmarks: traces of a root and three
+// children, eight attributes per span, one trace in a hundred failing in a
+// child, a 5% head ratio, and a simulated arrival rate of one trace per
+// millisecond of the injected clock.
+const (
+	benchRatio          = 0.05
+	benchChildren       = 3
+	benchSpansPerTrace  = 1 + benchChildren
+	benchErrorEvery     = 100
+	benchTraceInterval  = time.Millisecond
+	benchWarmupTraces   = 2_000 // simulated time before "held" is sampled: > decision delay
+	benchSampleInterval = 64
+)
+
+var benchAttrs = []attribute.KeyValue{
+	attribute.String("http.request.method", "GET"),
+	attribute.String("url.path", "/api/v1/orders"),
+	attribute.Int("http.response.status_code", 200),
+	attribute.String("server.address", "orders.internal"),
+	attribute.Int("server.port", 8080),
+	attribute.String("user_agent.original", "bench/1.0"),
+	attribute.Bool("cache.hit", false),
+	attribute.Int64("orders.count", 3),
+}
+
+// errorCountingExporter counts exported spans and distinct failing traces.
+type errorCountingExporter struct {
+	mu     sync.Mutex
+	spans  int
+	failed map[trace.TraceID]struct{}
+}
+
+func newErrorCountingExporter() *errorCountingExporter {
+	return &errorCountingExporter{failed: map[trace.TraceID]struct{}{}}
+}
+
+func (e *errorCountingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.spans += len(spans)
+	for _, s := range spans {
+		if s.Status().Code == codes.Error {
+			e.failed[s.SpanContext().TraceID()] = struct{}{}
+		}
+	}
+	return nil
+}
+
+func (e *errorCountingExporter) Shutdown(context.Context) error { return nil }
+
+func (e *errorCountingExporter) failedTraces() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.failed)
+}
+
+// BenchmarkPipeline measures one span (start and end, eight attributes)
+// through a TracerProvider with a BatchSpanProcessor, first with the stock
+// ParentBased(TraceIDRatioBased(0.05)) sampler, then with ErrorKeeping at
+// the same ratio. The difference in ns/op is the added cost per span. It
+// also reports the bytes and traces held in steady state and the share of
+// failing traces that reached the exporter.
+func BenchmarkPipeline(b *testing.B) {
+	b.Run("stock", func(b *testing.B) {
+		exp := newErrorCountingExporter()
+		tp := sdktrace.NewTracerProvider(
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(benchRatio))),
+			sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp)))
+		failing := runPipeline(b, tp, func() {}, nil)
+		b.StopTimer()
+		if err := tp.Shutdown(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		reportKept(b, exp, failing)
+	})
+	b.Run("errorkeeping", func(b *testing.B) {
+		exp := newErrorCountingExporter()
+		clk := clockwork.NewFakeClock()
+		keep := ErrorKeeping(sdktrace.NewBatchSpanProcessor(exp), withClock(clk), WithRatio(benchRatio))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+		var held heldSampler
+		failing := runPipeline(b, tp, func() { clk.Advance(benchTraceInterval) }, func(n int) {
+			if n >= benchWarmupTraces && n%benchSampleInterval == 0 {
+				held.add(keep.Stats())
+			}
+		})
+		b.StopTimer()
+		st := keep.Stats()
+		if err := tp.Shutdown(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		reportKept(b, exp, failing)
+		held.report(b)
+		if st.EvictedMaxTraces+st.EvictedMaxBytes+st.EvictedMaxSpans > 0 || st.RateLimited > 0 {
+			b.Logf("limits reached: %+v", st)
+		}
+	})
+}
+
+// runPipeline runs b.N spans as traces of benchSpansPerTrace and returns
+// the number of failing traces it produced. tick runs after every trace;
+// observe, if set, gets the number of traces so far.
+func runPipeline(b *testing.B, tp *sdktrace.TracerProvider, tick func(), observe func(int)) int {
+	tr := tp.Tracer("bench")
+	ctx := context.Background()
+	failing, traces := 0, 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += benchSpansPerTrace {
+		fail := traces%benchErrorEvery == benchErrorEvery-1
+		rctx, root := tr.Start(ctx, "GET /api/v1/orders", trace.WithAttributes(benchAttrs...))
+		for c := range benchChildren {
+			_, child := tr.Start(rctx, "SELECT orders", trace.WithAttributes(benchAttrs...))
+			if fail && c == 1 {
+				child.SetStatus(codes.Error, "deadlock detected")
+			}
+			child.End()
+		}
+		root.End()
+		if fail {
+			failing++
+		}
+		traces++
+		tick()
+		if observe != nil {
+			observe(traces)
+		}
+	}
+	return failing
+}
+
+func reportKept(b *testing.B, exp *errorCountingExporter, failing int) {
+	if failing == 0 {
+		return
+	}
+	b.ReportMetric(100*float64(exp.failedTraces())/float64(failing), "%err-kept")
+}
+
+// heldSampler averages Stats samples taken in steady state.
+type heldSampler struct {
+	n             int
+	bytes, traces float64
+}
+
+func (h *heldSampler) add(s Stats) {
+	h.n++
+	h.bytes += float64(s.BytesHeld)
+	h.traces += float64(s.TracesHeld)
+}
+
+func (h *heldSampler) report(b *testing.B) {
+	if h.n == 0 {
+		return
+	}
+	b.ReportMetric(h.bytes/float64(h.n), "held-B")
+	b.ReportMetric(h.traces/float64(h.n), "held-traces")
+}
+
+// BenchmarkOnEnd measures the processor side alone for recorded-only spans:
+// the byte estimate, the shard lookup and the append, with sweeps running
+// on the simulated clock. Spans are prebuilt, so the SDK's own cost is out.
+func BenchmarkOnEnd(b *testing.B) {
+	const traces = 1024 // IDs recur after 1 s simulated, well after their decision
+	spans := make([]sdktrace.ReadOnlySpan, 0, traces*benchSpansPerTrace)
+	for t := range traces {
+		tid := trace.TraceID{byte(t), byte(t >> 8), 0xa5, 7: 1, 15: byte(t * 31)}
+		root := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}})
+		for c := range benchChildren {
+			spans = append(spans, tracetest.SpanStub{
+				Name:        "SELECT orders",
+				SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{byte(2 + c)}}),
+				Parent:      root,
+				Attributes:  benchAttrs,
+			}.Snapshot())
+		}
+		spans = append(spans, tracetest.SpanStub{
+			Name: "GET /api/v1/orders", SpanContext: root, Attributes: benchAttrs,
+		}.Snapshot())
+	}
+	clk := clockwork.NewFakeClock()
+	// The decision cache is off so that the reused trace IDs form new
+	// traces each round instead of following an earlier decision.
+	keep := ErrorKeeping(nil, withClock(clk), WithRatio(benchRatio), WithDecisionCacheSize(0))
+	defer func() { _ = keep.Shutdown(context.Background()) }()
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		keep.OnEnd(spans[i%len(spans)])
+		if i%benchSpansPerTrace == benchSpansPerTrace-1 {
+			clk.Advance(benchTraceInterval)
+		}
+	}
+}
+
+// BenchmarkShouldSample compares the head decision with the stock sampler's.
+func BenchmarkShouldSample(b *testing.B) {
+	keep := ErrorKeeping(nil, WithRatio(benchRatio))
+	defer func() { _ = keep.Shutdown(context.Background()) }()
+	for _, s := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{
+		{"stock", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(benchRatio))},
+		{"errorkeeping", keep},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			p := sdktrace.SamplingParameters{ParentContext: context.Background(), Name: "s"}
+			b.ReportAllocs()
+			for i := range b.N {
+				p.TraceID[15], p.TraceID[8] = byte(i), byte(i>>8)
+				_ = s.sampler.ShouldSample(p)
+			}
+		})
+	}
+}
