@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -828,5 +829,93 @@ func TestErrorTracesKeptAgainstStock(t *testing.T) {
 	}
 	if head != stockHead {
 		t.Errorf("head-sampled spans: %d, stock %d", head, stockHead)
+	}
+}
+
+// countingProcessor counts the unsampled spans it forwards.
+type countingProcessor struct {
+	next     sdktrace.SpanProcessor
+	unsample atomic.Uint64
+}
+
+func (p *countingProcessor) OnStart(ctx context.Context, s sdktrace.ReadWriteSpan) {
+	p.next.OnStart(ctx, s)
+}
+
+func (p *countingProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		p.unsample.Add(1)
+	}
+	p.next.OnEnd(s)
+}
+func (p *countingProcessor) Shutdown(ctx context.Context) error   { return p.next.Shutdown(ctx) }
+func (p *countingProcessor) ForceFlush(ctx context.Context) error { return p.next.ForceFlush(ctx) }
+
+// Every recorded-only span is accounted for exactly once, whatever races
+// between span ends, sweeps, early decisions and Shutdown.
+func TestEverySpanIsAccountedForUnderConcurrency(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	rec := tracetest.NewSpanRecorder()
+	keep := ErrorKeeping(rec, withClock(clk), withTick(testTick), WithRatio(0),
+		WithDecisionDelay(testDelay), WithMaxTraces(128), WithMaxSpansPerTrace(4),
+		WithDecisionCacheSize(64), WithMaxKeptPerSecond(0))
+	counter := &countingProcessor{next: keep}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(counter))
+	tr := tp.Tracer("test")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var started atomic.Uint64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, root := tr.Start(context.Background(), "root")
+				for j := range 1 + (i+w)%6 {
+					_, c := tr.Start(ctx, "child")
+					if (i+j)%50 == 0 {
+						c.SetStatus(codes.Error, "x")
+					}
+					c.End()
+				}
+				root.End()
+				started.Add(1)
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				clk.Advance(testTick)
+			}
+		}
+	})
+	// Let the workers produce a fair amount before shutting down under them.
+	for started.Load() < 2_000 {
+		runtime.Gosched()
+	}
+	if err := keep.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	_ = tp.Shutdown(context.Background())
+
+	st := keep.Stats()
+	ended := counter.unsample.Load()
+	accounted := st.SpansRescued + st.SpansReleased + st.DroppedShutdown
+	if accounted != ended || st.SpansHeld != 0 || st.TracesHeld != 0 {
+		t.Errorf("%d recorded-only spans ended; rescued %d + released %d + dropped %d = %d; held %d",
+			ended, st.SpansRescued, st.SpansReleased, st.DroppedShutdown, accounted, st.SpansHeld)
+	}
+	if got := uint64(len(rec.Ended())); got != st.SpansRescued {
+		t.Errorf("downstream got %d spans, SpansRescued = %d", got, st.SpansRescued)
 	}
 }
