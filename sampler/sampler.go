@@ -136,8 +136,9 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 
 // OnEnd implements sdktrace.SpanProcessor. A sampled span goes to the next
 // processor at once. A recorded-only span is held with its trace, or, when
-// its trace was already decided, follows that decision. It never blocks: at
-// most it decides one held trace early when a memory limit is reached.
+// its trace was already decided, follows that decision. It never waits:
+// when a memory limit is reached it decides the traces that make room, the
+// oldest first, itself.
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
 	if sc.IsSampled() {
