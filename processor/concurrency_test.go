@@ -1,0 +1,242 @@
+package processor
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestGuardConcurrentSpans ends spans from many goroutines with values
+// drawn from a pool twice the limit, and checks that exactly limit values
+// of each key were admitted and that every value got the same verdict in
+// every span: admitted everywhere or replaced everywhere.
+func TestGuardConcurrentSpans(t *testing.T) {
+	const (
+		limit   = 50
+		pool    = 2 * limit
+		workers = 8
+		spans   = 400
+	)
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t, WithValueLimit(limit), WithSpanNameLimit(limit), WithExemptKeys("seq"))
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tr := p.tp.Tracer("test")
+					for i := range spans {
+						n := (i*7 + w*13) % pool
+						_, s := tr.Start(context.Background(), "op-"+letters(n), trackedAttrs(n)...)
+						s.End()
+					}
+				}()
+			}
+			wg.Wait()
+
+			verdicts := map[string]map[string]bool{} // key → original value → passed
+			record := func(key, orig string, passed bool) {
+				m := verdicts[key]
+				if m == nil {
+					m = map[string]bool{}
+					verdicts[key] = m
+				}
+				if prev, ok := m[orig]; ok && prev != passed {
+					t.Fatalf("%s=%s both passed and replaced", key, orig)
+				}
+				m[orig] = passed
+			}
+			for _, s := range p.rec.Ended() {
+				var orig string
+				for _, kv := range s.Attributes() {
+					if kv.Key == "seq" {
+						orig = kv.Value.AsString()
+					}
+				}
+				record("name", orig, s.Name() == "op-"+letters(mustAtoi(t, orig)))
+				v, _ := attrOf(s, "s")
+				record("s", orig, v.AsString() == letters(mustAtoi(t, orig)))
+				iv, _ := attrOf(s, "i")
+				record("i", orig, iv.Type() == attribute.INT64)
+			}
+			for key, m := range verdicts {
+				passed := 0
+				for _, ok := range m {
+					if ok {
+						passed++
+					}
+				}
+				if passed != limit {
+					t.Errorf("%s: %d values admitted, want %d", key, passed, limit)
+				}
+			}
+			if st := p.guard.Stats(); st.Values != 3*limit {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// trackedAttrs returns the attributes of span n: an exempt one carrying n,
+// and a string and an int derived from it.
+func trackedAttrs(n int) []trace.SpanStartOption {
+	return []trace.SpanStartOption{trace.WithAttributes(
+		attribute.String("seq", strconv.Itoa(n)),
+		attribute.String("s", letters(n)),
+		attribute.Int("i", n),
+	)}
+}
+
+// letters spells n in base 26 with the letters a to z, so that the
+// built-in normalizer, which looks for digits, leaves it alone.
+func letters(n int) string {
+	b := []byte{byte('a' + n%26)}
+	for n /= 26; n > 0; n /= 26 {
+		b = append(b, byte('a'+n%26))
+	}
+	return string(b)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGuardConcurrentReset resets the guard while spans end, for the race
+// detector: state swaps must not race with lookups.
+func TestGuardConcurrentReset(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	p := newWrapping(t, WithValueLimit(10), WithResetInterval(time.Second), withClock(clk))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := p.tp.Tracer("test")
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, s := tr.Start(context.Background(), "op", trace.WithAttributes(attribute.String("k", letters(i*w%37))))
+				s.End()
+				if i%64 == 0 {
+					p.rec.Reset()
+					_ = p.guard.Stats()
+				}
+			}
+		}()
+	}
+	for range 50 {
+		clk.Advance(time.Second)
+		runtime.Gosched()
+	}
+	close(stop)
+	wg.Wait()
+	clk.Advance(time.Second)
+	p.span("op", nil) // at least this span sees a due reset
+	if p.guard.Stats().Resets == 0 {
+		t.Fatal("no reset happened")
+	}
+}
+
+// footprint returns the bytes held by the tracked state: table slots, key
+// strings and a fixed allowance per key for its structures and map entry.
+func (st *state) footprint() int {
+	const perKey = 320
+	n := 0
+	for _, t := range []*keyTable{st.attrs, st.names} {
+		t.each(func(ks *keyState) {
+			n += perKey + len(ks.name)
+			if ks.set != nil {
+				n += 8 * ks.set.slots()
+			}
+		})
+	}
+	return n
+}
+
+// TestGuardMemoryBounded feeds millions of distinct values over twice as
+// many keys and scopes as the guard tracks, and checks the counts, the
+// structural bound and the heap growth against the documented worst case.
+// With the defaults that is about 17 MiB; under the race detector, which is
+// slow, the limits are scaled down by 10 and the values fed too.
+func TestGuardMemoryBounded(t *testing.T) {
+	total, limit, maxKeys, documented := 3_000_000, DefaultValueLimit, DefaultMaxKeys, 17<<20
+	if testing.Short() || raceEnabled {
+		total, limit, maxKeys, documented = 300_000, DefaultValueLimit/10, DefaultMaxKeys/10, 17<<20/100+1<<20
+	}
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithBuiltinNormalizer(false),
+		WithValueLimit(limit), WithSpanNameLimit(limit), WithMaxKeys(maxKeys))
+	defer func() { _ = g.Shutdown(context.Background()) }()
+
+	keys := 2 * maxKeys
+	keyNames := make([]string, keys)
+	for i := range keyNames {
+		keyNames[i] = "key." + strconv.Itoa(i)
+	}
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	st := g.state.Load()
+	buf := make([]byte, 0, 32)
+	fed := 0
+	for i := range total {
+		buf = strconv.AppendInt(buf[:0], int64(i), 36)
+		v := string(buf)
+		k := keyNames[i%keys]
+		kv := attribute.String(k, v)
+		g.guardAttr(st, &kv)
+		fed++
+		if i%2 == 0 {
+			g.guardName(st, k, v)
+			fed++
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+
+	s := g.Stats()
+	if s.Keys != maxKeys || s.Scopes != maxKeys {
+		t.Fatalf("tracked %d keys and %d scopes, bound %d", s.Keys, s.Scopes, maxKeys)
+	}
+	if s.Values != 2*maxKeys*limit {
+		t.Fatalf("tracked %d values, want every tracked key full: %d", s.Values, 2*maxKeys*limit)
+	}
+	if got := s.ReplacedOverLimit + s.ReplacedUntracked + uint64(s.Values); got != uint64(fed) {
+		t.Fatalf("%d values fed, %d accounted for: %+v", fed, got, s)
+	}
+	worst := 2 * maxKeys * (320 + maxKeyLength + 8*tableSlots(limit))
+	if worst > documented {
+		t.Fatalf("structural worst case %d bytes exceeds the documented %d", worst, documented)
+	}
+	fp := st.footprint()
+	if fp > worst {
+		t.Fatalf("footprint %d bytes exceeds the worst case %d", fp, worst)
+	}
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	if grew > int64(documented) {
+		t.Fatalf("heap grew by %d bytes, documented bound %d", grew, documented)
+	}
+	t.Logf("%d values fed, %d tracked, footprint %d B, heap grew %d B, worst case %d B", fed, s.Values, fp, grew, worst)
+}
