@@ -1,0 +1,64 @@
+package otlpenc
+
+import "sync"
+
+// maxPooledBody is the largest request buffer kept for reuse. Larger
+// buffers, produced by unusually big batches without a size limit, are left
+// to the garbage collector so that one burst does not pin its memory.
+const maxPooledBody = 16 << 20
+
+// pool is a sync.Pool of *T.
+type pool[T any] struct{ p sync.Pool }
+
+func (p *pool[T]) get() *T {
+	if v, ok := p.p.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+func (p *pool[T]) put(v *T) { p.p.Put(v) }
+
+var requests pool[Request]
+
+// Request is one encoded ExportTraceServiceRequest.
+//
+// Its buffer comes from a pool shared by all Encoders. Call Release once the
+// request has been sent or dropped; neither the Request nor the slice returned
+// by Bytes may be used after that.
+type Request struct {
+	body  []byte
+	spans int
+}
+
+// newRequest returns a pooled Request whose buffer holds at least n bytes.
+func newRequest(n int) *Request {
+	r := requests.get()
+	if cap(r.body) < n {
+		r.body = make([]byte, 0, n)
+	}
+	r.body = r.body[:0]
+	return r
+}
+
+// Bytes returns the protobuf encoding of the request. The slice is owned by
+// the Request and is valid until Release.
+func (r *Request) Bytes() []byte { return r.body }
+
+// Spans returns the number of spans in the request.
+func (r *Request) Spans() int { return r.spans }
+
+// Release returns the request's buffer to the pool. It must be called at
+// most once; calling it on a nil Request does nothing.
+func (r *Request) Release() {
+	if r == nil {
+		return
+	}
+	if cap(r.body) > maxPooledBody {
+		r.body = nil
+	} else {
+		r.body = r.body[:0]
+	}
+	r.spans = 0
+	requests.put(r)
+}

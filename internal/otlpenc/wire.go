@@ -1,0 +1,167 @@
+package otlpenc
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Field tags of the OTLP trace messages, precomputed as they appear on the
+// wire: (field number << 3) | wire type. Every field number used here is
+// below 16 except Span.flags, so each tag is a single byte except tagSpanFlags.
+const (
+	// ExportTraceServiceRequest.
+	tagRequestResourceSpans = 1<<3 | 2
+
+	// ResourceSpans.
+	tagRSResource   = 1<<3 | 2
+	tagRSScopeSpans = 2<<3 | 2
+	tagRSSchemaURL  = 3<<3 | 2
+
+	// ScopeSpans.
+	tagSSScope     = 1<<3 | 2
+	tagSSSpans     = 2<<3 | 2
+	tagSSSchemaURL = 3<<3 | 2
+
+	// Resource.
+	tagResourceAttributes = 1<<3 | 2
+
+	// InstrumentationScope.
+	tagScopeName       = 1<<3 | 2
+	tagScopeVersion    = 2<<3 | 2
+	tagScopeAttributes = 3<<3 | 2
+
+	// Span.
+	tagSpanTraceID       = 1<<3 | 2
+	tagSpanSpanID        = 2<<3 | 2
+	tagSpanTraceState    = 3<<3 | 2
+	tagSpanParentSpanID  = 4<<3 | 2
+	tagSpanName          = 5<<3 | 2
+	tagSpanKind          = 6<<3 | 0
+	tagSpanStartTime     = 7<<3 | 1
+	tagSpanEndTime       = 8<<3 | 1
+	tagSpanAttributes    = 9<<3 | 2
+	tagSpanDroppedAttrs  = 10<<3 | 0
+	tagSpanEvents        = 11<<3 | 2
+	tagSpanDroppedEvents = 12<<3 | 0
+	tagSpanLinks         = 13<<3 | 2
+	tagSpanDroppedLinks  = 14<<3 | 0
+	tagSpanStatus        = 15<<3 | 2
+	tagSpanFlags         = 16<<3 | 5 // two bytes on the wire: 0x85 0x01
+	tagSpanFlagsByte0    = tagSpanFlags&0x7f | 0x80
+	tagSpanFlagsByte1    = tagSpanFlags >> 7
+	sizeSpanFlagsField   = 2 + 4
+	sizeTraceIDField     = 1 + 1 + 16
+	sizeSpanIDField      = 1 + 1 + 8
+	sizeFixed64Field     = 1 + 8
+	sizeFlagsField32     = 1 + 4
+
+	// Span.Event.
+	tagEventTime         = 1<<3 | 1
+	tagEventName         = 2<<3 | 2
+	tagEventAttributes   = 3<<3 | 2
+	tagEventDroppedAttrs = 4<<3 | 0
+
+	// Span.Link.
+	tagLinkTraceID      = 1<<3 | 2
+	tagLinkSpanID       = 2<<3 | 2
+	tagLinkAttributes   = 4<<3 | 2
+	tagLinkDroppedAttrs = 5<<3 | 0
+	tagLinkFlags        = 6<<3 | 5
+
+	// Status.
+	tagStatusMessage = 2<<3 | 2
+	tagStatusCode    = 3<<3 | 0
+
+	// KeyValue.
+	tagKVKey   = 1<<3 | 2
+	tagKVValue = 2<<3 | 2
+
+	// AnyValue.
+	tagAnyString = 1<<3 | 2
+	tagAnyBool   = 2<<3 | 0
+	tagAnyInt    = 3<<3 | 0
+	tagAnyDouble = 4<<3 | 1
+	tagAnyArray  = 5<<3 | 2
+	tagAnyKVList = 6<<3 | 2
+	tagAnyBytes  = 7<<3 | 2
+
+	// ArrayValue and KeyValueList.
+	tagListValues = 1<<3 | 2
+)
+
+// sizeVarint returns the number of bytes v takes as a varint.
+func sizeVarint(v uint64) int {
+	// 1 + floor(bits/7), with 0 taking one byte.
+	return int(9*uint32(bits.Len64(v|1))+64) / 64
+}
+
+// sizeLen returns the size of a length-delimited field with a one-byte tag
+// and a payload of n bytes.
+func sizeLen(n int) int {
+	return 1 + sizeVarint(uint64(n)) + n
+}
+
+// sizeString returns the size of a proto3 string field with a one-byte tag,
+// which is omitted when s is empty.
+func sizeString(s string) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return sizeLen(len(s))
+}
+
+// sizeUint returns the size of a proto3 varint field with a one-byte tag,
+// which is omitted when v is zero.
+func sizeUint(v uint32) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + sizeVarint(uint64(v))
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// appendLen appends a one-byte tag and a length prefix.
+func appendLen(b []byte, tag byte, n int) []byte {
+	if n < 0x80 {
+		return append(b, tag, byte(n))
+	}
+	return appendVarint(append(b, tag), uint64(n))
+}
+
+// appendString appends s as a length-delimited field; the caller decides
+// whether an empty s is written.
+func appendString(b []byte, tag byte, s string) []byte {
+	b = appendLen(b, tag, len(s))
+	return append(b, s...)
+}
+
+// appendStringOpt appends s unless it is empty, as proto3 does.
+func appendStringOpt(b []byte, tag byte, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	return appendString(b, tag, s)
+}
+
+// appendUintOpt appends a varint field unless v is zero.
+func appendUintOpt(b []byte, tag byte, v uint32) []byte {
+	if v == 0 {
+		return b
+	}
+	return appendVarint(append(b, tag), uint64(v))
+}
+
+func appendFixed64(b []byte, tag byte, v uint64) []byte {
+	return binary.LittleEndian.AppendUint64(append(b, tag), v)
+}
+
+func appendFixed32(b []byte, tag byte, v uint32) []byte {
+	return binary.LittleEndian.AppendUint32(append(b, tag), v)
+}
