@@ -1,0 +1,159 @@
+package otlpenc
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+var (
+	epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+	resA = resource.NewWithAttributes("https://opentelemetry.io/schemas/1.26.0",
+		attribute.String("service.name", "checkout"),
+		attribute.String("service.version", "1.4.2"),
+		attribute.Int64("process.pid", 4242),
+	)
+	// resA2 is a different pointer with the attributes of resA and another
+	// schema URL: the stock exporter groups it with resA.
+	resA2 = resource.NewWithAttributes("https://example.com/other-schema",
+		attribute.String("service.name", "checkout"),
+		attribute.String("service.version", "1.4.2"),
+		attribute.Int64("process.pid", 4242),
+	)
+	resB     = resource.NewSchemaless(attribute.String("service.name", "payments"))
+	resEmpty = resource.Empty()
+
+	scopeA = instrumentation.Scope{Name: "github.com/acme/http", Version: "v1.2.0", SchemaURL: "https://opentelemetry.io/schemas/1.24.0"}
+	scopeB = instrumentation.Scope{Name: "github.com/acme/db"}
+	scopeC = instrumentation.Scope{
+		Name:       "github.com/acme/queue",
+		Attributes: attribute.NewSet(attribute.String("queue.kind", "kafka"), attribute.Bool("queue.async", true)),
+	}
+	// scopeEmptySet differs from the zero Scope only by an empty, non-zero
+	// attribute set: the stock exporter sends it as an empty scope message.
+	scopeEmptySet = instrumentation.Scope{Attributes: attribute.NewSet()}
+)
+
+func traceID(n uint64) trace.TraceID {
+	var id trace.TraceID
+	binary.BigEndian.PutUint64(id[:8], 0x0af7651916cd43dd)
+	binary.BigEndian.PutUint64(id[8:], n)
+	return id
+}
+
+func spanID(n uint64) trace.SpanID {
+	var id trace.SpanID
+	binary.BigEndian.PutUint64(id[:], n)
+	return id
+}
+
+func spanContext(n uint64, sampled, remote bool) trace.SpanContext {
+	cfg := trace.SpanContextConfig{TraceID: traceID(n), SpanID: spanID(n), Remote: remote}
+	if sampled {
+		cfg.TraceFlags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(cfg)
+}
+
+// eightAttrs are the attributes of the benchmark span: the shape of a
+// typical HTTP server span.
+func eightAttrs(i int) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"),
+		attribute.String("url.path", "/api/v1/orders"),
+		attribute.Int("http.response.status_code", 200),
+		attribute.String("server.address", "orders.internal"),
+		attribute.Int("server.port", 8080),
+		attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
+		attribute.Bool("tk.cache_hit", i%2 == 0),
+		attribute.Float64("tk.load", 0.75),
+	}
+}
+
+// benchSpan is a server span with eight attributes, like the ones the
+// stock exporter's cost is quoted for.
+func benchSpan(i int) sdktrace.ReadOnlySpan {
+	start := epoch.Add(time.Duration(i) * time.Millisecond)
+	return tracetest.SpanStub{
+		Name:                 "GET /api/v1/orders",
+		SpanContext:          spanContext(uint64(i+1), true, false),
+		Parent:               spanContext(uint64(i+100000), true, true),
+		SpanKind:             trace.SpanKindServer,
+		StartTime:            start,
+		EndTime:              start.Add(3 * time.Millisecond),
+		Attributes:           eightAttrs(i),
+		Status:               sdktrace.Status{Code: codes.Unset},
+		Resource:             resA,
+		InstrumentationScope: scopeA,
+	}.Snapshot()
+}
+
+func benchSpans(n int) []sdktrace.ReadOnlySpan {
+	spans := make([]sdktrace.ReadOnlySpan, n)
+	for i := range spans {
+		spans[i] = benchSpan(i)
+	}
+	return spans
+}
+
+// everyValue holds one attribute of every attribute.Value type, zero and
+// edge values included.
+func everyValue() []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.Bool("bool.true", true),
+		attribute.Bool("bool.false", false),
+		attribute.Int64("int.zero", 0),
+		attribute.Int64("int.neg", -1),
+		attribute.Int64("int.min", math.MinInt64),
+		attribute.Int64("int.max", math.MaxInt64),
+		attribute.Float64("float.zero", 0),
+		attribute.Float64("float.neg", -2.5),
+		attribute.Float64("float.nan", math.NaN()),
+		attribute.Float64("float.inf", math.Inf(1)),
+		attribute.String("string", "value"),
+		attribute.String("string.empty", ""),
+		attribute.String("string.long", string(make([]byte, 300))),
+		attribute.String("", "empty key"),
+		attribute.BoolSlice("bools", []bool{true, false, true}),
+		attribute.BoolSlice("bools.empty", nil),
+		attribute.Int64Slice("ints", []int64{0, 1, -1, math.MaxInt64, 300}),
+		attribute.Int64Slice("ints.empty", []int64{}),
+		attribute.Float64Slice("floats", []float64{0, 1.5, math.Inf(-1)}),
+		attribute.StringSlice("strings", []string{"a", "", "ccc"}),
+		attribute.StringSlice("strings.empty", nil),
+		attribute.ByteSlice("bytes", []byte{0, 0xff, 'x'}),
+		attribute.ByteSlice("bytes.empty", nil),
+		{Key: "empty.value"},
+		attribute.Slice("slice", attribute.IntValue(1), attribute.StringValue("two"),
+			attribute.SliceValue(attribute.BoolValue(true)), attribute.MapValue(attribute.Int("k", 3)), attribute.Value{}),
+		attribute.Slice("slice.empty"),
+		attribute.Map("map", attribute.String("a", "b"), attribute.Float64("c", 1),
+			attribute.Map("nested", attribute.StringSlice("deep", []string{"x", "y"}))),
+		attribute.Map("map.empty"),
+	}
+}
+
+// sdkSpans returns n spans like benchSpan's, recorded from a real
+// TracerProvider: the snapshots the SDK hands to an exporter.
+func sdkSpans(n int) []sdktrace.ReadOnlySpan {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(resA))
+	tr := tp.Tracer(scopeA.Name, trace.WithInstrumentationVersion(scopeA.Version), trace.WithSchemaURL(scopeA.SchemaURL))
+	parent := trace.ContextWithRemoteSpanContext(context.Background(), spanContext(1, true, true))
+	for i := range n {
+		_, s := tr.Start(parent, "GET /api/v1/orders",
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(eightAttrs(i)...))
+		s.End()
+	}
+	return rec.Ended()
+}

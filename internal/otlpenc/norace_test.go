@@ -1,0 +1,5 @@
+//go:build !race
+
+package otlpenc
+
+const raceEnabled = false
