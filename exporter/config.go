@@ -1,0 +1,224 @@
+package exporter
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tracekeeper/tracekeeper/internal/envconfig"
+)
+
+const (
+	defaultHost            = "localhost"
+	defaultHTTPPort        = "4318"
+	defaultGRPCPort        = "4317"
+	defaultURLPath         = "/v1/traces"
+	defaultTimeout         = 10 * time.Second
+	defaultWorkers         = 8
+	defaultQueueSpans      = 65536
+	defaultQueueBytes      = 16 << 20
+	defaultMaxRequestBytes = 1 << 20
+	defaultLogInterval     = 10 * time.Second
+)
+
+// DefaultRetry is the retry policy used unless WithRetry says otherwise.
+var defaultRetry = RetryConfig{
+	Enabled:         true,
+	InitialInterval: 5 * time.Second,
+	MaxInterval:     30 * time.Second,
+	MaxElapsedTime:  time.Minute,
+}
+
+type config struct {
+	protocol        Protocol
+	endpoint        string // empty: localhost and the protocol's port
+	urlPath         string
+	insecure        bool
+	headers         map[string]string
+	compression     Compression
+	tlsConfig       *tls.Config
+	timeout         time.Duration
+	retry           RetryConfig
+	workers         int
+	queueSpans      int
+	queueBytes      int
+	maxRequestBytes int
+	blockOnFull     time.Duration
+	logger          *zap.Logger
+	logInterval     time.Duration
+	dropWriter      io.Writer
+	meterProvider   metric.MeterProvider
+	clock           clockwork.Clock
+
+	// errs are problems found while applying options: they make the
+	// configuration invalid. envErrs are malformed environment variables:
+	// they are reported and the variable ignored.
+	errs    []error
+	envErrs error
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		protocol:        ProtocolHTTPProtobuf,
+		urlPath:         defaultURLPath,
+		timeout:         defaultTimeout,
+		retry:           defaultRetry,
+		workers:         defaultWorkers,
+		queueSpans:      defaultQueueSpans,
+		queueBytes:      defaultQueueBytes,
+		maxRequestBytes: defaultMaxRequestBytes,
+		logInterval:     defaultLogInterval,
+	}
+	c = c.applyEnv(envconfig.Read(nil))
+	for _, o := range opts {
+		if o != nil {
+			c = o.apply(c)
+		}
+	}
+	if c.logger == nil {
+		c.logger = defaultLogger()
+	}
+	if c.meterProvider == nil {
+		c.meterProvider = otel.GetMeterProvider()
+	}
+	if c.clock == nil {
+		c.clock = clockwork.NewRealClock()
+	}
+	return c
+}
+
+// defaultLogger writes warnings and errors to standard error.
+func defaultLogger() *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zapcore.WarnLevel)
+	return zap.New(core)
+}
+
+// validate checks the settings and returns every problem found, joined.
+func (c config) validate() error {
+	errs := append([]error(nil), c.errs...)
+	if c.workers <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: workers must be positive, got %d", c.workers))
+	}
+	if c.queueSpans <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: queue size must be positive, got %d", c.queueSpans))
+	}
+	if c.queueBytes <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: queue bytes must be positive, got %d", c.queueBytes))
+	}
+	if c.maxRequestBytes <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: max request size must be positive, got %d", c.maxRequestBytes))
+	} else if c.queueBytes > 0 && c.maxRequestBytes > c.queueBytes {
+		errs = append(errs, fmt.Errorf("exporter: max request size %d exceeds the queue's byte budget %d", c.maxRequestBytes, c.queueBytes))
+	}
+	if c.timeout < 0 {
+		errs = append(errs, fmt.Errorf("exporter: timeout must not be negative, got %v", c.timeout))
+	}
+	if c.blockOnFull < 0 {
+		errs = append(errs, fmt.Errorf("exporter: block-on-full wait must not be negative, got %v", c.blockOnFull))
+	}
+	if c.logInterval <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: log interval must be positive, got %v", c.logInterval))
+	}
+	if r := c.retry; r.Enabled && (r.InitialInterval < 0 || r.MaxInterval < 0 || r.MaxElapsedTime < 0) {
+		errs = append(errs, fmt.Errorf("exporter: retry intervals must not be negative, got %+v", r))
+	}
+	if c.protocol != ProtocolHTTPProtobuf && c.protocol != ProtocolGRPC {
+		errs = append(errs, fmt.Errorf("exporter: unsupported protocol %q (want %q or %q)", c.protocol, ProtocolHTTPProtobuf, ProtocolGRPC))
+	}
+	if c.compression != NoCompression && c.compression != GzipCompression {
+		errs = append(errs, fmt.Errorf("exporter: unknown compression %v", c.compression))
+	}
+	for k := range c.headers {
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			errs = append(errs, fmt.Errorf("exporter: invalid header name %q", k))
+		}
+	}
+	if _, err := c.targetURL(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// targetURL resolves the endpoint settings into the request URL.
+func (c config) targetURL() (*url.URL, error) {
+	hostport := c.endpoint
+	if hostport == "" {
+		hostport = defaultHost
+	}
+	if strings.ContainsAny(hostport, "/?#@") {
+		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", hostport)
+	}
+	if _, port, err := net.SplitHostPort(hostport); err != nil {
+		// A bare host takes the default port; anything else is malformed.
+		var ae *net.AddrError
+		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
+			return nil, fmt.Errorf("exporter: endpoint %q: %w", hostport, err)
+		}
+		hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), c.defaultPort())
+	} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return nil, fmt.Errorf("exporter: endpoint %q: invalid port", hostport)
+	}
+	path := c.urlPath
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	scheme := "https"
+	if c.insecure {
+		scheme = "http"
+	}
+	return &url.URL{Scheme: scheme, Host: hostport, Path: path}, nil
+}
+
+func (c config) defaultPort() string {
+	if c.protocol == ProtocolGRPC {
+		return defaultGRPCPort
+	}
+	return defaultHTTPPort
+}
+
+// applyEnv layers the OTEL_EXPORTER_OTLP_* settings over the defaults.
+func (c config) applyEnv(s envconfig.Settings, err error) config {
+	c.envErrs = err
+	if s.Protocol != "" {
+		c.protocol = Protocol(s.Protocol)
+	}
+	if u := s.Endpoint; u != nil {
+		c.endpoint = u.Host
+		c.urlPath = u.Path
+		c.insecure = u.Scheme == "http"
+	}
+	if s.Insecure != nil {
+		c.insecure = *s.Insecure
+	}
+	if s.Headers != nil {
+		c.headers = s.Headers
+	}
+	switch s.Compression {
+	case "gzip":
+		c.compression = GzipCompression
+	case "none":
+		c.compression = NoCompression
+	}
+	if s.Timeout != nil {
+		c.timeout = *s.Timeout
+	}
+	if s.TLS != nil {
+		c.tlsConfig = s.TLS
+	}
+	return c
+}

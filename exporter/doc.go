@@ -1,0 +1,74 @@
+// Package exporter provides a non-blocking OTLP span exporter for the
+// OpenTelemetry Go SDK, a drop-in replacement for otlptracehttp under
+// sdktrace.WithBatcher:
+//
+//	exp := exporter.New(exporter.WithEndpoint("collector:4318"), exporter.WithInsecure())
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+//
+// # Model
+//
+// The stock pipeline sends one request at a time from the
+// BatchSpanProcessor's goroutine, retries included, so a slow or failing
+// backend backs the processor's queue up and spans are dropped without a
+// word. This exporter separates the two sides:
+//
+//   - ExportSpans encodes the spans straight to OTLP protobuf (no
+//     intermediate structures), puts the bytes on a bounded queue, and
+//     returns. It never waits on the network; when the queue is full the
+//     spans are dropped with reason queue_full (WithBlockOnFull makes it
+//     wait a bounded time instead).
+//   - A pool of workers (WithWorkers) takes from the queue. When a backlog
+//     builds, a worker joins several queued batches into one request, up to
+//     WithMaxRequestSize, so throughput grows with the backend's latency.
+//   - Requests are retried as the OTLP specification asks: HTTP 429, 502,
+//     503 and 504 and connection errors, with exponential backoff, jitter
+//     and the server's Retry-After honoured, within a total budget
+//     (WithRetry). Other answers are permanent failures. A request refused
+//     as too large (HTTP 413) is split in two and each half retried; a
+//     single span that cannot fit is dropped with reason too_large.
+//   - A backend that reports a partial success has the rejected spans
+//     counted with reason rejected.
+//   - Invalid UTF-8 in a string is replaced by U+FFFD and counted, instead of
+//     failing the whole request.
+//
+// # Accounting
+//
+// Every span given to ExportSpans is accepted and ends either exported or
+// dropped with a reason (see Reason). Stats returns a consistent snapshot
+// in which Accepted == Exported + Dropped.Total() + Queued + InFlight holds
+// at every moment. The same figures are published through the
+// MeterProvider (WithMeterProvider):
+//
+//	otel.sdk.exporter.span.exported       counter {span}; error.type = drop reason on failures
+//	otel.sdk.exporter.span.inflight       updown counter {span}
+//	otel.sdk.exporter.operation.duration  histogram s, per attempt; http.response.status_code, error.type
+//	tracekeeper.exporter.queue.size       gauge {span}
+//	tracekeeper.exporter.queue.capacity   gauge {span}
+//	tracekeeper.exporter.queue.bytes      gauge By
+//	tracekeeper.exporter.queue.capacity_bytes gauge By
+//	tracekeeper.exporter.string.repaired  counter {value}
+//
+// # Fallback logger
+//
+// Drops, retries and configuration errors are reported to a *zap.Logger
+// (WithLogger; default: warnings and errors to standard error), aggregated
+// so an outage cannot flood the log: at most one report per interval
+// (WithLogInterval), with counts per reason and the last cause of each.
+// Header values are never logged. WithDroppedSpansWriter additionally
+// writes each dropped request as one line of OTLP/JSON for replay.
+//
+// # Configuration errors
+//
+// New never fails, so it can be written inline in sdktrace.WithBatcher. An
+// invalid setting is logged at error level at once, and every ExportSpans
+// returns the error and counts its spans dropped with reason config.
+//
+// # Flushing and shutdown
+//
+// TracerProvider.ForceFlush moves the BatchSpanProcessor's spans into
+// ExportSpans and returns before they are sent; Exporter.ForceFlush waits
+// for the sending. Flush both when it matters (for example before a
+// serverless function freezes). TracerProvider.Shutdown calls Shutdown,
+// which sends what is queued within its context's deadline and counts the
+// rest dropped with reason shutdown.
+package exporter

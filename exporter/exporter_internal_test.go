@@ -1,0 +1,579 @@
+package exporter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// spans returns n ended spans with distinct ids.
+func spans(n int) []sdktrace.ReadOnlySpan {
+	out := make([]sdktrace.ReadOnlySpan, n)
+	for i := range out {
+		var tid trace.TraceID
+		var sid trace.SpanID
+		tid[0], tid[15] = 1, byte(i)
+		sid[0], sid[7] = 1, byte(i)
+		out[i] = tracetest.SpanStub{
+			Name: "op",
+			SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+			}),
+			StartTime:  time.Unix(100, 0),
+			EndTime:    time.Unix(101, 0),
+			Attributes: []attribute.KeyValue{attribute.Int("i", i)},
+		}.Snapshot()
+	}
+	return out
+}
+
+// receiver is a loopback OTLP/HTTP server whose answers a test scripts.
+type receiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	spans   int
+	reqs    int
+	respond func(n int, body []byte, w http.ResponseWriter) bool // true: handled
+}
+
+func newReceiver(t *testing.T, respond func(n int, body []byte, w http.ResponseWriter) bool) *receiver {
+	r := &receiver{respond: respond}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(req.Body)
+		r.mu.Lock()
+		r.reqs++
+		n := r.reqs
+		r.mu.Unlock()
+		if r.respond != nil && r.respond(n, buf.Bytes(), w) {
+			return
+		}
+		var msg coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(buf.Bytes(), &msg); err != nil {
+			t.Errorf("receiver: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		count := 0
+		for _, rs := range msg.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				count += len(ss.Spans)
+			}
+		}
+		r.mu.Lock()
+		r.spans += count
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) received() (spans, reqs int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.spans, r.reqs
+}
+
+func (r *receiver) endpoint() string { return strings.TrimPrefix(r.URL, "http://") }
+
+func checkInvariant(t *testing.T, s Stats) {
+	t.Helper()
+	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+		t.Fatalf("accounting broken: %+v", s)
+	}
+}
+
+func shutdown(t *testing.T, e *Exporter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  Option
+		want string
+	}{
+		{"endpoint with scheme", WithEndpoint("http://collector:4318"), "without scheme or path"},
+		{"endpoint bad port", WithEndpoint("collector:99999"), "invalid port"},
+		{"endpoint URL bad scheme", WithEndpointURL("ftp://collector"), "scheme must be http or https"},
+		{"endpoint URL unparsable", WithEndpointURL("http://[::1"), "invalid endpoint URL"},
+		{"negative workers", WithWorkers(-1), "workers must be positive"},
+		{"zero queue", WithQueueSize(0), "queue size must be positive"},
+		{"request larger than queue", WithMaxRequestSize(1 << 30), "exceeds the queue's byte budget"},
+		{"negative timeout", WithTimeout(-time.Second), "timeout must not be negative"},
+		{"bad header", WithHeaders(map[string]string{"bad key": "v"}), "invalid header name"},
+		{"unknown compression", WithCompression(Compression(9)), "unknown compression"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.ErrorLevel)
+			e := New(tc.opt, WithLogger(zap.New(core)))
+			if logs.FilterMessageSnippet("invalid configuration").Len() != 1 {
+				t.Fatalf("the configuration error was not logged at once: %v", logs.All())
+			}
+			err := e.ExportSpans(context.Background(), spans(3))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ExportSpans = %v, want an error containing %q", err, tc.want)
+			}
+			s := e.Stats()
+			if s.Accepted != 3 || s.Dropped.Config != 3 {
+				t.Fatalf("got %+v, want 3 accepted and dropped with reason config", s)
+			}
+			checkInvariant(t, s)
+			shutdown(t, e)
+		})
+	}
+}
+
+func TestEnvironmentLayering(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://envhost:1234/base")
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1500")
+	t.Setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "bogus")
+
+	c := newConfig(nil)
+	u, err := c.targetURL()
+	if err != nil || u.String() != "http://envhost:1234/base/v1/traces" || c.timeout != 1500*time.Millisecond {
+		t.Fatalf("env layer: %v %v %v", u, err, c.timeout)
+	}
+	if c.envErrs == nil || !strings.Contains(c.envErrs.Error(), "OTEL_EXPORTER_OTLP_COMPRESSION") {
+		t.Fatalf("malformed variable not reported by name: %v", c.envErrs)
+	}
+	// Options win over the environment.
+	c = newConfig([]Option{WithEndpoint("opthost:4318"), WithURLPath("/p"), WithTimeout(time.Second)})
+	u, err = c.targetURL()
+	if err != nil || u.String() != "http://opthost:4318/p" || c.timeout != time.Second {
+		t.Fatalf("option layer: %v %v %v", u, err, c.timeout)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := newConfig(nil)
+	u, err := c.targetURL()
+	if err != nil || u.String() != "https://localhost:4318/v1/traces" {
+		t.Fatalf("default URL %v %v", u, err)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	c = newConfig([]Option{WithEndpoint("[::1]"), WithInsecure()})
+	if u, err := c.targetURL(); err != nil || u.String() != "http://[::1]:4318/v1/traces" {
+		t.Fatalf("bare IPv6 host: %v %v", u, err)
+	}
+}
+
+func TestDeliversAndCoalesces(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(2))
+	defer shutdown(t, e)
+	for range 20 {
+		if err := e.ExportSpans(context.Background(), spans(50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := rcv.received()
+	s := e.Stats()
+	if got != 1000 || s.Exported != 1000 || s.Accepted != 1000 {
+		t.Fatalf("received %d, stats %+v", got, s)
+	}
+	checkInvariant(t, s)
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: time.Hour}))
+	defer shutdown(t, e)
+	if err := e.ExportSpans(context.Background(), spans(5)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Waiters: the reporter's ticker and the retry timer.
+	if err := clk.BlockUntilContext(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	if _, reqs := rcv.received(); reqs != 1 {
+		t.Fatalf("retried after 29s of a 30s Retry-After: %d requests", reqs)
+	}
+	clk.Advance(time.Second)
+	if err := e.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := e.Stats()
+	if s.Exported != 5 || s.Retries != 1 || s.Requests != 2 {
+		t.Fatalf("got %+v", s)
+	}
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	core, logs := observer.New(zapcore.WarnLevel)
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.New(core)),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 3 * time.Second}))
+	if err := e.ExportSpans(context.Background(), spans(4)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	flushed := make(chan error, 1)
+	go func() { flushed <- e.ForceFlush(ctx) }()
+	for {
+		// Advance the clock each time the worker waits for a retry, until
+		// the flush reports the request finished.
+		waitCtx, stop := context.WithCancel(ctx)
+		blocked := make(chan error, 1)
+		go func() { blocked <- clk.BlockUntilContext(waitCtx, 2) }()
+		select {
+		case err := <-flushed:
+			stop()
+			<-blocked
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := e.Stats()
+			if s.Dropped.RetriesExhausted != 4 || s.Exported != 0 || s.Retries == 0 {
+				t.Fatalf("got %+v", s)
+			}
+			checkInvariant(t, s)
+			shutdown(t, e)
+			if logs.FilterMessageSnippet("spans dropped").FilterField(zap.Int64("retries_exhausted", 4)).Len() != 1 {
+				t.Fatalf("drop not logged: %v", logs.All())
+			}
+			return
+		case err := <-blocked:
+			stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(2 * time.Second)
+		}
+	}
+}
+
+func TestPermanentErrorsAndPartialSuccess(t *testing.T) {
+	partial, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{
+		PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: 2, ErrorMessage: "too old"},
+	})
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   []byte
+		check  func(Stats) bool
+	}{
+		{"400", 400, nil, func(s Stats) bool { return s.Dropped.PermanentError == 5 }},
+		{"500", 500, []byte("boom"), func(s Stats) bool { return s.Dropped.PermanentError == 5 }},
+		{"partial", 200, partial, func(s Stats) bool { return s.Dropped.Rejected == 2 && s.Exported == 3 }},
+		{"garbage 200", 200, []byte{0xde, 0xad}, func(s Stats) bool { return s.Exported == 5 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write(tc.body)
+				return true
+			})
+			e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithLogger(zap.NewNop()))
+			if err := e.ExportSpans(context.Background(), spans(5)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			s := e.Stats()
+			if !tc.check(s) {
+				t.Fatalf("got %+v", s)
+			}
+			checkInvariant(t, s)
+			shutdown(t, e)
+		})
+	}
+}
+
+func TestTooLargeIsSplit(t *testing.T) {
+	const limit = 600
+	rcv := newReceiver(t, func(_ int, body []byte, w http.ResponseWriter) bool {
+		if len(body) > limit {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return true
+		}
+		return false
+	})
+	big := spans(20)
+	huge := tracetest.SpanStub{Name: strings.Repeat("x", 2000), SpanContext: big[0].SpanContext()}.Snapshot()
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
+	defer shutdown(t, e)
+	if err := e.ExportSpans(context.Background(), append(big, huge)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := rcv.received()
+	s := e.Stats()
+	if got != 20 || s.Exported != 20 || s.Dropped.TooLarge != 1 {
+		t.Fatalf("received %d, stats %+v", got, s)
+	}
+	checkInvariant(t, s)
+}
+
+func TestQueueFullNeverBlocks(t *testing.T) {
+	release := make(chan struct{})
+	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+		<-release
+		return false
+	})
+	var dump bytes.Buffer
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithQueueSize(10),
+		WithLogger(zap.NewNop()), WithDroppedSpansWriter(&dump))
+	// The worker holds the first batch (the backend hangs); the queue takes
+	// one more; the rest is dropped without waiting.
+	for range 5 {
+		if err := e.ExportSpans(context.Background(), spans(10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.Stats()
+	checkInvariant(t, s)
+	if s.Dropped.QueueFull < 30 {
+		t.Fatalf("got %+v, want at least 3 batches dropped as queue_full", s)
+	}
+	close(release)
+	if err := e.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	shutdown(t, e)
+	// Each dropped batch is one replayable OTLP/JSON line.
+	lines := 0
+	sc := bufio.NewScanner(&dump)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var msg coltracepb.ExportTraceServiceRequest
+		if err := protojson.Unmarshal(sc.Bytes(), &msg); err != nil {
+			t.Fatalf("line %d: %v", lines, err)
+		}
+		lines++
+	}
+	if int64(lines*10) != e.Stats().Dropped.QueueFull {
+		t.Fatalf("%d lines for %d dropped spans", lines, e.Stats().Dropped.QueueFull)
+	}
+}
+
+func TestShutdownDeadlineDropsWhatIsLeft(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var hung atomic.Int32
+	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+		hung.Add(1)
+		<-release
+		return true
+	})
+	_ = rcv
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
+	for range 3 {
+		_ = e.ExportSpans(context.Background(), spans(10))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the deadline has already passed
+	err := e.Shutdown(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	s := e.Stats()
+	if s.Dropped.Shutdown != 30 || s.Queued != 0 || s.InFlight != 0 {
+		t.Fatalf("got %+v", s)
+	}
+	checkInvariant(t, s)
+	if err := e.ExportSpans(context.Background(), spans(1)); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("ExportSpans after Shutdown = %v", err)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown = %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+		if n == 2 {
+			w.WriteHeader(http.StatusBadRequest)
+			return true
+		}
+		return false
+	})
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithMeterProvider(mp), WithLogger(zap.NewNop()))
+	defer shutdown(t, e)
+	for range 2 {
+		_ = e.ExportSpans(context.Background(), spans(3))
+		_ = e.ForceFlush(context.Background())
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			found[m.Name] = true
+			if m.Name != metricSpanExported {
+				continue
+			}
+			sum := m.Data.(metricdata.Sum[int64])
+			byType := map[string]int64{}
+			for _, dp := range sum.DataPoints {
+				v, _ := dp.Attributes.Value("error.type")
+				byType[v.AsString()] = dp.Value
+			}
+			if byType[""] != 3 || byType[string(ReasonPermanentError)] != 3 {
+				t.Errorf("exported points %v", byType)
+			}
+		}
+	}
+	for _, name := range []string{metricSpanExported, metricSpanInflight, metricOperationDuration, metricQueueSize, metricQueueCapacity} {
+		if !found[name] {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+}
+
+// grpcReceiver is a loopback OTLP/gRPC server.
+type grpcReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu     sync.Mutex
+	spans  int
+	export func(*coltracepb.ExportTraceServiceRequest) error
+}
+
+func (g *grpcReceiver) Export(_ context.Context, r *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	if g.export != nil {
+		if err := g.export(r); err != nil {
+			return nil, err
+		}
+	}
+	n := 0
+	for _, rs := range r.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			n += len(ss.Spans)
+		}
+	}
+	g.mu.Lock()
+	g.spans += n
+	g.mu.Unlock()
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func startGRPCReceiver(t *testing.T, g *grpcReceiver) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, g)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
+func TestGRPCDeliversAndSplits(t *testing.T) {
+	// The server refuses requests of more than 10 spans as gRPC servers
+	// refuse oversized messages: ResourceExhausted without RetryInfo.
+	g := &grpcReceiver{export: func(r *coltracepb.ExportTraceServiceRequest) error {
+		n := 0
+		for _, rs := range r.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				n += len(ss.Spans)
+			}
+		}
+		if n > 10 {
+			return status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
+		}
+		return nil
+	}}
+	addr := startGRPCReceiver(t, g)
+	for _, comp := range []Compression{NoCompression, GzipCompression} {
+		t.Run(comp.String(), func(t *testing.T) {
+			g.mu.Lock()
+			g.spans = 0
+			g.mu.Unlock()
+			e := New(WithProtocol(ProtocolGRPC), WithEndpoint(addr), WithInsecure(), WithCompression(comp), WithLogger(zap.NewNop()))
+			defer shutdown(t, e)
+			if err := e.ExportSpans(context.Background(), spans(37)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			s := e.Stats()
+			g.mu.Lock()
+			got := g.spans
+			g.mu.Unlock()
+			if got != 37 || s.Exported != 37 {
+				t.Fatalf("received %d, stats %+v", got, s)
+			}
+			checkInvariant(t, s)
+		})
+	}
+}
+
+func TestGRPCDefaultPort(t *testing.T) {
+	c := newConfig([]Option{WithProtocol(ProtocolGRPC)})
+	if u, err := c.targetURL(); err != nil || u.Host != "localhost:4317" {
+		t.Fatalf("got %v %v", u, err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector")
+	c = newConfig(nil)
+	if u, err := c.targetURL(); err != nil || u.Host != "collector:4317" || c.protocol != ProtocolGRPC || !c.insecure {
+		t.Fatalf("got %v %v %+v", u, err, c)
+	}
+}

@@ -1,0 +1,319 @@
+package exporter
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+)
+
+// Option configures an Exporter.
+type Option interface {
+	apply(config) config
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+// Compression is the compression applied to request bodies.
+type Compression int
+
+const (
+	// NoCompression sends bodies as they are.
+	NoCompression Compression = iota
+	// GzipCompression compresses bodies with gzip.
+	GzipCompression
+)
+
+// Protocol is the OTLP transport, spelled as OTEL_EXPORTER_OTLP_PROTOCOL
+// spells it.
+type Protocol string
+
+const (
+	// ProtocolHTTPProtobuf is OTLP/HTTP with protobuf bodies, the default.
+	ProtocolHTTPProtobuf Protocol = "http/protobuf"
+	// ProtocolGRPC is OTLP/gRPC.
+	ProtocolGRPC Protocol = "grpc"
+)
+
+// WithProtocol chooses between OTLP/HTTP (ProtocolHTTPProtobuf, the default,
+// port 4318) and OTLP/gRPC (ProtocolGRPC, port 4317). Both share the queue,
+// workers, retries, accounting and logging; with gRPC, headers are sent as
+// metadata and WithURLPath does not apply.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL; this option wins.
+func WithProtocol(p Protocol) Option {
+	return optionFunc(func(c config) config {
+		c.protocol = p
+		return c
+	})
+}
+
+// RetryConfig is the policy for retrying a failed request. The zero value
+// disables retries.
+type RetryConfig struct {
+	// Enabled turns retries on.
+	Enabled bool
+	// InitialInterval is the delay before the first retry.
+	InitialInterval time.Duration
+	// MaxInterval caps the delay between two attempts.
+	MaxInterval time.Duration
+	// MaxElapsedTime is the total time spent on one request, retries
+	// included, after which its spans are dropped with reason
+	// retries_exhausted.
+	MaxElapsedTime time.Duration
+}
+
+// WithEndpoint sets the backend as "host:port" (or "host" for the default
+// port), without scheme or path. The default is "localhost:4318", or
+// "localhost:4317" with ProtocolGRPC. Connections use TLS unless WithInsecure
+// is given.
+//
+// Environment: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT;
+// this option wins over both. Of WithEndpoint and WithEndpointURL, the last
+// one given wins.
+func WithEndpoint(hostport string) Option {
+	return optionFunc(func(c config) config {
+		c.endpoint = hostport
+		return c
+	})
+}
+
+// WithEndpointURL sets the backend as a full URL such as
+// "http://collector:4318/v1/traces": its host is the endpoint, its scheme
+// chooses between plaintext (http) and TLS (https), and its path, when not
+// empty, replaces the URL path. An unparsable URL is a configuration error.
+//
+// Environment: as WithEndpoint; this option wins. Of WithEndpoint and
+// WithEndpointURL, the last one given wins.
+func WithEndpointURL(rawURL string) Option {
+	return optionFunc(func(c config) config {
+		u, err := url.Parse(rawURL)
+		switch {
+		case err != nil:
+			c.errs = append(c.errs, fmt.Errorf("exporter: invalid endpoint URL: %w", err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q: scheme must be http or https", u.Redacted()))
+		case u.Host == "":
+			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q has no host", u.Redacted()))
+		default:
+			c.endpoint = u.Host
+			c.insecure = u.Scheme == "http"
+			if u.Path != "" {
+				c.urlPath = u.Path
+			}
+		}
+		return c
+	})
+}
+
+// WithURLPath sets the request path. The default is "/v1/traces".
+//
+// Environment: the path of OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
+// OTEL_EXPORTER_OTLP_ENDPOINT followed by /v1/traces; this option wins.
+func WithURLPath(path string) Option {
+	return optionFunc(func(c config) config {
+		c.urlPath = path
+		return c
+	})
+}
+
+// WithInsecure sends requests in plaintext (http) instead of over TLS.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]INSECURE=true, or an http://
+// endpoint URL; this option wins.
+func WithInsecure() Option {
+	return optionFunc(func(c config) config {
+		c.insecure = true
+		return c
+	})
+}
+
+// WithHeaders adds headers to every request, for example an API key. Header
+// values are never logged.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]HEADERS ("k1=v1,k2=v2", values
+// URL-encoded); this option replaces them.
+func WithHeaders(headers map[string]string) Option {
+	h := maps.Clone(headers)
+	return optionFunc(func(c config) config {
+		c.headers = h
+		return c
+	})
+}
+
+// WithCompression sets the compression of request bodies. The default is
+// NoCompression.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION (gzip or none); this
+// option wins.
+func WithCompression(comp Compression) Option {
+	return optionFunc(func(c config) config {
+		c.compression = comp
+		return c
+	})
+}
+
+// WithTLSClientConfig sets the TLS configuration for https endpoints. The
+// default verifies the server against the system's roots.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE (root CAs, PEM file),
+// OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE and _CLIENT_KEY (mTLS); this
+// option replaces them.
+func WithTLSClientConfig(cfg *tls.Config) Option {
+	var cl *tls.Config
+	if cfg != nil {
+		cl = cfg.Clone()
+	}
+	return optionFunc(func(c config) config {
+		c.tlsConfig = cl
+		return c
+	})
+}
+
+// WithTimeout bounds each attempt to send a request. The default is 10s.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (milliseconds); this
+// option wins.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.timeout = d
+		return c
+	})
+}
+
+// WithRetry sets the retry policy for retryable failures (HTTP 429, 502,
+// 503, 504; gRPC Unavailable, Canceled, DeadlineExceeded, Aborted,
+// OutOfRange, DataLoss, and ResourceExhausted when the server sends
+// RetryInfo; connection errors and timeouts). The default is enabled, 5s
+// initial interval, 30s maximum interval and 1 minute in all, the same as
+// otlptracehttp; delays are jittered and a server's Retry-After is honoured.
+func WithRetry(rc RetryConfig) Option {
+	return optionFunc(func(c config) config {
+		c.retry = rc
+		return c
+	})
+}
+
+// WithWorkers sets the number of requests sent concurrently. The default is
+// 8. More workers keep up with a slower backend, at the cost of more
+// connections and of memory for the requests in flight (at most workers ×
+// the maximum request size).
+func WithWorkers(n int) Option {
+	return optionFunc(func(c config) config {
+		c.workers = n
+		return c
+	})
+}
+
+// WithQueueSize sets how many spans may wait in the queue for a worker. The
+// default is 65536. When the queue is full, further spans are dropped with
+// reason queue_full (see WithBlockOnFull).
+func WithQueueSize(spans int) Option {
+	return optionFunc(func(c config) config {
+		c.queueSpans = spans
+		return c
+	})
+}
+
+// WithQueueBytes sets how many bytes of encoded spans may wait in the queue.
+// The default is 16 MiB. This bounds the exporter's memory under overload:
+// with the requests in flight, its heap stays near this budget plus workers
+// × the maximum request size.
+func WithQueueBytes(n int) Option {
+	return optionFunc(func(c config) config {
+		c.queueBytes = n
+		return c
+	})
+}
+
+// WithMaxRequestSize sets the largest request body, in bytes before
+// compression. The default is 1 MiB, well under the 4 MiB a gRPC server
+// accepts by default. Queued batches are combined into requests up to this
+// size; a batch is split so that no request exceeds it, and a single span
+// larger than it is dropped with reason too_large.
+func WithMaxRequestSize(n int) Option {
+	return optionFunc(func(c config) config {
+		c.maxRequestBytes = n
+		return c
+	})
+}
+
+// WithBlockOnFull makes ExportSpans wait up to maxWait for room in a full
+// queue before dropping (reason queue_full). The default is not to wait: the
+// caller, the BatchSpanProcessor's goroutine, is never held up.
+func WithBlockOnFull(maxWait time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.blockOnFull = maxWait
+		return c
+	})
+}
+
+// WithLogger sets the fallback logger that reports configuration errors,
+// drops and failed requests. The default logs warnings and errors to
+// standard error. Reports of drops are aggregated: at most one entry per
+// reporting interval (see WithLogInterval), with counts per reason.
+// A nil logger restores the default; zap.NewNop() silences it.
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
+		return c
+	})
+}
+
+// WithLogInterval sets how often, at most, drops and failures are reported
+// to the fallback logger. The default is 10s. The first drop after a quiet
+// interval is reported at once.
+func WithLogInterval(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.logInterval = d
+		return c
+	})
+}
+
+// WithDroppedSpansWriter writes every dropped request to w as one line of
+// OTLP/JSON (an ExportTraceServiceRequest), so the spans can be replayed
+// later, for example with curl against a collector's /v1/traces. Writes are
+// serialised; errors writing to w are reported to the fallback logger. The
+// default writes nothing.
+func WithDroppedSpansWriter(w io.Writer) Option {
+	return optionFunc(func(c config) config {
+		c.dropWriter = w
+		return c
+	})
+}
+
+// WithMeterProvider sets the MeterProvider for the exporter's own metrics.
+// The default is the global one, otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c config) config {
+		c.meterProvider = mp
+		return c
+	})
+}
+
+// withClock replaces the clock used for retry delays and log intervals.
+func withClock(clk clockwork.Clock) Option {
+	return optionFunc(func(c config) config {
+		c.clock = clk
+		return c
+	})
+}
+
+// String prints the compression as the OTLP environment variables spell it.
+func (c Compression) String() string {
+	switch c {
+	case NoCompression:
+		return "none"
+	case GzipCompression:
+		return "gzip"
+	}
+	return fmt.Sprintf("Compression(%d)", int(c))
+}
