@@ -1,0 +1,288 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tracekeeper/tracekeeper/exporter"
+)
+
+// Scenario is one backend condition under which the pipelines are
+// compared.
+type Scenario struct {
+	// Name identifies the scenario on the command line and in tables.
+	Name string
+	// Latency is added to every answer of the receiver.
+	Latency time.Duration
+	// Outage, when not Available, is the mode the receiver is in from
+	// OutageStart for OutageFor, after which it recovers.
+	Outage      Mode
+	OutageStart time.Duration
+	OutageFor   time.Duration
+	// Duration is how long the load is offered.
+	Duration time.Duration
+}
+
+// Label describes the backend condition in a few words.
+func (s Scenario) Label() string {
+	if s.Outage != Available {
+		return fmt.Sprintf("%s for %s", s.Outage, s.OutageFor)
+	}
+	return fmt.Sprintf("%s latency", s.Latency)
+}
+
+// Standard returns the scenarios of the comparison: backend latencies of 0,
+// 20 and 100 ms for duration each, then an outage of outage answering 503,
+// and one refusing connections, each in a run of twice duration that
+// starts the outage after a fifth of duration, so that the pipelines have
+// time to recover.
+func Standard(duration, outage time.Duration) []Scenario {
+	out := []Scenario{
+		{Name: "latency-0ms", Duration: duration},
+		{Name: "latency-20ms", Latency: 20 * time.Millisecond, Duration: duration},
+		{Name: "latency-100ms", Latency: 100 * time.Millisecond, Duration: duration},
+	}
+	for _, o := range []struct {
+		name string
+		mode Mode
+	}{{"outage-503", Unavailable}, {"outage-refused", Refusing}} {
+		out = append(out, Scenario{
+			Name:        o.name,
+			Outage:      o.mode,
+			OutageStart: duration / 5,
+			OutageFor:   outage,
+			Duration:    2 * duration,
+		})
+	}
+	return out
+}
+
+// Defaults of RunConfig.
+const (
+	DefaultRate            = 200_000
+	DefaultShutdownTimeout = 2 * time.Second
+	DefaultSettleTimeout   = 30 * time.Second
+	probeInterval          = 5 * time.Millisecond
+)
+
+// RunConfig configures Run.
+type RunConfig struct {
+	// Rate is the offered load in spans per second; the default is
+	// DefaultRate.
+	Rate int
+	// Goroutines end the spans; the default is DefaultGoroutines.
+	Goroutines int
+	// ShutdownTimeout bounds TracerProvider.Shutdown after the load; what
+	// has not arrived by then is not delivered. The default is
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// SettleTimeout bounds the wait, after a shutdown that ran out of
+	// time, for the pipeline's goroutines to finish, so that they do not
+	// run into the next scenario. The default is DefaultSettleTimeout.
+	SettleTimeout time.Duration
+	// Decode makes the receiver decode every request fully (see
+	// ReceiverConfig.Decode).
+	Decode bool
+	// Progress, when not nil, is called about once per ProgressEvery
+	// (default one second) while the load runs.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+	// Clock paces the load, the outage and the progress reports; nil means
+	// the real clock.
+	Clock clockwork.Clock
+}
+
+// Progress reports a run under way.
+type Progress struct {
+	Scenario  Scenario
+	Pipeline  Kind
+	Elapsed   time.Duration
+	Ended     int64
+	Delivered int64
+	Mode      Mode
+}
+
+// Result is the outcome of one run of one pipeline in one scenario.
+type Result struct {
+	Scenario Scenario
+	Pipeline Kind
+	Rate     int
+
+	// Offered spans were asked for by the schedule, Ended were ended,
+	// Handed reached the exporter (the rest were dropped by the
+	// BatchSpanProcessor's queue), Delivered were answered with success by
+	// the receiver before the shutdown deadline.
+	Offered, Ended, Handed, Delivered int64
+
+	// Load is how long the load ran; Shutdown how long the provider's
+	// shutdown took, and ShutdownErr what it returned. Unsettled is set
+	// when the pipeline's goroutines were still running SettleTimeout
+	// after the shutdown deadline.
+	Load        time.Duration
+	Shutdown    time.Duration
+	ShutdownErr string
+	Unsettled   bool
+
+	// End holds the span.End() durations.
+	End Histogram
+	// Usage is the process's CPU time from the start of the load to the
+	// end of the shutdown, and its peak heap meanwhile.
+	Usage Usage
+
+	Receiver ReceiverStats
+	// Exporter is our exporter's accounting after the shutdown; nil for
+	// the stock pipeline.
+	Exporter *exporter.Stats
+	// Reports counts the errors and warnings the pipeline reported.
+	Reports int64
+}
+
+// DeliveredPct is the percentage of the ended spans that were delivered.
+func (r *Result) DeliveredPct() float64 {
+	if r.Ended == 0 {
+		return 0
+	}
+	return 100 * float64(r.Delivered) / float64(r.Ended)
+}
+
+// Lost is the number of ended spans that were not delivered.
+func (r *Result) Lost() int64 { return r.Ended - r.Delivered }
+
+// CPUPerDelivered is the process's CPU time per delivered span; zero when
+// nothing was delivered.
+func (r *Result) CPUPerDelivered() time.Duration {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return r.Usage.CPU / time.Duration(r.Delivered)
+}
+
+// Run runs one scenario through one pipeline: it starts a receiver and the
+// pipeline, offers the load, applies the outage if any, then shuts the
+// pipeline down within cfg.ShutdownTimeout and reports what arrived.
+func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, error) {
+	cfg = cfg.withDefaults()
+	recv, err := NewReceiver(ReceiverConfig{Latency: sc.Latency, Decode: cfg.Decode, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	defer recv.Close()
+	p, err := NewPipeline(ctx, kind, recv.Addr())
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Scenario: sc, Pipeline: kind, Rate: cfg.Rate}
+	reports0 := Reports()
+
+	runtime.GC()
+	pr := startProbe(cfg.Clock, probeInterval)
+
+	var outageErr error
+	var outageMu sync.Mutex
+	setMode := func(m Mode) {
+		if err := recv.SetMode(m); err != nil {
+			outageMu.Lock()
+			outageErr = errors.Join(outageErr, err)
+			outageMu.Unlock()
+		}
+	}
+	var timers []clockwork.Timer
+	if sc.Outage != Available && sc.OutageFor > 0 {
+		timers = append(timers,
+			cfg.Clock.AfterFunc(sc.OutageStart, func() { setMode(sc.Outage) }),
+			cfg.Clock.AfterFunc(sc.OutageStart+sc.OutageFor, func() { setMode(Available) }))
+	}
+
+	var ended atomic.Int64
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if cfg.Progress == nil {
+			return
+		}
+		start := cfg.Clock.Now()
+		t := cfg.Clock.NewTicker(cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-t.Chan():
+				cfg.Progress(Progress{
+					Scenario: sc, Pipeline: kind, Elapsed: cfg.Clock.Since(start),
+					Ended: ended.Load(), Delivered: recv.Stats().Spans, Mode: recv.Mode(),
+				})
+			}
+		}
+	}()
+
+	load := Generate(ctx, p.Provider.Tracer(TracerName), LoadConfig{
+		Rate: cfg.Rate, Duration: sc.Duration, Goroutines: cfg.Goroutines,
+		Clock: cfg.Clock, Ended: &ended,
+	})
+	close(stopProgress)
+	<-progressDone
+	for _, t := range timers {
+		t.Stop()
+	}
+	// Whatever happened, the outage is over by the time the load ends.
+	setMode(Available)
+
+	sctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+	t0 := cfg.Clock.Now()
+	serr := p.Shutdown(sctx)
+	res.Shutdown = cfg.Clock.Since(t0)
+	cancel()
+	res.Receiver = recv.Stats()
+	res.Usage = pr.finish()
+	if serr != nil {
+		res.ShutdownErr = serr.Error()
+	}
+	select {
+	case <-p.Stopped():
+	case <-cfg.Clock.After(cfg.SettleTimeout):
+		res.Unsettled = true
+	}
+
+	res.Offered, res.Ended, res.Load, res.End = load.Offered, load.Ended, load.Elapsed, load.End
+	res.Handed = p.Handed()
+	res.Delivered = res.Receiver.Spans
+	if p.Exporter != nil {
+		st := p.Exporter.Stats()
+		res.Exporter = &st
+	}
+	res.Reports = Reports() - reports0
+	outageMu.Lock()
+	defer outageMu.Unlock()
+	return res, outageErr
+}
+
+func (c RunConfig) withDefaults() RunConfig {
+	if c.Rate <= 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Goroutines <= 0 {
+		c.Goroutines = DefaultGoroutines
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.SettleTimeout <= 0 {
+		c.SettleTimeout = DefaultSettleTimeout
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	return c
+}
