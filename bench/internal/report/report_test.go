@@ -1,0 +1,151 @@
+package report
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracekeeper/tracekeeper/bench/internal/scenario"
+	"github.com/tracekeeper/tracekeeper/exporter"
+)
+
+// result makes a result whose span.End() durations are all end.
+func result(sc scenario.Scenario, kind scenario.Kind, ended, handed, delivered int64, end time.Duration) *scenario.Result {
+	r := &scenario.Result{
+		Scenario: sc, Pipeline: kind, Rate: 1000,
+		Offered: ended, Ended: ended, Handed: handed, Delivered: delivered,
+		Usage: scenario.Usage{CPU: time.Second, PeakLiveHeap: 8 << 20},
+	}
+	for range 100 {
+		r.End.Record(end)
+	}
+	if kind == scenario.Ours {
+		r.Exporter = &exporter.Stats{
+			Accepted: handed, Exported: delivered,
+			Dropped: exporter.Drops{QueueFull: handed - delivered},
+		}
+	}
+	return r
+}
+
+func sampleResults() []*scenario.Result {
+	scs := scenario.Standard(time.Second, 500*time.Millisecond)
+	return []*scenario.Result{
+		result(scs[0], scenario.Stock, 1000, 600, 600, 2*time.Microsecond),
+		result(scs[0], scenario.Ours, 1000, 1000, 1000, 2*time.Microsecond),
+		result(scs[3], scenario.Stock, 2000, 300, 200, 3*time.Microsecond),
+		result(scs[3], scenario.Ours, 2000, 2000, 1500, 2*time.Microsecond),
+	}
+}
+
+func TestFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"pct whole", pct(100), "100.0%"},
+		{"pct near whole", pct(99.97), "99.97%"},
+		{"pct small", pct(2.345), "2.35%"},
+		{"pct mid", pct(38.04), "38.0%"},
+		{"ratio", ratio(3, 2), "1.50×"},
+		{"ratio large", ratio(250, 2), "125×"},
+		{"ratio of nothing", ratio(0, 2), "–"},
+		{"ratio to nothing", ratio(2, 0), "–"},
+		{"ns", dur(850), "850 ns"},
+		{"µs", dur(2367 * time.Nanosecond), "2.37 µs"},
+		{"ms", dur(125 * time.Millisecond), "125 ms"},
+		{"s", dur(2090 * time.Millisecond), "2.09 s"},
+		{"count", count(1234567), "1,234,567"},
+		{"count small", count(12), "12"},
+		{"count negative", count(-1234), "-1,234"},
+		{"mib", mib(3 << 19), "1.5 MiB"},
+		{"axis", trimFloat(2.50), "2.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNiceCeil(t *testing.T) {
+	for _, tt := range []struct{ in, want float64 }{
+		{0, 1}, {0.3, 0.5}, {1, 1}, {1.2, 2}, {3, 5}, {7, 10}, {45, 50}, {101, 200},
+	} {
+		if got := niceCeil(tt.in); got != tt.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPairs(t *testing.T) {
+	rs := sampleResults()
+	pairs := Pairs(rs)
+	if len(pairs) != 2 {
+		t.Fatalf("%d pairs, want 2", len(pairs))
+	}
+	for i, p := range pairs {
+		if p.Stock != rs[2*i] || p.Ours != rs[2*i+1] {
+			t.Errorf("pair %d holds the wrong results", i)
+		}
+	}
+}
+
+func TestSVG(t *testing.T) {
+	var b strings.Builder
+	if err := SVG(&b, sampleResults(), Meta{Rate: 1000, Machine: "test <machine> & co", Date: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	bars := map[string]int{}
+	dec := xml.NewDecoder(strings.NewReader(b.String()))
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v\n%s", err, b.String())
+		}
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "rect" {
+			for _, a := range el.Attr {
+				if a.Name.Local == "fill" {
+					bars[a.Value]++
+				}
+			}
+		}
+	}
+	// Two panels, two scenarios, one bar per pipeline, plus the legend.
+	if bars[stockColour] != 5 || bars[oursColour] != 5 {
+		t.Errorf("bars by colour %v, want 5 of each", bars)
+	}
+	if !strings.Contains(b.String(), "test &lt;machine&gt; &amp; co") {
+		t.Error("the footnote is not escaped")
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	var b strings.Builder
+	meta := Meta{Command: "go run ./cmd/compare", Machine: "test", Rate: 1000, ShutdownTimeout: time.Second}
+	if err := Markdown(&b, sampleResults(), meta, "compare.svg"); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"](compare.svg)",
+		"| scenario | backend | delivered stock | delivered ours | ours/stock |",
+		"| latency-0ms | 0s latency | 60.0% | 100.0% | 1.67× |",
+		"| outage-503 | stock | 2,000 | 2,000 | 1,700 | 300 | 200 | 100 (unreported) |",
+		"| outage-503 | tracekeeper | 2,000 | 2,000 | 0 | 2,000 | 1,500 | queue_full 500 | 0 |",
+		"Command: `go run ./cmd/compare`",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tracekeeper/tracekeeper/bench/internal/scenario"
+	"github.com/tracekeeper/tracekeeper/exporter"
+)
+
+// table is a header and rows of cells, rendered as text or Markdown.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+// comparison is the main table: one row per scenario, stock beside ours,
+// with ratios ours/stock.
+func comparison(pairs []Pair) table {
+	t := table{header: []string{
+		"scenario", "backend",
+		"delivered stock", "delivered ours", "ours/stock",
+		"p99 End stock", "p99 End ours", "ours/stock",
+		"CPU/delivered stock", "CPU/delivered ours", "ours/stock",
+		"peak heap stock", "peak heap ours",
+	}}
+	for _, p := range pairs {
+		row := []string{p.Scenario.Name, p.Scenario.Label()}
+		s, o := p.Stock, p.Ours
+		row = append(row, cell(s, func(r *scenario.Result) string { return pct(r.DeliveredPct()) }),
+			cell(o, func(r *scenario.Result) string { return pct(r.DeliveredPct()) }),
+			both(s, o, func(r *scenario.Result) float64 { return float64(r.Delivered) }))
+		row = append(row, cell(s, func(r *scenario.Result) string { return dur(r.End.Quantile(0.99)) }),
+			cell(o, func(r *scenario.Result) string { return dur(r.End.Quantile(0.99)) }),
+			both(s, o, func(r *scenario.Result) float64 { return float64(r.End.Quantile(0.99)) }))
+		row = append(row, cell(s, func(r *scenario.Result) string { return perSpan(r) }),
+			cell(o, func(r *scenario.Result) string { return perSpan(r) }),
+			both(s, o, func(r *scenario.Result) float64 { return float64(r.CPUPerDelivered()) }))
+		row = append(row, cell(s, func(r *scenario.Result) string { return mib(r.Usage.PeakLiveHeap) }),
+			cell(o, func(r *scenario.Result) string { return mib(r.Usage.PeakLiveHeap) }))
+		t.rows = append(t.rows, row)
+	}
+	return t
+}
+
+// accounting is the table of where every span went.
+func accounting(pairs []Pair) table {
+	t := table{header: []string{
+		"scenario", "pipeline", "offered", "ended", "dropped by BSP queue",
+		"handed to exporter", "delivered", "exporter drops", "left at deadline", "resumed after outage",
+	}}
+	for _, p := range pairs {
+		for _, r := range []*scenario.Result{p.Stock, p.Ours} {
+			if r == nil {
+				continue
+			}
+			t.rows = append(t.rows, []string{
+				p.Scenario.Name, string(r.Pipeline), count(r.Offered), count(r.Ended),
+				count(r.Ended - r.Handed), count(r.Handed), count(r.Delivered),
+				exporterDrops(r), leftOver(r), resumed(r),
+			})
+		}
+	}
+	return t
+}
+
+func cell(r *scenario.Result, f func(*scenario.Result) string) string {
+	if r == nil {
+		return "–"
+	}
+	return f(r)
+}
+
+// both returns the ratio ours/stock of a figure.
+func both(s, o *scenario.Result, f func(*scenario.Result) float64) string {
+	if s == nil || o == nil {
+		return "–"
+	}
+	return ratio(f(o), f(s))
+}
+
+func perSpan(r *scenario.Result) string {
+	if r.Delivered == 0 {
+		return "–"
+	}
+	return dur(r.CPUPerDelivered())
+}
+
+// exporterDrops says what the exporter lost: for ours, its own count by
+// reason; for the stock exporter, which does not say, the spans handed to
+// it that did not arrive.
+func exporterDrops(r *scenario.Result) string {
+	if r.Exporter == nil {
+		return count(r.Handed-r.Delivered) + " (unreported)"
+	}
+	st := r.Exporter
+	var parts []string
+	for _, reason := range []exporter.Reason{
+		exporter.ReasonQueueFull, exporter.ReasonRetriesExhausted, exporter.ReasonPermanentError,
+		exporter.ReasonRejected, exporter.ReasonShutdown, exporter.ReasonConfig, exporter.ReasonTooLarge,
+	} {
+		if n := st.Dropped.Get(reason); n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", reason, count(n)))
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// leftOver is what was still queued or in flight in our exporter after the
+// shutdown; it is zero whenever the shutdown completed or was cut short,
+// since the exporter then counts the rest dropped with reason shutdown.
+func leftOver(r *scenario.Result) string {
+	if r.Exporter == nil {
+		if r.Unsettled {
+			return "still exporting"
+		}
+		return "–"
+	}
+	return count(r.Exporter.Queued + r.Exporter.InFlight)
+}
+
+func resumed(r *scenario.Result) string {
+	switch d := r.Receiver.Resumed; {
+	case r.Scenario.Outage == scenario.Available:
+		return "–"
+	case d < 0:
+		return "never"
+	default:
+		return dur(d.Round(time.Millisecond))
+	}
+}
+
+// Text writes the comparison and the accounting as aligned plain text.
+func Text(w io.Writer, results []*scenario.Result) error {
+	pairs := Pairs(results)
+	var b strings.Builder
+	writeText(&b, comparison(pairs))
+	b.WriteString("\n")
+	writeText(&b, accounting(pairs))
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("report: write text: %w", err)
+	}
+	return nil
+}
+
+func writeText(b *strings.Builder, t table) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	_ = tw.Flush()
+}
+
+func writeMarkdown(b *strings.Builder, t table) {
+	b.WriteString("| " + strings.Join(t.header, " | ") + " |\n|")
+	for i := range t.header {
+		if i < 2 {
+			b.WriteString("---|")
+		} else {
+			b.WriteString("--:|")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = strings.ReplaceAll(c, "|", `\|`)
+		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+}
+
+// Markdown writes the results as a Markdown page: how they were made, the
+// comparison table, where every span went, and a reference to the chart
+// (chart is its path relative to the page; empty for none).
+func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) error {
+	pairs := Pairs(results)
+	var b strings.Builder
+	b.WriteString("# Stock batcher vs tracekeeper: delivery under load\n\n")
+	fmt.Fprintf(&b, "Offered load: %s spans/s with 8 attributes each, ended from %d goroutines; ",
+		count(int64(meta.Rate)), scenario.DefaultGoroutines)
+	fmt.Fprintf(&b, "each pipeline then gets %s to shut down. ", meta.ShutdownTimeout)
+	b.WriteString("Both pipelines run with their defaults against the same embedded OTLP/HTTP receiver, " +
+		"one after the other in one process: stock is `sdktrace.WithBatcher(otlptracehttp.New(...))`, " +
+		"ours is `sdktrace.WithBatcher(exporter.New(...))`.\n\n")
+	if meta.Command != "" {
+		fmt.Fprintf(&b, "Command: `%s`  \n", meta.Command)
+	}
+	if meta.Machine != "" {
+		fmt.Fprintf(&b, "Machine: %s  \n", meta.Machine)
+	}
+	if meta.Load != "" {
+		fmt.Fprintf(&b, "Load average at start: %s  \n", meta.Load)
+	}
+	if !meta.Date.IsZero() {
+		fmt.Fprintf(&b, "Date: %s  \n", meta.Date.UTC().Format("2006-01-02 15:04 MST"))
+	}
+	b.WriteString("\n")
+	if chart != "" {
+		fmt.Fprintf(&b, "![delivered spans and p99 span.End() latency per scenario](%s)\n\n", chart)
+	}
+	writeMarkdown(&b, comparison(pairs))
+	b.WriteString("\nDelivered: spans the receiver answered with success before the shutdown deadline, " +
+		"as a share of the spans ended. p99 End: 99th percentile of the time `span.End()` took in " +
+		"the application's goroutine. CPU/delivered: process CPU time (load generator, pipeline and " +
+		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection.\n\n")
+	b.WriteString("## Where every span went\n\n")
+	writeMarkdown(&b, accounting(pairs))
+	b.WriteString("\nThe stock exporter does not count its failures: its drops are the spans handed to it " +
+		"that never arrived. Ours counts every span it accepts as exported or dropped with a reason.\n")
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("report: write markdown: %w", err)
+	}
+	return nil
+}
