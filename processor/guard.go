@@ -263,8 +263,16 @@ func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
 	if name == OverflowValue {
 		return name, pass
 	}
-	v, changed := g.normalize(ks, "", name)
-	if ks.set.admit(g.hasher.str(v)) {
+	v, changed, h := name, false, g.hasher.str(name)
+	if ks.normalize || len(g.cfg.normalizers) > 0 {
+		if ks.normalize && len(g.cfg.normalizers) == 0 && ks.set.tab.Load().contains(h) {
+			return name, pass
+		}
+		if v, changed = g.normalize(ks, "", name); changed {
+			h = g.hasher.str(v)
+		}
+	}
+	if ks.set.admit(h) {
 		if changed {
 			g.normalizedNames.Add(1)
 			return v, rewritten
@@ -305,8 +313,18 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		if v == OverflowValue {
 			return "", pass
 		}
-		v, changed = g.normalize(ks, key, v)
 		h = g.hasher.str(v)
+		if ks.normalize || len(g.cfg.normalizers) > 0 {
+			// Built-in normalization is idempotent, so a value already
+			// admitted needs none. Custom normalizers promise no such
+			// thing.
+			if ks.normalize && len(g.cfg.normalizers) == 0 && ks.set.tab.Load().contains(h) {
+				return "", pass
+			}
+			if v, changed = g.normalize(ks, key, v); changed {
+				h = g.hasher.str(v)
+			}
+		}
 	} else {
 		h = g.hasher.value(&kv.Value)
 	}

@@ -16,7 +16,7 @@ import (
 type valueHasher struct {
 	seed maphash.Seed
 	salt uint64
-	k    [3]uint64 // keys of the short-string hash
+	k    [7]uint64 // keys of the short-string hash
 }
 
 // Type tags keep values of different types apart within one key.
@@ -35,27 +35,28 @@ func newValueHasher() valueHasher {
 	return h
 }
 
-// str hashes a string value. Strings of up to 16 bytes, most attribute
-// values, are mixed inline with two 64-bit multiplications (the wyhash
-// construction); longer ones go through hash/maphash.
+// str hashes a string value. Strings of up to 32 bytes, most attribute
+// values and span names, are mixed inline with 64-bit multiplications (the
+// wyhash construction); longer ones go through hash/maphash.
 func (h *valueHasher) str(s string) uint64 {
 	n := len(s)
-	if n > 16 {
+	if n > 32 {
 		return nonZero(maphash.String(h.seed, s))
 	}
 	var a, b uint64
-	if n > 0 {
-		p := unsafe.Slice(unsafe.StringData(s), n)
-		switch {
-		case n >= 8:
-			a = binary.LittleEndian.Uint64(p)
-			b = binary.LittleEndian.Uint64(p[n-8:])
-		case n >= 4:
-			a = uint64(binary.LittleEndian.Uint32(p))
-			b = uint64(binary.LittleEndian.Uint32(p[n-4:]))
-		default:
-			a = uint64(p[0])<<16 | uint64(p[n>>1])<<8 | uint64(p[n-1])
-		}
+	p := unsafe.Slice(unsafe.StringData(s), n)
+	switch {
+	case n > 16:
+		a = mum(binary.LittleEndian.Uint64(p)^h.k[3], binary.LittleEndian.Uint64(p[8:])^h.k[4])
+		b = mum(binary.LittleEndian.Uint64(p[n-16:])^h.k[5], binary.LittleEndian.Uint64(p[n-8:])^h.k[6])
+	case n >= 8:
+		a = binary.LittleEndian.Uint64(p)
+		b = binary.LittleEndian.Uint64(p[n-8:])
+	case n >= 4:
+		a = uint64(binary.LittleEndian.Uint32(p))
+		b = uint64(binary.LittleEndian.Uint32(p[n-4:]))
+	case n > 0:
+		a = uint64(p[0])<<16 | uint64(p[n>>1])<<8 | uint64(p[n-1])
 	}
 	return nonZero(mum(mum(a^h.k[0], b^h.k[1]), uint64(n)^h.k[2]))
 }

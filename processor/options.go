@@ -174,8 +174,9 @@ func WithMaxKeys(n int) Option {
 }
 
 // WithExemptKeys lists attribute keys that are never counted, normalized or
-// replaced. Calls accumulate; empty keys are ignored. By default only
-// OverflowKey is exempt.
+// replaced, whatever WithKeyLimit or WithNormalizedKeys say about them.
+// Calls accumulate; empty keys are ignored. By default only OverflowKey is
+// exempt.
 func WithExemptKeys(keys ...string) Option {
 	return optionFunc(func(c config) config {
 		m := make(map[string]struct{}, len(c.exempt)+len(keys))
