@@ -25,7 +25,8 @@ func result(sc scenario.Scenario, kind scenario.Kind, ended, handed, delivered i
 	if kind == scenario.Ours {
 		r.Exporter = &exporter.Stats{
 			Accepted: handed, Exported: delivered,
-			Dropped: exporter.Drops{QueueFull: handed - delivered},
+			Dropped:            exporter.Drops{QueueFull: handed - delivered},
+			QueueCapacityBytes: 16 << 20,
 		}
 	}
 	return r
@@ -143,6 +144,7 @@ func TestMarkdown(t *testing.T) {
 		"| outage-503 | stock | 2,000 | 2,000 | 1,700 | 300 | 200 | 100 (unreported) |",
 		"| outage-503 | tracekeeper | 2,000 | 2,000 | 0 | 2,000 | 1,500 | queue_full 500 | 0 |",
 		"Command: `go run ./cmd/compare`",
+		"budget with its defaults: 16.0 MiB of queued spans",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)

@@ -211,7 +211,12 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	b.WriteString("\nDelivered: spans the receiver answered with success before the shutdown deadline, " +
 		"as a share of the spans ended. p99 End: 99th percentile of the time `span.End()` took in " +
 		"the application's goroutine. CPU/delivered: process CPU time (load generator, pipeline and " +
-		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection.\n\n")
+		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection.")
+	if q := queueBudget(results); q > 0 {
+		fmt.Fprintf(&b, " Our exporter's memory budget with its defaults: %s of queued spans (WithQueueBytes) "+
+			"plus the requests in flight (WithWorkers × WithMaxRequestSize).", mib(uint64(q)))
+	}
+	b.WriteString("\n\n")
 	b.WriteString("## Where every span went\n\n")
 	writeMarkdown(&b, accounting(pairs))
 	b.WriteString("\nThe stock exporter does not count its failures: its drops are the spans handed to it " +
@@ -221,4 +226,15 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 		return fmt.Errorf("report: write markdown: %w", err)
 	}
 	return nil
+}
+
+// queueBudget is our exporter's queue capacity in bytes, from the first
+// result that has it.
+func queueBudget(results []*scenario.Result) int64 {
+	for _, r := range results {
+		if r.Exporter != nil && r.Exporter.QueueCapacityBytes > 0 {
+			return r.Exporter.QueueCapacityBytes
+		}
+	}
+	return 0
 }
