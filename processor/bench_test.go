@@ -171,6 +171,28 @@ func BenchmarkGuardAdded(b *testing.B) {
 	}
 }
 
+// BenchmarkGuardLateAttributes starts spans with four attributes and sets
+// four more after start. Reading the attributes in OnStart (the plain
+// wiring) makes the SDK copy them at the first SetAttributes after start;
+// this benchmark shows that allocation next to the other two cases.
+func BenchmarkGuardLateAttributes(b *testing.B) {
+	start := []trace.SpanStartOption{trace.WithAttributes(steadyAttrs[:4]...)}
+	late := steadyAttrs[4:]
+	for _, c := range benchCases()[:3] {
+		b.Run(c.name, func(b *testing.B) {
+			r := newSpanRunner(c, nil)
+			defer func() { _ = r.tp.Shutdown(context.Background()) }()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_, s := r.tr.Start(context.Background(), benchSpanName, start...)
+				s.SetAttributes(late...)
+				s.End()
+			}
+		})
+	}
+}
+
 // BenchmarkGuardOnly measures the guard's own work per span without the
 // SDK around it, on spans ended beforehand: OnEnd with a downstream (the
 // wrapping wiring) in the steady state and on the overflow and normalizing

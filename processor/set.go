@@ -228,8 +228,9 @@ func (t *keyTable) each(f func(*keyState)) {
 // Attribute keys and scope names are nearly always string constants or
 // strings made once, so the same key arrives with the same pointer span
 // after span, and a hit costs a pointer comparison instead of hashing the
-// key. A slot is filled once and never replaced, so a key built anew for
-// every span costs at most one allocation per slot, not one per span. The
+// key. Each key may sit in either slot of a pair. A slot is filled once and
+// never replaced, so a key built anew for every span costs at most one
+// allocation per slot, not one per span. The
 // entry keeps the caller's string alive, so its memory cannot be reused for
 // different bytes while the entry exists.
 type keyCache struct {
@@ -250,19 +251,31 @@ func keyCacheSlot(key string) uint64 {
 }
 
 func (c *keyCache) get(key string) *keyState {
-	e := c.slots[keyCacheSlot(key)].Load()
-	if e != nil && len(e.key) == len(key) && unsafe.StringData(e.key) == unsafe.StringData(key) {
+	i := keyCacheSlot(key)
+	if e := c.slots[i].Load(); e != nil && e.is(key) {
+		return e.ks
+	}
+	if e := c.slots[i^1].Load(); e != nil && e.is(key) {
 		return e.ks
 	}
 	return nil
 }
 
+func (e *keyCacheEntry) is(key string) bool {
+	return len(e.key) == len(key) && unsafe.StringData(e.key) == unsafe.StringData(key)
+}
+
+// put caches ks under key in the first free slot of its pair.
 func (c *keyCache) put(key string, ks *keyState) {
 	if len(key) == 0 {
 		return
 	}
-	slot := &c.slots[keyCacheSlot(key)]
-	if slot.Load() == nil {
-		slot.CompareAndSwap(nil, &keyCacheEntry{key: key, ks: ks})
+	i := keyCacheSlot(key)
+	for _, slot := range []*atomic.Pointer[keyCacheEntry]{&c.slots[i], &c.slots[i^1]} {
+		if slot.Load() == nil {
+			if slot.CompareAndSwap(nil, &keyCacheEntry{key: key, ks: ks}) {
+				return
+			}
+		}
 	}
 }
