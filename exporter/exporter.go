@@ -169,10 +169,20 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	reqs, res := enc.Encode(spans, e.cfg.maxRequestBytes, nil)
 	e.encPool.Put(enc)
 
+	// Account the whole call in one step, so that no snapshot sees spans
+	// accepted but in no state yet; batches the queue refuses move on to
+	// dropped.
+	var queued, queuedBytes int64
+	for _, r := range reqs {
+		queued += int64(r.Spans())
+		queuedBytes += int64(len(r.Bytes()))
+	}
 	e.stats.mu.Lock()
 	e.stats.s.Accepted += n
 	e.stats.s.Repaired += int64(res.Repaired)
 	e.stats.s.Dropped.TooLarge += int64(res.TooLarge)
+	e.stats.s.Queued += queued
+	e.stats.s.QueueBytes += queuedBytes
 	e.stats.mu.Unlock()
 	if res.TooLarge > 0 {
 		e.report.dropped(ReasonTooLarge, int64(res.TooLarge),
@@ -188,7 +198,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			// Once the queue refuses a batch, the rest of this call's
 			// batches would fare no better and must not overtake it.
 			for _, rest := range reqs[i+1:] {
-				e.dropQueued(rest, err)
+				e.refuse(rest, err)
 			}
 			break
 		}
@@ -199,20 +209,11 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	return nil
 }
 
-// enqueue puts r on the queue, or counts it dropped and returns the queue's
-// error.
+// enqueue puts r, already counted as queued, on the queue; if the queue
+// refuses it, r is counted dropped and the queue's error returned.
 func (e *Exporter) enqueue(ctx context.Context, r *otlpenc.Request) error {
-	seq := e.flushes.begin()
-	ent := entry{req: r, seq: seq}
+	ent := entry{req: r, seq: e.flushes.begin()}
 	items, size := r.Spans(), int64(len(r.Bytes()))
-
-	// Account the spans as queued before they can be taken, so that a
-	// worker never sees them leave a state they have not entered.
-	e.stats.mu.Lock()
-	e.stats.s.Queued += int64(items)
-	e.stats.s.QueueBytes += size
-	e.stats.mu.Unlock()
-
 	var err error
 	if e.cfg.blockOnFull > 0 {
 		bctx, cancel := context.WithTimeout(ctx, e.cfg.blockOnFull)
@@ -221,35 +222,26 @@ func (e *Exporter) enqueue(ctx context.Context, r *otlpenc.Request) error {
 	} else {
 		err = e.queue.TryPut(ent, items, size)
 	}
-	if err == nil {
-		return nil
+	if err != nil {
+		e.flushes.end(ent.seq)
+		e.refuse(r, err)
 	}
-	reason := ReasonQueueFull
-	if errors.Is(err, queue.ErrClosed) {
-		reason = ReasonShutdown
-	}
-	e.stats.mu.Lock()
-	e.stats.s.Queued -= int64(items)
-	e.stats.s.QueueBytes -= size
-	*e.stats.s.Dropped.field(reason) += int64(items)
-	e.stats.mu.Unlock()
-	e.report.dropped(reason, int64(items), err, r.Bytes())
-	r.Release()
-	e.flushes.end(seq)
 	return err
 }
 
-// dropQueued drops a batch that was never offered to the queue because an
-// earlier one of the same call was refused.
-func (e *Exporter) dropQueued(r *otlpenc.Request, cause error) {
+// refuse moves a batch the queue did not take from queued to dropped.
+func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	reason := ReasonQueueFull
 	if errors.Is(cause, queue.ErrClosed) {
 		reason = ReasonShutdown
 	}
+	spans := int64(r.Spans())
 	e.stats.mu.Lock()
-	*e.stats.s.Dropped.field(reason) += int64(r.Spans())
+	e.stats.s.Queued -= spans
+	e.stats.s.QueueBytes -= int64(len(r.Bytes()))
+	*e.stats.s.Dropped.field(reason) += spans
 	e.stats.mu.Unlock()
-	e.report.dropped(reason, int64(r.Spans()), cause, r.Bytes())
+	e.report.dropped(reason, spans, cause, r.Bytes())
 	r.Release()
 }
 

@@ -577,3 +577,62 @@ func TestGRPCDefaultPort(t *testing.T) {
 		t.Fatalf("got %v %v %+v", u, err, c)
 	}
 }
+
+// TestStatsInvariantUnderConcurrency polls Stats while several goroutines
+// export into a small queue in front of a backend that sometimes fails:
+// every snapshot must account for every span.
+func TestStatsInvariantUnderConcurrency(t *testing.T) {
+	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+		switch n % 4 {
+		case 1:
+			w.WriteHeader(http.StatusBadRequest)
+			return true
+		case 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(3), WithQueueSize(200),
+		WithMaxRequestSize(2048), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: 5 * time.Millisecond}))
+	stop := make(chan struct{})
+	polled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				polled <- n
+				return
+			default:
+			}
+			checkInvariant(t, e.Stats())
+			n++
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				_ = e.ExportSpans(context.Background(), spans(40))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := e.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if <-polled == 0 {
+		t.Fatal("no snapshot taken")
+	}
+	shutdown(t, e)
+	s := e.Stats()
+	checkInvariant(t, s)
+	if s.Accepted != 4*50*40 || s.Queued != 0 || s.InFlight != 0 {
+		t.Fatalf("got %+v", s)
+	}
+}
