@@ -607,7 +607,9 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 				return
 			default:
 			}
-			checkInvariant(t, e.Stats())
+			if s := e.Stats(); s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+				t.Errorf("accounting broken: %+v", s)
+			}
 			n++
 		}
 	}()
