@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -116,7 +117,12 @@ func (c *HTTPClient) Send(ctx context.Context, body []byte) (Response, error) {
 	req.ContentLength = int64(len(payload))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return Response{}, &Error{Kind: Retryable, Err: unwrapURLError(err)}
+		kind := Retryable
+		if isCertificateError(err) {
+			// Retrying cannot fix a certificate the client does not trust.
+			kind = Permanent
+		}
+		return Response{}, &Error{Kind: kind, Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -202,6 +208,16 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// isCertificateError reports whether err is a failure to verify the
+// server's certificate.
+func isCertificateError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the
