@@ -166,7 +166,7 @@ func (st *state) footprint() int {
 	for _, t := range []*keyTable{st.attrs, st.names} {
 		t.each(func(ks *keyState) {
 			n += perKey + len(ks.name)
-			if ks.set != nil {
+			if !ks.exempt {
 				n += 8 * ks.set.slots()
 			}
 		})

@@ -180,11 +180,8 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 // sanitize returns s, or a view of s with its name and attributes guarded.
 func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	st := g.current()
-	overflow := false
-	name, nv := g.guardName(st, s.InstrumentationScope().Name, s.Name())
-	if nv == replaced {
-		overflow = true
-	}
+	name, nameV := g.guardName(st, s.InstrumentationScope().Name, s.Name())
+	overflow := nameV == replaced
 	attrs := s.Attributes()
 	var out []attribute.KeyValue // a private copy of attrs once something changes
 	marker := -1
@@ -204,7 +201,7 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		out[i] = attribute.String(string(kv.Key), nv)
 		overflow = overflow || v == replaced
 	}
-	if nv == pass && out == nil {
+	if nameV == pass && out == nil {
 		return s
 	}
 	if overflow {
@@ -369,15 +366,15 @@ func (g *Guard) newKeyState(key string) *keyState {
 		limit = n
 	}
 	_, norm := g.cfg.builtinKeys[key]
-	return &keyState{name: key, set: newValueSet(limit), normalize: g.cfg.builtin && norm}
+	ks := &keyState{name: key, normalize: g.cfg.builtin && norm}
+	ks.set.init(limit)
+	return ks
 }
 
 func (g *Guard) newScopeState(scope string) *keyState {
-	return &keyState{
-		name:      strings.Clone(scope),
-		set:       newValueSet(g.cfg.spanNameLimit),
-		normalize: g.cfg.builtin,
-	}
+	ks := &keyState{name: strings.Clone(scope), normalize: g.cfg.builtin}
+	ks.set.init(g.cfg.spanNameLimit)
+	return ks
 }
 
 // counterFor returns the counter of values replaced for ks, assigning one

@@ -140,7 +140,7 @@ func (r *replacedCounters) totals() (overLimit, untracked uint64) {
 func (t *keyTable) values() int {
 	n := 0
 	t.each(func(ks *keyState) {
-		if ks.set != nil {
+		if !ks.exempt {
 			n += int(ks.set.count.Load())
 		}
 	})

@@ -85,7 +85,8 @@ func newConfig(opts []Option) config {
 }
 
 // Option configures a Guard. Options are applied in order; a later option
-// overrides an earlier one where they conflict.
+// overrides an earlier one where they conflict. The Guard reads no
+// environment variables: its configuration is the defaults and the options.
 type Option interface {
 	apply(config) config
 }
@@ -102,7 +103,7 @@ func (f optionFunc) apply(c config) config { return f(c) }
 //
 // Without WithDownstream the Guard rewrites the span in OnStart, which only
 // covers the name and the attributes present when the span starts.
-// A nil next is ignored. There is no environment variable.
+// A nil next is ignored.
 func WithDownstream(next sdktrace.SpanProcessor) Option {
 	return optionFunc(func(c config) config {
 		if next != nil {

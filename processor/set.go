@@ -42,9 +42,15 @@ type hashTable struct {
 const minTableSlots = 8
 
 func newValueSet(limit int) *valueSet {
-	s := &valueSet{limit: limit}
-	s.tab.Store(newHashTable(min(minTableSlots, tableSlots(limit))))
+	s := &valueSet{}
+	s.init(limit)
 	return s
+}
+
+// init prepares a zero valueSet to admit up to limit values.
+func (s *valueSet) init(limit int) {
+	s.limit = limit
+	s.tab.Store(newHashTable(min(minTableSlots, tableSlots(limit))))
 }
 
 // tableSlots returns the number of slots needed to hold n hashes at a load
@@ -137,9 +143,9 @@ func (s *valueSet) slots() int { return len(s.tab.Load().slots) }
 // keyState is what the Guard knows about one attribute key or one scope.
 type keyState struct {
 	name      string
-	set       *valueSet // nil when exempt
 	exempt    bool
-	normalize bool // the built-in normalizer applies
+	normalize bool     // the built-in normalizer applies
+	set       valueSet // unused when exempt; embedded to save a pointer hop
 
 	// counter is the self-metric series this key's replacements are
 	// counted in, assigned at the first replacement.

@@ -75,7 +75,11 @@ func TestValueSetConcurrent(t *testing.T) {
 
 func TestKeyTableBound(t *testing.T) {
 	kt := newKeyTable(3)
-	mk := func(k string) *keyState { return &keyState{name: k, set: newValueSet(1)} }
+	mk := func(k string) *keyState {
+		ks := &keyState{name: k}
+		ks.set.init(1)
+		return ks
+	}
 	for _, k := range []string{"a", "b", "c"} {
 		if kt.getOrAdd(k, false, mk) == nil {
 			t.Fatalf("key %q not tracked", k)
