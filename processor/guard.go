@@ -137,7 +137,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 			continue
 		}
 		if buf == nil {
-			buf = attrPool.Get().(*[]attribute.KeyValue)
+			buf = scratch.get()
 		}
 		*buf = append(*buf, attribute.String(string(kv.Key), nv))
 		overflow = overflow || v == replaced
@@ -145,24 +145,36 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if overflow {
 		g.marked.Add(1)
 		if buf == nil {
-			buf = attrPool.Get().(*[]attribute.KeyValue)
+			buf = scratch.get()
 		}
 		*buf = append(*buf, OverflowKey.Bool(true))
 	}
 	if buf != nil {
 		s.SetAttributes(*buf...)
-		clear(*buf)
-		*buf = (*buf)[:0]
-		attrPool.Put(buf)
+		scratch.put(buf)
 	}
 }
 
-// attrPool holds the scratch slices OnStart collects rewritten attributes
-// in; SetAttributes copies them into the span.
-var attrPool = sync.Pool{New: func() any {
+// scratch holds the slices OnStart collects rewritten attributes in;
+// SetAttributes copies them into the span, so they can be reused at once.
+var scratch kvPool
+
+// kvPool is a typed pool of attribute slices.
+type kvPool struct{ p sync.Pool }
+
+func (p *kvPool) get() *[]attribute.KeyValue {
+	if s, ok := p.p.Get().(*[]attribute.KeyValue); ok {
+		return s
+	}
 	s := make([]attribute.KeyValue, 0, 8)
 	return &s
-}}
+}
+
+func (p *kvPool) put(s *[]attribute.KeyValue) {
+	clear(*s)
+	*s = (*s)[:0]
+	p.p.Put(s)
+}
 
 // OnEnd implements sdktrace.SpanProcessor.
 //

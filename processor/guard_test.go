@@ -437,3 +437,44 @@ func TestGuardLifecycle(t *testing.T) {
 		t.Fatal("plain guard flush or shutdown failed")
 	}
 }
+
+// FuzzGuard feeds arbitrary keys, values, scopes and names to the guard
+// and checks that it never panics, that a replaced value is OverflowValue,
+// that a rewritten URL-like value is a template of the built-in normalizer,
+// and that a value once admitted keeps passing.
+func FuzzGuard(f *testing.F) {
+	f.Add("url.path", "/users/123", "scope", "GET /users/123")
+	f.Add("", "", "", "")
+	f.Add("k", "\xff\xfe", strings.Repeat("s", 300), OverflowValue)
+	f.Add(string(OverflowKey), "x", "s", "n")
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithValueLimit(4), WithSpanNameLimit(4), WithMaxKeys(8))
+	f.Fuzz(func(t *testing.T, key, value, scope, name string) {
+		st := g.state.Load()
+		kv := attribute.String(key, value)
+		nv, v := g.guardAttr(st, &kv)
+		switch v {
+		case replaced:
+			if nv != OverflowValue {
+				t.Fatalf("replaced with %q", nv)
+			}
+		case rewritten:
+			if again, changed := normalizeIDs(nv); changed {
+				t.Fatalf("rewritten %q to %q, which normalizes again to %q", value, nv, again)
+			}
+		}
+		if v != replaced {
+			if _, v2 := g.guardAttr(st, &kv); v2 == replaced {
+				t.Fatalf("%q=%q admitted, then replaced", key, value)
+			}
+		}
+		nn, nvd := g.guardName(st, scope, name)
+		if nvd == replaced && nn != OverflowValue {
+			t.Fatalf("name replaced with %q", nn)
+		}
+		if nvd != replaced {
+			if _, v2 := g.guardName(st, scope, name); v2 == replaced {
+				t.Fatalf("name %q admitted, then replaced", name)
+			}
+		}
+	})
+}
