@@ -211,7 +211,12 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	b.WriteString("\nDelivered: spans the receiver answered with success before the shutdown deadline, " +
 		"as a share of the spans ended. p99 End: 99th percentile of the time `span.End()` took in " +
 		"the application's goroutine. CPU/delivered: process CPU time (load generator, pipeline and " +
-		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection.")
+		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection, "+
+		"for the whole process")
+	if h := startHeap(results); h > 0 {
+		fmt.Fprintf(&b, ", which holds about %s before each run", mib(h))
+	}
+	b.WriteString(".")
 	if q := queueBudget(results); q > 0 {
 		fmt.Fprintf(&b, " Our exporter's memory budget with its defaults: %s of queued spans (WithQueueBytes) "+
 			"plus the requests in flight (WithWorkers × WithMaxRequestSize).", mib(uint64(q)))
@@ -237,4 +242,15 @@ func queueBudget(results []*scenario.Result) int64 {
 		}
 	}
 	return 0
+}
+
+// startHeap is the smallest live heap at the start of a run.
+func startHeap(results []*scenario.Result) uint64 {
+	var h uint64
+	for _, r := range results {
+		if s := r.Usage.StartLiveHeap; s > 0 && (h == 0 || s < h) {
+			h = s
+		}
+	}
+	return h
 }

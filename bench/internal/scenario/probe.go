@@ -34,6 +34,9 @@ type Usage struct {
 	// PeakHeap is the largest heap seen, garbage not yet collected
 	// included.
 	PeakHeap uint64
+	// StartLiveHeap is the live heap when the probe started, right after
+	// a garbage collection: what the process held before the run.
+	StartLiveHeap uint64
 }
 
 func startProbe(clock clockwork.Clock, every time.Duration) *probe {
@@ -48,6 +51,7 @@ func startProbe(clock clockwork.Clock, every time.Duration) *probe {
 	}
 	p.cpu0 = processCPU()
 	p.sample()
+	p.peak.StartLiveHeap = p.peak.PeakLiveHeap
 	go p.run(every)
 	return p
 }

@@ -266,19 +266,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	buf := r.bufs.Get().(*bytes.Buffer)
-	defer r.bufs.Put(buf)
-	buf.Reset()
-	if _, err := buf.ReadFrom(io.LimitReader(req.Body, maxBodyBytes)); err != nil {
-		return // the client went away
-	}
-	sent := buf.Len()
-	if r.Mode() != Available {
+	sent, n, err := r.read(req)
+	switch {
+	case errors.Is(err, errClientGone):
+		return
+	case r.Mode() != Available:
 		r.fail(w, http.StatusServiceUnavailable)
 		return
-	}
-	n, err := r.count(buf, req.Header.Get("Content-Encoding"))
-	if err != nil {
+	case err != nil:
 		r.malformed.Add(1)
 		r.fail(w, http.StatusBadRequest)
 		return
@@ -318,6 +313,27 @@ func (r *Receiver) fail(w http.ResponseWriter, code int) {
 	r.failed.Add(1)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
+}
+
+// errClientGone is returned by read when the request body could not be
+// read to its end.
+var errClientGone = errors.New("scenario: request body not read to its end")
+
+// read reads a request's body and counts its spans. The body's buffer goes
+// back to the pool before the answer is held back, so the receiver's own
+// memory stays small next to the pipeline's under test.
+func (r *Receiver) read(req *http.Request) (sent, spans int, err error) {
+	buf := r.bufs.Get().(*bytes.Buffer)
+	defer r.bufs.Put(buf)
+	buf.Reset()
+	if req.ContentLength > 0 && req.ContentLength <= maxBodyBytes {
+		buf.Grow(int(req.ContentLength))
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(req.Body, maxBodyBytes)); err != nil {
+		return 0, 0, errClientGone
+	}
+	n, err := r.count(buf, req.Header.Get("Content-Encoding"))
+	return buf.Len(), n, err
 }
 
 // count returns the number of spans in a request body.

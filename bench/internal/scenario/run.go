@@ -181,6 +181,10 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 	res := &Result{Scenario: sc, Pipeline: kind, Rate: cfg.Rate}
 	reports0 := Reports()
 
+	// Two collections: the first moves what sync.Pools hold to their
+	// victim caches, the second frees it, so that the previous run's
+	// pooled buffers do not count in this one's heap.
+	runtime.GC()
 	runtime.GC()
 	pr := startProbe(cfg.Clock, probeInterval)
 
