@@ -211,7 +211,7 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	b.WriteString("\nDelivered: spans the receiver answered with success before the shutdown deadline, " +
 		"as a share of the spans ended. p99 End: 99th percentile of the time `span.End()` took in " +
 		"the application's goroutine. CPU/delivered: process CPU time (load generator, pipeline and " +
-		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection, "+
+		"receiver together) per delivered span. Peak heap: largest live heap after a garbage collection, " +
 		"for the whole process")
 	if h := startHeap(results); h > 0 {
 		fmt.Fprintf(&b, ", which holds about %s before each run", mib(h))
