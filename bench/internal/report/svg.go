@@ -14,7 +14,7 @@ import (
 const (
 	chartW      = 1000
 	chartH      = 440
-	panelTop    = 92
+	panelTop    = 112
 	panelH      = 250
 	panelW      = 400
 	stockColour = "#9aa0a6"
@@ -44,16 +44,16 @@ func SVG(w io.Writer, results []*scenario.Result, meta Meta) error {
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", chartW, chartH)
 	fmt.Fprintf(&b, `<text x="%d" y="30" font-size="19" font-weight="bold" text-anchor="middle">%s</text>`+"\n",
 		chartW/2, esc("Stock batcher + otlptracehttp vs tracekeeper exporter"))
-	legend(&b, chartW/2-150, 52)
+	legend(&b, chartW/2-310, 58)
 
 	panel(&b, 70, pairs, series{
-		title: "Spans delivered (% of spans ended, higher is better)",
+		title: "Delivered, % of spans ended (higher is better)",
 		value: func(r *scenario.Result) float64 { return r.DeliveredPct() },
-		label: func(v float64) string { return pct(v) },
+		label: barPct,
 		top:   100,
 	})
 	panel(&b, 70+panelW+110, pairs, series{
-		title: "p99 span.End() latency (µs, lower is better)",
+		title: "p99 span.End() latency, µs (lower is better)",
 		value: func(r *scenario.Result) float64 { return float64(r.End.Quantile(0.99)) / float64(time.Microsecond) },
 		label: func(v float64) string { return sig3(v) },
 	})
@@ -82,9 +82,9 @@ func legend(b *strings.Builder, x, y int) {
 		{stockColour, "stock: WithBatcher(otlptracehttp.New(...))"},
 		{oursColour, "ours: WithBatcher(exporter.New(...))"},
 	} {
-		ly := y + i*18
-		fmt.Fprintf(b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/>`+"\n", x, ly-10, it.colour)
-		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13">%s</text>`+"\n", x+18, ly, esc(it.name))
+		lx := x + i*330
+		fmt.Fprintf(b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/>`+"\n", lx, y-10, it.colour)
+		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13">%s</text>`+"\n", lx+18, y, esc(it.name))
 	}
 }
 
@@ -92,7 +92,7 @@ func legend(b *strings.Builder, x, y int) {
 func panel(b *strings.Builder, x0 int, pairs []Pair, s series) {
 	y0 := panelTop + panelH // the axis line
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" text-anchor="middle">%s</text>`+"\n",
-		x0+panelW/2, panelTop-12, esc(s.title))
+		x0+panelW/2, panelTop-20, esc(s.title))
 
 	top := s.top
 	if top == 0 {
@@ -105,7 +105,7 @@ func panel(b *strings.Builder, x0 int, pairs []Pair, s series) {
 		}
 		top = niceCeil(top)
 	}
-	const ticks = 4
+	const ticks = 5
 	for i := 0; i <= ticks; i++ {
 		v := top * float64(i) / ticks
 		y := float64(y0) - float64(panelH)*float64(i)/ticks
@@ -138,20 +138,37 @@ func panel(b *strings.Builder, x0 int, pairs []Pair, s series) {
 			}
 			fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`+"\n",
 				x, float64(y0)-h, bw, h, colour, esc(fmt.Sprintf("%s, %s: %s", p.Scenario.Name, r.Pipeline, s.label(v))))
-			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle">%s</text>`+"\n",
+			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-size="9" text-anchor="middle">%s</text>`+"\n",
 				x+bw/2, float64(y0)-h-4, esc(s.label(v)))
 		}
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="12" text-anchor="middle">%s</text>`+"\n",
-			cx, y0+18, esc(shortLabel(p.Scenario)))
+		for k, line := range shortLabel(p.Scenario) {
+			fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="12" text-anchor="middle">%s</text>`+"\n",
+				cx, y0+17+k*15, esc(line))
+		}
 	}
 }
 
-// shortLabel names a scenario under its bars.
-func shortLabel(s scenario.Scenario) string {
+// shortLabel names a scenario under its bars, in two lines.
+func shortLabel(s scenario.Scenario) [2]string {
 	if s.Outage != scenario.Available {
-		return fmt.Sprintf("%s %s", s.Outage, s.OutageFor)
+		return [2]string{s.Outage.String(), "for " + s.OutageFor.String()}
 	}
-	return fmt.Sprintf("+%s", s.Latency)
+	return [2]string{"latency", "+" + s.Latency.String()}
+}
+
+// barPct labels a bar of the delivered panel: as short as possible, but
+// keeping the digits that tell 99.9% from 100%.
+func barPct(v float64) string {
+	switch {
+	case v >= 100:
+		return "100%"
+	case v >= 99.5:
+		return fmt.Sprintf("%.2f%%", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f%%", v)
+	default:
+		return fmt.Sprintf("%.2f%%", v)
+	}
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.
