@@ -32,7 +32,7 @@ func ExampleText() {
 	// scenario       backend        delivered stock  delivered ours  ours/stock  p99 End stock  p99 End ours  ours/stock  CPU/delivered stock  CPU/delivered ours  ours/stock  peak heap stock  peak heap ours
 	// latency-100ms  100ms latency  2.41%            100.0%          41.6×       2.00 µs        2.00 µs       1.00×       166 µs               5.00 µs             0.03×       12.0 MiB         20.0 MiB
 	//
-	// scenario       pipeline     offered    ended      dropped by BSP queue  handed to exporter  delivered  exporter drops  left at deadline  resumed after outage
-	// latency-100ms  stock        1,000,000  1,000,000  975,936               24,064              24,064     0 (unreported)  –                 –
-	// latency-100ms  tracekeeper  1,000,000  1,000,000  0                     1,000,000           1,000,000  0               0                 –
+	// scenario       pipeline     offered    ended      dropped by BSP queue  handed to exporter  delivered  exporter drops  left at deadline  books balance  resumed after outage
+	// latency-100ms  stock        1,000,000  1,000,000  975,936               24,064              24,064     0 (unreported)  –                 –              –
+	// latency-100ms  tracekeeper  1,000,000  1,000,000  0                     1,000,000           1,000,000  0               0                 yes            –
 }

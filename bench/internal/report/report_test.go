@@ -142,12 +142,41 @@ func TestMarkdown(t *testing.T) {
 		"| scenario | backend | delivered stock | delivered ours | ours/stock |",
 		"| latency-0ms | 0s latency | 60.0% | 100.0% | 1.67× |",
 		"| outage-503 | stock | 2,000 | 2,000 | 1,700 | 300 | 200 | 100 (unreported) |",
-		"| outage-503 | tracekeeper | 2,000 | 2,000 | 0 | 2,000 | 1,500 | queue_full 500 | 0 |",
+		"| outage-503 | tracekeeper | 2,000 | 2,000 | 0 | 2,000 | 1,500 | queue_full 500 | 0 | yes |",
 		"Command: `go run ./cmd/compare`",
 		"budget with its defaults: 16.0 MiB of queued spans",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestBalance(t *testing.T) {
+	sc := scenario.Standard(time.Second, time.Second)[0]
+	tests := []struct {
+		name string
+		r    *scenario.Result
+		want string
+	}{
+		{"stock has no books", result(sc, scenario.Stock, 10, 10, 10, 0), "–"},
+		{"balanced", result(sc, scenario.Ours, 10, 8, 5, 0), "yes"},
+		{"not all accepted", func() *scenario.Result {
+			r := result(sc, scenario.Ours, 10, 8, 5, 0)
+			r.Handed = 9
+			return r
+		}(), "no: accepted 8 of 9"},
+		{"spans missing", func() *scenario.Result {
+			r := result(sc, scenario.Ours, 10, 8, 5, 0)
+			r.Exporter.Exported = 4
+			return r
+		}(), "no: 1 unaccounted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := balance(tt.r); got != tt.want {
+				t.Errorf("balance = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -50,7 +50,7 @@ func comparison(pairs []Pair) table {
 func accounting(pairs []Pair) table {
 	t := table{header: []string{
 		"scenario", "pipeline", "offered", "ended", "dropped by BSP queue",
-		"handed to exporter", "delivered", "exporter drops", "left at deadline", "resumed after outage",
+		"handed to exporter", "delivered", "exporter drops", "left at deadline", "books balance", "resumed after outage",
 	}}
 	for _, p := range pairs {
 		for _, r := range []*scenario.Result{p.Stock, p.Ours} {
@@ -60,7 +60,7 @@ func accounting(pairs []Pair) table {
 			t.rows = append(t.rows, []string{
 				p.Scenario.Name, string(r.Pipeline), count(r.Offered), count(r.Ended),
 				count(r.Ended - r.Handed), count(r.Handed), count(r.Delivered),
-				exporterDrops(r), leftOver(r), resumed(r),
+				exporterDrops(r), leftOver(r), balance(r), resumed(r),
 			})
 		}
 	}
@@ -123,6 +123,23 @@ func leftOver(r *scenario.Result) string {
 		return "–"
 	}
 	return count(r.Exporter.Queued + r.Exporter.InFlight)
+}
+
+// balance checks our exporter's books: it accepted every span handed to
+// it, and each accepted span is exported, dropped, queued or in flight.
+func balance(r *scenario.Result) string {
+	st := r.Exporter
+	if st == nil {
+		return "–"
+	}
+	sum := st.Exported + st.Dropped.Total() + st.Queued + st.InFlight
+	switch {
+	case st.Accepted != r.Handed:
+		return fmt.Sprintf("no: accepted %s of %s", count(st.Accepted), count(r.Handed))
+	case sum != st.Accepted:
+		return fmt.Sprintf("no: %s unaccounted", count(st.Accepted-sum))
+	}
+	return "yes"
 }
 
 func resumed(r *scenario.Result) string {
