@@ -369,22 +369,22 @@ func (g *Guard) normalize(ks *keyState, key, v string) (string, bool) {
 }
 
 func (g *Guard) newKeyState(key string) *keyState {
-	key = strings.Clone(key)
+	alias, key := key, strings.Clone(key)
 	if _, ok := g.cfg.exempt[key]; ok {
-		return &keyState{name: key, exempt: true}
+		return &keyState{alias: alias, name: key, exempt: true}
 	}
 	limit := g.cfg.valueLimit
 	if n, ok := g.cfg.keyLimits[key]; ok {
 		limit = n
 	}
 	_, norm := g.cfg.builtinKeys[key]
-	ks := &keyState{name: key, normalize: g.cfg.builtin && norm}
+	ks := &keyState{alias: alias, name: key, normalize: g.cfg.builtin && norm}
 	ks.set.init(limit)
 	return ks
 }
 
 func (g *Guard) newScopeState(scope string) *keyState {
-	ks := &keyState{name: strings.Clone(scope), normalize: g.cfg.builtin}
+	ks := &keyState{alias: scope, name: strings.Clone(scope), normalize: g.cfg.builtin}
 	ks.set.init(g.cfg.spanNameLimit)
 	return ks
 }

@@ -22,10 +22,15 @@ import (
 // per set that is vanishingly rare, and its only effect is that one extra
 // value passes.
 type valueSet struct {
-	tab   atomic.Pointer[hashTable]
-	full  atomic.Bool
-	count atomic.Int64 // admitted values, for Stats
+	tab  atomic.Pointer[hashTable]
+	full atomic.Bool
 
+	// first is the initial table, kept in place with its slots so that a
+	// key with few values is checked without leaving its keyState.
+	first      hashTable
+	firstSlots [minTableSlots]atomic.Uint64
+
+	count atomic.Int64 // admitted values, for Stats
 	mu    sync.Mutex
 	n     int // admitted values, guarded by mu
 	limit int
@@ -47,10 +52,13 @@ func newValueSet(limit int) *valueSet {
 	return s
 }
 
-// init prepares a zero valueSet to admit up to limit values.
+// init prepares a zero valueSet to admit up to limit values. The set
+// points into itself afterwards and must not be copied.
 func (s *valueSet) init(limit int) {
 	s.limit = limit
-	s.tab.Store(newHashTable(min(minTableSlots, tableSlots(limit))))
+	n := min(minTableSlots, tableSlots(limit))
+	s.first = hashTable{mask: uint64(n - 1), slots: s.firstSlots[:n]}
+	s.tab.Store(&s.first)
 }
 
 // tableSlots returns the number of slots needed to hold n hashes at a load
@@ -141,11 +149,16 @@ func (s *valueSet) admitSlow(h uint64) bool {
 func (s *valueSet) slots() int { return len(s.tab.Load().slots) }
 
 // keyState is what the Guard knows about one attribute key or one scope.
+// The fields read on every check come first.
 type keyState struct {
-	name      string
+	// alias is the key string the state was created with, as the caller
+	// passed it; the key cache matches callers' strings against it by
+	// identity. name is a private copy of the same bytes.
+	alias     string
 	exempt    bool
 	normalize bool     // the built-in normalizer applies
-	set       valueSet // unused when exempt; embedded to save a pointer hop
+	set       valueSet // unused when exempt; embedded to save pointer hops
+	name      string
 
 	// counter is the self-metric series this key's replacements are
 	// counted in, assigned at the first replacement.
@@ -178,11 +191,7 @@ func (t *keyTable) lookup(key string) *keyState {
 	if ks := t.cache.get(key); ks != nil {
 		return ks
 	}
-	ks := (*t.m.Load())[key]
-	if ks != nil {
-		t.cache.put(key, ks)
-	}
-	return ks
+	return (*t.m.Load())[key]
 }
 
 // getOrAdd returns the state of key, adding it with newState when there is
@@ -212,6 +221,7 @@ func (t *keyTable) getOrAdd(key string, exempt bool, newState func(string) *keyS
 	}
 	m[ks.name] = ks
 	t.m.Store(&m)
+	t.cache.put(key, ks)
 	if !exempt {
 		t.tracked++
 		t.count.Store(int64(t.tracked))
@@ -229,59 +239,52 @@ func (t *keyTable) each(f func(*keyState)) {
 	}
 }
 
-// keyCache is a direct-mapped cache in front of a keyTable's map, keyed by
-// the identity of the caller's key string: its data pointer and length.
-// Attribute keys and scope names are nearly always string constants or
-// strings made once, so the same key arrives with the same pointer span
-// after span, and a hit costs a pointer comparison instead of hashing the
-// key. Each key may sit in either slot of a pair. A slot is filled once and
-// never replaced, so a key built anew for every span costs at most one
-// allocation per slot, not one per span. The
-// entry keeps the caller's string alive, so its memory cannot be reused for
-// different bytes while the entry exists.
+// keyCache is a cache in front of a keyTable's map, keyed by the identity
+// of the caller's key string: its data pointer and length. Attribute keys
+// and scope names are nearly always string constants or strings made once,
+// so the same key arrives with the same pointer span after span, and a hit
+// costs a pointer comparison instead of hashing the key. A slot holds a
+// keyState whose alias is that very string; the keyState keeps the string
+// alive, so its memory cannot be reused for different bytes while cached.
+// Each key may sit in either slot of a pair, and a slot is filled once and
+// never replaced. A key built anew for every span never matches an alias
+// and falls back to the map, without allocating.
 type keyCache struct {
-	slots [keyCacheSlots]atomic.Pointer[keyCacheEntry]
+	slots [keyCacheSlots]atomic.Pointer[keyState]
 }
 
 const keyCacheBits = 8
 const keyCacheSlots = 1 << keyCacheBits
-
-type keyCacheEntry struct {
-	key string
-	ks  *keyState
-}
 
 func keyCacheSlot(key string) uint64 {
 	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(key))))
 	return ((p ^ uint64(len(key))<<48) * 0x9e3779b97f4a7c15) >> (64 - keyCacheBits)
 }
 
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
 func (c *keyCache) get(key string) *keyState {
 	i := keyCacheSlot(key)
-	if e := c.slots[i].Load(); e != nil && e.is(key) {
-		return e.ks
+	if ks := c.slots[i].Load(); ks != nil && sameString(ks.alias, key) {
+		return ks
 	}
-	if e := c.slots[i^1].Load(); e != nil && e.is(key) {
-		return e.ks
+	if ks := c.slots[i^1].Load(); ks != nil && sameString(ks.alias, key) {
+		return ks
 	}
 	return nil
 }
 
-func (e *keyCacheEntry) is(key string) bool {
-	return len(e.key) == len(key) && unsafe.StringData(e.key) == unsafe.StringData(key)
-}
-
-// put caches ks under key in the first free slot of its pair.
+// put caches ks, whose alias must be key, in the first free slot of the
+// key's pair.
 func (c *keyCache) put(key string, ks *keyState) {
-	if len(key) == 0 {
+	if len(key) == 0 || !sameString(ks.alias, key) {
 		return
 	}
 	i := keyCacheSlot(key)
-	for _, slot := range []*atomic.Pointer[keyCacheEntry]{&c.slots[i], &c.slots[i^1]} {
-		if slot.Load() == nil {
-			if slot.CompareAndSwap(nil, &keyCacheEntry{key: key, ks: ks}) {
-				return
-			}
-		}
+	if c.slots[i].CompareAndSwap(nil, ks) {
+		return
 	}
+	c.slots[i^1].CompareAndSwap(nil, ks)
 }
