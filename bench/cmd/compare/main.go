@@ -262,8 +262,10 @@ func isBenchModule(dir string) bool {
 	return false
 }
 
+// commandLine is the command that reproduces the run from the repository's
+// root.
 func commandLine(args []string) string {
-	return strings.TrimSpace("go run ./cmd/compare " + strings.Join(args, " "))
+	return strings.TrimSpace("go -C bench run ./cmd/compare " + strings.Join(args, " "))
 }
 
 // machine describes the computer the comparison runs on.
