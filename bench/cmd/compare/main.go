@@ -8,7 +8,7 @@
 //
 //	go -C bench run ./cmd/compare
 //
-// With the defaults it takes about a minute and a half on a two-core
+// With the defaults it takes about 75 seconds on a two-core
 // machine. A short run, for CI:
 //
 //	go -C bench run ./cmd/compare -duration 1s -outage 500ms
