@@ -34,10 +34,10 @@ const (
 	defaultLogInterval     = 10 * time.Second
 )
 
-// DefaultRetry is the retry policy used unless WithRetry says otherwise.
+// defaultRetry is the retry policy used unless WithRetry says otherwise.
 var defaultRetry = RetryConfig{
 	Enabled:         true,
-	InitialInterval: 5 * time.Second,
+	InitialInterval: time.Second,
 	MaxInterval:     30 * time.Second,
 	MaxElapsedTime:  time.Minute,
 }

@@ -49,8 +49,9 @@ type Exporter struct {
 	retry   retry.Config
 	encPool sync.Pool // *otlpenc.Encoder
 
-	stats   counters
-	flushes tracker
+	stats     counters
+	flushes   tracker
+	recovered recovery
 	report  *reporter
 	metrics *selfMetrics
 
@@ -175,7 +176,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	var queued, queuedBytes int64
 	for _, r := range reqs {
 		queued += int64(r.Spans())
-		queuedBytes += int64(len(r.Bytes()))
+		queuedBytes += memory(r)
 	}
 	e.stats.mu.Lock()
 	e.stats.s.Accepted += n
@@ -186,7 +187,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	e.stats.mu.Unlock()
 	if res.TooLarge > 0 {
 		e.report.dropped(ReasonTooLarge, int64(res.TooLarge),
-			fmt.Errorf("exporter: span larger than the maximum request size of %d bytes", e.cfg.maxRequestBytes), nil)
+			fmt.Errorf("exporter: span larger than the maximum request size of %d bytes", e.cfg.maxRequestBytes))
 	}
 	if res.Repaired > 0 {
 		e.report.warn("invalid UTF-8 repaired", fmt.Sprintf("%d string values with invalid UTF-8 repaired", res.Repaired))
@@ -213,7 +214,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 // refuses it, r is counted dropped and the queue's error returned.
 func (e *Exporter) enqueue(ctx context.Context, r *otlpenc.Request) error {
 	ent := entry{req: r, seq: e.flushes.begin()}
-	items, size := r.Spans(), int64(len(r.Bytes()))
+	items, size := r.Spans(), memory(r)
 	var err error
 	if e.cfg.blockOnFull > 0 {
 		bctx, cancel := context.WithTimeout(ctx, e.cfg.blockOnFull)
@@ -229,6 +230,10 @@ func (e *Exporter) enqueue(ctx context.Context, r *otlpenc.Request) error {
 	return err
 }
 
+// memory is what a queued batch costs against the queue's byte budget: the
+// buffer it holds, which may be larger than its encoding.
+func memory(r *otlpenc.Request) int64 { return int64(cap(r.Bytes())) }
+
 // refuse moves a batch the queue did not take from queued to dropped.
 func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	reason := ReasonQueueFull
@@ -238,7 +243,7 @@ func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	spans := int64(r.Spans())
 	e.stats.mu.Lock()
 	e.stats.s.Queued -= spans
-	e.stats.s.QueueBytes -= int64(len(r.Bytes()))
+	e.stats.s.QueueBytes -= memory(r)
 	*e.stats.s.Dropped.field(reason) += spans
 	e.stats.mu.Unlock()
 	e.report.dropped(reason, spans, cause, r.Bytes())
@@ -251,7 +256,7 @@ func (e *Exporter) acceptDropped(n int64, reason Reason, cause error) {
 	e.stats.s.Accepted += n
 	*e.stats.s.Dropped.field(reason) += n
 	e.stats.mu.Unlock()
-	e.report.dropped(reason, n, cause, nil)
+	e.report.dropped(reason, n, cause)
 }
 
 // Stats returns a consistent snapshot of the exporter's accounting.
@@ -315,8 +320,8 @@ func (e *Exporter) stop() {
 			// they hold is dropped by them as their sends abort.
 			for _, ent := range e.queue.Drain(nil) {
 				spans := ent.req.Spans()
-				e.toFlight(spans, int64(len(ent.req.Bytes())))
-				e.finish(ent.req.Bytes(), spans, 0, ReasonShutdown, errShutdownDeadline)
+				e.toFlight(spans, memory(ent.req))
+				e.finish([][]byte{ent.req.Bytes()}, spans, 0, ReasonShutdown, errShutdownDeadline)
 				e.release(ent)
 			}
 			<-finished

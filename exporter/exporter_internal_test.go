@@ -638,3 +638,38 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 		t.Fatalf("got %+v", s)
 	}
 }
+
+// TestSuccessEndsRetryWaits checks that workers waiting to retry after a
+// failure retry as soon as another request succeeds, instead of sleeping
+// out their backoff while the queue fills: the clock never moves here.
+func TestSuccessEndsRetryWaits(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(2), withClock(clk), WithLogger(zap.NewNop()))
+	defer shutdown(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.ExportSpans(ctx, spans(3)); err != nil {
+		t.Fatal(err)
+	}
+	// The first request failed and its worker waits: the reporter's ticker
+	// and the retry timer.
+	if err := clk.BlockUntilContext(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExportSpans(ctx, spans(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ForceFlush(ctx); err != nil {
+		t.Fatalf("the waiting worker did not retry after the other's success: %v", err)
+	}
+	if s := e.Stats(); s.Exported != 7 || s.Retries != 1 {
+		t.Fatalf("got %+v", s)
+	}
+}

@@ -192,9 +192,11 @@ func WithTimeout(d time.Duration) Option {
 // WithRetry sets the retry policy for retryable failures (HTTP 429, 502,
 // 503, 504; gRPC Unavailable, Canceled, DeadlineExceeded, Aborted,
 // OutOfRange, DataLoss, and ResourceExhausted when the server sends
-// RetryInfo; connection errors and timeouts). The default is enabled, 5s
-// initial interval, 30s maximum interval and 1 minute in all, the same as
-// otlptracehttp; delays are jittered and a server's Retry-After is honoured.
+// RetryInfo; connection errors and timeouts). The default is enabled, 1s
+// initial interval growing 1.5× per attempt to at most 30s, and 1 minute in
+// all; delays are jittered ±50%. A server's Retry-After or RetryInfo delay
+// is honoured. Otherwise a wait ends early when another request succeeds,
+// so the queue drains as soon as the backend is back.
 func WithRetry(rc RetryConfig) Option {
 	return optionFunc(func(c config) config {
 		c.retry = rc
@@ -223,7 +225,8 @@ func WithQueueSize(spans int) Option {
 	})
 }
 
-// WithQueueBytes sets how many bytes of encoded spans may wait in the queue.
+// WithQueueBytes sets how much memory the encoded spans waiting in the queue
+// may hold.
 // The default is 16 MiB. This bounds the exporter's memory under overload:
 // with the requests in flight, its heap stays near this budget plus workers
 // × the maximum request size.

@@ -61,9 +61,9 @@ func newReporter(log *zap.Logger, clk clockwork.Clock, interval time.Duration, w
 	return r
 }
 
-// dropped records n spans dropped for reason. body, when not nil, is the
-// request they were encoded in, written out for replay.
-func (r *reporter) dropped(reason Reason, n int64, cause error, body []byte) {
+// dropped records n spans dropped for reason. parts, when given, are the
+// encoded requests they were in, written out for replay.
+func (r *reporter) dropped(reason Reason, n int64, cause error, parts ...[]byte) {
 	r.mu.Lock()
 	*r.drops.field(reason) += n
 	if cause != nil {
@@ -71,8 +71,10 @@ func (r *reporter) dropped(reason Reason, n int64, cause error, body []byte) {
 	}
 	r.markLocked()
 	r.mu.Unlock()
-	if body != nil && r.writer != nil {
-		r.writeDropped(body)
+	if r.writer != nil {
+		for _, p := range parts {
+			r.writeDropped(p)
+		}
 	}
 }
 

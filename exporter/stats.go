@@ -101,7 +101,7 @@ type Stats struct {
 	// InFlight is the number of spans being sent, retry waits included.
 	InFlight int64
 
-	// QueueBytes is the encoded size of the queued spans.
+	// QueueBytes is the memory held by the queued spans' encodings.
 	QueueBytes int64
 	// QueueCapacity and QueueCapacityBytes are the queue's budgets.
 	QueueCapacity      int64

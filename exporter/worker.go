@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,15 +16,14 @@ import (
 // Shutdown context ends.
 var errShutdownDeadline = errors.New("exporter: shutdown deadline reached before the spans were sent")
 
-// bodyPool holds the buffers in which queued batches are joined into one
-// request.
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
 // work is the loop of one worker: take batches, send them, account for the
 // outcome, until the queue is closed and empty.
 func (e *Exporter) work() {
 	defer e.workers.Done()
-	var batch []entry
+	var (
+		batch []entry
+		parts [][]byte
+	)
 	for {
 		var (
 			spans int
@@ -35,30 +35,20 @@ func (e *Exporter) work() {
 			return // closed and drained
 		}
 		e.toFlight(spans, size)
-		e.sendBatch(batch, spans)
+		// Encoded ExportTraceServiceRequests concatenate into one valid
+		// request (resource_spans is a repeated field): the batches are
+		// sent as the parts of one request, without copying.
+		parts = parts[:0]
+		for _, ent := range batch {
+			parts = append(parts, ent.req.Bytes())
+		}
+		e.deliver(parts, spans)
+		clear(parts)
 		for i := range batch {
 			e.release(batch[i])
 			batch[i] = entry{}
 		}
 	}
-}
-
-// sendBatch joins the batch into one request and delivers it.
-func (e *Exporter) sendBatch(batch []entry, spans int) {
-	if len(batch) == 1 {
-		e.deliver(batch[0].req.Bytes(), spans)
-		return
-	}
-	// Encoded ExportTraceServiceRequests concatenate into one valid
-	// request: resource_spans is a repeated field.
-	bp := bodyPool.Get().(*[]byte)
-	body := (*bp)[:0]
-	for _, ent := range batch {
-		body = append(body, ent.req.Bytes()...)
-	}
-	e.deliver(body, spans)
-	*bp = body[:0]
-	bodyPool.Put(bp)
 }
 
 // release returns a finished entry's buffer and marks it done for
@@ -69,26 +59,27 @@ func (e *Exporter) release(ent entry) {
 	e.flushes.end(seq)
 }
 
-// deliver sends body (holding spans spans) until it is accepted, refused
-// for good, out of retries, or abandoned at shutdown, and accounts for the
-// outcome. A request refused as too large is split in two and each half
-// delivered in turn.
-func (e *Exporter) deliver(body []byte, spans int) {
+// deliver sends the request made of parts (holding spans spans) until it
+// is accepted, refused for good, out of retries, or abandoned at shutdown,
+// and accounts for the outcome. A request refused as too large is split in
+// two and each half delivered in turn.
+func (e *Exporter) deliver(parts [][]byte, spans int) {
 	ctx := e.hardCtx
 	bo := e.retry.Start(e.cfg.clock.Now(), nil)
 	for {
 		if ctx.Err() != nil {
-			e.finish(body, spans, 0, ReasonShutdown, errShutdownDeadline)
+			e.finish(parts, spans, 0, ReasonShutdown, errShutdownDeadline)
 			return
 		}
 		start := e.cfg.clock.Now()
-		resp, err := e.client.Send(ctx, body)
+		resp, err := e.client.Send(ctx, parts)
 		e.metrics.recordAttempt(e.cfg.clock.Since(start), resp, err)
 		e.stats.mu.Lock()
 		e.stats.s.Requests++
 		e.stats.mu.Unlock()
 
 		if err == nil {
+			e.recovered.signal()
 			rejected := int(min(max(resp.Rejected, 0), int64(spans)))
 			if rejected > 0 {
 				msg := resp.Message
@@ -99,7 +90,7 @@ func (e *Exporter) deliver(body []byte, spans int) {
 				e.finish(nil, spans, spans-rejected, ReasonRejected,
 					fmt.Errorf("exporter: backend rejected %d of %d spans: %s", rejected, spans, msg))
 			} else {
-				e.finish(body, spans, spans, "", nil)
+				e.finish(parts, spans, spans, "", nil)
 				if resp.Message != "" {
 					e.report.warn("backend message", resp.Message)
 				}
@@ -107,52 +98,86 @@ func (e *Exporter) deliver(body []byte, spans int) {
 			return
 		}
 		if ctx.Err() != nil {
-			e.finish(body, spans, 0, ReasonShutdown, errShutdownDeadline)
+			e.finish(parts, spans, 0, ReasonShutdown, errShutdownDeadline)
 			return
 		}
 		te := transport.Classify(err)
 		switch te.Kind {
 		case transport.TooLarge:
 			if spans > 1 {
-				if a, b, serr := otlpenc.Split(body); serr == nil {
+				if a, b, serr := otlpenc.Split(bytes.Join(parts, nil)); serr == nil {
 					na, _ := otlpenc.CountSpans(a)
-					e.deliver(a, na)
-					e.deliver(b, spans-na)
+					e.deliver([][]byte{a}, na)
+					e.deliver([][]byte{b}, spans-na)
 					return
 				}
 			}
-			e.finish(body, spans, 0, ReasonTooLarge, fmt.Errorf("exporter: %w", err))
+			e.finish(parts, spans, 0, ReasonTooLarge, fmt.Errorf("exporter: %w", err))
 			return
 		case transport.Permanent:
-			e.finish(body, spans, 0, ReasonPermanentError, fmt.Errorf("exporter: %w", err))
+			e.finish(parts, spans, 0, ReasonPermanentError, fmt.Errorf("exporter: %w", err))
 			return
 		}
 		delay, ok := bo.Next(e.cfg.clock.Now(), te.Throttle)
 		if !ok {
-			e.finish(body, spans, 0, ReasonRetriesExhausted, fmt.Errorf("exporter: giving up: %w", err))
+			e.finish(parts, spans, 0, ReasonRetriesExhausted, fmt.Errorf("exporter: giving up: %w", err))
 			return
 		}
 		e.stats.mu.Lock()
 		e.stats.s.Retries++
 		e.stats.mu.Unlock()
 		e.report.warn("retrying", fmt.Sprintf("request of %d spans failed, retrying in %v: %v", spans, delay.Round(time.Millisecond), err))
-		if !e.wait(ctx, delay) {
-			e.finish(body, spans, 0, ReasonShutdown, errShutdownDeadline)
+		// A backend that asked for a delay gets it; otherwise another
+		// worker's success ends the wait early, so that the queue drains as
+		// soon as the backend is back.
+		if !e.wait(ctx, delay, te.Throttle == 0) {
+			e.finish(parts, spans, 0, ReasonShutdown, errShutdownDeadline)
 			return
 		}
 	}
 }
 
-// wait blocks for d on the exporter's clock; false if ctx ended first.
-func (e *Exporter) wait(ctx context.Context, d time.Duration) bool {
+// wait blocks for d on the exporter's clock, or, when early is set, until
+// a request succeeds; false if ctx ended first.
+func (e *Exporter) wait(ctx context.Context, d time.Duration, early bool) bool {
 	t := e.cfg.clock.NewTimer(d)
 	defer t.Stop()
+	var recovered <-chan struct{}
+	if early {
+		recovered = e.recovered.wait()
+	}
 	select {
 	case <-t.Chan():
+		return true
+	case <-recovered:
 		return true
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// recovery lets workers waiting to retry learn that a request succeeded.
+type recovery struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next success; nil when nobody waits
+}
+
+func (r *recovery) wait() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	return r.ch
+}
+
+func (r *recovery) signal() {
+	r.mu.Lock()
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
+	r.mu.Unlock()
 }
 
 // toFlight moves spans taken by a worker from the queued to the in-flight
@@ -167,8 +192,8 @@ func (e *Exporter) toFlight(spans int, size int64) {
 
 // finish accounts the outcome of in-flight spans: exported of them were
 // accepted, the rest are dropped for reason. Drops are reported, with the
-// request body for the dropped-spans writer.
-func (e *Exporter) finish(body []byte, spans, exported int, reason Reason, cause error) {
+// request's parts for the dropped-spans writer.
+func (e *Exporter) finish(parts [][]byte, spans, exported int, reason Reason, cause error) {
 	dropped := int64(spans - exported)
 	e.stats.mu.Lock()
 	e.stats.s.InFlight -= int64(spans)
@@ -178,6 +203,6 @@ func (e *Exporter) finish(body []byte, spans, exported int, reason Reason, cause
 	}
 	e.stats.mu.Unlock()
 	if dropped > 0 {
-		e.report.dropped(reason, dropped, cause, body)
+		e.report.dropped(reason, dropped, cause, parts...)
 	}
 }

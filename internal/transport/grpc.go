@@ -81,8 +81,8 @@ func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 	return c, nil
 }
 
-// Send makes one Export call with body as the request.
-func (c *GRPCClient) Send(ctx context.Context, body []byte) (Response, error) {
+// Send makes one Export call whose request is the concatenation of parts.
+func (c *GRPCClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
 	if c.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -92,7 +92,7 @@ func (c *GRPCClient) Send(ctx context.Context, body []byte) (Response, error) {
 		ctx = metadata.NewOutgoingContext(ctx, c.md)
 	}
 	var resp coltracepb.ExportTraceServiceResponse
-	err := c.conn.Invoke(ctx, exportMethod, rawRequest(body), &resp, c.opts...)
+	err := c.conn.Invoke(ctx, exportMethod, rawRequest(parts), &resp, c.opts...)
 	if err == nil {
 		out := Response{Status: int(codes.OK)}
 		if ps := resp.GetPartialSuccess(); ps != nil {
@@ -141,8 +141,8 @@ func classifyGRPC(err error) *Error {
 	return e
 }
 
-// rawRequest is an encoded ExportTraceServiceRequest.
-type rawRequest []byte
+// rawRequest is an encoded ExportTraceServiceRequest in parts.
+type rawRequest [][]byte
 
 // rawCodec sends rawRequest bytes as they are and decodes responses as
 // protobuf messages. It keeps the "proto" name so the content type is the
@@ -153,7 +153,11 @@ var _ encoding.CodecV2 = rawCodec{}
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(rawRequest); ok {
-		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
+		bs := make(mem.BufferSlice, len(r))
+		for i, p := range r {
+			bs[i] = mem.SliceBuffer(p)
+		}
+		return bs, nil
 	}
 	return nil, fmt.Errorf("transport: cannot marshal %T", v)
 }

@@ -67,7 +67,7 @@ func TestGRPCSendsRequestMetadataAndGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	resp, err := c.Send(context.Background(), body)
+	resp, err := c.Send(context.Background(), [][]byte{body[:7], body[7:]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,33 +88,45 @@ var gzipPool = sync.Pool{New: func() any {
 	return g
 }}
 
-// Send makes one attempt to deliver body.
-func (c *HTTPClient) Send(ctx context.Context, body []byte) (Response, error) {
-	payload := body
+// Send makes one attempt to deliver the concatenation of parts.
+func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
+	var body io.Reader
+	var size int64
 	if c.cfg.Gzip {
 		g := gzipPool.Get().(*gzipBuffer)
 		defer gzipPool.Put(g)
 		g.buf.Reset()
 		g.zw.Reset(&g.buf)
-		if _, err := g.zw.Write(body); err != nil {
-			return Response{}, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
+		for _, p := range parts {
+			if _, err := g.zw.Write(p); err != nil {
+				return Response{}, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
+			}
 		}
 		if err := g.zw.Close(); err != nil {
 			return Response{}, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
 		}
-		payload = g.buf.Bytes()
+		body, size = bytes.NewReader(g.buf.Bytes()), int64(g.buf.Len())
+	} else {
+		// net.Buffers consumes the slice it reads from: give it a copy of
+		// the slice headers, never the caller's.
+		nb := make(net.Buffers, len(parts))
+		copy(nb, parts)
+		for _, p := range parts {
+			size += int64(len(p))
+		}
+		body = &nb
 	}
 	if c.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
 	if err != nil {
 		return Response{}, &Error{Kind: Permanent, Err: err}
 	}
 	req.Header = c.header.Clone()
-	req.ContentLength = int64(len(payload))
+	req.ContentLength = size
 	resp, err := c.client.Do(req)
 	if err != nil {
 		kind := Retryable

@@ -69,7 +69,7 @@ func TestHTTPSendClassifies(t *testing.T) {
 			defer srv.Close()
 			c := NewHTTP(HTTPConfig{URL: srv.URL + "/v1/traces"})
 			defer c.Close()
-			resp, err := c.Send(context.Background(), []byte{})
+			resp, err := c.Send(context.Background(), nil)
 			if !tc.wantErr {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -118,7 +118,7 @@ func TestHTTPSendsHeadersAndGzip(t *testing.T) {
 	defer srv.Close()
 	c := NewHTTP(HTTPConfig{URL: srv.URL + "/custom", Headers: map[string]string{"api-key": "secret"}, Gzip: true, UserAgent: "ua/1"})
 	defer c.Close()
-	if _, err := c.Send(context.Background(), []byte("payload")); err != nil {
+	if _, err := c.Send(context.Background(), [][]byte{[]byte("pay"), []byte("load")}); err != nil {
 		t.Fatal(err)
 	}
 	r := <-got
@@ -135,6 +135,32 @@ func TestHTTPSendsHeadersAndGzip(t *testing.T) {
 	}
 }
 
+func TestHTTPSendsPartsConcatenated(t *testing.T) {
+	bodies := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.ContentLength != int64(len(b)) {
+			t.Errorf("Content-Length %d for %d bytes", r.ContentLength, len(b))
+		}
+		bodies <- b
+	}))
+	defer srv.Close()
+	c := NewHTTP(HTTPConfig{URL: srv.URL})
+	defer c.Close()
+	parts := [][]byte{[]byte("ab"), nil, []byte("cde")}
+	for attempt := range 2 { // a retry sends the same parts again
+		if _, err := c.Send(context.Background(), parts); err != nil {
+			t.Fatal(err)
+		}
+		if b := <-bodies; string(b) != "abcde" {
+			t.Fatalf("attempt %d: body %q", attempt, b)
+		}
+	}
+	if string(parts[0]) != "ab" || string(parts[2]) != "cde" {
+		t.Fatalf("Send modified its parts: %q", parts)
+	}
+}
+
 func TestHTTPConnectionErrorsAreRetryable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +170,7 @@ func TestHTTPConnectionErrorsAreRetryable(t *testing.T) {
 	ln.Close() // nothing listens there now
 	c := NewHTTP(HTTPConfig{URL: "http://" + addr + "/v1/traces", Headers: map[string]string{"authorization": "Bearer s3cret"}})
 	defer c.Close()
-	_, err = c.Send(context.Background(), []byte("x"))
+	_, err = c.Send(context.Background(), [][]byte{[]byte("x")})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable {
 		t.Fatalf("got %v, want a retryable *Error", err)
@@ -166,7 +192,7 @@ func TestHTTPTimeoutIsRetryable(t *testing.T) {
 	defer close(release)
 	c := NewHTTP(HTTPConfig{URL: srv.URL, Timeout: 50 * time.Millisecond})
 	defer c.Close()
-	_, err := c.Send(context.Background(), []byte("x"))
+	_, err := c.Send(context.Background(), [][]byte{[]byte("x")})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a retryable deadline error", err)

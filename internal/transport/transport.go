@@ -17,10 +17,12 @@ import (
 // Client sends one request per call. Implementations are safe for
 // concurrent use.
 type Client interface {
-	// Send delivers body, an encoded ExportTraceServiceRequest. A nil error
-	// means the backend accepted the request, possibly partially (Response).
-	// A failed attempt returns an *Error.
-	Send(ctx context.Context, body []byte) (Response, error)
+	// Send delivers the concatenation of parts, each an encoded
+	// ExportTraceServiceRequest (their concatenation is one too: its only
+	// field is repeated), without copying them into one buffer. A nil error
+	// means the backend accepted the request, possibly partially
+	// (Response). A failed attempt returns an *Error.
+	Send(ctx context.Context, parts [][]byte) (Response, error)
 	// Close releases idle connections.
 	Close() error
 }
