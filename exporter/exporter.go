@@ -52,8 +52,8 @@ type Exporter struct {
 	stats     counters
 	flushes   tracker
 	recovered recovery
-	report  *reporter
-	metrics *selfMetrics
+	report    *reporter
+	metrics   *selfMetrics
 
 	stopping atomic.Bool
 	stopOnce sync.Once
