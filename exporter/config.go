@@ -27,7 +27,7 @@ const (
 	defaultGRPCPort        = "4317"
 	defaultURLPath         = "/v1/traces"
 	defaultTimeout         = 10 * time.Second
-	defaultWorkers         = 8
+	defaultWorkers         = 16
 	defaultQueueSpans      = 65536
 	defaultQueueBytes      = 16 << 20
 	defaultMaxRequestBytes = 1 << 20

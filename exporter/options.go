@@ -205,7 +205,7 @@ func WithRetry(rc RetryConfig) Option {
 }
 
 // WithWorkers sets the number of requests sent concurrently. The default is
-// 8. More workers keep up with a slower backend, at the cost of more
+// 16. More workers keep up with a slower backend, at the cost of more
 // connections and of memory for the requests in flight (at most workers ×
 // the maximum request size).
 func WithWorkers(n int) Option {
