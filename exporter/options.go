@@ -217,7 +217,10 @@ func WithWorkers(n int) Option {
 
 // WithQueueSize sets how many spans may wait in the queue for a worker. The
 // default is 65536. When the queue is full, further spans are dropped with
-// reason queue_full (see WithBlockOnFull).
+// reason queue_full (see WithBlockOnFull). Keep it well above the
+// BatchSpanProcessor's batch size (512 by default): each ExportSpans call is
+// queued as requests of up to the maximum request size, and a request
+// holding more spans than the whole queue can is dropped.
 func WithQueueSize(spans int) Option {
 	return optionFunc(func(c config) config {
 		c.queueSpans = spans
