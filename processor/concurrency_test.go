@@ -159,7 +159,8 @@ func TestGuardConcurrentReset(t *testing.T) {
 }
 
 // footprint returns the bytes held by the tracked state: table slots, key
-// strings and a fixed allowance per key for its structures and map entry.
+// strings, cached templates and a fixed allowance per key for its
+// structures and map entry.
 func (st *state) footprint() int {
 	const perKey = 320
 	n := 0
@@ -169,41 +170,57 @@ func (st *state) footprint() int {
 			if !ks.exempt {
 				n += 8 * ks.set.slots()
 			}
+			for i := range ks.templates.slots {
+				if p := ks.templates.slots[i].Load(); p != nil {
+					n += templateBytes
+				}
+			}
 		})
 	}
 	return n
 }
 
+// templateBytes is what one cached template holds at most: its bytes and
+// its string header.
+const templateBytes = maxCachedTemplate + 16
+
 // TestGuardMemoryBounded feeds millions of distinct values over twice as
 // many keys and scopes as the guard tracks, and checks the counts, the
 // structural bound and the heap growth against the documented worst case.
-// With the defaults that is about 17 MiB; under the race detector, which is
-// slow, the limits are scaled down by 10 and the values fed too.
+// With the defaults that is about 18 MiB; under the race detector, which is
+// slow, the limits are scaled down by 10 and the values fed too. Every
+// value is normalized into a distinct template of maxCachedTemplate bytes,
+// so every key also fills its cache of templates with the longest ones.
 func TestGuardMemoryBounded(t *testing.T) {
-	total, limit, maxKeys, documented := 3_000_000, DefaultValueLimit, DefaultMaxKeys, 17<<20
+	total, limit, maxKeys, documented := 3_000_000, DefaultValueLimit, DefaultMaxKeys, 18<<20
 	if testing.Short() || raceEnabled {
-		total, limit, maxKeys, documented = 300_000, DefaultValueLimit/10, DefaultMaxKeys/10, 17<<20/100+1<<20
+		total, limit, maxKeys, documented = 300_000, DefaultValueLimit/10, DefaultMaxKeys/10, 18<<20/100+1<<20
 	}
-	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithBuiltinNormalizer(false),
-		WithValueLimit(limit), WithSpanNameLimit(limit), WithMaxKeys(maxKeys))
-	defer func() { _ = g.Shutdown(context.Background()) }()
-
-	keys := 2 * maxKeys
-	keyNames := make([]string, keys)
+	keyNames := make([]string, 2*maxKeys)
 	for i := range keyNames {
 		keyNames[i] = "key." + strconv.Itoa(i)
 	}
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithNormalizedKeys(keyNames...),
+		WithValueLimit(limit), WithSpanNameLimit(limit), WithMaxKeys(maxKeys))
+	defer func() { _ = g.Shutdown(context.Background()) }()
+
+	keys := len(keyNames)
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 
 	st := g.state.Load()
-	buf := make([]byte, 0, 32)
+	buf := make([]byte, 0, maxCachedTemplate)
 	fed := 0
 	for i := range total {
-		buf = strconv.AppendInt(buf[:0], int64(i), 36)
-		v := string(buf)
+		// "v<i in base 36>/xxx…/1" normalizes to "v<i>/xxx…/{id}".
+		buf = strconv.AppendInt(append(buf[:0], 'v'), int64(i), 36)
+		buf = append(buf, '/')
+		for len(buf) < maxCachedTemplate-len("/{id}") {
+			buf = append(buf, 'x')
+		}
+		v := string(append(buf, "/1"...))
 		k := keyNames[i%keys]
 		kv := attribute.String(k, v)
 		g.guardAttr(st, &kv)
@@ -226,7 +243,7 @@ func TestGuardMemoryBounded(t *testing.T) {
 	if got := s.ReplacedOverLimit + s.ReplacedUntracked + uint64(s.Values); got != uint64(fed) {
 		t.Fatalf("%d values fed, %d accounted for: %+v", fed, got, s)
 	}
-	worst := 2 * maxKeys * (320 + maxKeyLength + 8*tableSlots(limit))
+	worst := 2 * maxKeys * (320 + maxKeyLength + 8*tableSlots(limit) + templateSlots*templateBytes)
 	if worst > documented {
 		t.Fatalf("structural worst case %d bytes exceeds the documented %d", worst, documented)
 	}

@@ -49,9 +49,11 @@
 //
 // Memory is bounded whatever the input: values are stored as 64-bit hashes
 // in tables of at most 2048 slots per key at the default limit (16 KiB),
-// so the worst case with all defaults, every key and scope full, is about
-// 17 MiB; a typical service uses a few hundred KiB. Keys and scope names
-// longer than 256 bytes are not tracked.
+// and each key and scope keeps copies of at most four normalized values of
+// at most 128 bytes, so that rewriting a raw value to a template it has
+// seen costs no allocation. The worst case with all defaults, every key
+// and scope full, is under 18 MiB; a typical service uses a few hundred
+// KiB. Keys and scope names longer than 256 bytes are not tracked.
 //
 // # Wirings and what each covers
 //
@@ -70,7 +72,8 @@
 // started, and processors registered next to the Guard rather than under
 // it see the spans unchanged. A span in which nothing changed is passed
 // through as it is, without allocating; otherwise the Guard allocates the
-// view and a copy of the attributes.
+// view and a copy of the attributes, together in one allocation for spans
+// of fewer than 20 attributes.
 //
 // Plain: the Guard is registered next to the exporting processor.
 //

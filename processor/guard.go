@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -130,7 +133,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	}
 	var buf *[]attribute.KeyValue
 	attrs := s.Attributes()
-	for i := range attrs {
+	for i := g.admitted(st, attrs); i < len(attrs); i++ {
 		kv := &attrs[i]
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
@@ -195,33 +198,32 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	name, nameV := g.guardName(st, s.InstrumentationScope().Name, s.Name())
 	overflow := nameV == replaced
 	attrs := s.Attributes()
-	var out []attribute.KeyValue // a private copy of attrs once something changes
-	marker := -1
-	for i := range attrs {
+	n := g.admitted(st, attrs)
+	if n == len(attrs) && nameV == pass {
+		return s
+	}
+	var (
+		view *guardedSpan
+		out  []attribute.KeyValue // the view's copy of attrs
+	)
+	for i := n; i < len(attrs); i++ {
 		kv := &attrs[i]
-		if kv.Key == OverflowKey {
-			marker = i
-		}
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
 			continue
 		}
-		if out == nil {
-			out = make([]attribute.KeyValue, len(attrs), len(attrs)+1)
-			copy(out, attrs)
+		if view == nil {
+			view, out = newView(s, attrs)
 		}
 		out[i] = attribute.String(string(kv.Key), nv)
 		overflow = overflow || v == replaced
 	}
-	if nameV == pass && out == nil {
-		return s
-	}
 	if overflow {
 		g.marked.Add(1)
+		marker := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == OverflowKey })
 		if marker < 0 || !attrs[marker].Value.AsBool() {
-			if out == nil {
-				out = make([]attribute.KeyValue, len(attrs), len(attrs)+1)
-				copy(out, attrs)
+			if view == nil {
+				view, out = newView(s, attrs)
 			}
 			if marker < 0 {
 				out = append(out, OverflowKey.Bool(true))
@@ -230,10 +232,72 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 			}
 		}
 	}
-	if out == nil {
-		out = attrs
+	if view == nil {
+		if nameV == pass {
+			return s
+		}
+		view, out = &guardedSpan{ReadOnlySpan: s}, attrs
 	}
-	return &guardedSpan{ReadOnlySpan: s, name: name, attrs: out}
+	view.name, view.attrs = name, out
+	return view
+}
+
+// admitted returns how many of the leading attributes pass unchanged
+// because their values were admitted before, which in the steady state is
+// all of them. It is the hot path of every span, so it decides only what
+// it can decide quickly and compactly, without locks, allocations or
+// counters: a boolean, a key found in the key cache that is exempt, or a
+// string (when no custom normalizer is configured), integer or float
+// value whose hash its key's table holds. At anything else it stops, and
+// guardAttr decides about the rest of the attributes; its verdict on the
+// attributes admitted passes is the same.
+func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
+	custom := len(g.cfg.normalizers) > 0
+	cache := &st.attrs.cache
+	// First find every key's state, then check the values: the loads of
+	// the first loop do not depend on one another, so they overlap.
+	var found [16]*keyState
+	n := min(len(attrs), len(found))
+	for i := range n {
+		key := string(attrs[i].Key)
+		j := keyCacheSlot(key)
+		ks := cache.slots[j].Load()
+		if ks == nil || !sameString(ks.alias, key) {
+			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
+				ks = nil
+			}
+		}
+		found[i] = ks
+	}
+	for i := range n {
+		kv := &attrs[i]
+		typ := kv.Value.Type()
+		if typ == attribute.BOOL {
+			continue
+		}
+		ks := found[i]
+		if ks == nil {
+			return i
+		}
+		if ks.exempt {
+			continue
+		}
+		var h uint64
+		switch {
+		case typ == attribute.STRING && !custom:
+			h = g.hasher.str(kv.Value.AsString())
+		case typ == attribute.INT64:
+			h = g.hasher.num(tagInt64, uint64(kv.Value.AsInt64()))
+		case typ == attribute.FLOAT64:
+			h = g.hasher.num(tagFloat64, math.Float64bits(kv.Value.AsFloat64()))
+		default:
+			return i
+		}
+		if !ks.set.tab.Load().contains(h) {
+			return i
+		}
+	}
+	return n
 }
 
 // guardedSpan is the read-only view handed downstream when the Guard
@@ -243,6 +307,42 @@ type guardedSpan struct {
 	sdktrace.ReadOnlySpan
 	name  string
 	attrs []attribute.KeyValue
+}
+
+// smallView and mediumView are views with room for the copy of the
+// attributes in the same allocation, for the usual attribute counts: the
+// rewritten span costs one allocation instead of two.
+type (
+	smallView struct {
+		guardedSpan
+		buf [10]attribute.KeyValue
+	}
+	mediumView struct {
+		guardedSpan
+		buf [20]attribute.KeyValue
+	}
+)
+
+// newView returns a view of s and its copy of attrs, with room for one
+// attribute more: the overflow marker.
+func newView(s sdktrace.ReadOnlySpan, attrs []attribute.KeyValue) (*guardedSpan, []attribute.KeyValue) {
+	var (
+		v   *guardedSpan
+		out []attribute.KeyValue
+	)
+	switch n := len(attrs); {
+	case n < len(smallView{}.buf):
+		sv := &smallView{}
+		v, out = &sv.guardedSpan, sv.buf[:n:n+1]
+	case n < len(mediumView{}.buf):
+		mv := &mediumView{}
+		v, out = &mv.guardedSpan, mv.buf[:n:n+1]
+	default:
+		v, out = &guardedSpan{}, make([]attribute.KeyValue, n, n+1)
+	}
+	copy(out, attrs)
+	v.ReadOnlySpan = s
+	return v, out
 }
 
 var _ sdktrace.ReadOnlySpan = (*guardedSpan)(nil)
@@ -272,28 +372,33 @@ func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
 	if name == OverflowValue {
 		return name, pass
 	}
-	v, changed, h := name, false, g.hasher.str(name)
-	if ks.normalize || len(g.cfg.normalizers) > 0 {
-		if ks.normalize && len(g.cfg.normalizers) == 0 && ks.set.tab.Load().contains(h) {
+	var (
+		v  string
+		vd verdict
+	)
+	if len(g.cfg.normalizers) > 0 {
+		v, vd = g.guardCustom(ks, "", name)
+	} else {
+		h := g.hasher.str(name)
+		if ks.set.tab.Load().contains(h) {
 			return name, pass
 		}
-		if v, changed = g.normalize(ks, "", name); changed {
-			h = g.hasher.str(v)
-		}
+		v, vd = g.guardNew(ks, name, h)
 	}
-	if ks.set.admit(h) {
-		if changed {
-			g.normalizedNames.Add(1)
-			return v, rewritten
-		}
-		return name, pass
+	switch vd {
+	case rewritten:
+		g.normalizedNames.Add(1)
+	case replaced:
+		g.counterFor(ks, targetSpanName).Add(1)
 	}
-	g.counterFor(ks, targetSpanName).Add(1)
-	return OverflowValue, replaced
+	return v, vd
 }
 
 // guardAttr checks one attribute against the values of its key. Unless
 // the verdict is pass, it returns the string value that replaces kv's.
+// Spans reach it only for the attributes admitted could not decide; a
+// value admitted before still takes a hash and a probe, and new values go
+// through guardNew or guardCustom.
 func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 	typ := kv.Value.Type()
 	if typ == attribute.BOOL || typ == attribute.EMPTY || kv.Key == "" {
@@ -312,40 +417,107 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 	if ks.exempt {
 		return "", pass
 	}
-	var (
-		h       uint64
-		v       string
-		changed bool
-	)
-	if typ == attribute.STRING {
-		v = kv.Value.AsString()
-		if v == OverflowValue {
+	if typ != attribute.STRING {
+		var h uint64
+		if typ == attribute.INT64 {
+			h = g.hasher.num(tagInt64, uint64(kv.Value.AsInt64()))
+		} else {
+			h = g.hasher.value(&kv.Value)
+		}
+		if ks.set.tab.Load().contains(h) || ks.set.admit(h) {
 			return "", pass
 		}
-		h = g.hasher.str(v)
-		if ks.normalize || len(g.cfg.normalizers) > 0 {
-			// Built-in normalization is idempotent, so a value already
-			// admitted needs none. Custom normalizers promise no such
-			// thing.
-			if ks.normalize && len(g.cfg.normalizers) == 0 && ks.set.tab.Load().contains(h) {
-				return "", pass
-			}
-			if v, changed = g.normalize(ks, key, v); changed {
-				h = g.hasher.str(v)
-			}
-		}
-	} else {
-		h = g.hasher.value(&kv.Value)
+		g.counterFor(ks, targetAttribute).Add(1)
+		return OverflowValue, replaced
 	}
-	if ks.set.admit(h) {
-		if changed {
-			g.normalizedAttrs.Add(1)
-			return v, rewritten
-		}
+	v := kv.Value.AsString()
+	if v == OverflowValue {
 		return "", pass
 	}
-	g.counterFor(ks, targetAttribute).Add(1)
-	return OverflowValue, replaced
+	var vd verdict
+	if len(g.cfg.normalizers) > 0 {
+		v, vd = g.guardCustom(ks, key, v)
+	} else {
+		h := g.hasher.str(v)
+		if ks.set.tab.Load().contains(h) {
+			// Admitted before, as it is or as a normalizer's output;
+			// built-in normalization is idempotent, so it needs none.
+			return "", pass
+		}
+		v, vd = g.guardNew(ks, v, h)
+	}
+	switch vd {
+	case pass:
+		return "", pass
+	case rewritten:
+		g.normalizedAttrs.Add(1)
+	case replaced:
+		g.counterFor(ks, targetAttribute).Add(1)
+	}
+	return v, vd
+}
+
+// guardNew decides about a string value v, with hash h, that ks has not
+// admitted, when no custom normalizer is configured: it normalizes v if the
+// built-in normalizer applies to ks and admits the result if there is
+// room. It returns v itself when the verdict is pass, and otherwise the
+// value that replaces it; the caller counts the verdict.
+func (g *Guard) guardNew(ks *keyState, v string, h uint64) (string, verdict) {
+	if !ks.normalize {
+		if ks.set.admit(h) {
+			return v, pass
+		}
+		return OverflowValue, replaced
+	}
+	// Normalize on the stack: a template the cache holds is used as it
+	// is, so the common rewrite of a raw path allocates nothing.
+	var buf [256]byte
+	if b, changed := appendNormalizedIDs(buf[:0], v); changed {
+		return g.admitRewritten(ks, b)
+	}
+	// v is its own template.
+	ok, added := ks.set.check(h)
+	if !ok {
+		return OverflowValue, replaced
+	}
+	if added {
+		ks.templates.store(v)
+	}
+	return v, pass
+}
+
+// admitRewritten admits the normalized value b for ks and returns the
+// string that carries it. b may live on the caller's stack and is not
+// kept.
+func (g *Guard) admitRewritten(ks *keyState, b []byte) (string, verdict) {
+	t := unsafe.String(unsafe.SliceData(b), len(b))
+	if c, ok := ks.templates.lookup(t); ok {
+		return c, rewritten
+	}
+	ok, added := ks.set.check(g.hasher.str(t))
+	if !ok {
+		return OverflowValue, replaced
+	}
+	if added {
+		if c, ok := ks.templates.store(t); ok {
+			return c, rewritten
+		}
+	}
+	return string(b), rewritten
+}
+
+// guardCustom checks v when custom normalizers are configured: every
+// string value goes through them, since they need not map a value to
+// itself.
+func (g *Guard) guardCustom(ks *keyState, key, v string) (string, verdict) {
+	v, changed := g.normalize(ks, key, v)
+	if !ks.set.admit(g.hasher.str(v)) {
+		return OverflowValue, replaced
+	}
+	if changed {
+		return v, rewritten
+	}
+	return v, pass
 }
 
 // normalize runs the user's normalizers, then the built-in one if it

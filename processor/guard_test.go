@@ -3,10 +3,12 @@ package processor
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
@@ -441,7 +443,8 @@ func TestGuardLifecycle(t *testing.T) {
 // FuzzGuard feeds arbitrary keys, values, scopes and names to the guard
 // and checks that it never panics, that a replaced value is OverflowValue,
 // that a rewritten URL-like value is a template of the built-in normalizer,
-// and that a value once admitted keeps passing.
+// that a value once admitted keeps passing, and that the hot path passes
+// only what the full check passes.
 func FuzzGuard(f *testing.F) {
 	f.Add("url.path", "/users/123", "scope", "GET /users/123")
 	f.Add("", "", "", "")
@@ -467,6 +470,11 @@ func FuzzGuard(f *testing.F) {
 				t.Fatalf("%q=%q admitted, then replaced", key, value)
 			}
 		}
+		if g.admitted(st, []attribute.KeyValue{kv}) == 1 {
+			if _, v2 := g.guardAttr(st, &kv); v2 != pass {
+				t.Fatalf("%q=%q passed the fast path, then got verdict %d", key, value, v2)
+			}
+		}
 		nn, nvd := g.guardName(st, scope, name)
 		if nvd == replaced && nn != OverflowValue {
 			t.Fatalf("name replaced with %q", nn)
@@ -477,4 +485,200 @@ func FuzzGuard(f *testing.F) {
 			}
 		}
 	})
+}
+
+// endedSpan returns a span of scope "test" as the SDK hands it to OnEnd,
+// without any processor having seen it.
+func endedSpan(t *testing.T, name string, attrs ...attribute.KeyValue) sdktrace.ReadOnlySpan {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	_, s := tp.Tracer("test").Start(context.Background(), name, trace.WithAttributes(attrs...))
+	s.End()
+	return rec.Ended()[0]
+}
+
+// TestGuardFastPathAgrees checks the hot path against the full check: an
+// attribute that admitted lets pass is passed by guardAttr too, and in the
+// steady state admitted decides about every value type it handles.
+func TestGuardFastPathAgrees(t *testing.T) {
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"),
+		attribute.String("http.route", "/users/{id}"),
+		attribute.String("url.path", "/users/42"),
+		attribute.Int("http.response.status_code", 200),
+		attribute.Float64("ratio", 0.25),
+		attribute.Bool("ok", true),
+		attribute.StringSlice("tags", []string{"a", "b"}),
+		attribute.String("enduser.id", "u-1"),
+		attribute.String("enduser.id", "u-2"),
+		attribute.String("exempt.key", "anything"),
+		attribute.String("k", OverflowValue),
+		attribute.String("", "empty key"),
+	}
+	upper := func(key, v string) (string, bool) {
+		if key == "tenant" {
+			return strings.ToUpper(v), v != strings.ToUpper(v)
+		}
+		return v, false
+	}
+	tests := []struct {
+		name string
+		opts []Option
+		// fast lists the attributes admitted must pass once the values
+		// have been seen.
+		fast []string
+	}{
+		{"defaults", nil, []string{"http.request.method", "http.route", "http.response.status_code", "ratio", "ok", "exempt.key"}},
+		{"exempt", []Option{WithExemptKeys("exempt.key")}, []string{"http.request.method", "http.route", "http.response.status_code", "ratio", "ok", "exempt.key"}},
+		{"key limit", []Option{WithKeyLimit("enduser.id", 1)}, []string{"http.request.method", "http.route", "http.response.status_code", "ratio", "ok"}},
+		{"custom normalizer", []Option{WithNormalizer(upper)}, []string{"http.response.status_code", "ratio", "ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := CardinalityGuard(append([]Option{WithMeterProvider(noop.NewMeterProvider())}, tt.opts...)...)
+			st := g.state.Load()
+			for round := range 3 {
+				for i := range attrs {
+					kv := attrs[i]
+					fast := g.admitted(st, attrs[i:i+1]) == 1
+					if _, v := g.guardAttr(st, &kv); fast && v != pass {
+						t.Fatalf("round %d: %s=%s passed the fast path, verdict %d", round, kv.Key, kv.Value.Emit(), v)
+					}
+					if round > 0 && slices.Contains(tt.fast, string(kv.Key)) && !fast {
+						t.Fatalf("round %d: %s=%s missed the fast path", round, kv.Key, kv.Value.Emit())
+					}
+				}
+			}
+			// A span whose attributes all take the fast path is decided
+			// in one call.
+			var steady []attribute.KeyValue
+			for _, kv := range attrs {
+				if slices.Contains(tt.fast, string(kv.Key)) {
+					steady = append(steady, kv)
+				}
+			}
+			if n := g.admitted(st, steady); n != len(steady) {
+				t.Fatalf("admitted %d of %d steady attributes", n, len(steady))
+			}
+		})
+	}
+}
+
+// TestGuardSteadyStateDoesNotAllocate checks that a span whose values were
+// all admitted before costs no allocation in either wiring, and that a
+// raw URL path rewritten to a known template costs only the view.
+func TestGuardSteadyStateDoesNotAllocate(t *testing.T) {
+	steady := []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"),
+		attribute.String("http.route", "/api/v1/orders/{id}"),
+		attribute.Int("http.response.status_code", 200),
+		attribute.Float64("ratio", 0.5),
+		attribute.Bool("sampled", true),
+		attribute.String("user_agent.original", strings.Repeat("Mozilla/5.0 ", 10)),
+	}
+	raw := append(slices.Clone(steady), attribute.String("url.path", "/api/v1/orders/12345"))
+	next := append(slices.Clone(steady), attribute.String("url.path", "/api/v1/orders/67890"))
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithDownstream(tracetest.NewSpanRecorder()))
+	spans := map[string]sdktrace.ReadOnlySpan{
+		"steady": endedSpan(t, "GET /api/v1/orders/{id}", steady...),
+		"raw":    endedSpan(t, "GET /api/v1/orders/{id}", raw...),
+		"next":   endedSpan(t, "GET /api/v1/orders/{id}", next...),
+	}
+	for _, s := range spans {
+		g.sanitize(s)
+	}
+	if n := testing.AllocsPerRun(100, func() { g.sanitize(spans["steady"]) }); n != 0 {
+		t.Errorf("steady span: %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { g.sanitize(spans["next"]) }); n != 1 {
+		t.Errorf("span with a raw path of a known template: %v allocations, want 1 (the view)", n)
+	}
+	v, _ := attrOf(g.sanitize(spans["next"]), "url.path")
+	if v.AsString() != "/api/v1/orders/{id}" {
+		t.Fatalf("url.path = %q", v.AsString())
+	}
+
+	plain := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(plain))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	_, live := tp.Tracer("test").Start(context.Background(), "GET /api/v1/orders/{id}", trace.WithAttributes(steady...))
+	defer live.End()
+	rw := live.(sdktrace.ReadWriteSpan)
+	plain.OnStart(context.Background(), rw)
+	if n := testing.AllocsPerRun(100, func() { plain.OnStart(context.Background(), rw) }); n != 0 {
+		t.Errorf("plain wiring, steady span: %v allocations", n)
+	}
+}
+
+// TestGuardTemplates checks the cache of normalized values: a raw value
+// normalized to a cached template is rewritten to that very string, and
+// templates the cache cannot hold (too long, or more than its slots) are
+// still rewritten and counted right.
+func TestGuardTemplates(t *testing.T) {
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()))
+	st := g.state.Load()
+	check := func(raw, want string) string {
+		t.Helper()
+		kv := attribute.String("url.path", raw)
+		got, v := g.guardAttr(st, &kv)
+		if v != rewritten || got != want {
+			t.Fatalf("%q: %q, verdict %d; want %q rewritten", raw, got, v, want)
+		}
+		return got
+	}
+	first := check("/orders/1", "/orders/{id}")
+	if again := check("/orders/2", "/orders/{id}"); unsafe.StringData(again) != unsafe.StringData(first) {
+		t.Fatal("a cached template was copied again")
+	}
+	// A template admitted as a raw value is cached too.
+	kv := attribute.String("url.path", "/carts/{id}")
+	if _, v := g.guardAttr(st, &kv); v != pass {
+		t.Fatalf("template as a raw value: verdict %d", v)
+	}
+	check("/carts/9", "/carts/{id}")
+	if n := testing.AllocsPerRun(100, func() { check("/carts/10", "/carts/{id}") }); n != 0 {
+		t.Errorf("rewrite to a template admitted raw: %v allocations", n)
+	}
+	long := "/" + strings.Repeat("x", maxCachedTemplate) + "/"
+	check(long+"1", long+"{id}")
+	check(long+"2", long+"{id}")
+	for i := range 2 * templateSlots {
+		p := "/t" + strings.Repeat("a", i) + "/"
+		check(p+"1", p+"{id}")
+		check(p+"2", p+"{id}")
+	}
+	if s := g.Stats(); s.Values != 3+2*templateSlots || s.ReplacedOverLimit != 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+// TestGuardViewSizes checks the views of rewritten spans for attribute
+// counts that fit each of the view's sizes and for one that fits none.
+func TestGuardViewSizes(t *testing.T) {
+	for _, n := range []int{1, 9, 10, 19, 20, 40} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			p := newWrapping(t, WithKeyLimit("enduser.id", 1))
+			attrs := []attribute.KeyValue{attribute.String("enduser.id", "first")}
+			for i := 1; i < n; i++ {
+				attrs = append(attrs, attribute.Int("k"+strconv.Itoa(i), i))
+			}
+			p.span("op", attrs)
+			attrs[0] = attribute.String("enduser.id", "second")
+			s := p.span("op", attrs)
+			got := s.Attributes()
+			if len(got) != n+1 || !marked(s) {
+				t.Fatalf("%d attributes, marked %v; want %d and marked", len(got), marked(s), n+1)
+			}
+			if v, _ := attrOf(s, "enduser.id"); v.AsString() != OverflowValue {
+				t.Fatalf("enduser.id = %q", v.AsString())
+			}
+			for i := 1; i < n; i++ {
+				if v, _ := attrOf(s, attribute.Key("k"+strconv.Itoa(i))); v.AsInt64() != int64(i) {
+					t.Fatalf("k%d = %v", i, v.Emit())
+				}
+			}
+		})
+	}
 }

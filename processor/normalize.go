@@ -2,7 +2,7 @@ package processor
 
 import (
 	"encoding/binary"
-	"strings"
+	"slices"
 	"unsafe"
 )
 
@@ -40,8 +40,25 @@ func normalizeIDs(s string) (string, bool) {
 	if !hasDigit(s) {
 		return s, false
 	}
-	var b strings.Builder
-	copied := 0 // s[:copied] has been written to b
+	b, ok := appendNormalizedIDs(nil, s)
+	if !ok {
+		return s, false
+	}
+	// b is new and never written again: the string may share it.
+	return unsafe.String(unsafe.SliceData(b), len(b)), true
+}
+
+// appendNormalizedIDs appends the built-in normalizer's output for s to dst
+// and returns the extended slice and true, or dst unchanged and false when
+// s needs no change. The Guard normalizes into a buffer on its stack this
+// way, so that a value whose normalized form it already holds costs no
+// allocation.
+func appendNormalizedIDs(dst []byte, s string) ([]byte, bool) {
+	if !hasDigit(s) {
+		return dst, false
+	}
+	start := len(dst)
+	copied := 0 // s[:copied] has been appended to dst
 	i := 0
 	for i < len(s) {
 		if isSeparator(s[i]) {
@@ -57,19 +74,21 @@ func normalizeIDs(s string) (string, bool) {
 				continue
 			}
 		}
-		if b.Cap() == 0 {
-			b.Grow(len(s) + len(idPlaceholder))
+		if copied == 0 {
+			// The first replacement: make room at once for s with one
+			// short token replaced, the usual case; append grows dst
+			// further when more short tokens are.
+			dst = slices.Grow(dst, len(s)+len(idPlaceholder))
 		}
-		b.WriteString(s[copied:i])
-		b.WriteString(idPlaceholder)
+		dst = append(dst, s[copied:i]...)
+		dst = append(dst, idPlaceholder...)
 		copied = end
 		i = end
 	}
 	if copied == 0 {
-		return s, false
+		return dst[:start], false
 	}
-	b.WriteString(s[copied:])
-	return b.String(), true
+	return append(dst, s[copied:]...), true
 }
 
 // hasDigit reports whether s contains an ASCII digit, eight bytes at a

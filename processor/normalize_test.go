@@ -101,6 +101,18 @@ func FuzzNormalizeIDs(f *testing.F) {
 		if !hasDigit(s) && changed {
 			t.Fatalf("normalizeIDs changed %q without digits", s)
 		}
+		// The append form, which the Guard uses with a buffer on its
+		// stack, agrees and keeps what dst held.
+		var buf [8]byte
+		dst := append(buf[:0], "prefix"...)
+		b, ok := appendNormalizedIDs(dst, s)
+		want := "prefix"
+		if changed {
+			want += got
+		}
+		if ok != changed || string(b) != want {
+			t.Fatalf("appendNormalizedIDs(%q, %q) = %q, %v; want %q, %v", dst, s, b, ok, want, changed)
+		}
 	})
 }
 

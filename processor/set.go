@@ -2,6 +2,7 @@ package processor
 
 import (
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -22,14 +23,14 @@ import (
 // per set that is vanishingly rare, and its only effect is that one extra
 // value passes.
 type valueSet struct {
-	tab  atomic.Pointer[hashTable]
-	full atomic.Bool
+	tab atomic.Pointer[hashTable]
 
 	// first is the initial table, kept in place with its slots so that a
 	// key with few values is checked without leaving its keyState.
 	first      hashTable
 	firstSlots [minTableSlots]atomic.Uint64
 
+	full  atomic.Bool
 	count atomic.Int64 // admitted values, for Stats
 	mu    sync.Mutex
 	n     int // admitted values, guarded by mu
@@ -102,26 +103,32 @@ func (t *hashTable) insert(h uint64) {
 // before, or it is new and the set still has room, in which case it is
 // recorded. h must not be 0.
 func (s *valueSet) admit(h uint64) bool {
+	ok, _ := s.check(h)
+	return ok
+}
+
+// check is admit that also reports whether this very call recorded h.
+func (s *valueSet) check(h uint64) (ok, added bool) {
 	if s.tab.Load().contains(h) {
-		return true
+		return true, false
 	}
 	if s.full.Load() {
 		// The last value may have been stored just before full was set;
 		// a fresh load of the table sees it.
-		return s.tab.Load().contains(h)
+		return s.tab.Load().contains(h), false
 	}
 	return s.admitSlow(h)
 }
 
-func (s *valueSet) admitSlow(h uint64) bool {
+func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tab.Load()
 	if t.contains(h) {
-		return true
+		return true, false
 	}
 	if s.n >= s.limit {
-		return false
+		return false, false
 	}
 	if (s.n+1)*4 > len(t.slots)*3 {
 		// Grow into a new table; readers holding the old one keep a
@@ -142,7 +149,7 @@ func (s *valueSet) admitSlow(h uint64) bool {
 	if s.n >= s.limit {
 		s.full.Store(true)
 	}
-	return true
+	return true, true
 }
 
 // slots returns the size of the current table, for footprint accounting.
@@ -150,19 +157,86 @@ func (s *valueSet) slots() int { return len(s.tab.Load().slots) }
 
 // keyState is what the Guard knows about one attribute key or one scope.
 // The fields read on every check come first.
+//
+// A keyState is laid out in 256 bytes so that the allocator places it on
+// a 256-byte boundary: a check of a value reads the first cache line
+// (alias, flags, the table header) and, for a key with few values, the
+// second (the first table's slots), and nothing else; TestKeyStateLayout
+// holds the layout in place.
 type keyState struct {
 	// alias is the key string the state was created with, as the caller
 	// passed it; the key cache matches callers' strings against it by
 	// identity. name is a private copy of the same bytes.
 	alias     string
 	exempt    bool
-	normalize bool     // the built-in normalizer applies
-	set       valueSet // unused when exempt; embedded to save pointer hops
+	normalize bool          // the built-in normalizer applies
+	set       valueSet      // unused when exempt; embedded to save pointer hops
+	templates templateCache // used when normalize is set
 	name      string
 
 	// counter is the self-metric series this key's replacements are
 	// counted in, assigned at the first replacement.
 	counter atomic.Pointer[replacedCounter]
+
+	_ [keyStatePad]byte
+}
+
+const keyStatePad = 32
+
+// templateCache holds copies of the first few normalized values admitted
+// for one key or scope, so that a raw value normalized into one of them,
+// "/users/12345" into "/users/{id}" for example, is rewritten to the
+// cached copy instead of a new string: the common rewrite allocates
+// nothing.
+//
+// A template is cached only when the set records it, so filling the cache
+// never costs an allocation in the steady state, and a slot is filled once
+// and never replaced: a lookup needs no lock. Slots are chosen by the
+// template's length, two candidates per template, so a miss costs at most
+// two length comparisons and rarely a byte comparison. Templates longer
+// than maxCachedTemplate bytes are not cached, which bounds the memory held
+// to templateSlots × maxCachedTemplate bytes per key.
+type templateCache struct {
+	slots [templateSlots]atomic.Pointer[string]
+}
+
+const (
+	templateSlots     = 4
+	maxCachedTemplate = 128
+)
+
+func templateSlot(v string) int { return len(v) & (templateSlots - 1) }
+
+// lookup returns the cached string equal to v, if any.
+func (c *templateCache) lookup(v string) (string, bool) {
+	i := templateSlot(v)
+	if p := c.slots[i].Load(); p != nil && *p == v {
+		return *p, true
+	}
+	if p := c.slots[i^1].Load(); p != nil && *p == v {
+		return *p, true
+	}
+	return "", false
+}
+
+// store caches a copy of v, which the set has just recorded, if v is
+// short enough and one of its two slots is free. It returns the cached
+// copy and true, or "" and false. v may point into memory the caller
+// reuses: only the copy is kept.
+func (c *templateCache) store(v string) (string, bool) {
+	if v == "" || len(v) > maxCachedTemplate {
+		return "", false
+	}
+	i := templateSlot(v)
+	if c.slots[i].Load() != nil && c.slots[i^1].Load() != nil {
+		return "", false
+	}
+	p := new(string)
+	*p = strings.Clone(v)
+	if c.slots[i].CompareAndSwap(nil, p) || c.slots[i^1].CompareAndSwap(nil, p) {
+		return *p, true
+	}
+	return "", false
 }
 
 // keyTable maps attribute keys, or scope names, to their keyState. Lookups

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestValueSetAdmitsUpToLimit(t *testing.T) {
@@ -122,5 +123,31 @@ func TestKeyCacheDynamicKeys(t *testing.T) {
 	kt.lookup(key)
 	if n := testing.AllocsPerRun(100, func() { kt.lookup(key) }); n != 0 {
 		t.Fatalf("lookup allocates %v times", n)
+	}
+}
+
+// TestKeyStateLayout holds the layout the value check relies on: a
+// keyState fills a 256-byte size class, so it starts on a 256-byte
+// boundary; the fields every check reads share its first cache line and
+// the first table's slots fill the second.
+func TestKeyStateLayout(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is tuned for 64-bit platforms")
+	}
+	var ks keyState
+	setOff := unsafe.Offsetof(ks.set)
+	checks := []struct {
+		what      string
+		got, want uintptr
+	}{
+		{"size", unsafe.Sizeof(ks), 256},
+		{"end of the hot fields", setOff + unsafe.Offsetof(ks.set.first) + unsafe.Sizeof(ks.set.first), 64},
+		{"first slot", setOff + unsafe.Offsetof(ks.set.firstSlots), 64},
+		{"end of the first slots", setOff + unsafe.Offsetof(ks.set.firstSlots) + unsafe.Sizeof(ks.set.firstSlots), 128},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("keyState %s at %d, want %d", c.what, c.got, c.want)
+		}
 	}
 }
