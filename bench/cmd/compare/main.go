@@ -46,7 +46,7 @@ const benchModule = "github.com/tracekeeper/tracekeeper/bench"
 
 type options struct {
 	duration, outage, shutdown time.Duration
-	rate, goroutines           int
+	rate, goroutines, bspQueue int
 	scenarios, pipelines       string
 	decode                     bool
 	svg, md                    string
@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.goroutines, "goroutines", scenario.DefaultGoroutines, "goroutines ending spans")
 	fs.StringVar(&o.scenarios, "scenarios", "all", "comma-separated scenarios to run: "+strings.Join(names(scenario.Standard(time.Second, time.Second)), ", "))
 	fs.StringVar(&o.pipelines, "pipelines", "stock,tracekeeper", "comma-separated pipelines to run")
+	fs.IntVar(&o.bspQueue, "bsp-queue", 0, "the BatchSpanProcessor's queue size for both pipelines; 0 keeps the SDK's default of 2048")
 	fs.BoolVar(&o.decode, "decode", false, "decode every request fully in the receiver (costs CPU shared with the pipelines)")
 	fs.StringVar(&o.svg, "svg", filepath.Join(results, "compare.svg"), "where to write the chart; empty for none")
 	fs.StringVar(&o.md, "md", filepath.Join(results, "compare.md"), "where to write the Markdown table; empty for none")
@@ -98,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Date:            time.Now(),
 		Rate:            o.rate,
 		ShutdownTimeout: o.shutdown,
+		BSPQueue:        o.bspQueue,
 	}
 	var total time.Duration
 	for _, sc := range scs {
@@ -115,6 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			prefix := fmt.Sprintf("[%2d/%d] %-15s %-12s", n, runs, sc.Name, k)
 			cfg := scenario.RunConfig{
 				Rate: o.rate, Goroutines: o.goroutines, ShutdownTimeout: o.shutdown, Decode: o.decode,
+				BSPQueue: o.bspQueue,
 			}
 			if live {
 				cfg.Progress = func(p scenario.Progress) {

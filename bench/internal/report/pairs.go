@@ -52,6 +52,9 @@ type Meta struct {
 	Rate int
 	// ShutdownTimeout is the deadline given to each pipeline's shutdown.
 	ShutdownTimeout time.Duration
+	// BSPQueue is the BatchSpanProcessor's queue size both pipelines ran
+	// with; zero means the SDK's default.
+	BSPQueue int
 }
 
 // pct formats a percentage with the precision its size needs.

@@ -205,7 +205,13 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	fmt.Fprintf(&b, "Offered load: %s spans/s with 8 attributes each, ended from %d goroutines; ",
 		count(int64(meta.Rate)), scenario.DefaultGoroutines)
 	fmt.Fprintf(&b, "each pipeline then gets %s to shut down. ", meta.ShutdownTimeout)
-	b.WriteString("Both pipelines run with their defaults against the same embedded OTLP/HTTP receiver, " +
+	if meta.BSPQueue > 0 {
+		fmt.Fprintf(&b, "Both pipelines run with their defaults, except the BatchSpanProcessor's queue, "+
+			"raised to %s spans for both (`sdktrace.WithMaxQueueSize`), ", count(int64(meta.BSPQueue)))
+	} else {
+		b.WriteString("Both pipelines run with their defaults ")
+	}
+	b.WriteString("against the same embedded OTLP/HTTP receiver, " +
 		"one after the other in one process: stock is `sdktrace.WithBatcher(otlptracehttp.New(...))`, " +
 		"ours is `sdktrace.WithBatcher(exporter.New(...))`.\n\n")
 	if meta.Command != "" {

@@ -59,7 +59,9 @@ func Reports() int64 { return reports.Load() }
 // ("host:port", plaintext). Building the first pipeline replaces the global
 // OpenTelemetry error handler by a counter (see Reports), so that the stock
 // exporter's failures are counted rather than printed.
-func NewPipeline(ctx context.Context, kind Kind, endpoint string, opts ...sdktrace.TracerProviderOption) (*Pipeline, error) {
+// bspQueue, when positive, sets the BatchSpanProcessor's queue size
+// (sdktrace.WithMaxQueueSize); zero keeps the SDK's default.
+func NewPipeline(ctx context.Context, kind Kind, endpoint string, bspQueue int, opts ...sdktrace.TracerProviderOption) (*Pipeline, error) {
 	installHandler.Do(func() {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) { reports.Add(1) }))
 	})
@@ -80,9 +82,13 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, opts ...sdktra
 		return nil, fmt.Errorf("scenario: unknown pipeline %q", kind)
 	}
 	p.counter = &countingExporter{next: inner, done: make(chan struct{})}
+	var bsp []sdktrace.BatchSpanProcessorOption
+	if bspQueue > 0 {
+		bsp = append(bsp, sdktrace.WithMaxQueueSize(bspQueue))
+	}
 	all := append([]sdktrace.TracerProviderOption{
 		sdktrace.WithResource(Resource()),
-		sdktrace.WithBatcher(p.counter),
+		sdktrace.WithBatcher(p.counter, bsp...),
 	}, opts...)
 	p.Provider = sdktrace.NewTracerProvider(all...)
 	return p, nil

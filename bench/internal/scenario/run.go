@@ -90,6 +90,9 @@ type RunConfig struct {
 	// Decode makes the receiver decode every request fully (see
 	// ReceiverConfig.Decode).
 	Decode bool
+	// BSPQueue is the BatchSpanProcessor's queue size for both pipelines;
+	// zero keeps the SDK's default (2048).
+	BSPQueue int
 	// Progress, when not nil, is called about once per ProgressEvery
 	// (default one second) while the load runs.
 	Progress      func(Progress)
@@ -174,7 +177,7 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 		return nil, err
 	}
 	defer recv.Close()
-	p, err := NewPipeline(ctx, kind, recv.Addr())
+	p, err := NewPipeline(ctx, kind, recv.Addr(), cfg.BSPQueue)
 	if err != nil {
 		return nil, err
 	}
