@@ -293,6 +293,13 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		e.stopping.Store(true)
 		go e.stop()
 	})
+	// A finished Shutdown wins over a ctx that is also done: select would
+	// otherwise choose at random and report drops that never happened.
+	select {
+	case <-e.done:
+		return nil
+	default:
+	}
 	select {
 	case <-e.done:
 		return nil

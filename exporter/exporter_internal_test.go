@@ -673,3 +673,15 @@ func TestSuccessEndsRetryWaits(t *testing.T) {
 		t.Fatalf("got %+v", s)
 	}
 }
+
+func TestShutdownAfterShutdownReturnsNil(t *testing.T) {
+	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()))
+	shutdown(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 100 {
+		if err := e.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown #%d after a finished Shutdown, with a done ctx = %v, want nil", i+2, err)
+		}
+	}
+}
