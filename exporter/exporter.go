@@ -47,7 +47,7 @@ type Exporter struct {
 	client  transport.Client
 	queue   *queue.Queue[entry]
 	retry   retry.Config
-	encPool sync.Pool // *otlpenc.Encoder
+	encPool sync.Pool // *encoding
 
 	stats     counters
 	flushes   tracker
@@ -95,6 +95,13 @@ func newClient(cfg config) (transport.Client, error) {
 	}), nil
 }
 
+// encoding is what ExportSpans borrows from the pool for one call: the
+// encoder and the slice it returns the requests in, both reused.
+type encoding struct {
+	enc  *otlpenc.Encoder
+	reqs []*otlpenc.Request
+}
+
 // entry is one encoded batch waiting in the queue.
 type entry struct {
 	req *otlpenc.Request
@@ -115,7 +122,7 @@ func New(opts ...Option) *Exporter {
 			MaxElapsedTime:  cfg.retry.MaxElapsedTime,
 		},
 	}
-	e.encPool.New = func() any { return otlpenc.NewEncoder() }
+	e.encPool.New = func() any { return &encoding{enc: otlpenc.NewEncoder()} }
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
 	e.report = newReporter(cfg.logger, cfg.clock, cfg.logInterval, cfg.dropWriter)
 
@@ -166,9 +173,13 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		return ErrShutdown
 	}
 
-	enc := e.encPool.Get().(*otlpenc.Encoder)
-	reqs, res := enc.Encode(spans, e.cfg.maxRequestBytes, nil)
-	e.encPool.Put(enc)
+	es := e.encPool.Get().(*encoding)
+	reqs, res := es.enc.Encode(spans, e.cfg.maxRequestBytes, es.reqs[:0])
+	defer func() {
+		clear(reqs)
+		es.reqs = reqs[:0]
+		e.encPool.Put(es)
+	}()
 
 	// Account the whole call in one step, so that no snapshot sees spans
 	// accepted but in no state yet; batches the queue refuses move on to

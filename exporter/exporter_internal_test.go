@@ -685,3 +685,21 @@ func TestShutdownAfterShutdownReturnsNil(t *testing.T) {
 		}
 	}
 }
+
+func TestExportSpansDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	// A queue smaller than any batch refuses every call, so each request is
+	// released at once and the steady state is reached without a backend.
+	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
+	defer shutdown(t, e)
+	batch := spans(64)
+	for range 10 {
+		_ = e.ExportSpans(context.Background(), batch)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = e.ExportSpans(context.Background(), batch) }); n != 0 {
+		t.Fatalf("ExportSpans allocates %v times per call, want 0", n)
+	}
+	checkInvariant(t, e.Stats())
+}
