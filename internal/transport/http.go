@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,9 +236,10 @@ func isCertificateError(err error) bool {
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the
 // request URL, keeping the cause (connection refused, timeout…).
 func unwrapURLError(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return ne
+	// Not errors.As into net.Error: *url.Error is one itself.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
 	}
 	return err
 }

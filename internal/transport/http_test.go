@@ -178,6 +178,9 @@ func TestHTTPConnectionErrorsAreRetryable(t *testing.T) {
 	if contains(err.Error(), "s3cret") {
 		t.Fatalf("error leaks a header value: %v", err)
 	}
+	if contains(err.Error(), "/v1/traces") {
+		t.Fatalf("error repeats the request URL: %v", err)
+	}
 }
 
 func TestHTTPTimeoutIsRetryable(t *testing.T) {
