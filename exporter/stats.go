@@ -130,9 +130,3 @@ func (c *counters) snapshot() Stats {
 	defer c.mu.Unlock()
 	return c.s
 }
-
-func (c *counters) update(f func(s *Stats)) {
-	c.mu.Lock()
-	f(&c.s)
-	c.mu.Unlock()
-}
