@@ -134,8 +134,8 @@ func (c config) validate() error {
 	if c.logInterval <= 0 {
 		errs = append(errs, fmt.Errorf("exporter: log interval must be positive, got %v", c.logInterval))
 	}
-	if r := c.retry; r.Enabled && (r.InitialInterval < 0 || r.MaxInterval < 0 || r.MaxElapsedTime < 0) {
-		errs = append(errs, fmt.Errorf("exporter: retry intervals must not be negative, got %+v", r))
+	if r := c.retry; r.Enabled && (r.InitialInterval <= 0 || r.MaxInterval < 0 || r.MaxElapsedTime < 0) {
+		errs = append(errs, fmt.Errorf("exporter: retry initial interval must be positive and the others not negative, got %+v", r))
 	}
 	if c.protocol != ProtocolHTTPProtobuf && c.protocol != ProtocolGRPC {
 		errs = append(errs, fmt.Errorf("exporter: unsupported protocol %q (want %q or %q)", c.protocol, ProtocolHTTPProtobuf, ProtocolGRPC))
@@ -143,9 +143,13 @@ func (c config) validate() error {
 	if c.compression != NoCompression && c.compression != GzipCompression {
 		errs = append(errs, fmt.Errorf("exporter: unknown compression %v", c.compression))
 	}
-	for k := range c.headers {
+	for k, v := range c.headers {
 		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
 			errs = append(errs, fmt.Errorf("exporter: invalid header name %q", k))
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			// The value is a credential: never quote it.
+			errs = append(errs, fmt.Errorf("exporter: the value of header %q holds a line break or NUL", k))
 		}
 	}
 	if _, err := c.targetURL(); err != nil {

@@ -137,6 +137,9 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		{"negative timeout", WithTimeout(-time.Second), "timeout must not be negative"},
 		{"bad header", WithHeaders(map[string]string{"bad key": "v"}), "invalid header name"},
 		{"unknown compression", WithCompression(Compression(9)), "unknown compression"},
+		{"retry without delay", WithRetry(RetryConfig{Enabled: true}), "initial interval must be positive"},
+		{"header value with a line break", WithHeaders(map[string]string{"authorization": "Bearer s3cret\r\nX: y"}), "holds a line break"},
+		{"unparsable URL with credentials", WithEndpointURL("http://user:s3cret@[::1"), "invalid endpoint URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.ErrorLevel)
@@ -147,6 +150,9 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 			err := e.ExportSpans(context.Background(), spans(3))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ExportSpans = %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the error quotes a credential: %v", err)
 			}
 			s := e.Stats()
 			if s.Accepted != 3 || s.Dropped.Config != 3 {

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -61,13 +62,15 @@ func WithProtocol(p Protocol) Option {
 type RetryConfig struct {
 	// Enabled turns retries on.
 	Enabled bool
-	// InitialInterval is the delay before the first retry.
+	// InitialInterval is the delay before the first retry; it must be
+	// positive when Enabled.
 	InitialInterval time.Duration
-	// MaxInterval caps the delay between two attempts.
+	// MaxInterval caps the delay between two attempts; zero means no cap.
 	MaxInterval time.Duration
 	// MaxElapsedTime is the total time spent on one request, retries
 	// included, after which its spans are dropped with reason
-	// retries_exhausted.
+	// retries_exhausted. Zero means no limit: a request is retried until
+	// it succeeds or Shutdown's deadline passes.
 	MaxElapsedTime time.Duration
 }
 
@@ -98,6 +101,12 @@ func WithEndpointURL(rawURL string) Option {
 		u, err := url.Parse(rawURL)
 		switch {
 		case err != nil:
+			// url.Parse quotes the whole URL, credentials included: keep
+			// only the cause.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			c.errs = append(c.errs, fmt.Errorf("exporter: invalid endpoint URL: %w", err))
 		case u.Scheme != "http" && u.Scheme != "https":
 			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q: scheme must be http or https", u.Redacted()))

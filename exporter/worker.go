@@ -106,10 +106,11 @@ func (e *Exporter) deliver(parts [][]byte, spans int) {
 		case transport.TooLarge:
 			if spans > 1 {
 				if a, b, serr := otlpenc.Split(bytes.Join(parts, nil)); serr == nil {
-					na, _ := otlpenc.CountSpans(a)
-					e.deliver([][]byte{a}, na)
-					e.deliver([][]byte{b}, spans-na)
-					return
+					if na, cerr := otlpenc.CountSpans(a); cerr == nil && na > 0 && na < spans {
+						e.deliver([][]byte{a}, na)
+						e.deliver([][]byte{b}, spans-na)
+						return
+					}
 				}
 			}
 			e.finish(parts, spans, 0, ReasonTooLarge, fmt.Errorf("exporter: %w", err))

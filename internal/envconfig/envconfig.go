@@ -78,6 +78,10 @@ func Read(lookup Lookup) (Settings, error) {
 	}
 	if name, v, ok := get("ENDPOINT"); ok {
 		u, err := url.Parse(v)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the URL, credentials included
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("envconfig: %s: %w", name, err))
