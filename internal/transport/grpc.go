@@ -43,8 +43,7 @@ type GRPCConfig struct {
 }
 
 // GRPCClient sends OTLP/gRPC Export calls. The request body is already
-// encoded, so it is passed to gRPC as it is, through a codec that only
-// copies bytes.
+// encoded, so it is passed to gRPC through a codec that only copies bytes.
 type GRPCClient struct {
 	cfg  GRPCConfig
 	conn *grpc.ClientConn
@@ -153,9 +152,12 @@ var _ encoding.CodecV2 = rawCodec{}
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(rawRequest); ok {
+		// Copy into gRPC's own pooled buffers: a cancelled call can return
+		// while the transport still holds the message, and the caller
+		// reuses its buffers once Send returns.
 		bs := make(mem.BufferSlice, len(r))
 		for i, p := range r {
-			bs[i] = mem.SliceBuffer(p)
+			bs[i] = mem.Copy(p, mem.DefaultBufferPool())
 		}
 		return bs, nil
 	}
