@@ -98,10 +98,10 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 		metric.WithUnit("{span}"), metric.WithDescription("The maximum number of spans the exporter's queue holds."))
 	errs = append(errs, err)
 	qbytes, err := meter.Int64ObservableGauge(metricQueueBytes,
-		metric.WithUnit("By"), metric.WithDescription("The encoded size of the spans waiting in the exporter's queue."))
+		metric.WithUnit("By"), metric.WithDescription("The memory held by the encoded spans waiting in the exporter's queue."))
 	errs = append(errs, err)
 	qcapBytes, err := meter.Int64ObservableGauge(metricQueueCapBytes,
-		metric.WithUnit("By"), metric.WithDescription("The maximum encoded size of the spans the exporter's queue holds."))
+		metric.WithUnit("By"), metric.WithDescription("The memory the encoded spans waiting in the exporter's queue may hold."))
 	errs = append(errs, err)
 	repaired, err := meter.Int64ObservableCounter(metricRepaired,
 		metric.WithUnit("{value}"), metric.WithDescription("String values with invalid UTF-8 repaired before sending."))
