@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
 
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/retry"
@@ -127,7 +128,7 @@ func New(opts ...Option) *Exporter {
 	e.report = newReporter(cfg.logger, cfg.clock, cfg.logInterval, cfg.dropWriter)
 
 	if cfg.envErrs != nil {
-		cfg.logger.Warn("tracekeeper exporter: ignoring malformed environment variables", zapError(cfg.envErrs))
+		cfg.logger.Warn("tracekeeper exporter: ignoring malformed environment variables", zap.Error(cfg.envErrs))
 	}
 	err := cfg.validate()
 	if err == nil {
@@ -135,7 +136,7 @@ func New(opts ...Option) *Exporter {
 	}
 	if err != nil {
 		e.cfgErr = err
-		cfg.logger.Error("tracekeeper exporter: invalid configuration; every span will be dropped", zapError(err))
+		cfg.logger.Error("tracekeeper exporter: invalid configuration; every span will be dropped", zap.Error(err))
 	}
 	if e.cfgErr == nil {
 		e.queue = queue.New[entry](cfg.queueSpans, int64(cfg.queueBytes))

@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 
 	"github.com/tracekeeper/tracekeeper/internal/transport"
@@ -132,7 +133,7 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 	}, exported, inflight, qsize, qcap, qbytes, qcapBytes, repaired)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
-		cfg.logger.Warn("tracekeeper exporter: self-metrics unavailable", zapError(err))
+		cfg.logger.Warn("tracekeeper exporter: self-metrics unavailable", zap.Error(err))
 	}
 	return m
 }

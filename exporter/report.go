@@ -7,7 +7,6 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 )
@@ -186,5 +185,3 @@ func reasonIndex(r Reason) int {
 	}
 	return 0
 }
-
-func zapError(err error) zapcore.Field { return zap.Error(err) }
