@@ -47,8 +47,14 @@ func TestScenarioSmoke(t *testing.T) {
 					t.Fatal("the pipeline was still running after the settle timeout")
 				}
 				t.Logf("ended %d, handed %d, delivered %d, receiver %+v", res.Ended, res.Handed, res.Delivered, res.Receiver)
-				if res.Ended == 0 || res.Delivered == 0 {
-					t.Fatalf("ended %d, delivered %d: want both > 0", res.Ended, res.Delivered)
+				if res.Ended == 0 {
+					t.Fatal("no span ended")
+				}
+				// Through an outage, how much gets through before the
+				// shutdown deadline depends on the machine's speed: only
+				// a complete run must deliver.
+				if tt.complete && res.Delivered == 0 {
+					t.Fatalf("ended %d, delivered none", res.Ended)
 				}
 				if res.Receiver.Malformed != 0 {
 					t.Errorf("receiver saw %d malformed requests", res.Receiver.Malformed)
