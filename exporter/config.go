@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/tracekeeper/tracekeeper/internal/envconfig"
 )
@@ -143,13 +147,13 @@ func (c config) validate() error {
 	if c.compression != NoCompression && c.compression != GzipCompression {
 		errs = append(errs, fmt.Errorf("exporter: unknown compression %v", c.compression))
 	}
-	for k, v := range c.headers {
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			errs = append(errs, fmt.Errorf("exporter: invalid header name %q", k))
+	for _, k := range slices.Sorted(maps.Keys(c.headers)) {
+		if !httpguts.ValidHeaderFieldName(k) {
+			errs = append(errs, fmt.Errorf("exporter: invalid header name %q (a header name is a token of ASCII letters, digits and !#$%%&'*+-.^_`|~)", k))
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
+		if !httpguts.ValidHeaderFieldValue(c.headers[k]) {
 			// The value is a credential: never quote it.
-			errs = append(errs, fmt.Errorf("exporter: the value of header %q holds a line break or NUL", k))
+			errs = append(errs, fmt.Errorf("exporter: the value of header %q holds control characters", k))
 		}
 	}
 	if _, err := c.targetURL(); err != nil {
@@ -163,6 +167,9 @@ func (c config) targetURL() (*url.URL, error) {
 	hostport := c.endpoint
 	if hostport == "" {
 		hostport = defaultHost
+	}
+	if strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return nil, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", hostport)
 	}
 	if strings.ContainsAny(hostport, "/?#@") {
 		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", hostport)

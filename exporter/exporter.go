@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 
+	"github.com/tracekeeper/tracekeeper/internal/fallback"
+	"github.com/tracekeeper/tracekeeper/internal/ledger"
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/retry"
+	"github.com/tracekeeper/tracekeeper/internal/sender"
 	"github.com/tracekeeper/tracekeeper/internal/transport"
 	"github.com/tracekeeper/tracekeeper/queue"
 )
@@ -21,6 +25,14 @@ var ErrShutdown = errors.New("exporter: shut down")
 
 // userAgent identifies the exporter to backends.
 const userAgent = "tracekeeper-exporter/0.1"
+
+// shutdownSlack bounds how long Shutdown may take past its deadline: the
+// time for the workers to abandon what they hold and close the books.
+const shutdownSlack = 100 * time.Millisecond
+
+// dropWriterBudget bounds the dropped requests waiting for the
+// dropped-spans writer.
+const dropWriterBudget = 4 << 20
 
 // Exporter is a non-blocking OTLP span exporter for
 // sdktrace.WithBatcher.
@@ -35,7 +47,8 @@ const userAgent = "tracekeeper-exporter/0.1"
 // Every span given to ExportSpans is accounted for: Stats reports how many
 // were exported, dropped (by reason), queued and in flight, and the same
 // figures are published as metrics. Drops and failures are reported to the
-// fallback logger.
+// fallback logger from a goroutine of its own: neither ExportSpans nor the
+// workers nor Shutdown ever wait on the logger or the dropped-spans writer.
 //
 // An Exporter is safe for concurrent use. Its methods never panic, and New
 // never fails: an invalid configuration is logged at once and makes every
@@ -45,25 +58,26 @@ type Exporter struct {
 	cfg    config
 	cfgErr error
 
-	client  transport.Client
+	books   ledger.Ledger
+	flushes tracker
 	queue   *queue.Queue[entry]
-	retry   retry.Config
+	client  transport.Client
+	send    *sender.Sender
+	report  *fallback.Reporter
+	metrics *selfMetrics
+	outage  outage
 	encPool sync.Pool // *encoding
-
-	stats     counters
-	flushes   tracker
-	recovered recovery
-	report    *reporter
-	metrics   *selfMetrics
 
 	stopping atomic.Bool
 	stopOnce sync.Once
-	// hardCtx is cancelled when a Shutdown deadline passes: in-flight
-	// requests and retry waits are abandoned.
+	// hardCtx is cancelled when the first Shutdown's deadline passes:
+	// in-flight requests and retry waits are abandoned.
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
 	workers    sync.WaitGroup
+	settled    chan struct{} // closed when the books are final
 	done       chan struct{} // closed when Shutdown has finished
+	result     error         // Shutdown's outcome, set before settled closes
 }
 
 var _ sdktrace.SpanExporter = (*Exporter)(nil)
@@ -81,7 +95,6 @@ func newClient(cfg config) (transport.Client, error) {
 			TLS:       cfg.tlsConfig,
 			Headers:   cfg.headers,
 			Gzip:      cfg.compression == GzipCompression,
-			Timeout:   cfg.timeout,
 			UserAgent: userAgent,
 		})
 	}
@@ -90,7 +103,6 @@ func newClient(cfg config) (transport.Client, error) {
 		Headers:   cfg.headers,
 		Gzip:      cfg.compression == GzipCompression,
 		TLS:       cfg.tlsConfig,
-		Timeout:   cfg.timeout,
 		MaxConns:  cfg.workers,
 		UserAgent: userAgent,
 	}), nil
@@ -114,18 +126,26 @@ type entry struct {
 func New(opts ...Option) *Exporter {
 	cfg := newConfig(opts)
 	e := &Exporter{
-		cfg:  cfg,
-		done: make(chan struct{}),
-		retry: retry.Config{
-			Enabled:         cfg.retry.Enabled,
-			InitialInterval: cfg.retry.InitialInterval,
-			MaxInterval:     cfg.retry.MaxInterval,
-			MaxElapsedTime:  cfg.retry.MaxElapsedTime,
-		},
+		cfg:     cfg,
+		settled: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	e.encPool.New = func() any { return &encoding{enc: otlpenc.NewEncoder()} }
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
-	e.report = newReporter(cfg.logger, cfg.clock, cfg.logInterval, cfg.dropWriter)
+	names := make([]string, ledger.NumReasons)
+	for r := range names {
+		names[r] = string(reasonOf[r])
+	}
+	e.report = fallback.New(fallback.Config{
+		Log:          cfg.logger,
+		Clock:        cfg.clock,
+		Interval:     max(cfg.logInterval, time.Millisecond),
+		Component:    "tracekeeper exporter",
+		Reasons:      names,
+		Writer:       cfg.dropWriter,
+		Convert:      otlpenc.AppendJSON,
+		WriterBudget: dropWriterBudget,
+	})
 
 	if cfg.envErrs != nil {
 		cfg.logger.Warn("tracekeeper exporter: ignoring malformed environment variables", zap.Error(cfg.envErrs))
@@ -140,8 +160,17 @@ func New(opts ...Option) *Exporter {
 	}
 	if e.cfgErr == nil {
 		e.queue = queue.New[entry](cfg.queueSpans, int64(cfg.queueBytes))
-		e.stats.s.QueueCapacity = int64(cfg.queueSpans)
-		e.stats.s.QueueCapacityBytes = int64(cfg.queueBytes)
+		e.send = sender.New(sender.Config{
+			Client: e.client,
+			Retry: retry.Config{
+				Enabled:         cfg.retry.Enabled,
+				InitialInterval: cfg.retry.InitialInterval,
+				MaxInterval:     cfg.retry.MaxInterval,
+				MaxElapsedTime:  cfg.retry.MaxElapsedTime,
+			},
+			Timeout: cfg.timeout,
+			Clock:   cfg.clock,
+		})
 		for range cfg.workers {
 			e.workers.Add(1)
 			go e.work()
@@ -159,18 +188,21 @@ func New(opts ...Option) *Exporter {
 // reported by the fallback logger, and returning them as an error would
 // only make the BatchSpanProcessor report them again through the global
 // error handler. It returns the configuration error when the configuration
-// is invalid, and ErrShutdown after Shutdown.
+// is invalid, and ErrShutdown after Shutdown. Nil elements are counted as
+// dropped with reason invalid.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	n := int64(len(spans))
+	n := len(spans)
 	if n == 0 {
 		return nil
 	}
 	if e.cfgErr != nil {
-		e.acceptDropped(n, ReasonConfig, e.cfgErr)
+		e.books.AcceptDropped(n, ledger.Config)
+		e.report.Dropped(int(ledger.Config), int64(n), e.cfgErr)
 		return e.cfgErr
 	}
 	if e.stopping.Load() {
-		e.acceptDropped(n, ReasonShutdown, ErrShutdown)
+		e.books.AcceptDropped(n, ledger.Shutdown)
+		e.report.Dropped(int(ledger.Shutdown), int64(n), ErrShutdown)
 		return ErrShutdown
 	}
 
@@ -185,24 +217,21 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	// Account the whole call in one step, so that no snapshot sees spans
 	// accepted but in no state yet; batches the queue refuses move on to
 	// dropped.
-	var queued, queuedBytes int64
+	queued, queuedBytes := 0, int64(0)
 	for _, r := range reqs {
-		queued += int64(r.Spans())
+		queued += r.Spans()
 		queuedBytes += memory(r)
 	}
-	e.stats.mu.Lock()
-	e.stats.s.Accepted += n
-	e.stats.s.Repaired += int64(res.Repaired)
-	e.stats.s.Dropped.TooLarge += int64(res.TooLarge)
-	e.stats.s.Queued += queued
-	e.stats.s.QueueBytes += queuedBytes
-	e.stats.mu.Unlock()
+	e.books.Accept(n, queued, queuedBytes, res.TooLarge, res.Repaired)
 	if res.TooLarge > 0 {
-		e.report.dropped(ReasonTooLarge, int64(res.TooLarge),
+		e.report.Dropped(int(ledger.TooLarge), int64(res.TooLarge),
 			fmt.Errorf("exporter: span larger than the maximum request size of %d bytes", e.cfg.maxRequestBytes))
 	}
+	if invalid := n - queued - res.TooLarge; invalid > 0 {
+		e.report.Dropped(int(ledger.Invalid), int64(invalid), errors.New("exporter: nil span in the batch"))
+	}
 	if res.Repaired > 0 {
-		e.report.warn("invalid UTF-8 repaired", fmt.Sprintf("%d string values with invalid UTF-8 repaired", res.Repaired))
+		e.report.Warn("invalid UTF-8 repaired", fmt.Sprintf("%d string values with invalid UTF-8 repaired", res.Repaired))
 	}
 
 	var err error
@@ -248,32 +277,24 @@ func memory(r *otlpenc.Request) int64 { return int64(cap(r.Bytes())) }
 
 // refuse moves a batch the queue did not take from queued to dropped.
 func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
-	reason := ReasonQueueFull
+	reason := ledger.QueueFull
 	if errors.Is(cause, queue.ErrClosed) {
-		reason = ReasonShutdown
+		reason = ledger.Shutdown
 	}
-	spans := int64(r.Spans())
-	e.stats.mu.Lock()
-	e.stats.s.Queued -= spans
-	e.stats.s.QueueBytes -= memory(r)
-	*e.stats.s.Dropped.field(reason) += spans
-	e.stats.mu.Unlock()
-	e.report.dropped(reason, spans, cause, r.Bytes())
+	spans := r.Spans()
+	e.books.Refuse(spans, memory(r), reason)
+	e.report.Dropped(int(reason), int64(spans), cause)
+	e.report.WriteDropped(r.Bytes())
 	r.Release()
-}
-
-// acceptDropped accounts n spans that are dropped on arrival.
-func (e *Exporter) acceptDropped(n int64, reason Reason, cause error) {
-	e.stats.mu.Lock()
-	e.stats.s.Accepted += n
-	*e.stats.s.Dropped.field(reason) += n
-	e.stats.mu.Unlock()
-	e.report.dropped(reason, n, cause)
 }
 
 // Stats returns a consistent snapshot of the exporter's accounting.
 func (e *Exporter) Stats() Stats {
-	return e.stats.snapshot()
+	s := statsOf(e.books.Snapshot())
+	s.QueueCapacity = int64(e.cfg.queueSpans)
+	s.QueueCapacityBytes = int64(e.cfg.queueBytes)
+	s.Unwritten = e.report.Unwritten()
+	return s
 }
 
 // ForceFlush waits until every span accepted before the call has been sent
@@ -292,39 +313,69 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops accepting spans, sends what is queued in the time ctx
-// allows, then abandons what is left (queued, in flight or waiting for a
-// retry), counting it dropped with reason shutdown. It returns an error
-// when spans were dropped that way. It is safe to call more than once; later
-// calls wait for the first to finish or for their own ctx.
+// Shutdown stops accepting spans and sends what is queued in the time ctx
+// allows. When the first Shutdown's deadline passes, what is left (queued,
+// in flight or waiting for a retry) is abandoned and counted dropped with
+// reason shutdown.
+//
+// Every call returns by its ctx's deadline, plus at most 100ms for the
+// books to close after abandoning. When spans were abandoned, every call
+// waiting at that moment returns an error that counts them. A call whose
+// ctx ends while the first is still sending returns its ctx's error
+// without abandoning anything; a call made after Shutdown finished returns
+// nil.
 //
 // TracerProvider.Shutdown calls it through the BatchSpanProcessor, with the
 // same ctx.
 func (e *Exporter) Shutdown(ctx context.Context) error {
+	first := false
 	e.stopOnce.Do(func() {
+		first = true
 		e.stopping.Store(true)
-		go e.stop()
+		go e.stop(ctx)
 	})
-	// A finished Shutdown wins over a ctx that is also done: select would
-	// otherwise choose at random and report drops that never happened.
+	// A call made once the books are settled has nothing of its own to
+	// lose, and settled books win over a ctx that is also done.
 	select {
-	case <-e.done:
-		return nil
+	case <-e.settled:
+		if !first {
+			return nil
+		}
+		return e.finishShutdown(ctx)
 	default:
 	}
 	select {
-	case <-e.done:
-		return nil
+	case <-e.settled:
+		return e.finishShutdown(ctx)
 	case <-ctx.Done():
-		e.hardCancel()
-		<-e.done
-		return fmt.Errorf("exporter: shutdown did not finish sending: %d spans dropped: %w",
-			e.stats.snapshot().Dropped.Shutdown, ctx.Err())
+	}
+	if !first {
+		return fmt.Errorf("exporter: shutdown still sending: %w", ctx.Err())
+	}
+	// stop saw the same ctx end and is abandoning what is left.
+	t := time.NewTimer(shutdownSlack)
+	defer t.Stop()
+	select {
+	case <-e.settled:
+		return e.result
+	case <-t.C:
+		return fmt.Errorf("exporter: shutdown deadline reached, abandoning what is left: %w", ctx.Err())
 	}
 }
 
-// stop drains the queue, waits for the workers, then releases everything.
-func (e *Exporter) stop() {
+// finishShutdown waits, as long as ctx allows, for the fallback logger to
+// write its last report, then returns Shutdown's outcome.
+func (e *Exporter) finishShutdown(ctx context.Context) error {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+	}
+	return e.result
+}
+
+// stop drains the queue, waits for the workers, abandoning what is left
+// when ctx ends, then closes the books and releases everything.
+func (e *Exporter) stop(ctx context.Context) {
 	if e.queue != nil {
 		e.queue.Close()
 		finished := make(chan struct{})
@@ -334,13 +385,15 @@ func (e *Exporter) stop() {
 		}()
 		select {
 		case <-finished:
-		case <-e.hardCtx.Done():
-			// Whatever the workers did not take is dropped here; what
-			// they hold is dropped by them as their sends abort.
+		case <-ctx.Done():
+			e.hardCancel()
+			// Whatever the workers did not take is abandoned here; what
+			// they hold, by them as their sends abort.
 			for _, ent := range e.queue.Drain(nil) {
 				spans := ent.req.Spans()
-				e.toFlight(spans, memory(ent.req))
-				e.finish([][]byte{ent.req.Bytes()}, spans, 0, ReasonShutdown, errShutdownDeadline)
+				e.books.Fly(spans, memory(ent.req))
+				e.finished(sender.Result{Parts: [][]byte{ent.req.Bytes()}, Spans: spans,
+					Outcome: sender.Abandoned, Err: sender.ErrAbandoned})
 				e.release(ent)
 			}
 			<-finished
@@ -348,7 +401,14 @@ func (e *Exporter) stop() {
 		_ = e.client.Close()
 	}
 	e.hardCancel()
-	e.report.close()
-	e.metrics.close()
+	if n := e.books.Snapshot().Dropped[ledger.Deadline]; n > 0 {
+		e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, context.DeadlineExceeded)
+		if err := ctx.Err(); err != nil {
+			e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, err)
+		}
+	}
+	close(e.settled)
+	e.metrics.retire()
+	_ = e.report.Close(ctx)
 	close(e.done)
 }

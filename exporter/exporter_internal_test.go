@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -138,8 +139,16 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		{"bad header", WithHeaders(map[string]string{"bad key": "v"}), "invalid header name"},
 		{"unknown compression", WithCompression(Compression(9)), "unknown compression"},
 		{"retry without delay", WithRetry(RetryConfig{Enabled: true}), "initial interval must be positive"},
-		{"header value with a line break", WithHeaders(map[string]string{"authorization": "Bearer s3cret\r\nX: y"}), "holds a line break"},
+		{"header value with a line break", WithHeaders(map[string]string{"authorization": "Bearer s3cret\r\nX: y"}), "holds control characters"},
 		{"unparsable URL with credentials", WithEndpointURL("http://user:s3cret@[::1"), "invalid endpoint URL"},
+		{"header name with a slash", WithHeaders(map[string]string{"a/b": "v"}), "invalid header name"},
+		{"header name not ASCII", WithHeaders(map[string]string{"ключ": "v"}), "invalid header name"},
+		{"header name with NUL", WithHeaders(map[string]string{"x\x00y": "v"}), "invalid header name"},
+		{"header name with a comma", WithHeaders(map[string]string{"a,b": "v"}), "invalid header name"},
+		{"header name with parentheses", WithHeaders(map[string]string{"(x)": "v"}), "invalid header name"},
+		{"header value with \\x01", WithHeaders(map[string]string{"api-key": "s3cret\x01"}), "holds control characters"},
+		{"header value with DEL", WithHeaders(map[string]string{"api-key": "s3cret\x7f"}), "holds control characters"},
+		{"endpoint with a leading space", WithEndpoint(" 127.0.0.1:4318"), "spaces or control characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.ErrorLevel)
@@ -470,7 +479,7 @@ func TestMetrics(t *testing.T) {
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			found[m.Name] = true
-			if m.Name != metricSpanExported {
+			if m.Name != "otel.sdk.exporter.span.exported" {
 				continue
 			}
 			sum := m.Data.(metricdata.Sum[int64])
@@ -484,7 +493,7 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{metricSpanExported, metricSpanInflight, metricOperationDuration, metricQueueSize, metricQueueCapacity} {
+	for _, name := range []string{"otel.sdk.exporter.span.exported", "otel.sdk.exporter.span.inflight", "otel.sdk.exporter.operation.duration", metricQueueSize, metricQueueCapacity} {
 		if !found[name] {
 			t.Errorf("metric %s missing", name)
 		}
@@ -708,4 +717,43 @@ func TestExportSpansDoesNotAllocate(t *testing.T) {
 		t.Fatalf("ExportSpans allocates %v times per call, want 0", n)
 	}
 	checkInvariant(t, e.Stats())
+}
+
+func TestMalformedHeadersFromTheEnvironmentAreReportedNeverQuoted(t *testing.T) {
+	for _, v := range []string{
+		"Authorization: Basic U0VDUkVUU0VDUkVU==",
+		"a/b=U0VDUkVUU0VDUkVU",
+		"(x)=U0VDUkVUU0VDUkVU",
+		"api-key=U0VDUkVUU0VDUkVU%01",
+		"api-key=U0VDUkVUU0VDUkVU%7F",
+	} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", v)
+			core, logs := observer.New(zapcore.WarnLevel)
+			e := New(WithLogger(zap.New(core)), WithEndpoint("127.0.0.1:1"), WithInsecure())
+			defer shutdown(t, e)
+			found := false
+			for _, entry := range logs.All() {
+				text := entry.Message
+				for _, f := range entry.Context {
+					text += " " + f.String
+					if f.Interface != nil {
+						text += " " + fmt.Sprint(f.Interface)
+					}
+				}
+				if strings.Contains(text, "U0VDUkVU") {
+					t.Fatalf("a header value is logged: %s", text)
+				}
+				if strings.Contains(text, "OTEL_EXPORTER_OTLP_HEADERS") {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("the malformed variable is not reported by name: %v", logs.All())
+			}
+			if e.cfg.headers != nil {
+				t.Fatalf("the malformed variable was not ignored: %d headers", len(e.cfg.headers))
+			}
+		})
+	}
 }

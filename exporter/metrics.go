@@ -2,39 +2,33 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/otelconv"
 
-	"github.com/tracekeeper/tracekeeper/internal/transport"
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
+	"github.com/tracekeeper/tracekeeper/internal/sender"
 )
 
-// Metric names. The first three follow the OpenTelemetry semantic
-// conventions for SDK exporters; the queue metrics are the project's own.
+// The project's own metric names; the others come from the semantic
+// conventions' otelconv package.
 const (
-	metricSpanExported      = "otel.sdk.exporter.span.exported"
-	metricSpanInflight      = "otel.sdk.exporter.span.inflight"
-	metricOperationDuration = "otel.sdk.exporter.operation.duration"
-	metricQueueSize         = "tracekeeper.exporter.queue.size"
-	metricQueueCapacity     = "tracekeeper.exporter.queue.capacity"
-	metricQueueBytes        = "tracekeeper.exporter.queue.bytes"
-	metricQueueCapBytes     = "tracekeeper.exporter.queue.capacity_bytes"
-	metricRepaired          = "tracekeeper.exporter.string.repaired"
+	metricQueueSize     = "tracekeeper.exporter.queue.size"
+	metricQueueCapacity = "tracekeeper.exporter.queue.capacity"
+	metricQueueBytes    = "tracekeeper.exporter.queue.bytes"
+	metricQueueCapBytes = "tracekeeper.exporter.queue.capacity_bytes"
+	metricRepaired      = "tracekeeper.exporter.string.repaired"
+	metricUnwritten     = "tracekeeper.exporter.dropped_writer.unwritten"
 
 	scopeName = "github.com/tracekeeper/tracekeeper/exporter"
-)
-
-const (
-	httpStatusKey attribute.Key = "http.response.status_code"
-	grpcStatusKey attribute.Key = "rpc.grpc.status_code"
 )
 
 // instances numbers exporters for otel.component.name.
@@ -42,142 +36,111 @@ var instances atomic.Int64
 
 // selfMetrics publishes the exporter's Stats as metrics. Counters and
 // gauges are observed from Stats at collection time, so the export path
-// pays nothing for them; only the duration of each request is recorded as
-// it happens.
+// pays nothing for them; only the duration of each export operation is
+// recorded as it happens.
 type selfMetrics struct {
-	duration metric.Float64Histogram
-	// statusKey names the attribute carrying the answer's status code.
-	statusKey attribute.Key
-	reg       metric.Registration
-	base      attribute.Set
-	okAttrs   metric.MeasurementOption
+	duration otelconv.SDKExporterOperationDuration
+	reg      *selfobs.Registration
+	base     []attribute.KeyValue
+	grpc     bool
+
+	mu   sync.Mutex
+	sets map[sender.Last]metric.MeasurementOption // by outcome, bounded by the status codes seen
 }
 
 func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
-	m := &selfMetrics{statusKey: httpStatusKey}
-	componentType := "otlp_http_span_exporter"
-	if cfg.protocol == ProtocolGRPC {
-		m.statusKey, componentType = grpcStatusKey, "otlp_grpc_span_exporter"
+	m := &selfMetrics{grpc: cfg.protocol == ProtocolGRPC, sets: map[sender.Last]metric.MeasurementOption{}}
+	componentType := semconv.OTelComponentTypeOtlpHTTPSpanExporter
+	if m.grpc {
+		componentType = semconv.OTelComponentTypeOtlpGRPCSpanExporter
 	}
-	meter := cfg.meterProvider.Meter(scopeName)
-	attrs := []attribute.KeyValue{
-		attribute.String("otel.component.type", componentType),
-		attribute.String("otel.component.name", fmt.Sprintf("%s/%d", componentType, instances.Add(1)-1)),
+	m.base = []attribute.KeyValue{
+		componentType,
+		semconv.OTelComponentName(fmt.Sprintf("%s/%d", componentType.Value.AsString(), instances.Add(1)-1)),
 	}
 	if u, err := cfg.targetURL(); err == nil {
 		host, port, _ := net.SplitHostPort(u.Host)
 		if host == "" {
 			host = u.Host
 		}
-		attrs = append(attrs, attribute.String("server.address", host))
+		m.base = append(m.base, semconv.ServerAddress(host))
 		if p, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, attribute.Int("server.port", p))
+			m.base = append(m.base, semconv.ServerPort(p))
 		}
 	}
-	m.base = attribute.NewSet(attrs...)
-	m.okAttrs = metric.WithAttributeSet(m.base)
+	base := selfobs.Attributes(m.base...)
 
-	var errs []error
+	b := selfobs.New(cfg.meterProvider, scopeName, "exporter")
 	var err error
-	m.duration, err = meter.Float64Histogram(metricOperationDuration,
-		metric.WithUnit("s"),
-		metric.WithDescription("The duration of exporting a batch of spans: one attempt to send a request."),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
-	errs = append(errs, err)
-	exported, err := meter.Int64ObservableCounter(metricSpanExported,
-		metric.WithUnit("{span}"),
-		metric.WithDescription("The number of spans for which the export has finished, either successful or failed (error.type says why)."))
-	errs = append(errs, err)
-	inflight, err := meter.Int64ObservableUpDownCounter(metricSpanInflight,
-		metric.WithUnit("{span}"),
-		metric.WithDescription("The number of spans being sent, retry waits included."))
-	errs = append(errs, err)
-	qsize, err := meter.Int64ObservableGauge(metricQueueSize,
-		metric.WithUnit("{span}"), metric.WithDescription("The number of spans waiting in the exporter's queue."))
-	errs = append(errs, err)
-	qcap, err := meter.Int64ObservableGauge(metricQueueCapacity,
-		metric.WithUnit("{span}"), metric.WithDescription("The maximum number of spans the exporter's queue holds."))
-	errs = append(errs, err)
-	qbytes, err := meter.Int64ObservableGauge(metricQueueBytes,
-		metric.WithUnit("By"), metric.WithDescription("The memory held by the encoded spans waiting in the exporter's queue."))
-	errs = append(errs, err)
-	qcapBytes, err := meter.Int64ObservableGauge(metricQueueCapBytes,
-		metric.WithUnit("By"), metric.WithDescription("The memory the encoded spans waiting in the exporter's queue may hold."))
-	errs = append(errs, err)
-	repaired, err := meter.Int64ObservableCounter(metricRepaired,
-		metric.WithUnit("{value}"), metric.WithDescription("String values with invalid UTF-8 repaired before sending."))
-	errs = append(errs, err)
+	m.duration, err = otelconv.NewSDKExporterOperationDuration(b.Meter(),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60))
+	b.Add(err)
+	exported, err := otelconv.NewSDKExporterSpanExportedObservable(b.Meter())
+	b.Add(err)
+	inflight, err := otelconv.NewSDKExporterSpanInflightObservable(b.Meter())
+	b.Add(err)
+	qsize := b.Gauge(metricQueueSize, "{span}", "The number of spans waiting in the exporter's queue.")
+	qcap := b.Gauge(metricQueueCapacity, "{span}", "The maximum number of spans the exporter's queue holds.")
+	qbytes := b.Gauge(metricQueueBytes, "By", "The memory held by the encoded spans waiting in the exporter's queue.")
+	qcapBytes := b.Gauge(metricQueueCapBytes, "By", "The memory the encoded spans waiting in the exporter's queue may hold.")
+	repaired := b.Counter(metricRepaired, "{value}", "String values with invalid UTF-8 repaired before sending.")
+	unwritten := b.Counter(metricUnwritten, "{request}", "Dropped requests the dropped-spans writer did not receive.")
 
 	// One attribute set per drop reason, built once.
-	var reasonAttrs [len(reasons)]metric.ObserveOption
+	var reasonAttrs [len(reasons)]metric.MeasurementOption
 	for i, r := range reasons {
-		reasonAttrs[i] = metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)],
-			attribute.String("error.type", string(r)))...))
+		reasonAttrs[i] = selfobs.Attributes(append(m.base[:len(m.base):len(m.base)], semconv.ErrorTypeKey.String(string(r)))...)
 	}
-	obs := m.okAttrs
-	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	m.reg = b.Observe(func(o metric.Observer) {
 		s := e.Stats()
-		o.ObserveInt64(exported, s.Exported, obs)
+		o.ObserveInt64(exported.Inst(), s.Exported, base)
 		for i, r := range reasons {
 			if n := s.Dropped.Get(r); n > 0 {
-				o.ObserveInt64(exported, n, reasonAttrs[i])
+				o.ObserveInt64(exported.Inst(), n, reasonAttrs[i])
 			}
 		}
-		o.ObserveInt64(inflight, s.InFlight, obs)
-		o.ObserveInt64(qsize, s.Queued, obs)
-		o.ObserveInt64(qcap, s.QueueCapacity, obs)
-		o.ObserveInt64(qbytes, s.QueueBytes, obs)
-		o.ObserveInt64(qcapBytes, s.QueueCapacityBytes, obs)
-		o.ObserveInt64(repaired, s.Repaired, obs)
-		return nil
-	}, exported, inflight, qsize, qcap, qbytes, qcapBytes, repaired)
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
-		cfg.logger.Warn("tracekeeper exporter: self-metrics unavailable", zap.Error(err))
-	}
+		o.ObserveInt64(inflight.Inst(), s.InFlight, base)
+		o.ObserveInt64(qsize, s.Queued, base)
+		o.ObserveInt64(qcap, s.QueueCapacity, base)
+		o.ObserveInt64(qbytes, s.QueueBytes, base)
+		o.ObserveInt64(qcapBytes, s.QueueCapacityBytes, base)
+		o.ObserveInt64(repaired, s.Repaired, base)
+		o.ObserveInt64(unwritten, s.Unwritten, base)
+	}, exported.Inst(), inflight.Inst(), qsize, qcap, qbytes, qcapBytes, repaired, unwritten)
+	selfobs.Report(cfg.logger, b.Err())
 	return m
 }
 
-// recordAttempt records the duration of one attempt and its outcome.
-func (m *selfMetrics) recordAttempt(d time.Duration, resp transport.Response, err error) {
-	if m.duration == nil {
-		return
-	}
-	if err == nil {
-		m.duration.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(
-			m.withStatus(resp.Status, true, "")))
-		return
-	}
-	te := transport.Classify(err)
-	errType := "transport"
-	switch {
-	case te.Status != 0 && m.statusKey == grpcStatusKey:
-		errType = codes.Code(te.Status).String()
-	case te.Status != 0:
-		errType = strconv.Itoa(te.Status)
-	case errors.Is(err, context.DeadlineExceeded):
-		errType = "timeout"
-	case errors.Is(err, context.Canceled):
-		errType = "canceled"
-	}
-	m.duration.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(
-		m.withStatus(te.Status, te.Status != 0, errType)))
+// recordOperation records one export operation: every attempt and wait of
+// one request, with the status and error type of the last attempt.
+func (m *selfMetrics) recordOperation(d time.Duration, last sender.Last) {
+	m.duration.Inst().Record(context.Background(), d.Seconds(), m.attrs(last))
 }
 
-func (m *selfMetrics) withStatus(status int, answered bool, errType string) attribute.Set {
-	kvs := m.base.ToSlice()
-	if answered {
-		kvs = append(kvs, m.statusKey.Int(status))
+func (m *selfMetrics) attrs(last sender.Last) metric.MeasurementOption {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.sets[last]; ok {
+		return o
 	}
-	if errType != "" {
-		kvs = append(kvs, attribute.String("error.type", errType))
+	kvs := append([]attribute.KeyValue(nil), m.base...)
+	if last.Code != "" {
+		if m.grpc {
+			kvs = append(kvs, semconv.RPCResponseStatusCode(last.Code))
+		} else if sc, err := strconv.Atoi(last.Code); err == nil {
+			kvs = append(kvs, semconv.HTTPResponseStatusCode(sc))
+		}
 	}
-	return attribute.NewSet(kvs...)
+	if last.ErrType != "" {
+		kvs = append(kvs, semconv.ErrorTypeKey.String(last.ErrType))
+	}
+	o := selfobs.Attributes(kvs...)
+	if len(m.sets) < 64 {
+		m.sets[last] = o
+	}
+	return o
 }
 
-// close stops the observations.
-func (m *selfMetrics) close() {
-	if m.reg != nil {
-		_ = m.reg.Unregister()
-	}
-}
+// retire ends the observations after the next collection, which sees the
+// final figures.
+func (m *selfMetrics) retire() { m.reg.Retire() }

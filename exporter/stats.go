@@ -1,6 +1,6 @@
 package exporter
 
-import "sync"
+import "github.com/tracekeeper/tracekeeper/internal/ledger"
 
 // Reason says why spans were dropped. Reasons are the values of the
 // error.type attribute of the otel.sdk.exporter.span.exported metric and
@@ -15,13 +15,14 @@ const (
 	// retry budget, or retries are disabled.
 	ReasonRetriesExhausted Reason = "retries_exhausted"
 	// ReasonPermanentError: the backend refused the request for good
-	// (HTTP 400, 401, 403, 404, 500… or the gRPC equivalents).
+	// (HTTP 400, 401, 403, 404, 500…, a redirect, or the gRPC
+	// equivalents), or its certificate is not trusted.
 	ReasonPermanentError Reason = "permanent_error"
 	// ReasonRejected: the backend accepted the request but reported these
 	// spans as rejected (OTLP partial success).
 	ReasonRejected Reason = "rejected"
 	// ReasonShutdown: the spans were still queued or in flight when the
-	// Shutdown context ended, or arrived after Shutdown.
+	// Shutdown deadline passed, or arrived after Shutdown.
 	ReasonShutdown Reason = "shutdown"
 	// ReasonConfig: the exporter's configuration is invalid; nothing is
 	// sent.
@@ -30,12 +31,30 @@ const (
 	// size, or the backend refused a request holding only that span as too
 	// large.
 	ReasonTooLarge Reason = "too_large"
+	// ReasonInvalid: an element of the batch handed to ExportSpans was not
+	// a span (nil).
+	ReasonInvalid Reason = "invalid"
 )
 
 // reasons lists every Reason, in the order reports print them.
 var reasons = [...]Reason{
 	ReasonQueueFull, ReasonRetriesExhausted, ReasonPermanentError,
-	ReasonRejected, ReasonShutdown, ReasonConfig, ReasonTooLarge,
+	ReasonRejected, ReasonShutdown, ReasonConfig, ReasonTooLarge, ReasonInvalid,
+}
+
+// reasonOf maps the ledger's reasons onto the public ones: spans abandoned
+// at a Shutdown deadline and spans arriving after Shutdown are both
+// ReasonShutdown.
+var reasonOf = [ledger.NumReasons]Reason{
+	ledger.QueueFull:        ReasonQueueFull,
+	ledger.RetriesExhausted: ReasonRetriesExhausted,
+	ledger.PermanentError:   ReasonPermanentError,
+	ledger.Rejected:         ReasonRejected,
+	ledger.Shutdown:         ReasonShutdown,
+	ledger.Config:           ReasonConfig,
+	ledger.TooLarge:         ReasonTooLarge,
+	ledger.Invalid:          ReasonInvalid,
+	ledger.Deadline:         ReasonShutdown,
 }
 
 // Drops counts dropped spans by reason.
@@ -47,12 +66,13 @@ type Drops struct {
 	Shutdown         int64
 	Config           int64
 	TooLarge         int64
+	Invalid          int64
 }
 
 // Total is the number of dropped spans, whatever the reason.
 func (d Drops) Total() int64 {
 	return d.QueueFull + d.RetriesExhausted + d.PermanentError + d.Rejected +
-		d.Shutdown + d.Config + d.TooLarge
+		d.Shutdown + d.Config + d.TooLarge + d.Invalid
 }
 
 // Get returns the count for one reason.
@@ -79,6 +99,8 @@ func (d *Drops) field(r Reason) *int64 {
 		return &d.Config
 	case ReasonTooLarge:
 		return &d.TooLarge
+	case ReasonInvalid:
+		return &d.Invalid
 	}
 	return nil
 }
@@ -87,7 +109,7 @@ func (d *Drops) field(r Reason) *int64 {
 //
 //	Accepted == Exported + Dropped.Total() + Queued + InFlight
 //
-// Every span handed to ExportSpans is accepted, then either exported or
+// Every element handed to ExportSpans is accepted, then either exported or
 // dropped with a reason.
 type Stats struct {
 	// Accepted counts the spans handed to ExportSpans.
@@ -115,18 +137,27 @@ type Stats struct {
 	// (each invalid sequence replaced by U+FFFD) instead of failing the
 	// request.
 	Repaired int64
+	// Unwritten counts the dropped requests that the dropped-spans writer
+	// did not receive, because it fell behind (see
+	// WithDroppedSpansWriter), failed, or was still busy at Shutdown's
+	// deadline. The spans themselves are counted in Dropped.
+	Unwritten int64
 }
 
-// counters is the exporter's accounting, kept consistent under one lock.
-// Transitions happen per batch or per request, never per span, so the lock
-// is cheap next to the work around it.
-type counters struct {
-	mu sync.Mutex
-	s  Stats
-}
-
-func (c *counters) snapshot() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.s
+// statsOf converts the ledger's books.
+func statsOf(b ledger.Books) Stats {
+	s := Stats{
+		Accepted:   b.Accepted,
+		Exported:   b.Exported,
+		Queued:     b.Queued,
+		InFlight:   b.InFlight,
+		QueueBytes: b.QueueBytes,
+		Requests:   b.Requests,
+		Retries:    b.Retries,
+		Repaired:   b.Repaired,
+	}
+	for r, n := range b.Dropped {
+		*s.Dropped.field(reasonOf[r]) += n
+	}
+	return s
 }

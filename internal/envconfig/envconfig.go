@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Settings are the values found in the environment. A nil pointer or an
@@ -182,12 +184,17 @@ func parseHeaders(v string) (map[string]string, error) {
 			return nil, fmt.Errorf("entry %d is not key=value", i+1)
 		}
 		key, err := url.PathUnescape(k)
-		if err != nil || strings.ContainsAny(key, " \t\r\n:") {
-			return nil, fmt.Errorf("entry %d has an invalid key %q", i+1, k)
+		if err != nil || !httpguts.ValidHeaderFieldName(key) {
+			// A malformed entry may be a credential written the wrong
+			// way ("Authorization: Basic …"): never quote it.
+			return nil, fmt.Errorf("entry %d does not start with a valid header name followed by '=' (write name=url-encoded-value)", i+1)
 		}
 		value, err := url.PathUnescape(strings.TrimSpace(val))
 		if err != nil {
 			return nil, fmt.Errorf("entry %d (key %q) has an invalid URL-encoded value", i+1, key)
+		}
+		if !httpguts.ValidHeaderFieldValue(value) {
+			return nil, fmt.Errorf("entry %d (key %q) has a value with control characters", i+1, key)
 		}
 		h[key] = value
 	}

@@ -5,7 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -36,19 +40,19 @@ type GRPCConfig struct {
 	// nor put in errors.
 	Headers map[string]string
 	// Gzip compresses requests.
-	Gzip bool
-	// Timeout bounds each attempt; zero means none beyond the context.
-	Timeout   time.Duration
+	Gzip      bool
 	UserAgent string
 }
 
 // GRPCClient sends OTLP/gRPC Export calls. The request body is already
 // encoded, so it is passed to gRPC through a codec that only copies bytes.
 type GRPCClient struct {
-	cfg  GRPCConfig
-	conn *grpc.ClientConn
-	md   metadata.MD
-	opts []grpc.CallOption
+	cfg    GRPCConfig
+	conn   *grpc.ClientConn
+	md     metadata.MD
+	opts   []grpc.CallOption
+	certs  *certWatch // nil for plaintext
+	redact *strings.Replacer
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -57,12 +61,14 @@ var _ Client = (*GRPCClient)(nil)
 // server shows up as retryable failures of Send.
 func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 	creds := insecure.NewCredentials()
+	var certs *certWatch
 	if !cfg.Insecure {
 		tc := cfg.TLS
 		if tc == nil {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
-		creds = credentials.NewTLS(tc)
+		certs = &certWatch{TransportCredentials: credentials.NewTLS(tc)}
+		creds = certs
 	}
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if cfg.UserAgent != "" {
@@ -72,7 +78,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
 	}
-	c := &GRPCClient{cfg: cfg, conn: conn, md: metadata.New(cfg.Headers)}
+	c := &GRPCClient{cfg: cfg, conn: conn, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
 	c.opts = []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}
 	if cfg.Gzip {
 		c.opts = append(c.opts, grpc.UseCompressor("gzip"))
@@ -81,27 +87,33 @@ func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 }
 
 // Send makes one Export call whose request is the concatenation of parts.
+// The call is bounded by ctx alone.
 func (c *GRPCClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
-	if c.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
 	if len(c.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, c.md)
 	}
 	var resp coltracepb.ExportTraceServiceResponse
 	err := c.conn.Invoke(ctx, exportMethod, rawRequest(parts), &resp, c.opts...)
 	if err == nil {
-		out := Response{Status: int(codes.OK)}
+		out := Response{Status: int(codes.OK), Code: codeName(codes.OK)}
 		if ps := resp.GetPartialSuccess(); ps != nil {
 			out.Rejected = ps.GetRejectedSpans()
-			out.Message = ps.GetErrorMessage()
+			out.Message = c.redact.Replace(ps.GetErrorMessage())
 		}
 		return out, nil
 	}
-	return Response{}, classifyGRPC(err)
+	e := classifyGRPC(err, c.redact)
+	if e.Kind == Retryable && st(err) == codes.Unavailable && c.certs != nil {
+		if certErr := c.certs.failure(); certErr != nil {
+			// The connection failed because the server's certificate is
+			// not trusted: retrying cannot fix that.
+			e.Kind, e.Err = Permanent, certErr
+		}
+	}
+	return Response{}, e
 }
+
+func st(err error) codes.Code { return status.Code(err) }
 
 // Close closes the connection.
 func (c *GRPCClient) Close() error { return c.conn.Close() }
@@ -111,7 +123,11 @@ func (c *GRPCClient) Close() error { return c.conn.Close() }
 // ResourceExhausted is retryable when the server sent RetryInfo and
 // otherwise means the request was too large; every other code is
 // permanent. RetryInfo's delay is honoured.
-func classifyGRPC(err error) *Error {
+//
+// A RESOURCE_EXHAUSTED whose message says the message was larger than the
+// server's maximum is about size alone; any other one is Paced, since it
+// may mean "over quota".
+func classifyGRPC(err error, redact *strings.Replacer) *Error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return &Error{Kind: Retryable, Err: err}
@@ -124,7 +140,8 @@ func classifyGRPC(err error) *Error {
 			throttle = ri.GetRetryDelay().AsDuration()
 		}
 	}
-	e := &Error{Status: int(st.Code()), Throttle: throttle, Err: errors.New(st.Code().String() + ": " + st.Message())}
+	e := &Error{Status: int(st.Code()), Code: codeName(st.Code()), Throttle: throttle,
+		Err: errors.New(st.Code().String() + ": " + Excerpt(redact, st.Message()))}
 	switch st.Code() {
 	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
 		e.Kind = Retryable
@@ -133,11 +150,59 @@ func classifyGRPC(err error) *Error {
 			e.Kind = Retryable
 		} else {
 			e.Kind = TooLarge
+			e.Paced = !strings.Contains(st.Message(), "larger than max")
 		}
 	default:
 		e.Kind = Permanent
 	}
 	return e
+}
+
+// codeName spells a gRPC code as the semantic conventions do:
+// DEADLINE_EXCEEDED for codes.DeadlineExceeded.
+func codeName(c codes.Code) string {
+	name := c.String()
+	var b strings.Builder
+	prevLower := false
+	for _, r := range name {
+		if prevLower && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		prevLower = unicode.IsLower(r)
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+// certWatch wraps TLS credentials to remember why the last handshake
+// failed: gRPC reports a certificate it does not trust as UNAVAILABLE,
+// like a server that is down.
+type certWatch struct {
+	credentials.TransportCredentials
+	mu   sync.Mutex
+	last error // the last handshake's certificate error; nil after a success
+}
+
+func (w *certWatch) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := w.TransportCredentials.ClientHandshake(ctx, authority, raw)
+	w.mu.Lock()
+	if err == nil {
+		w.last = nil
+	} else if isCertificateError(err) {
+		w.last = fmt.Errorf("server certificate not trusted: %w", err)
+	}
+	w.mu.Unlock()
+	return conn, info, err
+}
+
+func (w *certWatch) Clone() credentials.TransportCredentials {
+	return &certWatch{TransportCredentials: w.TransportCredentials.Clone()}
+}
+
+func (w *certWatch) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // rawRequest is an encoded ExportTraceServiceRequest in parts.

@@ -62,7 +62,7 @@ func TestGRPCSendsRequestMetadataAndGzip(t *testing.T) {
 		got <- seen{r, md}
 		return &coltracepb.ExportTraceServiceResponse{PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: 1, ErrorMessage: "nope"}}, nil
 	}, observe)
-	c, err := NewGRPC(GRPCConfig{Target: addr, Insecure: true, Gzip: true, Headers: map[string]string{"api-key": "k"}, Timeout: 10 * time.Second})
+	c, err := NewGRPC(GRPCConfig{Target: addr, Insecure: true, Gzip: true, Headers: map[string]string{"api-key": "k"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestGRPCUnreachableIsRetryable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c, err := NewGRPC(GRPCConfig{Target: addr, Insecure: true, Headers: map[string]string{"authorization": "s3cret"}, Timeout: 5 * time.Second})
+	c, err := NewGRPC(GRPCConfig{Target: addr, Insecure: true, Headers: map[string]string{"authorization": "s3cret"}})
 	if err != nil {
 		t.Fatal(err)
 	}

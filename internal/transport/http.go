@@ -25,19 +25,20 @@ import (
 // maxResponseBytes bounds how much of a response body is read.
 const maxResponseBytes = 64 << 10
 
+// maxMessageBytes bounds the excerpt of a response body put in an error.
+const maxMessageBytes = 200
+
 // HTTPConfig configures an OTLP/HTTP client.
 type HTTPConfig struct {
 	// URL is the full request URL, e.g. http://localhost:4318/v1/traces.
 	URL string
 	// Headers are sent with every request. Their values are never logged
-	// nor put in errors.
+	// nor put in errors, even when a backend echoes them.
 	Headers map[string]string
 	// Gzip compresses request bodies.
 	Gzip bool
 	// TLS configures https connections; nil uses the system roots.
 	TLS *tls.Config
-	// Timeout bounds each attempt; zero means none beyond the context.
-	Timeout time.Duration
 	// MaxConns is the number of connections kept open to the backend,
 	// normally the number of concurrent senders.
 	MaxConns int
@@ -46,24 +47,43 @@ type HTTPConfig struct {
 }
 
 // HTTPClient sends OTLP/HTTP requests with a protobuf body.
+//
+// Redirects are not followed: a 3xx answer is a permanent failure that
+// names where the backend pointed. Following one would resend the request
+// (or, for 301, 302 and 303, turn it into a body-less GET that "succeeds"
+// with nothing delivered), and could carry the configured headers,
+// credentials among them, to another host.
 type HTTPClient struct {
 	cfg    HTTPConfig
 	client *http.Client
 	header http.Header
+	redact *strings.Replacer
 }
 
 var _ Client = (*HTTPClient)(nil)
 
 // NewHTTP returns a client for cfg. The proxy environment variables
-// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are honoured.
+// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are honoured. The client has its own
+// transport, with the settings of net/http's default one: a program may
+// have replaced http.DefaultTransport with a wrapper.
 func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = cfg.MaxConns
-	tr.MaxIdleConnsPerHost = cfg.MaxConns
-	tr.TLSClientConfig = cfg.TLS
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          cfg.MaxConns,
+		MaxIdleConnsPerHost:   cfg.MaxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       cfg.TLS,
+	}
 	h := make(http.Header, len(cfg.Headers)+3)
 	for k, v := range cfg.Headers {
 		h.Set(k, v)
@@ -75,7 +95,13 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	if cfg.Gzip {
 		h.Set("Content-Encoding", "gzip")
 	}
-	return &HTTPClient{cfg: cfg, client: &http.Client{Transport: tr}, header: h}
+	client := &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return &HTTPClient{cfg: cfg, client: client, header: h, redact: Redactor(cfg.Headers)}
 }
 
 type gzipBuffer struct {
@@ -89,7 +115,8 @@ var gzipPool = sync.Pool{New: func() any {
 	return g
 }}
 
-// Send makes one attempt to deliver the concatenation of parts.
+// Send makes one attempt to deliver the concatenation of parts. The
+// attempt is bounded by ctx alone.
 func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
 	var body io.Reader
 	var size int64
@@ -117,11 +144,6 @@ func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error)
 		}
 		body = &nb
 	}
-	if c.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
 	if err != nil {
 		return Response{}, &Error{Kind: Permanent, Err: err}
@@ -142,9 +164,11 @@ func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error)
 	// Drain what is left so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4*maxResponseBytes))
 
-	switch sc := resp.StatusCode; {
+	sc := resp.StatusCode
+	code := strconv.Itoa(sc)
+	switch {
 	case sc >= 200 && sc < 300:
-		out := Response{Status: sc}
+		out := Response{Status: sc, Code: code}
 		if readErr != nil {
 			out.Message = fmt.Sprintf("response body unreadable: %v", readErr)
 			return out, nil
@@ -156,21 +180,29 @@ func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error)
 		}
 		if ps := msg.GetPartialSuccess(); ps != nil {
 			out.Rejected = ps.GetRejectedSpans()
-			out.Message = ps.GetErrorMessage()
+			out.Message = c.redact.Replace(ps.GetErrorMessage())
 		}
 		return out, nil
+	case sc >= 300 && sc < 400:
+		return Response{}, &Error{Kind: Permanent, Status: sc, Code: code,
+			Err: fmt.Errorf("%s: redirect to %s not followed; set the endpoint to the final URL", resp.Status, location(resp))}
 	case sc == http.StatusTooManyRequests, sc == http.StatusBadGateway,
 		sc == http.StatusServiceUnavailable, sc == http.StatusGatewayTimeout:
 		return Response{}, &Error{
 			Kind:     Retryable,
 			Status:   sc,
+			Code:     code,
 			Throttle: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Err:      errors.New(statusMessage(resp.Status, data)),
+			Err:      errors.New(c.statusMessage(resp.Status, data)),
 		}
 	case sc == http.StatusRequestEntityTooLarge:
-		return Response{}, &Error{Kind: TooLarge, Status: sc, Err: errors.New(statusMessage(resp.Status, data))}
+		return Response{}, &Error{Kind: TooLarge, Status: sc, Code: code, Err: errors.New(c.statusMessage(resp.Status, data))}
 	default:
-		return Response{}, &Error{Kind: Permanent, Status: sc, Err: errors.New(statusMessage(resp.Status, data))}
+		msg := c.statusMessage(resp.Status, data)
+		if sc == http.StatusNotFound {
+			msg += " (POST " + redactedURL(req.URL) + ")"
+		}
+		return Response{}, &Error{Kind: Permanent, Status: sc, Code: code, Err: errors.New(msg)}
 	}
 }
 
@@ -180,29 +212,70 @@ func (c *HTTPClient) Close() error {
 	return nil
 }
 
+// location describes where a redirect points, without credentials or
+// query.
+func location(resp *http.Response) string {
+	u, err := resp.Location()
+	if err != nil {
+		return "an unreadable location"
+	}
+	return redactedURL(u)
+}
+
+// redactedURL prints u without its user info, query and fragment.
+func redactedURL(u *url.URL) string {
+	v := *u
+	v.User, v.RawQuery, v.Fragment, v.RawFragment = nil, "", "", ""
+	return v.String()
+}
+
 // statusMessage describes a failed answer: the google.rpc.Status message the
 // OTLP specification asks servers to send, or else a short, printable
-// excerpt of the body.
-func statusMessage(status string, body []byte) string {
+// excerpt of the body. Configured header values are redacted from it.
+func (c *HTTPClient) statusMessage(status string, body []byte) string {
 	var st spb.Status
 	if len(body) > 0 && proto.Unmarshal(body, &st) == nil && st.GetMessage() != "" {
-		return status + ": " + st.GetMessage()
+		return status + ": " + Excerpt(c.redact, st.GetMessage())
 	}
-	s := strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD"))
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if s := Excerpt(c.redact, string(body)); s != "" {
+		return status + ": " + s
 	}
-	s = strings.Map(func(r rune) rune {
+	return status
+}
+
+// Redactor returns a replacer that hides the values of headers wherever a
+// backend's answer repeats them.
+func Redactor(headers map[string]string) *strings.Replacer {
+	var pairs []string
+	for _, v := range headers {
+		if v = strings.TrimSpace(v); v != "" {
+			pairs = append(pairs, v, "[REDACTED]")
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// Excerpt returns a short, printable, single-line excerpt of s with the
+// redactor applied first, so that a secret is never cut in two and shown
+// in part.
+func Excerpt(redact *strings.Replacer, s string) string {
+	s = redact.Replace(strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD")))
+	if len(s) > maxMessageBytes {
+		cut := maxMessageBytes
+		for cut > 0 && !utf8Start(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
 	}, s)
-	if s == "" {
-		return status
-	}
-	return status + ": " + s
 }
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 // parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {

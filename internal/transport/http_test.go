@@ -193,9 +193,11 @@ func TestHTTPTimeoutIsRetryable(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c := NewHTTP(HTTPConfig{URL: srv.URL, Timeout: 50 * time.Millisecond})
+	c := NewHTTP(HTTPConfig{URL: srv.URL})
 	defer c.Close()
-	_, err := c.Send(context.Background(), [][]byte{[]byte("x")})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.Send(ctx, [][]byte{[]byte("x")})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a retryable deadline error", err)

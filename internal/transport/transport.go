@@ -36,6 +36,9 @@ type Response struct {
 	Message string
 	// Status is the HTTP status code or gRPC code of the answer.
 	Status int
+	// Code is the status as the semantic conventions spell it: "200" for
+	// HTTP, "OK" for gRPC.
+	Code string
 }
 
 // Kind classifies a failed attempt.
@@ -73,6 +76,14 @@ type Error struct {
 	// Status is the HTTP status code or gRPC code, zero for a failure
 	// before any answer (connection refused, timeout).
 	Status int
+	// Code is the status as the semantic conventions spell it ("503",
+	// "UNAVAILABLE"), empty without an answer.
+	Code string
+	// Paced marks a TooLarge refusal that may not be about size (a gRPC
+	// RESOURCE_EXHAUSTED without RetryInfo, which also means "over
+	// quota"): the caller splits the request but waits before each further
+	// split, as before a retry.
+	Paced bool
 	// Err is the underlying error or the server's message.
 	Err error
 }
@@ -85,6 +96,20 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Type is the error.type the semantic conventions ask for: the status
+// code when the backend answered, else a short name of the failure.
+func (e *Error) Type() string {
+	switch {
+	case e.Code != "":
+		return e.Code
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(e.Err, context.Canceled):
+		return "canceled"
+	}
+	return "transport"
+}
 
 // Classify returns the *Error in err's chain, or wraps err as a retryable
 // failure.

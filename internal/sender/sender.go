@@ -1,0 +1,272 @@
+// Package sender delivers encoded OTLP requests: one attempt after another
+// through a transport, with the per-attempt timeout, backoff between
+// retries, and requests split in two when the backend refuses them as too
+// large, until each part ends in exactly one Outcome.
+//
+// The sender owns no books: it tells its caller what happened through
+// Hooks, and the caller accounts for it.
+package sender
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
+	"github.com/tracekeeper/tracekeeper/internal/retry"
+	"github.com/tracekeeper/tracekeeper/internal/transport"
+)
+
+// Outcome is how the delivery of a request, or of a part of it, ended.
+type Outcome int
+
+const (
+	// Exported: the backend accepted every span.
+	Exported Outcome = iota
+	// Rejected: the backend accepted the request but rejected some spans
+	// (OTLP partial success); Result.Exported says how many it kept.
+	Rejected
+	// TooLarge: a request holding one span was refused as too large.
+	TooLarge
+	// Permanent: the backend refused the request for good.
+	Permanent
+	// Exhausted: retryable failures outlasted the retry budget.
+	Exhausted
+	// Abandoned: the context ended first (a Shutdown deadline).
+	Abandoned
+)
+
+// ErrAbandoned is the cause of Abandoned results.
+var ErrAbandoned = errors.New("shutdown deadline reached before the spans were sent")
+
+// Result is the end of one request or part of one.
+type Result struct {
+	// Parts is the request (the parts of it) this result is about, for a
+	// writer of dropped requests; nil for Rejected, whose rejected spans
+	// are not known.
+	Parts    [][]byte
+	Spans    int
+	Exported int
+	Outcome  Outcome
+	Err      error
+}
+
+// Hooks receive what happens during a delivery. They are called on the
+// delivering goroutine and must not block.
+type Hooks interface {
+	// Attempted is called after each attempt.
+	Attempted(retry bool, resp transport.Response, err error)
+	// Retrying is called before waiting delay to retry.
+	Retrying(spans int, delay time.Duration, err error)
+	// Finished is called exactly once for each part of the request,
+	// which together hold all its spans.
+	Finished(Result)
+}
+
+// Config configures a Sender.
+type Config struct {
+	Client transport.Client
+	Retry  retry.Config
+	// Timeout bounds each attempt; zero means only the context does.
+	Timeout time.Duration
+	Clock   clockwork.Clock
+}
+
+// Sender delivers requests. It is safe for concurrent use: a success of
+// one delivery ends the retry waits of the others, so that a backlog
+// drains as soon as the backend is back.
+type Sender struct {
+	cfg       Config
+	recovered recovery
+}
+
+// New returns a Sender.
+func New(cfg Config) *Sender {
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	return &Sender{cfg: cfg}
+}
+
+// Last describes the final attempt of a delivery, for the operation's
+// metric.
+type Last struct {
+	// Code is the status of the answer as the semantic conventions spell
+	// it, empty when there was none.
+	Code string
+	// ErrType is empty on success, else the error.type of the failure.
+	ErrType string
+}
+
+// Deliver sends the request made of parts, holding spans spans, until
+// every part of it has an outcome, reported through h. It returns when
+// done, describing the last attempt.
+func (s *Sender) Deliver(ctx context.Context, parts [][]byte, spans int, h Hooks) Last {
+	d := delivery{s: s, ctx: ctx, h: h, bo: s.cfg.Retry.Start(s.cfg.Clock.Now(), nil)}
+	d.deliver(parts, spans, false)
+	return d.last
+}
+
+// delivery is one Deliver call: a backoff shared by all the parts of the
+// request, so a refusal that keeps coming whatever the size is paced like
+// any retry.
+type delivery struct {
+	s        *Sender
+	ctx      context.Context
+	h        Hooks
+	bo       *retry.Backoff
+	last     Last
+	attempts int
+}
+
+func (d *delivery) deliver(parts [][]byte, spans int, split bool) {
+	s := d.s
+	for {
+		if d.ctx.Err() != nil {
+			d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+			return
+		}
+		resp, err := d.attempt(parts)
+		if err == nil {
+			s.recovered.signal()
+			rejected := int(min(max(resp.Rejected, 0), int64(spans)))
+			if rejected > 0 {
+				msg := resp.Message
+				if msg == "" {
+					msg = "no message"
+				}
+				d.finish(nil, spans, spans-rejected, Rejected,
+					fmt.Errorf("backend rejected %d of %d spans: %s", rejected, spans, msg))
+				return
+			}
+			d.finish(parts, spans, spans, Exported, nil)
+			return
+		}
+		if d.ctx.Err() != nil {
+			d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+			return
+		}
+		te := transport.Classify(err)
+		switch te.Kind {
+		case transport.TooLarge:
+			if te.Paced && split {
+				// Smaller and still refused: this may be a quota, not a
+				// size. Wait as before a retry, then split further.
+				if !d.pause(parts, spans, te, err) {
+					return
+				}
+			}
+			if spans > 1 {
+				if a, b, serr := otlpenc.Split(bytes.Join(parts, nil)); serr == nil {
+					if na, cerr := otlpenc.CountSpans(a); cerr == nil && na > 0 && na < spans {
+						d.deliver([][]byte{a}, na, true)
+						d.deliver([][]byte{b}, spans-na, true)
+						return
+					}
+				}
+			}
+			d.finish(parts, spans, 0, TooLarge, err)
+			return
+		case transport.Permanent:
+			d.finish(parts, spans, 0, Permanent, err)
+			return
+		}
+		if !d.pause(parts, spans, te, err) {
+			return
+		}
+	}
+}
+
+// pause waits before the next attempt; false when the request ended
+// instead (budget spent or context done), its outcome reported.
+func (d *delivery) pause(parts [][]byte, spans int, te *transport.Error, err error) bool {
+	s := d.s
+	delay, ok := d.bo.Next(s.cfg.Clock.Now(), te.Throttle)
+	if !ok {
+		d.finish(parts, spans, 0, Exhausted, fmt.Errorf("giving up: %w", err))
+		return false
+	}
+	d.h.Retrying(spans, delay, err)
+	// A backend that asked for a delay gets it; otherwise another
+	// delivery's success ends the wait early.
+	if !s.wait(d.ctx, delay, te.Throttle == 0) {
+		d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+		return false
+	}
+	return true
+}
+
+func (d *delivery) attempt(parts [][]byte) (transport.Response, error) {
+	s := d.s
+	ctx := d.ctx
+	if s.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+	}
+	resp, err := s.cfg.Client.Send(ctx, parts)
+	d.h.Attempted(d.attempts > 0, resp, err)
+	d.attempts++
+	if err != nil {
+		te := transport.Classify(err)
+		d.last = Last{Code: te.Code, ErrType: te.Type()}
+	} else {
+		d.last = Last{Code: resp.Code}
+	}
+	return resp, err
+}
+
+func (d *delivery) finish(parts [][]byte, spans, exported int, o Outcome, err error) {
+	if o == Abandoned {
+		d.last.ErrType = "shutdown"
+	}
+	d.h.Finished(Result{Parts: parts, Spans: spans, Exported: exported, Outcome: o, Err: err})
+}
+
+// wait blocks for d on the clock, or, when early is set, until a delivery
+// succeeds; false if ctx ended first.
+func (s *Sender) wait(ctx context.Context, d time.Duration, early bool) bool {
+	t := s.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	var recovered <-chan struct{}
+	if early {
+		recovered = s.recovered.wait()
+	}
+	select {
+	case <-t.Chan():
+		return true
+	case <-recovered:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// recovery lets deliveries waiting to retry learn that one succeeded.
+type recovery struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next success; nil when nobody waits
+}
+
+func (r *recovery) wait() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	return r.ch
+}
+
+func (r *recovery) signal() {
+	r.mu.Lock()
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
+	r.mu.Unlock()
+}

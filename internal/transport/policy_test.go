@@ -1,0 +1,173 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+)
+
+// wrappingTransport is what instrumented programs install as
+// http.DefaultTransport (otelhttp.NewTransport and the like).
+type wrappingTransport struct{ next http.RoundTripper }
+
+func (w wrappingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return w.next.RoundTrip(r)
+}
+
+func TestHTTPWorksWhenDefaultTransportIsWrapped(t *testing.T) {
+	saved := http.DefaultTransport
+	http.DefaultTransport = wrappingTransport{saved}
+	defer func() { http.DefaultTransport = saved }()
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c := NewHTTP(HTTPConfig{URL: srv.URL})
+	defer c.Close()
+	if _, err := c.Send(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHTTPRedirectsAreNotFollowed(t *testing.T) {
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			var reached atomic.Int64
+			var leaked atomic.Value
+			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached.Add(1)
+				leaked.Store(r.Header.Get("Api-Key"))
+			}))
+			defer target.Close()
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target.URL+"/v1/traces?token=abc", code)
+			}))
+			defer origin.Close()
+			for _, gzip := range []bool{false, true} {
+				c := NewHTTP(HTTPConfig{URL: origin.URL + "/v1/traces", Gzip: gzip, Headers: map[string]string{"api-key": "s3cret-value"}})
+				_, err := c.Send(context.Background(), [][]byte{{0x0a, 0x00}})
+				c.Close()
+				var te *Error
+				if !errors.As(err, &te) || te.Kind != Permanent || te.Status != code {
+					t.Fatalf("gzip %v: got %v, want a permanent failure with status %d", gzip, err, code)
+				}
+				if !strings.Contains(err.Error(), "not followed") || !strings.Contains(err.Error(), target.URL+"/v1/traces") {
+					t.Errorf("the error should say where the redirect pointed: %v", err)
+				}
+				if strings.Contains(err.Error(), "abc") {
+					t.Errorf("the error repeats the redirect's query: %v", err)
+				}
+			}
+			if n := reached.Load(); n != 0 {
+				t.Fatalf("the redirect target received %d requests (header %q)", n, leaked.Load())
+			}
+		})
+	}
+}
+
+func TestEchoedHeaderValuesAreRedacted(t *testing.T) {
+	const secret = "Basic dXNlcjpwYXNzd29yZA=="
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte("bad credentials: " + r.Header.Get("Authorization") + strings.Repeat(" padding", 100)))
+	}))
+	defer srv.Close()
+	c := NewHTTP(HTTPConfig{URL: srv.URL, Headers: map[string]string{"Authorization": secret}})
+	defer c.Close()
+	_, err := c.Send(context.Background(), nil)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "dXNlcjpw") || !strings.Contains(msg, "[REDACTED]") {
+		t.Fatalf("the header value is not redacted: %q", msg)
+	}
+	if len(msg) > 400 {
+		t.Fatalf("the logged body is not bounded: %d bytes", len(msg))
+	}
+}
+
+func TestNotFoundNamesTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c := NewHTTP(HTTPConfig{URL: srv.URL + "/v1/traces/v1/traces"})
+	defer c.Close()
+	_, err := c.Send(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), srv.URL+"/v1/traces/v1/traces") {
+		t.Fatalf("got %v, want the URL named", err)
+	}
+}
+
+// refuse answers every Export with err (nil: accepts).
+func refuse(err error) func(context.Context, *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	return func(context.Context, *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+		if err != nil {
+			return nil, err
+		}
+		return &coltracepb.ExportTraceServiceResponse{}, nil
+	}
+}
+
+func TestGRPCUntrustedCertificateIsPermanent(t *testing.T) {
+	// A TLS server whose self-signed certificate the client does not trust.
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	cert := ts.TLS.Certificates[0]
+	ts.Close()
+	addr := startGRPC(t, refuse(nil), grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+
+	c, err := NewGRPC(GRPCConfig{Target: addr, TLS: &tls.Config{MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Send(context.Background(), nil)
+	var te *Error
+	if !errors.As(err, &te) || te.Kind != Permanent || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("got %v, want a permanent certificate failure", err)
+	}
+}
+
+func TestGRPCResourceExhaustedIsPacedUnlessAboutSize(t *testing.T) {
+	tests := []struct {
+		msg   string
+		paced bool
+	}{
+		{"grpc: received message larger than max (5000000 vs. 4194304)", false},
+		{"quota exceeded", true},
+	}
+	for _, tc := range tests {
+		addr := startGRPC(t, refuse(status.Error(codes.ResourceExhausted, tc.msg)))
+		c, err := NewGRPC(GRPCConfig{Target: addr, Insecure: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Send(context.Background(), nil)
+		c.Close()
+		var te *Error
+		if !errors.As(err, &te) || te.Kind != TooLarge || te.Paced != tc.paced || te.Code != "RESOURCE_EXHAUSTED" {
+			t.Fatalf("%q: got %+v", tc.msg, te)
+		}
+	}
+}
+
+func TestCodeNames(t *testing.T) {
+	for c, want := range map[codes.Code]string{
+		codes.OK: "OK", codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.Unavailable: "UNAVAILABLE",
+		codes.ResourceExhausted: "RESOURCE_EXHAUSTED", codes.Unauthenticated: "UNAUTHENTICATED",
+	} {
+		if got := codeName(c); got != want {
+			t.Errorf("codeName(%v) = %q, want %q", c, got, want)
+		}
+	}
+}
