@@ -211,17 +211,17 @@ func Count(req *coltracepb.ExportTraceServiceRequest) int {
 }
 
 // Attributes8 returns the eight attributes of the project's benchmark
-// spans, with values that vary with i.
+// span, the shape of a typical HTTP server span.
 func Attributes8(i int) []attribute.KeyValue {
 	return []attribute.KeyValue{
 		attribute.String("http.request.method", "GET"),
-		attribute.String("http.route", "/api/v1/items/{id}"),
+		attribute.String("url.path", "/api/v1/orders"),
 		attribute.Int("http.response.status_code", 200),
-		attribute.String("server.address", "api.example.com"),
-		attribute.Int("server.port", 443),
+		attribute.String("server.address", "orders.internal"),
+		attribute.Int("server.port", 8080),
 		attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-		attribute.Int64("request.id", int64(i)),
-		attribute.Bool("cache.hit", i%2 == 0),
+		attribute.Bool("tk.cache_hit", i%2 == 0),
+		attribute.Float64("tk.load", 0.75),
 	}
 }
 
