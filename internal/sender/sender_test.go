@@ -1,0 +1,236 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/goleak"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
+	"github.com/tracekeeper/tracekeeper/internal/retry"
+	"github.com/tracekeeper/tracekeeper/internal/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// client answers each attempt with the next of its script (the last one
+// repeats); a nil error is an acceptance.
+type client struct {
+	mu      sync.Mutex
+	answers []func(spans int) (transport.Response, error)
+	sizes   []int // spans per attempt
+}
+
+func (c *client) Send(_ context.Context, parts [][]byte) (transport.Response, error) {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	n, _ := otlpenc.CountSpans(b)
+	c.mu.Lock()
+	c.sizes = append(c.sizes, n)
+	a := c.answers[min(len(c.sizes)-1, len(c.answers)-1)]
+	c.mu.Unlock()
+	return a(n)
+}
+func (c *client) Close() error { return nil }
+
+func ok(int) (transport.Response, error) { return transport.Response{Code: "200"}, nil }
+func fail(e *transport.Error) func(int) (transport.Response, error) {
+	return func(int) (transport.Response, error) { return transport.Response{}, e }
+}
+
+// record keeps what the hooks were told.
+type record struct {
+	mu       sync.Mutex
+	results  []Result
+	retries  []time.Duration
+	attempts int
+}
+
+func (r *record) Attempted(bool, transport.Response, error) { r.mu.Lock(); r.attempts++; r.mu.Unlock() }
+func (r *record) Retrying(_ int, d time.Duration, _ error) {
+	r.mu.Lock()
+	r.retries = append(r.retries, d)
+	r.mu.Unlock()
+}
+func (r *record) Finished(res Result) { r.mu.Lock(); r.results = append(r.results, res); r.mu.Unlock() }
+
+func request(t *testing.T, n int) [][]byte {
+	t.Helper()
+	reqs, _ := otlpenc.NewEncoder().Encode(otlptest.Spans(n), 0, nil)
+	if len(reqs) != 1 {
+		t.Fatal("want one request")
+	}
+	return [][]byte{reqs[0].Bytes()}
+}
+
+var policy = retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: time.Minute}
+
+func deliver(t *testing.T, c *client, clk clockwork.Clock, ctx context.Context, n int) (*record, Last) {
+	t.Helper()
+	s := New(Config{Client: c, Retry: policy, Clock: clk})
+	rec := &record{}
+	last := s.Deliver(ctx, request(t, n), n, rec)
+	total := 0
+	for _, r := range rec.results {
+		total += r.Spans
+	}
+	if total != n {
+		t.Fatalf("results cover %d of %d spans: %+v", total, n, rec.results)
+	}
+	return rec, last
+}
+
+func TestOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []func(int) (transport.Response, error)
+		want    Outcome
+		last    Last
+	}{
+		{"accepted", []func(int) (transport.Response, error){ok}, Exported, Last{Code: "200"}},
+		{"partial", []func(int) (transport.Response, error){func(int) (transport.Response, error) {
+			return transport.Response{Rejected: 2, Code: "200"}, nil
+		}}, Rejected, Last{Code: "200"}},
+		{"permanent", []func(int) (transport.Response, error){fail(&transport.Error{Kind: transport.Permanent, Code: "400", Err: errors.New("bad")})},
+			Permanent, Last{Code: "400", ErrType: "400"}},
+		{"retried then accepted", []func(int) (transport.Response, error){fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("busy")}), ok},
+			Exported, Last{Code: "200"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clockwork.NewFakeClock()
+			c := &client{answers: tc.answers}
+			stop := drive(clk, 2*time.Second)
+			rec, last := deliver(t, c, clk, context.Background(), 4)
+			stop()
+			if len(rec.results) != 1 || rec.results[0].Outcome != tc.want || last != tc.last {
+				t.Fatalf("results %+v last %+v", rec.results, last)
+			}
+		})
+	}
+}
+
+func TestTooLargeSplitsWithoutWaiting(t *testing.T) {
+	c := &client{answers: []func(int) (transport.Response, error){func(n int) (transport.Response, error) {
+		if n > 2 {
+			return transport.Response{}, &transport.Error{Kind: transport.TooLarge, Code: "413", Err: errors.New("too large")}
+		}
+		return transport.Response{Code: "200"}, nil
+	}}}
+	rec, _ := deliver(t, c, clockwork.NewFakeClock(), context.Background(), 8)
+	exported := 0
+	for _, r := range rec.results {
+		if r.Outcome != Exported {
+			t.Fatalf("%+v", rec.results)
+		}
+		exported += r.Exported
+	}
+	if exported != 8 || len(rec.retries) != 0 {
+		t.Fatalf("exported %d with %d waits; attempts %v", exported, len(rec.retries), c.sizes)
+	}
+}
+
+func TestPacedRefusalsWaitBeforeEachFurtherSplit(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	c := &client{answers: []func(int) (transport.Response, error){
+		fail(&transport.Error{Kind: transport.TooLarge, Paced: true, Code: "RESOURCE_EXHAUSTED", Err: errors.New("quota")}),
+	}}
+	s := New(Config{Client: c, Retry: policy, Clock: clk})
+	rec := &record{}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Deliver(context.Background(), request(t, 8), 8, rec) }()
+	// The first refusal splits at once; the second (a half) waits.
+	if err := clk.BlockUntilContext(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	attempts := len(c.sizes)
+	c.mu.Unlock()
+	if attempts != 2 {
+		t.Fatalf("%d attempts before the first wait, want 2", attempts)
+	}
+	stop := drive(clk, time.Second+time.Second/2)
+	<-done
+	stop()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, r := range rec.results {
+		if r.Outcome != Exhausted && r.Outcome != TooLarge {
+			t.Fatalf("%+v", rec.results)
+		}
+	}
+	if len(c.sizes) > 1+60 {
+		t.Fatalf("%d attempts in a one-minute budget of one-second waits", len(c.sizes))
+	}
+}
+
+// drive advances clk by step whenever something waits on it, until the
+// returned stop is called.
+func drive(clk *clockwork.FakeClock, step time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for clk.BlockUntilContext(ctx, 1) == nil {
+			clk.Advance(step)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func TestAbandonedWhenTheContextEnds(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	c := &client{answers: []func(int) (transport.Response, error){
+		fail(&transport.Error{Kind: transport.Retryable, Err: errors.New("refused")}),
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := New(Config{Client: c, Retry: policy, Clock: clk})
+	rec := &record{}
+	done := make(chan struct{})
+	var last Last
+	go func() { defer close(done); last = s.Deliver(ctx, request(t, 3), 3, rec) }()
+	if err := clk.BlockUntilContext(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if len(rec.results) != 1 || rec.results[0].Outcome != Abandoned || !errors.Is(rec.results[0].Err, ErrAbandoned) || last.ErrType != "shutdown" {
+		t.Fatalf("%+v %+v", rec.results, last)
+	}
+}
+
+func TestASuccessEndsOtherRetryWaits(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	var calls sync.Mutex
+	first := true
+	c := &client{answers: []func(int) (transport.Response, error){func(int) (transport.Response, error) {
+		calls.Lock()
+		defer calls.Unlock()
+		if first {
+			first = false
+			return transport.Response{}, &transport.Error{Kind: transport.Retryable, Err: errors.New("down")}
+		}
+		return transport.Response{Code: "200"}, nil
+	}}}
+	s := New(Config{Client: c, Retry: policy, Clock: clk})
+	rec := &record{}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Deliver(context.Background(), request(t, 2), 2, rec) }()
+	if err := clk.BlockUntilContext(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// Another delivery succeeds: the waiting one retries without the
+	// clock moving.
+	s.Deliver(context.Background(), request(t, 1), 1, &record{})
+	<-done
+	if len(rec.results) != 1 || rec.results[0].Outcome != Exported {
+		t.Fatalf("%+v", rec.results)
+	}
+}
