@@ -1,0 +1,199 @@
+// Package limiter decides how many requests may be in flight to a
+// backend, adapting to what the backend sustains.
+//
+// The algorithm is additive-increase, multiplicative-decrease on round-trip
+// time and backpressure, in the spirit of TCP congestion control and
+// Vector's Adaptive Request Concurrency:
+//
+//   - Slow start: while nothing has signalled congestion, every request
+//     that completes with a flat round trip while the limit was in full
+//     use raises the limit by one, which doubles it per round trip. A far
+//     backend reaches the concurrency its latency needs within a few
+//     round trips instead of one step per round trip.
+//   - Congestion avoidance: after the first congestion signal, the limit
+//     grows by one per round trip's worth of completions.
+//   - A congestion signal (backpressure: HTTP 429, 503, gRPC
+//     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout; or a
+//     round trip rising well above its long-term mean) multiplies the
+//     limit by 0.9, at most once per round trip, so that one burst of
+//     refusals from requests sent together counts once.
+//
+// The limit stays within [Min, Max]. Other failures (connection refused,
+// permanent errors) neither raise nor lower it: they say nothing about
+// how much concurrency the backend can take.
+package limiter
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Signal classifies the end of one request for the limiter.
+type Signal int
+
+const (
+	// Success: the backend answered and accepted.
+	Success Signal = iota
+	// Backpressure: the backend is overloaded (throttled, unavailable,
+	// timed out).
+	Backpressure
+	// Neutral: an outcome that says nothing about load.
+	Neutral
+)
+
+// Config bounds a Limiter.
+type Config struct {
+	// Min and Max bound the limit; Initial is where it starts.
+	Min, Max, Initial int
+}
+
+// Limiter is a concurrency limit with its slots. It is safe for concurrent
+// use; time is passed in so that tests need no clock.
+type Limiter struct {
+	cfg Config
+
+	mu       sync.Mutex
+	limit    float64
+	inFlight int
+	// saturations counts the moments the limit was in full use; a request
+	// in flight at such a moment may raise the limit when it completes.
+	saturations uint64
+	slowStart   bool
+	rttShort  float64 // EWMA of recent round trips, seconds
+	rttLong   float64 // EWMA over a longer horizon: the baseline
+	lastDrop  time.Time
+	wake      chan struct{} // closed when a slot frees
+}
+
+const (
+	alphaShort = 0.25
+	alphaLong  = 0.02
+	// tolerance is how far the recent round trip may rise above the
+	// baseline before it counts as congestion: ×1.5 and 5 ms.
+	tolerance      = 1.5
+	toleranceFloor = 5 * time.Millisecond
+	decrease       = 0.9
+)
+
+// New returns a Limiter.
+func New(cfg Config) *Limiter {
+	cfg.Min = max(cfg.Min, 1)
+	cfg.Max = max(cfg.Max, cfg.Min)
+	cfg.Initial = min(max(cfg.Initial, cfg.Min), cfg.Max)
+	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), slowStart: true, wake: make(chan struct{})}
+}
+
+// Slot is a place in flight, from Acquire to Release.
+type Slot struct{ saturations uint64 }
+
+// Acquire waits for a free slot, or until ctx is done.
+func (l *Limiter) Acquire(ctx context.Context) (Slot, error) {
+	for {
+		l.mu.Lock()
+		if l.inFlight < int(l.limit) {
+			slot := Slot{l.saturations}
+			l.inFlight++
+			if l.inFlight >= int(l.limit) {
+				l.saturations++
+			}
+			l.mu.Unlock()
+			return slot, nil
+		}
+		wake := l.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Slot{}, ctx.Err()
+		}
+	}
+}
+
+// Release frees a slot taken by Acquire, reporting how the request ended
+// at now and how long its round trip took (zero when there was no
+// answer).
+func (l *Limiter) Release(slot Slot, now time.Time, rtt time.Duration, s Signal) {
+	l.mu.Lock()
+	l.inFlight--
+	l.observe(now, rtt, s, l.saturations > slot.saturations)
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bool) {
+	if rtt > 0 && s != Neutral {
+		r := rtt.Seconds()
+		if l.rttLong == 0 {
+			l.rttShort, l.rttLong = r, r
+		} else {
+			l.rttShort += alphaShort * (r - l.rttShort)
+			l.rttLong += alphaLong * (r - l.rttLong)
+		}
+	}
+	switch s {
+	case Neutral:
+		return
+	case Success:
+		if l.rising() {
+			l.shrink(now)
+			return
+		}
+		if !limited {
+			return
+		}
+		if l.slowStart {
+			l.limit++
+		} else {
+			l.limit += 1 / l.limit
+		}
+		l.limit = min(l.limit, float64(l.cfg.Max))
+	case Backpressure:
+		l.shrink(now)
+	}
+}
+
+// rising reports whether recent round trips are well above the baseline.
+func (l *Limiter) rising() bool {
+	if l.rttLong == 0 {
+		return false
+	}
+	return l.rttShort > l.rttLong*tolerance+toleranceFloor.Seconds()
+}
+
+// shrink lowers the limit, at most once per round trip.
+func (l *Limiter) shrink(now time.Time) {
+	l.slowStart = false
+	window := time.Duration(l.rttLong * float64(time.Second))
+	if !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < window {
+		return
+	}
+	l.lastDrop = now
+	l.limit = math.Max(float64(l.cfg.Min), math.Floor(l.limit*decrease))
+	// The baseline follows a backend that got slower for good, so that
+	// the limit does not keep shrinking against it.
+	l.rttLong = (l.rttLong + l.rttShort) / 2
+}
+
+// Limit returns the current limit.
+func (l *Limiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// RTT returns the recent round-trip time.
+func (l *Limiter) RTT() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Duration(l.rttShort * float64(time.Second))
+}
+
+// InFlight returns the slots in use.
+func (l *Limiter) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
+}

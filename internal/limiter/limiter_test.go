@@ -1,0 +1,153 @@
+package limiter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Unix(1000, 0)
+
+// round runs one round trip's worth of requests: it fills every slot, then
+// ends them all at now with rtt and signal s.
+func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal) {
+	t.Helper()
+	n := l.Limit()
+	slots := make([]Slot, n)
+	for i := range slots {
+		var err error
+		if slots[i], err = l.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, slot := range slots {
+		l.Release(slot, now, rtt, s)
+	}
+}
+
+func TestSlowStartDoublesPerRoundTrip(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 4})
+	now := t0
+	for i := range 5 {
+		round(t, l, now, 500*time.Millisecond, Success)
+		now = now.Add(500 * time.Millisecond)
+		if want := 4 << (i + 1); l.Limit() != want {
+			t.Fatalf("after %d round trips: limit %d, want %d", i+1, l.Limit(), want)
+		}
+	}
+}
+
+func TestCeilingAndFloor(t *testing.T) {
+	l := New(Config{Min: 2, Max: 20, Initial: 4})
+	now := t0
+	for range 10 {
+		round(t, l, now, 100*time.Millisecond, Success)
+		now = now.Add(100 * time.Millisecond)
+	}
+	if l.Limit() != 20 {
+		t.Fatalf("limit %d, want the ceiling 20", l.Limit())
+	}
+	for range 100 {
+		round(t, l, now, 100*time.Millisecond, Backpressure)
+		now = now.Add(time.Second)
+	}
+	if l.Limit() != 2 {
+		t.Fatalf("limit %d, want the floor 2", l.Limit())
+	}
+}
+
+func TestBackpressureShrinksOncePerRoundTrip(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 100})
+	now := t0
+	round(t, l, now, 200*time.Millisecond, Success) // sets the round trip
+	before := l.Limit()
+	// A burst of refusals from requests sent together.
+	round(t, l, now.Add(time.Millisecond), 200*time.Millisecond, Backpressure)
+	if got, want := l.Limit(), int(float64(before)*0.9); got != want {
+		t.Fatalf("after one burst: limit %d, want %d (one decrease)", got, want)
+	}
+	round(t, l, now.Add(time.Second), 200*time.Millisecond, Backpressure)
+	if l.Limit() >= int(float64(before)*0.9) {
+		t.Fatalf("a refusal one round trip later must shrink again: %d", l.Limit())
+	}
+}
+
+func TestRecoveryIsAdditiveAfterCongestion(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 10})
+	now := t0
+	round(t, l, now, 100*time.Millisecond, Success)
+	round(t, l, now.Add(time.Second), 100*time.Millisecond, Backpressure)
+	after := l.Limit()
+	for i := range 5 {
+		now = now.Add(time.Second)
+		round(t, l, now, 100*time.Millisecond, Success)
+		if l.Limit() > after+i+1 {
+			t.Fatalf("limit %d grew faster than one per round trip from %d", l.Limit(), after)
+		}
+	}
+	if l.Limit() < after+4 {
+		t.Fatalf("limit %d did not recover from %d", l.Limit(), after)
+	}
+}
+
+func TestRisingLatencyShrinks(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 50})
+	now := t0
+	for range 20 {
+		round(t, l, now, 100*time.Millisecond, Success)
+		now = now.Add(100 * time.Millisecond)
+	}
+	high := l.Limit()
+	for range 10 {
+		round(t, l, now, 400*time.Millisecond, Success)
+		now = now.Add(400 * time.Millisecond)
+	}
+	if l.Limit() >= high {
+		t.Fatalf("limit %d did not shrink as the round trip quadrupled (was %d)", l.Limit(), high)
+	}
+}
+
+func TestUnusedLimitDoesNotGrow(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 10})
+	for i := range 50 {
+		slot, err := l.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release(slot, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond, Success)
+	}
+	if l.Limit() != 10 {
+		t.Fatalf("limit %d grew while one slot of 10 was used", l.Limit())
+	}
+}
+
+func TestNeutralOutcomesChangeNothing(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 10})
+	round(t, l, t0, time.Second, Neutral)
+	if l.Limit() != 10 || l.RTT() != 0 {
+		t.Fatalf("limit %d rtt %v", l.Limit(), l.RTT())
+	}
+}
+
+func TestAcquireWaitsForASlot(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1, Initial: 1})
+	slot, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Acquire(ctx); err == nil {
+		t.Fatal("a full limiter granted a slot")
+	}
+	got := make(chan error)
+	go func() { _, err := l.Acquire(context.Background()); got <- err }()
+	l.Release(slot, t0, time.Millisecond, Neutral)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
