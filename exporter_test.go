@@ -3,20 +3,16 @@ package tracekeeper_test
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +23,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -37,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // These tests run the exporter the way a service does: spans are ended on a
@@ -58,445 +53,43 @@ func boundedContext(t *testing.T) context.Context {
 }
 
 // ---------------------------------------------------------------------------
-// The loopback OTLP/HTTP receiver.
+// The receiver: the OTLP test kit's loopback OTLP/HTTP receiver.
 
-// answer lets a test script the receiver. It is called for every request
-// with the request's number (from 1) and its decompressed body; it returns
-// true when it has written the answer itself. Otherwise the receiver decodes
-// the body, keeps it, and answers 200.
-type answer func(n int, body []byte, w http.ResponseWriter, r *http.Request) bool
-
-type receiver struct {
-	t       *testing.T
-	srv     *httptest.Server
-	answer  answer
-	release chan struct{} // closed to let held requests go
-	once    sync.Once
-	arrived chan struct{} // one token per request received, never blocks
-
-	mu        sync.Mutex
-	requests  int
-	gzipped   int
-	maxBody   int // largest decompressed body seen
-	accepted  []*coltracepb.ExportTraceServiceRequest
-	badHeader []string
-}
-
-func newReceiver(t *testing.T, a answer) *receiver {
+// newReceiver starts a receiver answering with a (nil: accept everything)
+// and fails the test if a request body could not be read.
+func newReceiver(t *testing.T, a otlptest.Answer) *otlptest.HTTP {
 	t.Helper()
-	rcv := &receiver{
-		t:       t,
-		answer:  a,
-		release: make(chan struct{}),
-		arrived: make(chan struct{}, 1<<16),
-	}
-	rcv.srv = httptest.NewServer(http.HandlerFunc(rcv.serve))
-	if !strings.HasPrefix(rcv.srv.URL, "http://127.0.0.1:") {
-		t.Fatalf("receiver is not on loopback: %s", rcv.srv.URL)
-	}
-	// Cleanups run last-registered first: held requests are released,
-	// then the server, which waits for its handlers, is closed.
-	t.Cleanup(rcv.srv.Close)
-	t.Cleanup(rcv.unblock)
+	var rcv *otlptest.HTTP
+	// Registered first, so it runs last: after the server has closed and
+	// its handlers have returned.
+	t.Cleanup(func() {
+		if rcv != nil && rcv.Unreadable() > 0 {
+			t.Errorf("receiver: %d request bodies could not be read", rcv.Unreadable())
+		}
+	})
+	rcv = otlptest.NewHTTP(t, a)
 	return rcv
 }
 
-func (rcv *receiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	gz := r.Header.Get("Content-Encoding") == "gzip"
-	if err == nil && gz {
-		var zr *gzip.Reader
-		if zr, err = gzip.NewReader(bytes.NewReader(body)); err == nil {
-			body, err = io.ReadAll(zr)
-		}
-	}
-	if err != nil {
-		rcv.t.Errorf("receiver: reading the body: %v", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rcv.mu.Lock()
-	rcv.requests++
-	n := rcv.requests
-	if gz {
-		rcv.gzipped++
-	}
-	rcv.maxBody = max(rcv.maxBody, len(body))
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" ||
-		r.Header.Get("Content-Type") != "application/x-protobuf" {
-		rcv.badHeader = append(rcv.badHeader, fmt.Sprintf("%s %s %q", r.Method, r.URL.Path, r.Header.Get("Content-Type")))
-	}
-	rcv.mu.Unlock()
-	select {
-	case rcv.arrived <- struct{}{}:
-	default:
-	}
-
-	if rcv.answer != nil && rcv.answer(n, body, w, r) {
-		return
-	}
-	var msg coltracepb.ExportTraceServiceRequest
-	if err := proto.Unmarshal(body, &msg); err != nil {
-		rcv.t.Errorf("receiver: request %d is not an ExportTraceServiceRequest: %v", n, err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rcv.mu.Lock()
-	rcv.accepted = append(rcv.accepted, &msg)
-	rcv.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	w.WriteHeader(http.StatusOK)
-}
-
-// unblock releases every request held by hold, now and later.
-func (rcv *receiver) unblock() { rcv.once.Do(func() { close(rcv.release) }) }
-
-// hold keeps a request until the test calls unblock or the client gives
-// up, then answers 503 so that nothing held is ever counted as accepted.
-func (rcv *receiver) hold(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-rcv.release:
-	case <-r.Context().Done():
-	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-}
-
-// waitArrival waits until the receiver has received a request.
-func (rcv *receiver) waitArrival(ctx context.Context, t *testing.T) {
-	t.Helper()
-	select {
-	case <-rcv.arrived:
-	case <-ctx.Done():
-		t.Fatalf("no request reached the receiver: %v", ctx.Err())
-	}
-}
-
-func (rcv *receiver) url() string { return rcv.srv.URL + "/v1/traces" }
-
-func (rcv *receiver) hostport() string { return strings.TrimPrefix(rcv.srv.URL, "http://") }
-
 type receiverStats struct {
 	requests, accepted, gzipped, maxBody int
-	badHeader                            []string
+	badHeader                            []string // requests that are not an OTLP/HTTP protobuf POST
 }
 
-func (rcv *receiver) stats() receiverStats {
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	return receiverStats{rcv.requests, len(rcv.accepted), rcv.gzipped, rcv.maxBody, slices.Clone(rcv.badHeader)}
-}
-
-// spans returns every span the receiver accepted, by span id, failing the
-// test if one arrived twice.
-func (rcv *receiver) spans(t *testing.T) map[string]wireSpan {
-	t.Helper()
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	out := make(map[string]wireSpan)
-	for _, req := range rcv.accepted {
-		for _, rs := range req.GetResourceSpans() {
-			res := renderResource(renderAnyKVs(rs.GetResource().GetAttributes()), rs.GetSchemaUrl())
-			for _, ss := range rs.GetScopeSpans() {
-				sc := ss.GetScope()
-				scope := renderScope(sc.GetName(), sc.GetVersion(), ss.GetSchemaUrl(), renderAnyKVs(sc.GetAttributes()))
-				for _, sp := range ss.GetSpans() {
-					ws := fromWire(res, scope, sp)
-					if _, dup := out[ws.SpanID]; dup {
-						t.Errorf("span %s %q delivered more than once", ws.SpanID, ws.Name)
-					}
-					out[ws.SpanID] = ws
-				}
-			}
+func stats(rcv *otlptest.HTTP) receiverStats {
+	var s receiverStats
+	for _, r := range rcv.Received() {
+		s.requests++
+		if r.Gzipped {
+			s.gzipped++
+		}
+		s.maxBody = max(s.maxBody, len(r.Body))
+		if r.Method != http.MethodPost || r.Path != "/v1/traces" || r.ContentType != "application/x-protobuf" {
+			s.badHeader = append(s.badHeader, fmt.Sprintf("%s %s %q", r.Method, r.Path, r.ContentType))
 		}
 	}
-	return out
-}
-
-// ---------------------------------------------------------------------------
-// A comparable form of a span, built either from what the SDK recorded or
-// from what arrived on the wire. Values carry their type, so an int that
-// arrives as a string, or a byte slice as a string, does not compare equal.
-
-type wireSpan struct {
-	Resource, Scope   string
-	TraceID, SpanID   string
-	ParentSpanID      string
-	TraceState        string
-	Flags             uint32
-	Name              string
-	Kind              int32
-	Start, End        uint64
-	Attributes        []string
-	DroppedAttributes uint32
-	Events            []string
-	DroppedEvents     uint32
-	Links             []string
-	DroppedLinks      uint32
-	StatusCode        int32
-	StatusMessage     string
-}
-
-// OTLP SpanFlags bits that say whether the parent (or linked) context is
-// known to be remote, and whether it is.
-const (
-	flagHasIsRemote = 0x100
-	flagIsRemote    = 0x200
-)
-
-// repaired is what a string looks like once the exporter has replaced each
-// invalid UTF-8 sequence with U+FFFD.
-func repaired(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-
-func renderResource(attrs []string, schema string) string {
-	return fmt.Sprintf("schema=%q attrs=%v", schema, attrs)
-}
-
-func renderScope(name, version, schema string, attrs []string) string {
-	return fmt.Sprintf("name=%q version=%q schema=%q attrs=%v", name, version, schema, attrs)
-}
-
-// expected builds the comparable form of a span the SDK ended.
-func expected(s sdktrace.ReadOnlySpan) wireSpan {
-	sc, parent := s.SpanContext(), s.Parent()
-	flags := uint32(sc.TraceFlags()) | flagHasIsRemote
-	if parent.IsRemote() {
-		flags |= flagIsRemote
-	}
-	ws := wireSpan{
-		Resource:          renderResource(renderKVs(s.Resource().Attributes()), s.Resource().SchemaURL()),
-		TraceID:           sc.TraceID().String(),
-		SpanID:            sc.SpanID().String(),
-		TraceState:        sc.TraceState().String(),
-		Flags:             flags,
-		Name:              repaired(s.Name()),
-		Kind:              wireKind(s.SpanKind()),
-		Start:             uint64(s.StartTime().UnixNano()),
-		End:               uint64(s.EndTime().UnixNano()),
-		Attributes:        renderKVs(s.Attributes()),
-		DroppedAttributes: uint32(s.DroppedAttributes()),
-		DroppedEvents:     uint32(s.DroppedEvents()),
-		DroppedLinks:      uint32(s.DroppedLinks()),
-		StatusCode:        wireStatus(s.Status().Code),
-		StatusMessage:     repaired(s.Status().Description),
-	}
-	is := s.InstrumentationScope()
-	ws.Scope = renderScope(is.Name, is.Version, is.SchemaURL, renderKVs(is.Attributes.ToSlice()))
-	if parent.SpanID().IsValid() {
-		ws.ParentSpanID = parent.SpanID().String()
-	}
-	for _, ev := range s.Events() {
-		ws.Events = append(ws.Events, renderEvent(uint64(ev.Time.UnixNano()), repaired(ev.Name),
-			renderKVs(ev.Attributes), uint32(ev.DroppedAttributeCount)))
-	}
-	for _, l := range s.Links() {
-		lf := uint32(l.SpanContext.TraceFlags()) | flagHasIsRemote
-		if l.SpanContext.IsRemote() {
-			lf |= flagIsRemote
-		}
-		ws.Links = append(ws.Links, renderLink(l.SpanContext.TraceID().String(), l.SpanContext.SpanID().String(),
-			lf, renderKVs(l.Attributes), uint32(l.DroppedAttributeCount)))
-	}
-	return ws
-}
-
-// fromWire builds the comparable form of a span received by the backend.
-func fromWire(res, scope string, sp *tracepb.Span) wireSpan {
-	ws := wireSpan{
-		Resource:          res,
-		Scope:             scope,
-		TraceID:           hex.EncodeToString(sp.GetTraceId()),
-		SpanID:            hex.EncodeToString(sp.GetSpanId()),
-		TraceState:        sp.GetTraceState(),
-		Flags:             sp.GetFlags(),
-		Name:              sp.GetName(),
-		Kind:              int32(sp.GetKind()),
-		Start:             sp.GetStartTimeUnixNano(),
-		End:               sp.GetEndTimeUnixNano(),
-		Attributes:        renderAnyKVs(sp.GetAttributes()),
-		DroppedAttributes: sp.GetDroppedAttributesCount(),
-		DroppedEvents:     sp.GetDroppedEventsCount(),
-		DroppedLinks:      sp.GetDroppedLinksCount(),
-		StatusCode:        int32(sp.GetStatus().GetCode()),
-		StatusMessage:     sp.GetStatus().GetMessage(),
-	}
-	if len(sp.GetParentSpanId()) > 0 {
-		ws.ParentSpanID = hex.EncodeToString(sp.GetParentSpanId())
-	}
-	for _, ev := range sp.GetEvents() {
-		ws.Events = append(ws.Events, renderEvent(ev.GetTimeUnixNano(), ev.GetName(),
-			renderAnyKVs(ev.GetAttributes()), ev.GetDroppedAttributesCount()))
-	}
-	for _, l := range sp.GetLinks() {
-		ws.Links = append(ws.Links, renderLink(hex.EncodeToString(l.GetTraceId()), hex.EncodeToString(l.GetSpanId()),
-			l.GetFlags(), renderAnyKVs(l.GetAttributes()), l.GetDroppedAttributesCount()))
-	}
-	return ws
-}
-
-func renderEvent(t uint64, name string, attrs []string, dropped uint32) string {
-	return fmt.Sprintf("time=%d name=%q attrs=%v dropped=%d", t, name, attrs, dropped)
-}
-
-func renderLink(tid, sid string, flags uint32, attrs []string, dropped uint32) string {
-	return fmt.Sprintf("%s/%s flags=%#x attrs=%v dropped=%d", tid, sid, flags, attrs, dropped)
-}
-
-// wireKind maps an SDK span kind to the OTLP Span.SpanKind number.
-func wireKind(k trace.SpanKind) int32 {
-	switch k {
-	case trace.SpanKindInternal:
-		return int32(tracepb.Span_SPAN_KIND_INTERNAL)
-	case trace.SpanKindServer:
-		return int32(tracepb.Span_SPAN_KIND_SERVER)
-	case trace.SpanKindClient:
-		return int32(tracepb.Span_SPAN_KIND_CLIENT)
-	case trace.SpanKindProducer:
-		return int32(tracepb.Span_SPAN_KIND_PRODUCER)
-	case trace.SpanKindConsumer:
-		return int32(tracepb.Span_SPAN_KIND_CONSUMER)
-	}
-	return int32(tracepb.Span_SPAN_KIND_UNSPECIFIED)
-}
-
-// wireStatus maps an SDK status code to the OTLP Status.StatusCode number.
-func wireStatus(c codes.Code) int32 {
-	switch c {
-	case codes.Ok:
-		return int32(tracepb.Status_STATUS_CODE_OK)
-	case codes.Error:
-		return int32(tracepb.Status_STATUS_CODE_ERROR)
-	}
-	return int32(tracepb.Status_STATUS_CODE_UNSET)
-}
-
-// renderKVs renders SDK attributes as sorted "key=type:value" strings; the
-// order of attributes carries no meaning in OTLP.
-func renderKVs(kvs []attribute.KeyValue) []string {
-	var out []string
-	for _, kv := range kvs {
-		out = append(out, repaired(string(kv.Key))+"="+renderValue(kv.Value))
-	}
-	slices.Sort(out)
-	return out
-}
-
-func renderValue(v attribute.Value) string {
-	list := func(n int, item func(i int) string) string {
-		parts := make([]string, n)
-		for i := range parts {
-			parts[i] = item(i)
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	}
-	switch v.Type() {
-	case attribute.EMPTY:
-		return "empty"
-	case attribute.BOOL:
-		return "bool:" + strconv.FormatBool(v.AsBool())
-	case attribute.INT64:
-		return "int:" + strconv.FormatInt(v.AsInt64(), 10)
-	case attribute.FLOAT64:
-		return "double:" + strconv.FormatFloat(v.AsFloat64(), 'g', -1, 64)
-	case attribute.STRING:
-		return "string:" + strconv.Quote(repaired(v.AsString()))
-	case attribute.BYTESLICE:
-		return "bytes:" + hex.EncodeToString(v.AsByteSlice())
-	case attribute.BOOLSLICE:
-		s := v.AsBoolSlice()
-		return list(len(s), func(i int) string { return renderValue(attribute.BoolValue(s[i])) })
-	case attribute.INT64SLICE:
-		s := v.AsInt64Slice()
-		return list(len(s), func(i int) string { return renderValue(attribute.Int64Value(s[i])) })
-	case attribute.FLOAT64SLICE:
-		s := v.AsFloat64Slice()
-		return list(len(s), func(i int) string { return renderValue(attribute.Float64Value(s[i])) })
-	case attribute.STRINGSLICE:
-		s := v.AsStringSlice()
-		return list(len(s), func(i int) string { return renderValue(attribute.StringValue(s[i])) })
-	case attribute.SLICE:
-		s := v.AsSlice()
-		return list(len(s), func(i int) string { return renderValue(s[i]) })
-	case attribute.MAP:
-		return "{" + strings.Join(renderKVs(v.AsMap()), ",") + "}"
-	}
-	return "unknown:" + v.Type().String()
-}
-
-func renderAnyKVs(kvs []*commonpb.KeyValue) []string {
-	var out []string
-	for _, kv := range kvs {
-		out = append(out, kv.GetKey()+"="+renderAny(kv.GetValue()))
-	}
-	slices.Sort(out)
-	return out
-}
-
-func renderAny(v *commonpb.AnyValue) string {
-	switch x := v.GetValue().(type) {
-	case nil:
-		return "empty"
-	case *commonpb.AnyValue_BoolValue:
-		return "bool:" + strconv.FormatBool(x.BoolValue)
-	case *commonpb.AnyValue_IntValue:
-		return "int:" + strconv.FormatInt(x.IntValue, 10)
-	case *commonpb.AnyValue_DoubleValue:
-		return "double:" + strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
-	case *commonpb.AnyValue_StringValue:
-		return "string:" + strconv.Quote(x.StringValue)
-	case *commonpb.AnyValue_BytesValue:
-		return "bytes:" + hex.EncodeToString(x.BytesValue)
-	case *commonpb.AnyValue_ArrayValue:
-		parts := make([]string, len(x.ArrayValue.GetValues()))
-		for i, e := range x.ArrayValue.GetValues() {
-			parts[i] = renderAny(e)
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	case *commonpb.AnyValue_KvlistValue:
-		return "{" + strings.Join(renderAnyKVs(x.KvlistValue.GetValues()), ",") + "}"
-	}
-	return fmt.Sprintf("unknown:%T", v.GetValue())
-}
-
-// compareSpans fails the test unless got holds exactly the spans of want.
-func compareSpans(t *testing.T, want []sdktrace.ReadOnlySpan, got map[string]wireSpan) {
-	t.Helper()
-	const maxReports = 5
-	reports := 0
-	wantIDs := make(map[string]bool, len(want))
-	for _, s := range want {
-		w := expected(s)
-		wantIDs[w.SpanID] = true
-		g, ok := got[w.SpanID]
-		switch {
-		case !ok:
-			t.Errorf("span %s %q never arrived", w.SpanID, w.Name)
-			reports++
-		case !reflect.DeepEqual(w, g):
-			t.Errorf("span %s arrived different:\n%s", w.SpanID, diffSpans(w, g))
-			reports++
-		}
-		if reports >= maxReports {
-			t.Fatalf("more differences left unreported")
-		}
-	}
-	for id, g := range got {
-		if !wantIDs[id] {
-			t.Errorf("span %s %q arrived but was not expected", id, g.Name)
-		}
-	}
-}
-
-// diffSpans lists the fields in which two spans differ.
-func diffSpans(want, got wireSpan) string {
-	var b strings.Builder
-	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
-	for i := range wv.NumField() {
-		w, g := wv.Field(i).Interface(), gv.Field(i).Interface()
-		if !reflect.DeepEqual(w, g) {
-			fmt.Fprintf(&b, "  %s:\n    want %v\n    got  %v\n", wv.Type().Field(i).Name, w, g)
-		}
-	}
-	return b.String()
+	s.accepted = len(rcv.Accepted())
+	return s
 }
 
 // ---------------------------------------------------------------------------
@@ -630,29 +223,6 @@ func (recordOnlyDebug) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Samp
 
 func (recordOnlyDebug) Description() string { return "recordOnlyDebug" }
 
-// allTypes returns one attribute of every type the API offers.
-func allTypes(i int) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		attribute.Bool("bool", i%2 == 0),
-		attribute.Int("int", i),
-		attribute.Int64("int64", int64(i)<<40|1),
-		attribute.Float64("float64", float64(i)/3),
-		attribute.String("string", "order-"+strconv.Itoa(i)),
-		attribute.String("string.empty", ""),
-		attribute.BoolSlice("bool.slice", []bool{true, false, i%3 == 0}),
-		attribute.IntSlice("int.slice", []int{i, -i, 0}),
-		attribute.Int64Slice("int64.slice", []int64{int64(i) << 33, -1}),
-		attribute.Float64Slice("float64.slice", []float64{0.5, -2.25, float64(i)}),
-		attribute.StringSlice("string.slice", []string{"a", "", "c-" + strconv.Itoa(i)}),
-		attribute.ByteSlice("bytes", []byte{0, 1, byte(i), 0xff}),
-		attribute.Slice("mixed.slice", attribute.StringValue("x"), attribute.IntValue(i), attribute.BoolValue(true),
-			attribute.SliceValue(attribute.Float64Value(1.5))),
-		attribute.Map("map", attribute.String("k", "v"), attribute.Int("n", i),
-			attribute.Map("nested", attribute.Bool("deep", true))),
-		{Key: "empty"},
-	}
-}
-
 func TestSpansArriveIntact(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -682,7 +252,7 @@ func TestSpansArriveIntact(t *testing.T) {
 			limits.LinkCountLimit = 2
 			p := newPipeline(t,
 				[]exporter.Option{
-					exporter.WithEndpointURL(rcv.url()),
+					exporter.WithEndpointURL(rcv.URL()),
 					exporter.WithCompression(tc.compression),
 					exporter.WithHeaders(map[string]string{"X-Api-Key": "secret-key"}),
 					exporter.WithLogger(log),
@@ -729,7 +299,7 @@ func TestSpansArriveIntact(t *testing.T) {
 					}
 					ctx, root := tr.Start(parentCtx, fmt.Sprintf("request %d/%d", j, i),
 						trace.WithSpanKind(kinds[(i+j)%len(kinds)]),
-						trace.WithAttributes(allTypes(i)...),
+						trace.WithAttributes(otlptest.AllTypes(i)...),
 						trace.WithLinks(links...))
 					root.AddEvent("cache miss", trace.WithAttributes(attribute.String("key", "user:"+strconv.Itoa(i)),
 						attribute.Int64Slice("sizes", []int64{1, 2, 3})))
@@ -778,13 +348,13 @@ func TestSpansArriveIntact(t *testing.T) {
 			if withDrops == 0 {
 				t.Fatal("no span exceeds the span limits: the dropped counts go untested")
 			}
-			compareSpans(t, want, rcv.spans(t))
+			otlptest.CompareSpans(t, want, otlptest.FromRequests(t, rcv.Accepted()))
 
 			s := p.checkAccounting(t)
 			if s.Exported != 600 || s.Dropped.Total() != 0 || s.Queued != 0 || s.InFlight != 0 {
 				t.Errorf("stats %+v, want all 600 spans exported", s)
 			}
-			rs := rcv.stats()
+			rs := stats(rcv)
 			if len(rs.badHeader) > 0 {
 				t.Errorf("malformed requests: %v", rs.badHeader)
 			}
@@ -823,19 +393,17 @@ func TestSlowBackendNeverBlocksSpanEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := boundedContext(t)
-			var rcv *receiver
+			var rcv *otlptest.HTTP
 			rcv = newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
-				select {
-				case <-rcv.release:
+				if rcv.Wait(r) {
 					return false // accept once released
-				case <-r.Context().Done():
-					w.WriteHeader(http.StatusServiceUnavailable)
-					return true
 				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
 			})
 			log, _ := observedLogger(zapcore.WarnLevel)
 			opts := append([]exporter.Option{
-				exporter.WithEndpoint(rcv.hostport()), exporter.WithInsecure(), exporter.WithLogger(log),
+				exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(log),
 				exporter.WithTimeout(testTimeout),
 			}, tc.opts...)
 			// A blocking BatchSpanProcessor makes span.End wait whenever its
@@ -867,10 +435,10 @@ func TestSlowBackendNeverBlocksSpanEnd(t *testing.T) {
 				t.Errorf("queue_full drops %d, want some: %v", s.Dropped.QueueFull, tc.overflow)
 			}
 
-			rcv.unblock()
+			rcv.Unblock()
 			p.flush(ctx, t)
 			s = p.checkAccounting(t)
-			got := rcv.spans(t)
+			got := otlptest.FromRequests(t, rcv.Accepted())
 			if s.Exported != int64(len(got)) || s.Exported+s.Dropped.QueueFull != n || s.Dropped.Total() != s.Dropped.QueueFull {
 				t.Errorf("received %d spans, stats %+v; want every span exported or dropped as queue_full", len(got), s)
 			}
@@ -958,7 +526,7 @@ func TestThrottledThenAccepted(t *testing.T) {
 	})
 	log, _ := observedLogger(zapcore.WarnLevel)
 	p := newPipeline(t, []exporter.Option{
-		exporter.WithEndpointURL(rcv.url()), exporter.WithLogger(log),
+		exporter.WithEndpointURL(rcv.URL()), exporter.WithLogger(log),
 		// The computed delays are far shorter than the server's Retry-After
 		// of one second, which must win; the budget leaves room for it.
 		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond,
@@ -969,14 +537,14 @@ func TestThrottledThenAccepted(t *testing.T) {
 	p.flush(ctx, t)
 
 	s := p.checkAccounting(t)
-	got := rcv.spans(t)
+	got := otlptest.FromRequests(t, rcv.Accepted())
 	if s.Exported != n || len(got) != n || s.Dropped.Total() != 0 {
 		t.Errorf("received %d spans, stats %+v; want all %d exported", len(got), s, n)
 	}
-	if s.Retries < 1 || rcv.stats().requests < 2 {
-		t.Errorf("stats %+v, %d requests; want the throttled request retried", s, rcv.stats().requests)
+	if s.Retries < 1 || stats(rcv).requests < 2 {
+		t.Errorf("stats %+v, %d requests; want the throttled request retried", s, stats(rcv).requests)
 	}
-	compareSpans(t, p.sampled(), got)
+	otlptest.CompareSpans(t, p.sampled(), got)
 }
 
 // ---------------------------------------------------------------------------
@@ -1015,7 +583,7 @@ func TestTooLargeRequests(t *testing.T) {
 			// One worker and small batches from the BatchSpanProcessor: the
 			// worker joins queued batches into one request, which the split
 			// must take apart again, across resources and scopes.
-			opts := append([]exporter.Option{exporter.WithEndpoint(rcv.hostport()), exporter.WithInsecure(),
+			opts := append([]exporter.Option{exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(),
 				exporter.WithLogger(log), exporter.WithRetry(fastRetry), exporter.WithWorkers(1)}, tc.opts...)
 			p := newPipeline(t, opts, []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxExportBatchSize(16)})
 			tracers := []trace.Tracer{
@@ -1043,13 +611,13 @@ func TestTooLargeRequests(t *testing.T) {
 					want = append(want, s)
 				}
 			}
-			got := rcv.spans(t)
-			compareSpans(t, want, got)
+			got := otlptest.FromRequests(t, rcv.Accepted())
+			otlptest.CompareSpans(t, want, got)
 			s := p.checkAccounting(t)
 			if s.Exported != n-1 || s.Dropped.TooLarge != 1 || s.Dropped.Total() != 1 {
 				t.Errorf("stats %+v, want %d exported and the huge span dropped as too_large", s, n-1)
 			}
-			rs := rcv.stats()
+			rs := stats(rcv)
 			if tc.serverRefuses && rs.requests <= rs.accepted {
 				t.Errorf("the receiver refused nothing (%d requests): the test did not exercise splitting", rs.requests)
 			}
@@ -1067,13 +635,13 @@ func TestBackendFailures(t *testing.T) {
 	const n = 30
 	for _, tc := range []struct {
 		name   string
-		answer func(rcv *receiver) answer
+		answer func(rcv *otlptest.HTTP) otlptest.Answer
 		opts   []exporter.Option
 		check  func(t *testing.T, s exporter.Stats, logs *observer.ObservedLogs)
 	}{
 		{
 			name: "500 is permanent",
-			answer: func(*receiver) answer {
+			answer: func(*otlptest.HTTP) otlptest.Answer {
 				return func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 					http.Error(w, "internal error", http.StatusInternalServerError)
 					return true
@@ -1087,7 +655,7 @@ func TestBackendFailures(t *testing.T) {
 		},
 		{
 			name: "partial success",
-			answer: func(*receiver) answer {
+			answer: func(*otlptest.HTTP) otlptest.Answer {
 				return func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 					b, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{PartialSuccess: &coltracepb.ExportTracePartialSuccess{
 						RejectedSpans: 3, ErrorMessage: "spans older than the retention",
@@ -1112,7 +680,7 @@ func TestBackendFailures(t *testing.T) {
 			// ExportTraceServiceResponse cannot report a partial success and
 			// is only reported as a warning.
 			name: "garbage 200 body is exported",
-			answer: func(*receiver) answer {
+			answer: func(*otlptest.HTTP) otlptest.Answer {
 				return func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 					w.WriteHeader(http.StatusOK)
 					_, _ = w.Write([]byte{0xff, 0xff, 0xff, 0x07, 'n', 'o', 't', ' ', 'o', 't', 'l', 'p'})
@@ -1130,8 +698,8 @@ func TestBackendFailures(t *testing.T) {
 		},
 		{
 			name: "hanging backend times out",
-			answer: func(rcv *receiver) answer {
-				return func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool { rcv.hold(w, r); return true }
+			answer: func(rcv *otlptest.HTTP) otlptest.Answer {
+				return func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool { rcv.Hold(w, r); return true }
 			},
 			opts: []exporter.Option{exporter.WithTimeout(100 * time.Millisecond), exporter.WithRetry(exporter.RetryConfig{
 				Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxElapsedTime: 50 * time.Millisecond,
@@ -1145,12 +713,12 @@ func TestBackendFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := boundedContext(t)
-			var rcv *receiver
+			var rcv *otlptest.HTTP
 			rcv = newReceiver(t, func(i int, body []byte, w http.ResponseWriter, r *http.Request) bool {
 				return tc.answer(rcv)(i, body, w, r)
 			})
 			log, logs := observedLogger(zapcore.WarnLevel)
-			opts := append([]exporter.Option{exporter.WithEndpointURL(rcv.url()), exporter.WithLogger(log),
+			opts := append([]exporter.Option{exporter.WithEndpointURL(rcv.URL()), exporter.WithLogger(log),
 				exporter.WithRetry(fastRetry)}, tc.opts...)
 			p := newPipeline(t, opts, nil)
 			endSpans(p.tp.Tracer("failures"), "op", n)
@@ -1169,21 +737,23 @@ func TestBackendFailures(t *testing.T) {
 
 func TestShutdownWithCancelledContextWhileBackendHangs(t *testing.T) {
 	ctx := boundedContext(t)
-	var rcv *receiver
+	var rcv *otlptest.HTTP
 	rcv = newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
-		rcv.hold(w, r)
+		rcv.Hold(w, r)
 		return true
 	})
 	log, logs := observedLogger(zapcore.WarnLevel)
 	p := newPipeline(t, []exporter.Option{
-		exporter.WithEndpointURL(rcv.url()), exporter.WithLogger(log), exporter.WithTimeout(testTimeout),
+		exporter.WithEndpointURL(rcv.URL()), exporter.WithLogger(log), exporter.WithTimeout(testTimeout),
 	}, nil)
 	const n = 50
 	endSpans(p.tp.Tracer("shutdown"), "op", n)
 	if err := p.tp.ForceFlush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rcv.waitArrival(ctx, t)
+	if err := rcv.WaitRequests(ctx, 1); err != nil {
+		t.Fatalf("no request reached the receiver: %v", err)
+	}
 
 	// TracerProvider.Shutdown returns at once, without reaching its
 	// processors, when its context is already done; a service that wants
@@ -1214,7 +784,7 @@ func TestInvalidUTF8IsRepaired(t *testing.T) {
 	ctx := boundedContext(t)
 	rcv := newReceiver(t, nil) // proto.Unmarshal refuses invalid UTF-8 in strings
 	log, _ := observedLogger(zapcore.WarnLevel)
-	p := newPipeline(t, []exporter.Option{exporter.WithEndpoint(rcv.hostport()), exporter.WithInsecure(),
+	p := newPipeline(t, []exporter.Option{exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(),
 		exporter.WithLogger(log)}, nil)
 	tr := p.tp.Tracer("utf8")
 	const n = 20
@@ -1232,8 +802,8 @@ func TestInvalidUTF8IsRepaired(t *testing.T) {
 	}
 	p.flush(ctx, t)
 
-	got := rcv.spans(t)
-	compareSpans(t, p.sampled(), got)
+	got := otlptest.FromRequests(t, rcv.Accepted())
+	otlptest.CompareSpans(t, p.sampled(), got)
 	bad := got[badID]
 	if bad.Name != "caf\uFFFD order" || !slices.Contains(bad.Attributes, "user=string:"+strconv.Quote("j\uFFFDrg\uFFFD")) {
 		t.Errorf("invalid UTF-8 not repaired: name %q, attributes %v", bad.Name, bad.Attributes)

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/zap"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // BenchmarkExportSpans measures the exporter's whole cost per batch of 512
@@ -29,29 +28,14 @@ func BenchmarkExportSpans(b *testing.B) {
 		WithBlockOnFull(time.Minute)) // measure encoding and queueing, not dropping
 	defer e.Shutdown(context.Background())
 
-	batch := spans(512)
-	for i, s := range batch {
-		stub := tracetest.SpanStubFromReadOnlySpan(s)
-		stub.Attributes = []attribute.KeyValue{
-			attribute.String("http.request.method", "GET"),
-			attribute.String("http.route", "/api/v1/orders/{id}"),
-			attribute.Int("http.response.status_code", 200),
-			attribute.String("server.address", "orders.internal"),
-			attribute.Int("server.port", 8080),
-			attribute.String("user_agent.original", "Mozilla/5.0"),
-			attribute.Bool("cache.hit", i%2 == 0),
-			attribute.Float64("ratio", 0.25),
-		}
-		batch[i] = stub.Snapshot()
-	}
-	var ro []sdktrace.ReadOnlySpan = batch
+	batch := otlptest.Spans(512)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if err := e.ExportSpans(context.Background(), ro); err != nil {
+		if err := e.ExportSpans(context.Background(), batch); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ro)), "ns/span")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/span")
 }

@@ -6,9 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,95 +14,23 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// spans returns n ended spans with distinct ids.
-func spans(n int) []sdktrace.ReadOnlySpan {
-	out := make([]sdktrace.ReadOnlySpan, n)
-	for i := range out {
-		var tid trace.TraceID
-		var sid trace.SpanID
-		tid[0], tid[15] = 1, byte(i)
-		sid[0], sid[7] = 1, byte(i)
-		out[i] = tracetest.SpanStub{
-			Name: "op",
-			SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
-				TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
-			}),
-			StartTime:  time.Unix(100, 0),
-			EndTime:    time.Unix(101, 0),
-			Attributes: []attribute.KeyValue{attribute.Int("i", i)},
-		}.Snapshot()
-	}
-	return out
-}
-
-// receiver is a loopback OTLP/HTTP server whose answers a test scripts.
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	spans   int
-	reqs    int
-	respond func(n int, body []byte, w http.ResponseWriter) bool // true: handled
-}
-
-func newReceiver(t *testing.T, respond func(n int, body []byte, w http.ResponseWriter) bool) *receiver {
-	r := &receiver{respond: respond}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(req.Body)
-		r.mu.Lock()
-		r.reqs++
-		n := r.reqs
-		r.mu.Unlock()
-		if r.respond != nil && r.respond(n, buf.Bytes(), w) {
-			return
-		}
-		var msg coltracepb.ExportTraceServiceRequest
-		if err := proto.Unmarshal(buf.Bytes(), &msg); err != nil {
-			t.Errorf("receiver: %v", err)
-			w.WriteHeader(400)
-			return
-		}
-		count := 0
-		for _, rs := range msg.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				count += len(ss.Spans)
-			}
-		}
-		r.mu.Lock()
-		r.spans += count
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *receiver) received() (spans, reqs int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.spans, r.reqs
-}
-
-func (r *receiver) endpoint() string { return strings.TrimPrefix(r.URL, "http://") }
 
 func checkInvariant(t *testing.T, s Stats) {
 	t.Helper()
@@ -156,7 +82,7 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 			if logs.FilterMessageSnippet("invalid configuration").Len() != 1 {
 				t.Fatalf("the configuration error was not logged at once: %v", logs.All())
 			}
-			err := e.ExportSpans(context.Background(), spans(3))
+			err := e.ExportSpans(context.Background(), otlptest.Indexed(3))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ExportSpans = %v, want an error containing %q", err, tc.want)
 			}
@@ -210,18 +136,18 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestDeliversAndCoalesces(t *testing.T) {
-	rcv := newReceiver(t, nil)
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(2))
+	rcv := otlptest.NewHTTP(t, nil)
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(2))
 	defer shutdown(t, e)
 	for range 20 {
-		if err := e.ExportSpans(context.Background(), spans(50)); err != nil {
+		if err := e.ExportSpans(context.Background(), otlptest.Indexed(50)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := e.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := rcv.received()
+	got := rcv.Spans()
 	s := e.Stats()
 	if got != 1000 || s.Exported != 1000 || s.Accepted != 1000 {
 		t.Fatalf("received %d, stats %+v", got, s)
@@ -231,7 +157,7 @@ func TestDeliversAndCoalesces(t *testing.T) {
 
 func TestRetryAfterIsHonoured(t *testing.T) {
 	clk := clockwork.NewFakeClock()
-	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if n == 1 {
 			w.Header().Set("Retry-After", "30")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -239,10 +165,10 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		}
 		return false
 	})
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.NewNop()),
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.NewNop()),
 		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: time.Hour}))
 	defer shutdown(t, e)
-	if err := e.ExportSpans(context.Background(), spans(5)); err != nil {
+	if err := e.ExportSpans(context.Background(), otlptest.Indexed(5)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -252,7 +178,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(29 * time.Second)
-	if _, reqs := rcv.received(); reqs != 1 {
+	if reqs := rcv.Requests(); reqs != 1 {
 		t.Fatalf("retried after 29s of a 30s Retry-After: %d requests", reqs)
 	}
 	clk.Advance(time.Second)
@@ -267,14 +193,14 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 
 func TestRetriesExhausted(t *testing.T) {
 	clk := clockwork.NewFakeClock()
-	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	})
 	core, logs := observer.New(zapcore.WarnLevel)
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.New(core)),
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.New(core)),
 		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 3 * time.Second}))
-	if err := e.ExportSpans(context.Background(), spans(4)); err != nil {
+	if err := e.ExportSpans(context.Background(), otlptest.Indexed(4)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -330,13 +256,13 @@ func TestPermanentErrorsAndPartialSuccess(t *testing.T) {
 		{"garbage 200", 200, []byte{0xde, 0xad}, func(s Stats) bool { return s.Exported == 5 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+			rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 				w.WriteHeader(tc.status)
 				_, _ = w.Write(tc.body)
 				return true
 			})
-			e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithLogger(zap.NewNop()))
-			if err := e.ExportSpans(context.Background(), spans(5)); err != nil {
+			e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithLogger(zap.NewNop()))
+			if err := e.ExportSpans(context.Background(), otlptest.Indexed(5)); err != nil {
 				t.Fatal(err)
 			}
 			if err := e.ForceFlush(context.Background()); err != nil {
@@ -354,16 +280,16 @@ func TestPermanentErrorsAndPartialSuccess(t *testing.T) {
 
 func TestTooLargeIsSplit(t *testing.T) {
 	const limit = 600
-	rcv := newReceiver(t, func(_ int, body []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(_ int, body []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if len(body) > limit {
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			return true
 		}
 		return false
 	})
-	big := spans(20)
+	big := otlptest.Indexed(20)
 	huge := tracetest.SpanStub{Name: strings.Repeat("x", 2000), SpanContext: big[0].SpanContext()}.Snapshot()
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
 	defer shutdown(t, e)
 	if err := e.ExportSpans(context.Background(), append(big, huge)); err != nil {
 		t.Fatal(err)
@@ -371,7 +297,7 @@ func TestTooLargeIsSplit(t *testing.T) {
 	if err := e.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := rcv.received()
+	got := rcv.Spans()
 	s := e.Stats()
 	if got != 20 || s.Exported != 20 || s.Dropped.TooLarge != 1 {
 		t.Fatalf("received %d, stats %+v", got, s)
@@ -381,17 +307,17 @@ func TestTooLargeIsSplit(t *testing.T) {
 
 func TestQueueFullNeverBlocks(t *testing.T) {
 	release := make(chan struct{})
-	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		<-release
 		return false
 	})
 	var dump bytes.Buffer
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithQueueSize(10),
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), WithQueueSize(10),
 		WithLogger(zap.NewNop()), WithDroppedSpansWriter(&dump))
 	// The worker holds the first batch (the backend hangs); the queue takes
 	// one more; the rest is dropped without waiting.
 	for range 5 {
-		if err := e.ExportSpans(context.Background(), spans(10)); err != nil {
+		if err := e.ExportSpans(context.Background(), otlptest.Indexed(10)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -425,15 +351,15 @@ func TestShutdownDeadlineDropsWhatIsLeft(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	var hung atomic.Int32
-	rcv := newReceiver(t, func(_ int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		hung.Add(1)
 		<-release
 		return true
 	})
 	_ = rcv
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), WithLogger(zap.NewNop()))
 	for range 3 {
-		_ = e.ExportSpans(context.Background(), spans(10))
+		_ = e.ExportSpans(context.Background(), otlptest.Indexed(10))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the deadline has already passed
@@ -446,7 +372,7 @@ func TestShutdownDeadlineDropsWhatIsLeft(t *testing.T) {
 		t.Fatalf("got %+v", s)
 	}
 	checkInvariant(t, s)
-	if err := e.ExportSpans(context.Background(), spans(1)); !errors.Is(err, ErrShutdown) {
+	if err := e.ExportSpans(context.Background(), otlptest.Indexed(1)); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("ExportSpans after Shutdown = %v", err)
 	}
 	if err := e.Shutdown(context.Background()); err != nil {
@@ -455,7 +381,7 @@ func TestShutdownDeadlineDropsWhatIsLeft(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if n == 2 {
 			w.WriteHeader(http.StatusBadRequest)
 			return true
@@ -465,10 +391,10 @@ func TestMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(1), WithMeterProvider(mp), WithLogger(zap.NewNop()))
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), WithMeterProvider(mp), WithLogger(zap.NewNop()))
 	defer shutdown(t, e)
 	for range 2 {
-		_ = e.ExportSpans(context.Background(), spans(3))
+		_ = e.ExportSpans(context.Background(), otlptest.Indexed(3))
 		_ = e.ForceFlush(context.Background())
 	}
 	var rm metricdata.ResourceMetrics
@@ -500,79 +426,28 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// grpcReceiver is a loopback OTLP/gRPC server.
-type grpcReceiver struct {
-	coltracepb.UnimplementedTraceServiceServer
-	mu     sync.Mutex
-	spans  int
-	export func(*coltracepb.ExportTraceServiceRequest) error
-}
-
-func (g *grpcReceiver) Export(_ context.Context, r *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	if g.export != nil {
-		if err := g.export(r); err != nil {
-			return nil, err
-		}
-	}
-	n := 0
-	for _, rs := range r.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			n += len(ss.Spans)
-		}
-	}
-	g.mu.Lock()
-	g.spans += n
-	g.mu.Unlock()
-	return &coltracepb.ExportTraceServiceResponse{}, nil
-}
-
-func startGRPCReceiver(t *testing.T, g *grpcReceiver) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	coltracepb.RegisterTraceServiceServer(srv, g)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
-}
-
 func TestGRPCDeliversAndSplits(t *testing.T) {
-	// The server refuses requests of more than 10 spans as gRPC servers
-	// refuse oversized messages: ResourceExhausted without RetryInfo.
-	g := &grpcReceiver{export: func(r *coltracepb.ExportTraceServiceRequest) error {
-		n := 0
-		for _, rs := range r.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				n += len(ss.Spans)
-			}
-		}
-		if n > 10 {
-			return status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
-		}
-		return nil
-	}}
-	addr := startGRPCReceiver(t, g)
 	for _, comp := range []Compression{NoCompression, GzipCompression} {
 		t.Run(comp.String(), func(t *testing.T) {
-			g.mu.Lock()
-			g.spans = 0
-			g.mu.Unlock()
-			e := New(WithProtocol(ProtocolGRPC), WithEndpoint(addr), WithInsecure(), WithCompression(comp), WithLogger(zap.NewNop()))
+			// The server refuses requests of more than 10 spans as gRPC
+			// servers refuse oversized messages: ResourceExhausted without
+			// RetryInfo.
+			g := otlptest.NewGRPC(t, func(_ context.Context, _ int, r *coltracepb.ExportTraceServiceRequest) error {
+				if otlptest.Count(r) > 10 {
+					return status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
+				}
+				return nil
+			})
+			e := New(WithProtocol(ProtocolGRPC), WithEndpoint(g.Endpoint()), WithInsecure(), WithCompression(comp), WithLogger(zap.NewNop()))
 			defer shutdown(t, e)
-			if err := e.ExportSpans(context.Background(), spans(37)); err != nil {
+			if err := e.ExportSpans(context.Background(), otlptest.Indexed(37)); err != nil {
 				t.Fatal(err)
 			}
 			if err := e.ForceFlush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			s := e.Stats()
-			g.mu.Lock()
-			got := g.spans
-			g.mu.Unlock()
-			if got != 37 || s.Exported != 37 {
+			if got := g.Spans(); got != 37 || s.Exported != 37 {
 				t.Fatalf("received %d, stats %+v", got, s)
 			}
 			checkInvariant(t, s)
@@ -597,7 +472,7 @@ func TestGRPCDefaultPort(t *testing.T) {
 // export into a small queue in front of a backend that sometimes fails:
 // every snapshot must account for every span.
 func TestStatsInvariantUnderConcurrency(t *testing.T) {
-	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		switch n % 4 {
 		case 1:
 			w.WriteHeader(http.StatusBadRequest)
@@ -608,7 +483,7 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 		}
 		return false
 	})
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(3), WithQueueSize(200),
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(3), WithQueueSize(200),
 		WithMaxRequestSize(2048), WithLogger(zap.NewNop()),
 		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: 5 * time.Millisecond}))
 	stop := make(chan struct{})
@@ -634,7 +509,7 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				_ = e.ExportSpans(context.Background(), spans(40))
+				_ = e.ExportSpans(context.Background(), otlptest.Indexed(40))
 			}
 		}()
 	}
@@ -659,18 +534,18 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 // out their backoff while the queue fills: the clock never moves here.
 func TestSuccessEndsRetryWaits(t *testing.T) {
 	clk := clockwork.NewFakeClock()
-	rcv := newReceiver(t, func(n int, _ []byte, w http.ResponseWriter) bool {
+	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if n == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return true
 		}
 		return false
 	})
-	e := New(WithEndpoint(rcv.endpoint()), WithInsecure(), WithWorkers(2), withClock(clk), WithLogger(zap.NewNop()))
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(2), withClock(clk), WithLogger(zap.NewNop()))
 	defer shutdown(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.ExportSpans(ctx, spans(3)); err != nil {
+	if err := e.ExportSpans(ctx, otlptest.Indexed(3)); err != nil {
 		t.Fatal(err)
 	}
 	// The first request failed and its worker waits: the reporter's ticker
@@ -678,7 +553,7 @@ func TestSuccessEndsRetryWaits(t *testing.T) {
 	if err := clk.BlockUntilContext(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(ctx, spans(4)); err != nil {
+	if err := e.ExportSpans(ctx, otlptest.Indexed(4)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ForceFlush(ctx); err != nil {
@@ -709,7 +584,7 @@ func TestExportSpansDoesNotAllocate(t *testing.T) {
 	// released at once and the steady state is reached without a backend.
 	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
 	defer shutdown(t, e)
-	batch := spans(64)
+	batch := otlptest.Indexed(64)
 	for range 10 {
 		_ = e.ExportSpans(context.Background(), batch)
 	}

@@ -11,18 +11,16 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -86,20 +84,17 @@ func newTestPKI(t *testing.T) testPKI {
 
 func startTLSReceiver(t *testing.T, p testPKI, requireClientCert bool) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{p.server}}
 	if requireClientCert {
-		srv.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		srv.TLS.ClientCAs = p.caPool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientCAs = p.caPool
 	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "https://")
+	return otlptest.NewHTTPS(t, nil, cfg).Endpoint()
 }
 
 func exportOnce(t *testing.T, e *Exporter) Stats {
 	t.Helper()
-	if err := e.ExportSpans(context.Background(), spans(2)); err != nil {
+	if err := e.ExportSpans(context.Background(), otlptest.Indexed(2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ForceFlush(context.Background()); err != nil {
@@ -139,22 +134,14 @@ func TestMutualTLSFromEnvironment(t *testing.T) {
 
 func TestGRPCMutualTLS(t *testing.T) {
 	p := newTestPKI(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &grpcReceiver{}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+	g := otlptest.NewGRPC(t, nil, grpc.Creds(credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{p.server},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    p.caPool,
 	})))
-	coltracepb.RegisterTraceServiceServer(srv, g)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
 
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://"+g.Endpoint())
 	t.Setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", p.caFile)
 	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", p.clientCert)
 	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", p.clientKey)
