@@ -170,6 +170,7 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 			k.stats.evictedMaxTraces.Add(1)
 		}
 		e = newEntry(id, k.cfg.clock.Now())
+		size += traceBaseBytes
 		sh.traces[id] = e
 		sh.age.pushBack(e)
 		sh.held++

@@ -129,7 +129,7 @@ func TestEstimateBytes(t *testing.T) {
 	if got := estimateBytes(small); got != spanBaseBytes+1 {
 		t.Errorf("estimate of a bare span = %d, want %d", got, spanBaseBytes+1)
 	}
-	want := int64(spanBaseBytes + 1 + attrBaseBytes + 3 + 1000 + eventBaseBytes + linkBaseBytes)
+	want := int64(spanBaseBytes + 1 + kvBytes + 3 + 1000 + eventBytes + 1 + linkBytes)
 	if got := estimateBytes(big); got != want {
 		t.Errorf("estimate = %d, want %d", got, want)
 	}
