@@ -5,9 +5,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -119,3 +121,77 @@ func TestRetainedHeapStaysWithinMaxBytes(t *testing.T) {
 }
 
 func mib[T int | int64](n T) float64 { return float64(n) / (1 << 20) }
+
+// The byte limit bounds the total, not a share per shard: one trace of a
+// fifth of the limit is held whole while the rest leave room, and kept
+// with the error in its last span.
+func TestOneLargeTraceIsKeptWhole(t *testing.T) {
+	const (
+		maxBytes = 4 << 20
+		children = 100
+		spanLen  = 8 << 10 // 100 × 8 KiB ≈ 20% of the limit
+	)
+	h := newHarness(t, WithMaxBytes(maxBytes))
+	for i := range 50 { // small traces around it, in every shard
+		_, r := h.trace(context.Background(), 1, -1)
+		r.SetAttributes(attribute.Int("i", i))
+		r.End()
+	}
+	ctx, root := h.tr.Start(context.Background(), "big")
+	for i := range children {
+		_, c := h.tr.Start(ctx, "child", trace.WithAttributes(attribute.String("payload", payload(i, spanLen))))
+		if i == children-1 {
+			c.SetStatus(codes.Error, "the last child fails")
+		}
+		c.End()
+	}
+	root.End()
+	st := h.keep.Stats()
+	if float64(st.BytesHeld) < 0.2*maxBytes {
+		t.Fatalf("the large trace is not a fifth of the limit: %d of %d bytes held", st.BytesHeld, maxBytes)
+	}
+	h.advance(testDelay)
+
+	kept := 0
+	for _, s := range h.rec.Ended() {
+		if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+			kept++
+		}
+	}
+	if kept != children+1 {
+		t.Errorf("exported %d of the large trace's %d spans", kept, children+1)
+	}
+	if st := h.keep.Stats(); st.EvictedMaxBytes != 0 || st.KeptByError != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// WithMaxTraces bounds the total: every slot can be used, and when a new
+// trace needs one the oldest held trace of any shard is decided early.
+func TestMaxTracesBoundsTheTotal(t *testing.T) {
+	const maxTraces = 1024
+	h := newHarness(t, WithMaxTraces(maxTraces), WithMaxWait(time.Hour), WithDecisionDelay(time.Hour))
+	var first trace.Span
+	for i := range maxTraces {
+		_, r := h.trace(context.Background(), 0, -1)
+		if i == 0 {
+			first = r
+			r.SetStatus(codes.Error, "oldest")
+		}
+		r.End()
+		h.clock.Advance(time.Millisecond) // every trace a different age
+	}
+	if st := h.keep.Stats(); st.TracesHeld != maxTraces || st.EvictedMaxTraces != 0 {
+		t.Fatalf("with %d traces: held %d, evicted %d", maxTraces, st.TracesHeld, st.EvictedMaxTraces)
+	}
+	_, r := h.trace(context.Background(), 0, -1)
+	r.End()
+	st := h.keep.Stats()
+	if st.TracesHeld != maxTraces || st.EvictedMaxTraces != 1 {
+		t.Fatalf("one more: held %d, evicted %d", st.TracesHeld, st.EvictedMaxTraces)
+	}
+	got := h.rec.Ended()
+	if len(got) != 1 || got[0].SpanContext().TraceID() != first.SpanContext().TraceID() {
+		t.Errorf("the early decision did not take the oldest trace: %d spans exported", len(got))
+	}
+}

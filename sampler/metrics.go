@@ -73,11 +73,11 @@ func (k *ErrorKeeper) Stats() Stats {
 	for i := range k.shards {
 		sh := &k.shards[i]
 		sh.mu.Lock()
-		s.TracesHeld += sh.held
 		s.SpansHeld += sh.spans
-		s.BytesHeld += sh.bytes
 		sh.mu.Unlock()
 	}
+	s.TracesHeld = int(k.held.traces.Load())
+	s.BytesHeld = k.held.bytes.Load()
 	c := &k.stats
 	s.HeadSampled = c.headSampled.Load()
 	s.KeptByError = c.decided[outcomeError].Load()

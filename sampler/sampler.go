@@ -37,6 +37,8 @@ type ErrorKeeper struct {
 
 	shards    []shard
 	shardBits uint
+	held      totals
+	evictNext atomic.Uint32 // rotates the shard scan of evictOldest
 
 	stopped atomic.Bool
 	stop    chan struct{}
@@ -165,15 +167,10 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	e := sh.traces[id]
 	switch {
 	case e == nil:
-		for sh.held >= sh.maxTraces && sh.age.head != nil {
-			victims = append(victims, sh.detach(sh.age.head))
-			k.stats.evictedMaxTraces.Add(1)
-		}
 		e = newEntry(id, k.cfg.clock.Now())
 		size += traceBaseBytes
 		sh.traces[id] = e
-		sh.age.pushBack(e)
-		sh.held++
+		sh.add(e)
 	case e.state == stateDecided:
 		o := e.outcome
 		sh.mu.Unlock()
@@ -184,9 +181,7 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 		e.buf = spanBufs.get()
 	}
 	*e.buf = append(*e.buf, s)
-	e.bytes += size
-	sh.spans++
-	sh.bytes += size
+	sh.grow(e, size)
 	if e.state == statePending {
 		if isRoot && !e.rootEnded {
 			e.rootEnded = true
@@ -197,13 +192,29 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 			victims = append(victims, sh.detach(e))
 			k.stats.evictedMaxSpans.Add(1)
 		}
-		for sh.bytes > sh.maxBytes && sh.age.head != nil {
-			victims = append(victims, sh.detach(sh.age.head))
-			k.stats.evictedMaxBytes.Add(1)
-		}
 	}
 	sh.mu.Unlock()
 
+	// The limits bound the totals: the oldest traces of any shard make
+	// room. Between the insertion above and the evictions here the totals
+	// may exceed a limit by what other goroutines are adding at the same
+	// moment.
+	for k.held.traces.Load() > int64(k.cfg.maxTraces) {
+		v, ok := k.evictOldest()
+		if !ok {
+			break
+		}
+		victims = append(victims, v)
+		k.stats.evictedMaxTraces.Add(1)
+	}
+	for k.held.bytes.Load() > k.cfg.maxBytes {
+		v, ok := k.evictOldest()
+		if !ok {
+			break
+		}
+		victims = append(victims, v)
+		k.stats.evictedMaxBytes.Add(1)
+	}
 	if len(victims) > 0 {
 		k.decide(victims)
 	}

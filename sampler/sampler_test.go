@@ -388,6 +388,8 @@ func TestMemoryBoundHoldsUnderAFloodOfTraces(t *testing.T) {
 		maxBytes  = 32 << 10
 		traces    = 5_000
 		workers   = 4
+		// A span of this test, with its trace's share, is well under it.
+		maxSpanBytes = 2 * (spanBaseBytes + traceBaseBytes)
 	)
 	h := newHarness(t, WithMaxTraces(maxTraces), WithMaxBytes(maxBytes), WithMaxSpansPerTrace(3))
 
@@ -405,7 +407,9 @@ func TestMemoryBoundHoldsUnderAFloodOfTraces(t *testing.T) {
 				}
 				_, root := h.trace(context.Background(), 1+i%4, errAt)
 				root.End()
-				if st := h.keep.Stats(); st.TracesHeld > maxTraces || st.BytesHeld > maxBytes {
+				// The totals may exceed a limit for an instant by the
+				// span each other worker is adding.
+				if st := h.keep.Stats(); st.TracesHeld > maxTraces+workers || st.BytesHeld > maxBytes+workers*maxSpanBytes {
 					mu.Lock()
 					violations = append(violations, st)
 					mu.Unlock()
