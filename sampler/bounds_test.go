@@ -195,3 +195,113 @@ func TestMaxTracesBoundsTheTotal(t *testing.T) {
 		t.Errorf("the early decision did not take the oldest trace: %d spans exported", len(got))
 	}
 }
+
+// An early decision applies the keep rules to what is held: a trace that
+// already shows an error, its latency or a predicate match is kept, and
+// its later spans follow as late spans.
+func TestEarlyDecisionsKeepWhatTheySee(t *testing.T) {
+	vip := attribute.Bool("vip", true)
+	tests := []struct {
+		name   string
+		opts   []Option
+		mark   func(s trace.Span) // makes the first child qualify
+		force  func(h *harness)   // forces the early decision
+		reason string
+		count  func(Stats) uint64
+	}{
+		{
+			name: "max traces", opts: []Option{WithMaxTraces(64)},
+			force: func(h *harness) {
+				for range 64 {
+					_, r := h.trace(context.Background(), 0, -1)
+					r.End()
+				}
+			},
+			reason: KeptByError, count: func(s Stats) uint64 { return s.EvictedMaxTraces },
+		},
+		{
+			name: "max bytes", opts: []Option{WithMaxBytes(64 << 10)},
+			force: func(h *harness) {
+				h.clock.Advance(time.Millisecond) // the held trace is the older one
+				_, r := h.tr.Start(context.Background(), "big", trace.WithAttributes(attribute.String("p", payload(0, 64<<10))))
+				r.End()
+			},
+			reason: KeptByError, count: func(s Stats) uint64 { return s.EvictedMaxBytes },
+		},
+		{
+			name: "span limit", opts: []Option{WithMaxSpansPerTrace(2)},
+			force:  func(*harness) {}, // the trace's own children reach it
+			reason: KeptByError, count: func(s Stats) uint64 { return s.EvictedMaxSpans },
+		},
+		{
+			name: "max wait", opts: []Option{WithMaxWait(time.Second)},
+			force:  func(h *harness) { h.advance(time.Second) },
+			reason: KeptByError, count: func(s Stats) uint64 { return s.ExpiredMaxWait },
+		},
+		{
+			name: "max wait, latency", opts: []Option{WithMaxWait(time.Second), WithLatencyThreshold(time.Second)},
+			mark: func(s trace.Span) {
+				s.End(trace.WithTimestamp(time.Now().Add(2 * time.Second)))
+			},
+			force:  func(h *harness) { h.advance(time.Second) },
+			reason: KeptByLatency, count: func(s Stats) uint64 { return s.ExpiredMaxWait },
+		},
+		{
+			name: "max bytes, predicate",
+			opts: []Option{WithMaxBytes(64 << 10), WithPredicate(func(s sdktrace.ReadOnlySpan) bool {
+				for _, kv := range s.Attributes() {
+					if kv == vip {
+						return true
+					}
+				}
+				return false
+			})},
+			mark: func(s trace.Span) { s.SetAttributes(vip); s.End() },
+			force: func(h *harness) {
+				h.clock.Advance(time.Millisecond) // the held trace is the older one
+				_, r := h.tr.Start(context.Background(), "big", trace.WithAttributes(attribute.String("p", payload(0, 64<<10))))
+				r.End()
+			},
+			reason: KeptByPredicate, count: func(s Stats) uint64 { return s.EvictedMaxBytes },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.opts...)
+			ctx, root := h.tr.Start(context.Background(), "root")
+			_, first := h.tr.Start(ctx, "first")
+			if tt.mark != nil {
+				tt.mark(first)
+			} else {
+				first.SetStatus(codes.Error, "boom")
+				first.End()
+			}
+			_, second := h.tr.Start(ctx, "second")
+			second.End()
+			tt.force(h)
+			if got := tt.count(h.keep.Stats()); got == 0 {
+				t.Fatalf("no early decision: %+v", h.keep.Stats())
+			}
+			_, late := h.tr.Start(ctx, "late")
+			late.End()
+			root.End()
+
+			var names []string
+			for _, s := range h.rec.Ended() {
+				if s.SpanContext().TraceID() != root.SpanContext().TraceID() {
+					continue
+				}
+				names = append(names, s.Name())
+				if kb := keptBy(s); kb != tt.reason {
+					t.Errorf("span %q kept_by %q, want %q", s.Name(), kb, tt.reason)
+				}
+			}
+			if len(names) != 4 {
+				t.Errorf("exported %v, want first, second, late and root", names)
+			}
+			if st := h.keep.Stats(); st.LateSpansKept < 1 {
+				t.Errorf("later spans did not follow as late spans: %+v", st)
+			}
+		})
+	}
+}
