@@ -44,6 +44,13 @@ type ErrorKeeper struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	workers sync.WaitGroup // ForceFlush's and Shutdown's deciding goroutines
+
+	// cutoff is set when Shutdown's context ends: from then on nothing is
+	// handed downstream; spans detached for a decision and not yet handed
+	// on are dropped and counted. inHand counts those spans.
+	cutoff atomic.Bool
+	inHand atomic.Int64
 
 	stats   counters
 	metrics metric.Registration
@@ -235,7 +242,13 @@ func (k *ErrorKeeper) late(s sdktrace.ReadOnlySpan, o outcome) {
 // decide evaluates detached traces, records their decisions and hands the
 // spans of kept ones downstream. It runs without any lock of this package.
 func (k *ErrorKeeper) decide(victims []victim) {
+	k.inHand.Add(spansOf(victims))
 	for i := range victims {
+		if k.cutoff.Load() {
+			k.inHand.Add(-spansOf(victims[i:]))
+			k.release(victims[i:])
+			return
+		}
 		v := &victims[i]
 		o := k.evaluate(*v.spans)
 		if o.kept() && k.limiter != nil && !k.limiter.AllowN(k.cfg.clock.Now(), 1) {
@@ -249,6 +262,7 @@ func (k *ErrorKeeper) decide(victims []victim) {
 		k.stats.decided[o].Add(1)
 		k.emit(*v.spans, o)
 		if extra != nil {
+			k.inHand.Add(int64(len(*extra)))
 			k.emit(*extra, o)
 			spanBufs.put(extra)
 		}
@@ -258,35 +272,59 @@ func (k *ErrorKeeper) decide(victims []victim) {
 	}
 }
 
-// release lets detached traces go without evaluating them, at Shutdown when
-// its context is done.
-func (k *ErrorKeeper) release(victims []victim) {
+// spansOf counts the spans of detached traces.
+func spansOf(victims []victim) int64 {
+	var n int64
+	for i := range victims {
+		if victims[i].spans != nil {
+			n += int64(len(*victims[i].spans))
+		}
+	}
+	return n
+}
+
+// release lets detached traces go without evaluating them, at Shutdown
+// when its context is done, counts them dropped and returns the number of
+// spans let go.
+func (k *ErrorKeeper) release(victims []victim) uint64 {
+	var n uint64
 	for i := range victims {
 		v := &victims[i]
 		sh := k.shardFor(v.e.id)
 		sh.mu.Lock()
 		extra := sh.finish(v.e, outcomeReleased, false)
 		sh.mu.Unlock()
-		n := len(*v.spans)
+		if v.spans != nil {
+			n += uint64(len(*v.spans))
+		}
 		if extra != nil {
-			n += len(*extra)
+			n += uint64(len(*extra))
 			spanBufs.put(extra)
 		}
-		k.stats.droppedShutdown.Add(uint64(n))
 		spanBufs.put(v.spans)
 		entries.put(v.e)
 		*v = victim{}
 	}
+	k.stats.droppedShutdown.Add(n)
+	return n
 }
 
 func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
 	if !o.kept() {
+		k.inHand.Add(-int64(len(spans)))
 		k.stats.spansReleased.Add(uint64(len(spans)))
 		return
 	}
-	k.stats.spansRescued.Add(uint64(len(spans)))
-	for _, s := range spans {
+	for i, s := range spans {
+		if k.cutoff.Load() {
+			rest := len(spans) - i
+			k.inHand.Add(-int64(rest))
+			k.stats.droppedShutdown.Add(uint64(rest))
+			return
+		}
+		k.stats.spansRescued.Add(1)
 		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
+		k.inHand.Add(-1)
 	}
 }
 
@@ -367,30 +405,94 @@ func (k *ErrorKeeper) drain(sh *shard, batch []victim) []victim {
 	return batch
 }
 
-// ForceFlush decides every held trace now, with the spans at hand, hands the
-// kept ones downstream and then flushes the next processor. It stops early,
-// leaving the rest held, when ctx is done.
+// ForceFlush decides every held trace now, with the spans at hand, hands
+// the kept ones downstream and then flushes the next processor.
+//
+// It returns by ctx's deadline, give or take the time to take the shard
+// locks, even when the downstream is slow: the deciding runs on a
+// goroutine of its own, and when ctx ends first ForceFlush returns an
+// error that wraps ctx.Err() and says what was left. Traces not reached
+// stay held for their usual decision; the spans of traces already kept go
+// on being handed downstream by that goroutine, which Shutdown waits for.
 func (k *ErrorKeeper) ForceFlush(ctx context.Context) error {
-	var batch []victim
-	for i := range k.shards {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("sampler: force flush: %w", err)
-		}
-		batch = k.drain(&k.shards[i], batch[:0])
-		k.decide(batch)
-	}
-	if err := k.next.ForceFlush(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sampler: force flush: %w", err)
+	}
+	done := make(chan struct{})
+	k.workers.Add(1)
+	go func() {
+		defer k.workers.Done()
+		defer close(done)
+		k.decideAll(ctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		st := k.Stats()
+		return fmt.Errorf("sampler: force flush: %w: %d traces (%d spans) still held, %d spans in hand being decided",
+			ctx.Err(), st.TracesHeld, st.SpansHeld, k.inHand.Load())
+	}
+	if err := await(ctx, k.next.ForceFlush); err != nil {
+		return fmt.Errorf("sampler: force flush next processor: %w", err)
 	}
 	return nil
 }
 
+// decideAll decides the traces of every shard in turn, stopping before
+// the next shard once ctx is done.
+func (k *ErrorKeeper) decideAll(ctx context.Context) {
+	var batch []victim
+	for i := range k.shards {
+		if ctx.Err() != nil {
+			return
+		}
+		batch = k.drain(&k.shards[i], batch[:0])
+		k.decide(batch)
+	}
+}
+
+// releaseAll releases every held trace undecided and returns the number
+// of spans let go.
+func (k *ErrorKeeper) releaseAll() uint64 {
+	var n uint64
+	var batch []victim
+	for i := range k.shards {
+		batch = k.drain(&k.shards[i], batch[:0])
+		n += k.release(batch)
+	}
+	return n
+}
+
+// await runs f on its own goroutine and returns its error, or ctx's when
+// ctx ends first, so that a next processor that ignores its context does
+// not hold the caller past the deadline.
+func await(ctx context.Context, f func(context.Context) error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+}
+
 // Shutdown stops the background goroutine, decides every held trace as
-// ForceFlush does, and shuts the next processor down. When ctx is done
-// before all held traces are decided, the rest are released undecided and
-// counted (Stats.DroppedShutdown). Spans ending afterwards are dropped and
-// counted the same way. Only the first call does the work; later calls wait
-// for the background goroutine and return nil.
+// ForceFlush does, and shuts the next processor down.
+//
+// It returns by ctx's deadline, give or take the time to release what is
+// held, even when the downstream is slow. When ctx ends first, nothing
+// more is handed downstream: the traces still held are released
+// undecided, kept spans not yet handed on are dropped as the downstream
+// returns, and both are counted (Stats.DroppedShutdown); the error wraps
+// ctx.Err() and says how many. Spans ending afterwards are dropped and
+// counted the same way. Only the first call does the work; later calls
+// wait for the background goroutine and return nil.
 func (k *ErrorKeeper) Shutdown(ctx context.Context) error {
 	first := false
 	var err error
@@ -412,30 +514,41 @@ func (k *ErrorKeeper) Shutdown(ctx context.Context) error {
 func (k *ErrorKeeper) shutdown(ctx context.Context) error {
 	k.stopped.Store(true)
 	close(k.stop)
-	if k.metrics != nil {
-		_ = k.metrics.Unregister()
-	}
-	var errs []error
+
+	done := make(chan struct{})
+	k.workers.Add(1)
+	go func() {
+		defer k.workers.Done()
+		defer close(done)
+		select {
+		case <-k.done:
+		case <-ctx.Done():
+			return
+		}
+		k.decideAll(ctx)
+	}()
 	select {
-	case <-k.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 
-	var batch []victim
+	var errs []error
+	if err := ctx.Err(); err != nil {
+		k.cutoff.Store(true)
+		released := k.releaseAll()
+		errs = append(errs, fmt.Errorf("sampler: shutdown: %w: %d held spans released undecided, %d spans in hand dropped as the downstream returns",
+			err, released, k.inHand.Load()))
+	}
 	for i := range k.shards {
-		batch = k.drain(&k.shards[i], batch[:0])
-		if ctx.Err() != nil {
-			k.release(batch)
-		} else {
-			k.decide(batch)
-		}
 		k.shards[i].clear()
 	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("sampler: shutdown: %w", err))
-	}
-	if err := k.next.Shutdown(ctx); err != nil {
+	// Past the deadline the next processor gets the same done context; its
+	// own report of that deadline would say nothing new.
+	if err := await(ctx, k.next.Shutdown); err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		errs = append(errs, fmt.Errorf("sampler: shutdown next processor: %w", err))
+	}
+	if k.metrics != nil {
+		_ = k.metrics.Unregister()
 	}
 	return errors.Join(errs...)
 }

@@ -43,10 +43,20 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...Option) *harness {
 	t.Helper()
+	return newHarnessTo(t, nil, opts...)
+}
+
+// newHarnessTo is newHarness with next as the downstream; with next nil,
+// the harness's span recorder.
+func newHarnessTo(t *testing.T, next sdktrace.SpanProcessor, opts ...Option) *harness {
+	t.Helper()
 	clk := clockwork.NewFakeClock()
 	rec := tracetest.NewSpanRecorder()
+	if next == nil {
+		next = rec
+	}
 	base := []Option{withClock(clk), withTick(testTick), WithRatio(0), WithDecisionDelay(testDelay), WithMaxKeptPerSecond(0)}
-	keep := ErrorKeeping(rec, append(base, opts...)...)
+	keep := ErrorKeeping(next, append(base, opts...)...)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	h := &harness{t: t, clock: clk, rec: rec, keep: keep, tp: tp, tr: tp.Tracer("test")}
