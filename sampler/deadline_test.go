@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -138,5 +139,58 @@ func TestShutdownReturnsByItsDeadline(t *testing.T) {
 	}
 	if st.DroppedShutdown != deadlineSpans-1 || st.SpansRescued != 1 {
 		t.Errorf("dropped %d, rescued %d; want %d and 1", st.DroppedShutdown, st.SpansRescued, deadlineSpans-1)
+	}
+}
+
+// The collection after Shutdown sees what Shutdown did: the decisions of
+// the final flush, and the spans dropped when its context ended; the
+// figures match Stats.
+func TestMetricsOutliveShutdown(t *testing.T) {
+	tests := []struct {
+		name   string
+		cancel bool
+	}{
+		{name: "final flush"},
+		{name: "deadline passed", cancel: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			defer func() { _ = mp.Shutdown(context.Background()) }()
+			h := newHarness(t, WithMeterProvider(mp))
+			holdErrorTraces(h)
+			_ = collectMetrics(t, reader) // a collection before, as a periodic reader makes
+
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.cancel {
+				cancel()
+			}
+			defer cancel()
+			_ = h.keep.Shutdown(ctx)
+			h.keep.workers.Wait()
+			st := h.keep.Stats()
+			got := collectMetrics(t, reader)
+
+			wants := []struct {
+				metric, attrs string
+				want          uint64
+			}{
+				{metricDecided, "tracekeeper.sampler.decision=error", st.KeptByError},
+				{metricRescued, "", st.SpansRescued},
+				{metricDropped, "tracekeeper.sampler.reason=shutdown", st.DroppedShutdown},
+			}
+			for _, w := range wants {
+				if v, ok := got[w.metric][w.attrs]; !ok || uint64(v) != w.want {
+					t.Errorf("after Shutdown %s{%s} = %d (present %v), Stats say %d", w.metric, w.attrs, v, ok, w.want)
+				}
+			}
+			if tt.cancel && st.DroppedShutdown != deadlineSpans {
+				t.Errorf("DroppedShutdown = %d, want %d", st.DroppedShutdown, deadlineSpans)
+			}
+			if !tt.cancel && st.KeptByError != deadlineTraces {
+				t.Errorf("KeptByError = %d, want %d", st.KeptByError, deadlineTraces)
+			}
+		})
 	}
 }

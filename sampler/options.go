@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
 )
 
 // Defaults. Each option's documentation names the one it overrides.
@@ -55,6 +56,7 @@ type config struct {
 	decisionCache    int
 	maxKeptPerSecond float64
 	meterProvider    metric.MeterProvider
+	logger           *zap.Logger
 
 	clock clockwork.Clock
 	tick  time.Duration // sweep period of the background goroutine
@@ -263,6 +265,18 @@ func WithMaxKeptPerSecond(n float64) Option {
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c config) config {
 		c.meterProvider = mp
+		return c
+	})
+}
+
+// WithLogger sets the logger that reports, once each, what keeps the
+// sampler from working as configured: self-metrics that cannot be
+// created, an ErrorKeeper registered only as the sampler or only as a span
+// processor. A nil logger, the default, sends those reports to the
+// OpenTelemetry error handler (otel.Handle).
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
 		return c
 	})
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 // ErrorKeeper is a head sampler and a tail span processor in one value. As
@@ -53,7 +54,7 @@ type ErrorKeeper struct {
 	inHand atomic.Int64
 
 	stats   counters
-	metrics metric.Registration
+	metrics *selfobs.Registration
 }
 
 var (
@@ -547,9 +548,7 @@ func (k *ErrorKeeper) shutdown(ctx context.Context) error {
 	if err := await(ctx, k.next.Shutdown); err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		errs = append(errs, fmt.Errorf("sampler: shutdown next processor: %w", err))
 	}
-	if k.metrics != nil {
-		_ = k.metrics.Unregister()
-	}
+	k.metrics.Retire()
 	return errors.Join(errs...)
 }
 

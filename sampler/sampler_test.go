@@ -646,6 +646,34 @@ func TestRescuedSpanTraceState(t *testing.T) {
 	}
 }
 
+// collectMetrics reads every int64 data point: metric name, then encoded
+// attributes, then value.
+func collectMetrics(t *testing.T, reader *sdkmetric.ManualReader) map[string]map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			pts := map[string]int64{}
+			var dps []metricdata.DataPoint[int64]
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				dps = d.DataPoints
+			case metricdata.Gauge[int64]:
+				dps = d.DataPoints
+			}
+			for _, dp := range dps {
+				pts[dp.Attributes.Encoded(attribute.DefaultEncoder())] = dp.Value
+			}
+			out[m.Name] = pts
+		}
+	}
+	return out
+}
+
 func TestMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -656,30 +684,7 @@ func TestMetrics(t *testing.T) {
 	_, r2 := h.trace(context.Background(), 1, -1)
 	r2.End()
 
-	collect := func() map[string]map[string]int64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]map[string]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				pts := map[string]int64{}
-				var dps []metricdata.DataPoint[int64]
-				switch d := m.Data.(type) {
-				case metricdata.Sum[int64]:
-					dps = d.DataPoints
-				case metricdata.Gauge[int64]:
-					dps = d.DataPoints
-				}
-				for _, dp := range dps {
-					pts[dp.Attributes.Encoded(attribute.DefaultEncoder())] = dp.Value
-				}
-				out[m.Name] = pts
-			}
-		}
-		return out
-	}
+	collect := func() map[string]map[string]int64 { return collectMetrics(t, reader) }
 	got := collect()
 	if v := got[metricTraces][""]; v != 2 {
 		t.Errorf("%s = %d, want 2", metricTraces, v)
