@@ -24,6 +24,9 @@ const (
 	DefaultMaxBytes         = 64 << 20
 	DefaultDecisionCache    = 50_000
 	DefaultMaxKeptPerSecond = 100
+	// DefaultKeptBurstSeconds is the default burst of the cap on kept
+	// traces, in seconds' worth of it: 500 traces at the default cap.
+	DefaultKeptBurstSeconds = 5
 )
 
 // Standard environment variables read for the head ratio.
@@ -55,6 +58,7 @@ type config struct {
 	maxBytes         int64
 	decisionCache    int
 	maxKeptPerSecond float64
+	keptBurst        int // 0: DefaultKeptBurstSeconds of maxKeptPerSecond
 	meterProvider    metric.MeterProvider
 	logger           *zap.Logger
 
@@ -247,14 +251,34 @@ func WithDecisionCacheSize(n int) Option {
 }
 
 // WithMaxKeptPerSecond caps the traces kept by the tail (error, latency or
-// predicate) per second, with a burst of the same size, so that an outage
-// does not turn into a flood of traces. Head-sampled traces are never capped.
-// Traces over the cap are released and counted. 0 or less removes the cap.
+// predicate) per second, so that an outage does not turn into a flood of
+// traces. Head-sampled traces are never capped. Traces over the cap are
+// released and counted (Stats.RateLimited). 0 or less removes the cap.
+//
+// The cap is a token bucket: it refills at n traces per second up to its
+// burst (WithMaxKeptBurst), so a short burst of failures is kept whole
+// while a sustained one is held to n per second. With the defaults, 500
+// failing traces at once are kept, then 100 per second.
 //
 // Default: DefaultMaxKeptPerSecond (100).
 func WithMaxKeptPerSecond(n float64) Option {
 	return optionFunc(func(c config) config {
 		c.maxKeptPerSecond = n
+		return c
+	})
+}
+
+// WithMaxKeptBurst sets how many tail-kept traces the cap of
+// WithMaxKeptPerSecond lets through at once. A larger burst keeps every
+// trace of a longer spike of failures, at the price of a larger spike of
+// exported spans and memory downstream when it happens; a burst of 1
+// spreads kept traces evenly. Values ≤ 0 restore the default.
+//
+// Default: DefaultKeptBurstSeconds (5) seconds' worth of the cap, at
+// least 1: 500 with the default cap.
+func WithMaxKeptBurst(n int) Option {
+	return optionFunc(func(c config) config {
+		c.keptBurst = max(n, 0)
 		return c
 	})
 }

@@ -85,7 +85,10 @@ func ErrorKeeping(next sdktrace.SpanProcessor, opts ...Option) *ErrorKeeper {
 	k.desc = fmt.Sprintf("ErrorKeeping{root:%s,delay:%s,maxWait:%s}",
 		k.ratio.Description(), cfg.decisionDelay, cfg.maxWait)
 	if cfg.maxKeptPerSecond > 0 {
-		burst := max(int(cfg.maxKeptPerSecond), 1)
+		burst := cfg.keptBurst
+		if burst == 0 {
+			burst = max(int(DefaultKeptBurstSeconds*cfg.maxKeptPerSecond), 1)
+		}
 		k.limiter = rate.NewLimiter(rate.Limit(cfg.maxKeptPerSecond), burst)
 	}
 	k.initShards()

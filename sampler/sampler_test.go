@@ -466,7 +466,7 @@ func TestSpanLimitDecidesTheTraceEarly(t *testing.T) {
 }
 
 func TestMaxKeptPerSecond(t *testing.T) {
-	h := newHarness(t, WithMaxKeptPerSecond(2))
+	h := newHarness(t, WithMaxKeptPerSecond(2), WithMaxKeptBurst(2))
 	failing := func(n int) {
 		for range n {
 			_, root := h.trace(context.Background(), 1, 0)
@@ -936,5 +936,38 @@ func TestEverySpanIsAccountedForUnderConcurrency(t *testing.T) {
 	}
 	if got := uint64(len(rec.Ended())); got != st.SpansRescued {
 		t.Errorf("downstream got %d spans, SpansRescued = %d", got, st.SpansRescued)
+	}
+}
+
+// The default cap keeps a burst of failures whole: 386 failing traces in
+// 0.3 s, as an outage starts, are all kept.
+func TestDefaultCapKeepsABurst(t *testing.T) {
+	const (
+		traces = 386
+		over   = 300 * time.Millisecond
+	)
+	h := newHarness(t, WithMaxKeptPerSecond(DefaultMaxKeptPerSecond))
+	for i := range traces {
+		_, root := h.trace(context.Background(), 1, 0)
+		root.End()
+		if i%10 == 9 {
+			h.advance(over / (traces / 10))
+		}
+	}
+	h.advance(testDelay)
+	st := h.keep.Stats()
+	t.Logf("burst of %d failing traces in %v at the default cap: kept %d, rate limited %d",
+		traces, over, st.KeptByError, st.RateLimited)
+	if st.KeptByError != traces || st.RateLimited != 0 {
+		t.Errorf("kept %d, rate limited %d; want all %d kept", st.KeptByError, st.RateLimited, traces)
+	}
+	// Past the burst, the cap holds.
+	for range 2 * DefaultKeptBurstSeconds * DefaultMaxKeptPerSecond {
+		_, root := h.trace(context.Background(), 1, 0)
+		root.End()
+	}
+	h.advance(testDelay)
+	if st := h.keep.Stats(); st.RateLimited == 0 {
+		t.Errorf("a sustained flood was not capped: %+v", st)
 	}
 }
