@@ -49,6 +49,7 @@ func (f optionFunc) apply(c config) config { return f(c) }
 // options.
 type config struct {
 	ratio            float64
+	head             sdktrace.Sampler
 	decisionDelay    time.Duration
 	maxWait          time.Duration
 	latency          time.Duration
@@ -129,7 +130,8 @@ func (c config) fromEnv(getenv func(string) string) config {
 // WithRatio sets the head sampling ratio: the share of new local traces
 // sampled up front, as by sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)).
 // A ratio of 1 or more samples every trace at the head; 0 or less samples
-// none, so only the traces kept by the tail are exported.
+// none, so only the traces kept by the tail are exported. Ignored when
+// WithHead sets a head.
 //
 // Default: DefaultRatio (0.05). Environment: OTEL_TRACES_SAMPLER_ARG, read
 // when OTEL_TRACES_SAMPLER is traceidratio or parentbased_traceidratio. This
@@ -137,6 +139,28 @@ func (c config) fromEnv(getenv func(string) string) config {
 func WithRatio(r float64) Option {
 	return optionFunc(func(c config) config {
 		c.ratio = r
+		return c
+	})
+}
+
+// WithHead sets the head sampler, asked for every new local trace and
+// every span with a remote parent: for example a
+// go.opentelemetry.io/contrib/samplers/jaegerremote sampler, a probability
+// sampler that writes the ot=th tracestate threshold, or a rule sampler of
+// your own. What the head samples is exported at once as the head
+// returned it, tracestate and attributes included; where it drops,
+// ErrorKeeper records the span only, and the tail decides. Spans with a
+// local parent follow the parent without asking the head. The head is
+// called concurrently, as a provider's sampler is. Wrap it in
+// sdktrace.ParentBased for it to follow remote parents' sampled flags.
+// Nil restores the default.
+//
+// Default: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), with
+// the ratio of WithRatio. This option wins over WithRatio and the
+// environment.
+func WithHead(s sdktrace.Sampler) Option {
+	return optionFunc(func(c config) config {
+		c.head = s
 		return c
 	})
 }

@@ -32,7 +32,7 @@ import (
 type ErrorKeeper struct {
 	cfg     config
 	next    sdktrace.SpanProcessor
-	ratio   sdktrace.Sampler
+	head    sdktrace.Sampler
 	desc    string
 	limiter *rate.Limiter // nil: no cap
 
@@ -76,14 +76,17 @@ func ErrorKeeping(next sdktrace.SpanProcessor, opts ...Option) *ErrorKeeper {
 		next = discard{}
 	}
 	k := &ErrorKeeper{
-		cfg:   cfg,
-		next:  next,
-		ratio: sdktrace.TraceIDRatioBased(cfg.ratio),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:  cfg,
+		next: next,
+		head: cfg.head,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
-	k.desc = fmt.Sprintf("ErrorKeeping{root:%s,delay:%s,maxWait:%s}",
-		k.ratio.Description(), cfg.decisionDelay, cfg.maxWait)
+	if k.head == nil {
+		k.head = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.ratio))
+	}
+	k.desc = fmt.Sprintf("ErrorKeeping{head:%s,delay:%s,maxWait:%s}",
+		k.head.Description(), cfg.decisionDelay, cfg.maxWait)
 	if cfg.maxKeptPerSecond > 0 {
 		burst := cfg.keptBurst
 		if burst == 0 {
@@ -106,35 +109,53 @@ func (k *ErrorKeeper) Description() string { return k.desc }
 // its length, so nobody appending to it can write into it.
 var headAttrs = []attribute.KeyValue{KeptByKey.String(KeptByHead)}
 
-// ShouldSample implements sdktrace.Sampler with the decisions of
-// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), except that where
-// those drop, it records the span without sampling it (RecordOnly), so that
-// the processor side can still keep its trace. The tracestate is the
-// parent's, as with the stock samplers. After Shutdown it drops instead.
+// ShouldSample implements sdktrace.Sampler. A span with a local parent
+// follows it: sampled if the parent is, recorded only if not, so that a
+// trace is sampled or held whole in this process. For a new trace or a
+// remote parent it asks the head (WithHead; by default
+// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))): what the head
+// samples is returned as the head returned it, its tracestate included,
+// with KeptByKey=head added to its attributes; where the head drops, the
+// span is recorded without being sampled (RecordOnly), with the head's
+// tracestate, so that the processor side can still keep its trace. After
+// Shutdown it drops instead.
 func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
 	psc := trace.SpanContextFromContext(p.ParentContext)
-	var sampled bool
-	switch {
-	case !psc.IsValid():
-		sampled = k.ratio.ShouldSample(p).Decision == sdktrace.RecordAndSample
-		if sampled {
-			k.stats.headSampled.Add(1)
-		}
-	default:
-		sampled = psc.IsSampled()
-		if sampled && psc.IsRemote() {
-			k.stats.headSampled.Add(1)
+	if psc.IsValid() && !psc.IsRemote() {
+		ts := psc.TraceState()
+		switch {
+		case psc.IsSampled():
+			return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: headAttrs, Tracestate: ts}
+		case k.stopped.Load():
+			return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+		default:
+			return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
 		}
 	}
-	ts := psc.TraceState()
+	r := k.head.ShouldSample(p)
 	switch {
-	case sampled:
-		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: headAttrs, Tracestate: ts}
+	case r.Decision == sdktrace.RecordAndSample:
+		k.stats.headSampled.Add(1)
+		r.Attributes = withKeptByHead(r.Attributes)
+		return r
 	case k.stopped.Load():
-		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: r.Tracestate}
+	case r.Decision == sdktrace.RecordOnly:
+		return r
 	default:
-		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: r.Tracestate}
 	}
+}
+
+// withKeptByHead returns a head's attributes with KeptByKey=head added, in
+// a new slice when the head returned some: the head may reuse its own.
+func withKeptByHead(attrs []attribute.KeyValue) []attribute.KeyValue {
+	if len(attrs) == 0 {
+		return headAttrs
+	}
+	out := make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+	copy(out, attrs)
+	return append(out, headAttrs[0])
 }
 
 // OnStart implements sdktrace.SpanProcessor. It forwards every recording

@@ -1,0 +1,145 @@
+package sampler
+
+import (
+	"context"
+	"encoding/binary"
+	"sync/atomic"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ruleHead samples spans by name, as a user's rule sampler may, and
+// attributes its decision.
+type ruleHead struct{ name string }
+
+func (h ruleHead) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	ts := trace.SpanContextFromContext(p.ParentContext).TraceState()
+	if p.Name == h.name {
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: ts,
+			Attributes: []attribute.KeyValue{attribute.String("rule", h.name)}}
+	}
+	return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+}
+
+func (h ruleHead) Description() string { return "rule{" + h.name + "}" }
+
+// thresholdHead stands in for a consistent probability sampler (the SDK's
+// experimental one, or a jaegerremote probabilistic strategy with
+// threshold propagation): it writes ot=th into the tracestate whatever it
+// decides, and samples the traces whose first ID byte is even.
+type thresholdHead struct{}
+
+func (thresholdHead) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	ts := trace.SpanContextFromContext(p.ParentContext).TraceState()
+	ts, _ = ts.Insert("ot", "th:8")
+	d := sdktrace.Drop
+	if p.TraceID[0]%2 == 0 {
+		d = sdktrace.RecordAndSample
+	}
+	return sdktrace.SamplingResult{Decision: d, Tracestate: ts}
+}
+
+func (thresholdHead) Description() string { return "threshold{th:8}" }
+
+func TestHeadOption(t *testing.T) {
+	tests := []struct {
+		name       string
+		head       sdktrace.Sampler
+		rootName   string
+		wantHead   bool   // the trace is sampled at the head
+		wantTS     string // tracestate exported
+		wantAttr   string // an attribute the head wrote, kept on head-sampled spans
+		rootTrace  trace.TraceID
+		errorChild bool
+	}{
+		{name: "rule head samples by name", head: ruleHead{"GET /checkout"}, rootName: "GET /checkout",
+			wantHead: true, wantAttr: "rule"},
+		{name: "rule head drops, the tail keeps the error", head: ruleHead{"GET /checkout"}, rootName: "GET /health",
+			errorChild: true},
+		{name: "threshold head samples, th is kept", head: thresholdHead{}, rootTrace: trace.TraceID{2, 15: 1},
+			wantHead: true, wantTS: "ot=th:8"},
+		{name: "threshold head drops, th is erased on rescue", head: thresholdHead{}, rootTrace: trace.TraceID{3, 15: 1},
+			errorChild: true, wantTS: ""},
+		{name: "always on", head: sdktrace.AlwaysSample(), wantHead: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, WithHead(tt.head), WithRatio(1)) // the head wins over the ratio
+			tid := tt.rootTrace
+			if !tid.IsValid() {
+				tid = trace.TraceID{4, 15: 1}
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(h.keep), sdktrace.WithSpanProcessor(h.keep),
+				sdktrace.WithIDGenerator(&fixedIDs{tid: tid}))
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			tr := tp.Tracer("test")
+			name := tt.rootName
+			if name == "" {
+				name = "root"
+			}
+			rctx, root := tr.Start(context.Background(), name)
+			for i := range 2 {
+				_, c := tr.Start(rctx, "child") // follows the local root, whatever the head says of its name
+				if tt.errorChild && i == 1 {
+					c.SetStatus(codes.Error, "boom")
+				}
+				c.End()
+			}
+			root.End()
+			if tt.wantHead {
+				if got := len(h.rec.Ended()); got != 3 {
+					t.Fatalf("head-sampled: %d spans exported at once, want 3", got)
+				}
+			}
+			h.advance(testDelay)
+			got := h.rec.Ended()
+			if len(got) != 3 {
+				t.Fatalf("exported %d spans, want 3", len(got))
+			}
+			want := KeptByError
+			if tt.wantHead {
+				want = KeptByHead
+			}
+			for _, s := range got {
+				if kb := keptBy(s); kb != want {
+					t.Errorf("span %q kept_by %q, want %q", s.Name(), kb, want)
+				}
+				if ts := s.SpanContext().TraceState().String(); ts != tt.wantTS {
+					t.Errorf("span %q tracestate %q, want %q", s.Name(), ts, tt.wantTS)
+				}
+			}
+			if tt.wantAttr != "" {
+				found := false
+				for _, kv := range got[len(got)-1].Attributes() {
+					found = found || kv.Key == attribute.Key(tt.wantAttr)
+				}
+				if !found {
+					t.Errorf("the head's attribute %q was lost", tt.wantAttr)
+				}
+			}
+			if d := h.keep.Description(); d == "" {
+				t.Error("no description")
+			}
+		})
+	}
+}
+
+// fixedIDs gives every new root the same trace ID.
+type fixedIDs struct {
+	tid  trace.TraceID
+	next atomic.Uint64
+}
+
+func (g *fixedIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	return g.tid, g.NewSpanID(ctx, g.tid)
+}
+
+func (g *fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID {
+	var sid trace.SpanID
+	binary.BigEndian.PutUint64(sid[:], g.next.Add(1))
+	return sid
+}
