@@ -143,3 +143,71 @@ func (g *fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID {
 	binary.BigEndian.PutUint64(sid[:], g.next.Add(1))
 	return sid
 }
+
+// In dry run every recorded span goes downstream, sampled, marked with the
+// decision the sampler would have taken.
+func TestDryRun(t *testing.T) {
+	h := newHarness(t, WithDryRun(true), WithHead(ruleHead{"GET /checkout"}),
+		WithMaxKeptPerSecond(1), WithMaxKeptBurst(1))
+	start := func(name string, errAt int) (context.Context, trace.Span) {
+		ctx, root := h.tr.Start(context.Background(), name)
+		for i := range 2 {
+			_, c := h.tr.Start(ctx, "child")
+			if i == errAt {
+				c.SetStatus(codes.Error, "boom")
+			}
+			c.End()
+		}
+		return ctx, root
+	}
+	_, head := start("GET /checkout", -1)
+	head.End()
+	if got := len(h.rec.Ended()); got != 3 {
+		t.Fatalf("head-sampled spans: %d handed on at once, want 3", got)
+	}
+	_, failing := start("GET /a", 0)
+	failing.End()
+	_, limited := start("GET /b", 0) // over the cap of one
+	limited.End()
+	cleanCtx, clean := start("GET /c", -1)
+	_, straggler := h.tr.Start(cleanCtx, "straggler")
+	clean.End()
+	h.advance(testDelay)
+	straggler.End() // a late span follows, marked too
+
+	want := map[trace.TraceID]struct {
+		keep     bool
+		decision string
+	}{
+		head.SpanContext().TraceID():    {true, KeptByHead},
+		failing.SpanContext().TraceID(): {true, KeptByError},
+		limited.SpanContext().TraceID(): {false, DecisionRateLimited},
+		clean.SpanContext().TraceID():   {false, DecisionReleased},
+	}
+	got := h.rec.Ended()
+	if len(got) != 13 {
+		t.Fatalf("dry run handed on %d spans, want all 13", len(got))
+	}
+	for _, s := range got {
+		w := want[s.SpanContext().TraceID()]
+		var keep, decision attribute.Value
+		for _, kv := range s.Attributes() {
+			switch kv.Key {
+			case WouldKeepKey:
+				keep = kv.Value
+			case DecisionKey:
+				decision = kv.Value
+			}
+		}
+		if keep.Type() != attribute.BOOL || keep.AsBool() != w.keep || decision.AsString() != w.decision {
+			t.Errorf("span %q: would_keep=%v decision=%q, want %v %q", s.Name(), keep.Emit(), decision.AsString(), w.keep, w.decision)
+		}
+		if !s.SpanContext().IsSampled() {
+			t.Errorf("span %q handed on unsampled", s.Name())
+		}
+	}
+	st := h.keep.Stats()
+	if st.KeptByError != 1 || st.RateLimited != 1 || st.Released != 1 || st.LateSpansReleased != 1 {
+		t.Errorf("dry run counts what would have been done: %+v", st)
+	}
+}

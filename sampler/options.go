@@ -62,6 +62,7 @@ type config struct {
 	keptBurst        int // 0: DefaultKeptBurstSeconds of maxKeptPerSecond
 	meterProvider    metric.MeterProvider
 	logger           *zap.Logger
+	dryRun           bool
 
 	clock clockwork.Clock
 	tick  time.Duration // sweep period of the background goroutine
@@ -313,6 +314,24 @@ func WithMaxKeptBurst(n int) Option {
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c config) config {
 		c.meterProvider = mp
+		return c
+	})
+}
+
+// WithDryRun, enabled, makes the sampler decide as usual but hand every
+// recorded span downstream, sampled, marked with the decision it would
+// have taken (WouldKeepKey and DecisionKey), so that its choices can be
+// seen in the backend before they are trusted. Head decisions, the keep
+// rules, the limits, early decisions and the cap work as without it; only
+// what is handed on differs. Propagation does not: other services see the
+// sampled flag the head chose, as they will when dry run is off. Counters
+// and metrics count what would have been done (SpansReleased counts the
+// spans a dry run hands on unkept).
+//
+// Default: disabled.
+func WithDryRun(enabled bool) Option {
+	return optionFunc(func(c config) config {
+		c.dryRun = enabled
 		return c
 	})
 }

@@ -176,7 +176,11 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
 	if sc.IsSampled() {
-		if !k.stopped.Load() {
+		switch {
+		case k.stopped.Load():
+		case k.cfg.dryRun:
+			k.next.OnEnd(newMarkedSpan(s, dryRunHeadAttrs))
+		default:
 			k.next.OnEnd(s)
 		}
 		return
@@ -257,11 +261,22 @@ func (k *ErrorKeeper) late(s sdktrace.ReadOnlySpan, o outcome) {
 	if o.kept() {
 		k.stats.lateKept.Add(1)
 		k.stats.spansRescued.Add(1)
-		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
-		return
+	} else {
+		k.stats.lateReleased.Add(1)
+		k.stats.spansReleased.Add(1)
 	}
-	k.stats.lateReleased.Add(1)
-	k.stats.spansReleased.Add(1)
+	if o.kept() || k.cfg.dryRun {
+		k.next.OnEnd(newMarkedSpan(s, k.marks(o)))
+	}
+}
+
+// marks are the attributes added to the spans of a trace decided o: the
+// reason it was kept, or in dry run what would have been done.
+func (k *ErrorKeeper) marks(o outcome) []attribute.KeyValue {
+	if k.cfg.dryRun {
+		return dryRunAttrs[o]
+	}
+	return keptByAttrs[o]
 }
 
 // decide evaluates detached traces, records their decisions and hands the
@@ -334,12 +349,16 @@ func (k *ErrorKeeper) release(victims []victim) uint64 {
 	return n
 }
 
+// emit hands the spans of a trace decided o downstream, or lets them go.
+// In dry run every span is handed on, marked with the decision.
 func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
-	if !o.kept() {
+	kept := o.kept()
+	if !kept && !k.cfg.dryRun {
 		k.inHand.Add(-int64(len(spans)))
 		k.stats.spansReleased.Add(uint64(len(spans)))
 		return
 	}
+	marks := k.marks(o)
 	for i, s := range spans {
 		if k.cutoff.Load() {
 			rest := len(spans) - i
@@ -347,8 +366,12 @@ func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
 			k.stats.droppedShutdown.Add(uint64(rest))
 			return
 		}
-		k.stats.spansRescued.Add(1)
-		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
+		if kept {
+			k.stats.spansRescued.Add(1)
+		} else {
+			k.stats.spansReleased.Add(1)
+		}
+		k.next.OnEnd(newMarkedSpan(s, marks))
 		k.inHand.Add(-1)
 	}
 }

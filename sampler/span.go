@@ -20,43 +20,62 @@ const (
 	KeptByPredicate = "predicate" // the user predicate matched a held span
 )
 
-// rescuedSpan is the read-only view under which a recorded-only span is
-// handed downstream once its trace is kept: sampled, with the reason
-// attached and the tracestate threshold erased. Every other method reads
-// through to the span as recorded.
-type rescuedSpan struct {
+// DryRun attributes: in dry run (WithDryRun) every span is handed
+// downstream carrying WouldKeepKey, whether the sampler would have
+// exported it, and DecisionKey, the decision taken for its trace: one of
+// KeptByHead, KeptByError, KeptByLatency, KeptByPredicate,
+// DecisionRateLimited or DecisionReleased.
+const (
+	WouldKeepKey = attribute.Key("tracekeeper.sampler.would_keep")
+	DecisionKey  = attribute.Key("tracekeeper.sampler.decision")
+)
+
+// Values of DecisionKey besides the KeptBy values.
+const (
+	DecisionRateLimited = "rate_limited" // a rule matched, but the cap of kept traces was reached
+	DecisionReleased    = "released"     // no rule matched
+)
+
+// markedSpan is the read-only view under which a span is handed
+// downstream by the tail (or by any path in dry run): sampled, with its
+// marks attached and the tracestate threshold erased when it was not
+// sampled at the head. Every other method reads through to the span as
+// recorded.
+type markedSpan struct {
 	sdktrace.ReadOnlySpan
 	sc     trace.SpanContext
 	parent trace.SpanContext
-	keptBy attribute.KeyValue
+	marks  []attribute.KeyValue
 }
 
-var _ sdktrace.ReadOnlySpan = (*rescuedSpan)(nil)
+var _ sdktrace.ReadOnlySpan = (*markedSpan)(nil)
 
-func newRescuedSpan(s sdktrace.ReadOnlySpan, keptBy attribute.KeyValue) *rescuedSpan {
+func newMarkedSpan(s sdktrace.ReadOnlySpan, marks []attribute.KeyValue) *markedSpan {
 	sc := s.SpanContext()
-	sc = sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)).
-		WithTraceState(eraseThreshold(sc.TraceState()))
 	parent := s.Parent()
-	if parent.IsValid() && !parent.IsRemote() {
-		// A local parent belongs to the same held trace and is kept with it.
-		parent = parent.WithTraceFlags(parent.TraceFlags().WithSampled(true)).
-			WithTraceState(eraseThreshold(parent.TraceState()))
+	if !sc.IsSampled() {
+		sc = sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)).
+			WithTraceState(eraseThreshold(sc.TraceState()))
+		if parent.IsValid() && !parent.IsRemote() {
+			// A local parent belongs to the same held trace and is kept with it.
+			parent = parent.WithTraceFlags(parent.TraceFlags().WithSampled(true)).
+				WithTraceState(eraseThreshold(parent.TraceState()))
+		}
 	}
-	return &rescuedSpan{ReadOnlySpan: s, sc: sc, parent: parent, keptBy: keptBy}
+	return &markedSpan{ReadOnlySpan: s, sc: sc, parent: parent, marks: marks}
 }
 
-func (s *rescuedSpan) SpanContext() trace.SpanContext { return s.sc }
+func (s *markedSpan) SpanContext() trace.SpanContext { return s.sc }
 
-func (s *rescuedSpan) Parent() trace.SpanContext { return s.parent }
+func (s *markedSpan) Parent() trace.SpanContext { return s.parent }
 
-// Attributes returns the recorded attributes followed by the kept-by
-// attribute, in a new slice: the recorded one may be shared with the SDK.
-func (s *rescuedSpan) Attributes() []attribute.KeyValue {
+// Attributes returns the recorded attributes followed by the marks, in a
+// new slice: the recorded one may be shared with the SDK.
+func (s *markedSpan) Attributes() []attribute.KeyValue {
 	attrs := s.ReadOnlySpan.Attributes()
-	out := make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+	out := make([]attribute.KeyValue, len(attrs), len(attrs)+len(s.marks))
 	copy(out, attrs)
-	return append(out, s.keptBy)
+	return append(out, s.marks...)
 }
 
 // eraseThreshold removes the th sub-key of the OpenTelemetry tracestate

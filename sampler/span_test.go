@@ -96,7 +96,7 @@ func TestRescuedSpanView(t *testing.T) {
 		Attributes: attrs,
 	}
 	inner := stub.Snapshot()
-	v := newRescuedSpan(inner, keptByAttr[outcomeError])
+	v := newMarkedSpan(inner, keptByAttrs[outcomeError])
 
 	if !v.SpanContext().IsSampled() || !v.Parent().IsSampled() {
 		t.Errorf("sampled flags: span %v, local parent %v", v.SpanContext().IsSampled(), v.Parent().IsSampled())

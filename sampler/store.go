@@ -29,11 +29,34 @@ func (o outcome) kept() bool {
 	return o == outcomeError || o == outcomeLatency || o == outcomePredicate
 }
 
-var keptByAttr = [numOutcomes]attribute.KeyValue{
-	outcomeError:     KeptByKey.String(KeptByError),
-	outcomeLatency:   KeptByKey.String(KeptByLatency),
-	outcomePredicate: KeptByKey.String(KeptByPredicate),
+// keptByAttrs are the attributes a kept trace's spans carry, by outcome.
+// Each slice's capacity equals its length, so nobody appending to it can
+// write into it.
+var keptByAttrs = [numOutcomes][]attribute.KeyValue{
+	outcomeError:     {KeptByKey.String(KeptByError)},
+	outcomeLatency:   {KeptByKey.String(KeptByLatency)},
+	outcomePredicate: {KeptByKey.String(KeptByPredicate)},
 }
+
+// decisionNames are the values of DecisionKey, and of the decision
+// attribute of the traces.decided metric, by outcome.
+var decisionNames = [numOutcomes]string{
+	outcomeReleased:    DecisionReleased,
+	outcomeError:       KeptByError,
+	outcomeLatency:     KeptByLatency,
+	outcomePredicate:   KeptByPredicate,
+	outcomeRateLimited: DecisionRateLimited,
+}
+
+// dryRunAttrs mark the spans handed on in dry run, by outcome.
+var dryRunAttrs = func() (a [numOutcomes][]attribute.KeyValue) {
+	for o := range a {
+		a[o] = []attribute.KeyValue{WouldKeepKey.Bool(outcome(o).kept()), DecisionKey.String(decisionNames[o])}
+	}
+	return a
+}()
+
+var dryRunHeadAttrs = []attribute.KeyValue{WouldKeepKey.Bool(true), DecisionKey.String(KeptByHead)}
 
 // state is where a trace entry is in its life.
 type state uint8
