@@ -3,13 +3,18 @@ package sampler
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // ruleHead samples spans by name, as a user's rule sampler may, and
@@ -209,5 +214,61 @@ func TestDryRun(t *testing.T) {
 	st := h.keep.Stats()
 	if st.KeptByError != 1 || st.RateLimited != 1 || st.Released != 1 || st.LateSpansReleased != 1 {
 		t.Errorf("dry run counts what would have been done: %+v", st)
+	}
+}
+
+func TestTracerProviderOptionsWireBothSides(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	rec := tracetest.NewSpanRecorder()
+	keep := ErrorKeeping(rec, WithRatio(0), WithLogger(zap.New(core)), WithMeterProvider(noopmetric.NewMeterProvider()))
+	tp := sdktrace.NewTracerProvider(keep.TracerProviderOptions()...)
+	ctx, root := tp.Tracer("test").Start(context.Background(), "root")
+	_, c := tp.Tracer("test").Start(ctx, "child")
+	c.SetStatus(codes.Error, "boom")
+	c.End()
+	root.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rec.Ended()); got != 2 {
+		t.Errorf("exported %d spans, want the failing trace's 2", got)
+	}
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("warnings with both sides wired: %v", logs.All())
+	}
+}
+
+// Registering only one side of the ErrorKeeper is reported, once.
+func TestHalfWiringIsReportedOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(k *ErrorKeeper) []sdktrace.TracerProviderOption
+		want string
+	}{
+		{"sampler only", func(k *ErrorKeeper) []sdktrace.TracerProviderOption {
+			return []sdktrace.TracerProviderOption{sdktrace.WithSampler(k)}
+		}, "not one of its span processors"},
+		{"processor only", func(k *ErrorKeeper) []sdktrace.TracerProviderOption {
+			return []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(k)}
+		}, "whose sampler it is not"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			keep := ErrorKeeping(nil, WithRatio(0), WithLogger(zap.New(core)), WithMeterProvider(noopmetric.NewMeterProvider()))
+			tp := sdktrace.NewTracerProvider(tt.opts(keep)...)
+			defer func() { _ = tp.Shutdown(context.Background()); _ = keep.Shutdown(context.Background()) }()
+			for range 2 * wiringGrace {
+				_, s := tp.Tracer("test").Start(context.Background(), "s")
+				s.End()
+			}
+			all := logs.All()
+			if len(all) != 1 || !strings.Contains(all[0].Message, tt.want) {
+				t.Errorf("warnings = %v, want one saying %q", all, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -55,6 +56,13 @@ type ErrorKeeper struct {
 
 	stats   counters
 	metrics *selfobs.Registration
+
+	// Wiring checks: asked is set by ShouldSample, started by OnStart;
+	// unstarted counts recorded-only answers given before any OnStart.
+	asked, started atomic.Bool
+	unstarted      atomic.Int64
+	warnSampler    sync.Once
+	warnProcessor  sync.Once
 }
 
 var (
@@ -132,6 +140,9 @@ func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 			return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
 		}
 	}
+	if !k.asked.Load() {
+		k.asked.Store(true)
+	}
 	r := k.head.ShouldSample(p)
 	switch {
 	case r.Decision == sdktrace.RecordAndSample:
@@ -143,8 +154,41 @@ func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 	case r.Decision == sdktrace.RecordOnly:
 		return r
 	default:
+		if !k.started.Load() && k.unstarted.Add(1) == wiringGrace {
+			k.warnProcessor.Do(func() {
+				k.warn("sampler: the ErrorKeeper is the provider's sampler but not one of its span processors: " +
+					"the spans it records for the tail are never kept; register it with TracerProviderOptions")
+			})
+		}
 		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: r.Tracestate}
 	}
+}
+
+// wiringGrace is how many recorded-only answers ShouldSample gives before
+// it warns that OnStart was never called: spans started concurrently may
+// all be sampled before the first of them reaches the processors.
+const wiringGrace = 1000
+
+// warn reports a wiring mistake to the logger, or to the OpenTelemetry
+// error handler when there is none.
+func (k *ErrorKeeper) warn(msg string) {
+	if k.cfg.logger != nil {
+		k.cfg.logger.Warn(msg)
+		return
+	}
+	otel.Handle(errors.New(msg))
+}
+
+// TracerProviderOptions returns the two registrations an ErrorKeeper
+// needs, as its provider's sampler and as one of its span processors, so
+// that neither can be forgotten:
+//
+//	tp := sdktrace.NewTracerProvider(append(keep.TracerProviderOptions(),
+//		sdktrace.WithResource(res))...)
+//
+// Register no other sampler after them: the last WithSampler wins.
+func (k *ErrorKeeper) TracerProviderOptions() []sdktrace.TracerProviderOption {
+	return []sdktrace.TracerProviderOption{sdktrace.WithSampler(k), sdktrace.WithSpanProcessor(k)}
 }
 
 // withKeptByHead returns a head's attributes with KeptByKey=head added, in
@@ -162,6 +206,15 @@ func withKeptByHead(attrs []attribute.KeyValue) []attribute.KeyValue {
 // span to the next processor, so that processors which annotate spans at
 // start see the rescued ones too.
 func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	if !k.started.Load() {
+		k.started.Store(true)
+		if !k.asked.Load() {
+			k.warnSampler.Do(func() {
+				k.warn("sampler: the ErrorKeeper is a span processor of a provider whose sampler it is not: " +
+					"it keeps nothing the provider's sampler drops; register it with TracerProviderOptions")
+			})
+		}
+	}
 	if k.stopped.Load() {
 		return
 	}
