@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 )
 
 // Workload of the pipeline benchmarks: traces of a root and three
@@ -211,7 +212,9 @@ func BenchmarkOnEnd(b *testing.B) {
 
 // BenchmarkShouldSample compares the head decision with the stock sampler's.
 func BenchmarkShouldSample(b *testing.B) {
-	keep := ErrorKeeping(nil, WithRatio(benchRatio))
+	// Asked alone, as the sampler of no provider: the wiring warning is
+	// expected and silenced.
+	keep := ErrorKeeping(nil, WithRatio(benchRatio), WithLogger(zap.NewNop()))
 	defer func() { _ = keep.Shutdown(context.Background()) }()
 	for _, s := range []struct {
 		name    string

@@ -34,6 +34,7 @@ type ErrorKeeper struct {
 	cfg     config
 	next    sdktrace.SpanProcessor
 	head    sdktrace.Sampler
+	ratio   sdktrace.Sampler // the default head's root sampler; nil with WithHead
 	desc    string
 	limiter *rate.Limiter // nil: no cap
 
@@ -91,7 +92,8 @@ func ErrorKeeping(next sdktrace.SpanProcessor, opts ...Option) *ErrorKeeper {
 		done: make(chan struct{}),
 	}
 	if k.head == nil {
-		k.head = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.ratio))
+		k.ratio = sdktrace.TraceIDRatioBased(cfg.ratio)
+		k.head = sdktrace.ParentBased(k.ratio)
 	}
 	k.desc = fmt.Sprintf("ErrorKeeping{head:%s,delay:%s,maxWait:%s}",
 		k.head.Description(), cfg.decisionDelay, cfg.maxWait)
@@ -143,7 +145,20 @@ func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 	if !k.asked.Load() {
 		k.asked.Store(true)
 	}
-	r := k.head.ShouldSample(p)
+	var r sdktrace.SamplingResult
+	switch {
+	case k.ratio == nil:
+		r = k.head.ShouldSample(p)
+	case psc.IsValid():
+		// The default head, ParentBased(TraceIDRatioBased), without
+		// looking the parent up again: a remote parent's flag decides.
+		r.Tracestate = psc.TraceState()
+		if psc.IsSampled() {
+			r.Decision = sdktrace.RecordAndSample
+		}
+	default:
+		r = k.ratio.ShouldSample(p)
+	}
 	switch {
 	case r.Decision == sdktrace.RecordAndSample:
 		k.stats.headSampled.Add(1)
@@ -240,7 +255,7 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
-	size := estimateBytes(s)
+	size := estimateBytes(s, sc)
 	parent := s.Parent()
 	isRoot := !parent.IsValid() || parent.IsRemote()
 
@@ -253,10 +268,12 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 		k.stats.droppedShutdown.Add(1)
 		return
 	}
+	var now time.Time // read once, when needed
 	e := sh.traces[id]
 	switch {
 	case e == nil:
-		e = newEntry(id, k.cfg.clock.Now())
+		now = k.cfg.clock.Now()
+		e = newEntry(id, now)
 		size += traceBaseBytes
 		sh.traces[id] = e
 		sh.add(e)
@@ -274,7 +291,10 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	if e.state == statePending {
 		if isRoot && !e.rootEnded {
 			e.rootEnded = true
-			e.due = k.cfg.clock.Now().Add(k.cfg.decisionDelay)
+			if now.IsZero() {
+				now = k.cfg.clock.Now()
+			}
+			e.due = now.Add(k.cfg.decisionDelay)
 			sh.root.pushBack(e)
 		}
 		if len(*e.buf) >= k.cfg.maxSpansPerTrace {

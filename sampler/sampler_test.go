@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 )
 
 func TestMain(m *testing.M) {
@@ -167,7 +168,7 @@ func TestShouldSample(t *testing.T) {
 func TestShouldSampleMatchesStockRatio(t *testing.T) {
 	const ratio = 0.3
 	stock := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
-	k := ErrorKeeping(nil, WithRatio(ratio))
+	k := ErrorKeeping(nil, WithRatio(ratio), WithLogger(zap.NewNop())) // asked alone: no wiring warning
 	defer func() { _ = k.Shutdown(context.Background()) }()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 10_000 {

@@ -149,7 +149,7 @@ const (
 	traceMemberBytes = 32  // one tracestate list member
 )
 
-func estimateBytes(s sdktrace.ReadOnlySpan) int64 {
+func estimateBytes(s sdktrace.ReadOnlySpan, sc trace.SpanContext) int64 {
 	n := spanBaseBytes + len(s.Name()) + attrsBytes(s.Attributes())
 	if evs := s.Events(); len(evs) > 0 {
 		n += eventBytes * cap(evs)
@@ -164,7 +164,7 @@ func estimateBytes(s sdktrace.ReadOnlySpan) int64 {
 		}
 	}
 	n += len(s.Status().Description)
-	n += traceStateBytes(s.SpanContext().TraceState())
+	n += traceStateBytes(sc.TraceState())
 	return int64(n)
 }
 
@@ -173,7 +173,14 @@ func estimateBytes(s sdktrace.ReadOnlySpan) int64 {
 func attrsBytes(kvs []attribute.KeyValue) int {
 	n := kvBytes * cap(kvs)
 	for i := range kvs {
-		n += len(kvs[i].Key) + valueExtraBytes(kvs[i].Value)
+		kv := &kvs[i]
+		n += len(kv.Key)
+		switch t := kv.Value.Type(); {
+		case t == attribute.STRING:
+			n += len(kv.Value.AsString())
+		case t > attribute.STRING: // slices and maps; scalars reference nothing
+			n += valueExtraBytes(&kv.Value)
+		}
 	}
 	return n
 }
@@ -181,7 +188,7 @@ func attrsBytes(kvs []attribute.KeyValue) int {
 // valueExtraBytes is what a value references outside its own 48 bytes.
 // Scalars reference nothing; slice and map values are read through their
 // As… accessors, which copy the elements: rare attributes pay for that.
-func valueExtraBytes(v attribute.Value) int {
+func valueExtraBytes(v *attribute.Value) int {
 	switch v.Type() {
 	case attribute.STRING:
 		return len(v.AsString())
@@ -203,8 +210,8 @@ func valueExtraBytes(v attribute.Value) int {
 	case attribute.SLICE:
 		vs := v.AsSlice()
 		n := boxBytes + valueBytes*len(vs)
-		for _, e := range vs {
-			n += valueExtraBytes(e)
+		for i := range vs {
+			n += valueExtraBytes(&vs[i])
 		}
 		return n
 	case attribute.MAP:
