@@ -172,7 +172,7 @@ func TestDryRun(t *testing.T) {
 	}
 	_, failing := start("GET /a", 0)
 	failing.End()
-	h.advance(testDelay) // decided first, it takes the cap's one token
+	h.advance(testDelay)             // decided first, it takes the cap's one token
 	_, limited := start("GET /b", 0) // over the cap of one
 	limited.End()
 	cleanCtx, clean := start("GET /c", -1)

@@ -181,8 +181,9 @@ func WithDecisionDelay(d time.Duration) Option {
 }
 
 // WithMaxWait sets how long a trace may be held, counted from its first
-// ended span, when its local root span does not end. It is then decided with
-// the spans at hand. Values ≤ 0 are ignored.
+// ended span, when its local root span does not end. It is then decided,
+// by the keep rules, with the spans at hand; later spans follow the
+// decision. Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxWait (30 s).
 func WithMaxWait(d time.Duration) Option {
@@ -219,8 +220,10 @@ func WithPredicate(keep func(sdktrace.ReadOnlySpan) bool) Option {
 	})
 }
 
-// WithMaxTraces bounds the number of undecided traces held. When it is
-// reached, the oldest held trace is decided early. Values ≤ 0 are ignored.
+// WithMaxTraces bounds the number of undecided traces held, in total over
+// all shards. When a new trace would exceed it, the oldest held trace is
+// decided early, by the keep rules, with the spans at hand. Values ≤ 0
+// are ignored.
 //
 // Default: DefaultMaxTraces (10 000).
 func WithMaxTraces(n int) Option {
@@ -233,7 +236,8 @@ func WithMaxTraces(n int) Option {
 }
 
 // WithMaxSpansPerTrace bounds the spans held for one trace. A trace that
-// reaches it is decided early, and its later spans follow that decision.
+// reaches it is decided early, by the keep rules, and its later spans
+// follow that decision.
 // Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxSpansPerTrace (1 000).
@@ -246,10 +250,13 @@ func WithMaxSpansPerTrace(n int) Option {
 	})
 }
 
-// WithMaxBytes bounds the estimated memory held by undecided spans (see the
-// package documentation for the estimate). When it is exceeded, the oldest
-// held traces are decided early until it holds again. Values ≤ 0 are
-// ignored.
+// WithMaxBytes bounds the memory held by undecided spans, in total over all
+// shards: everything a held span keeps alive, attributes of every type,
+// events and links included (see the package documentation for the
+// estimate), so that the heap they retain stays within n plus 20%. One
+// trace may use the whole of it. When it is exceeded, the oldest held
+// traces are decided early, by the keep rules, until it holds again.
+// Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxBytes (64 MiB).
 func WithMaxBytes(n int64) Option {

@@ -20,16 +20,18 @@ import (
 )
 
 // ErrorKeeper is a head sampler and a tail span processor in one value. As
-// an sdktrace.Sampler it samples new local traces by trace-ID ratio,
-// honours a parent's sampled flag, and answers RecordOnly where a ratio
-// sampler would drop. As an sdktrace.SpanProcessor it passes sampled spans
-// to the next processor untouched, holds recorded-only spans per trace, and
+// an sdktrace.Sampler it asks its head (by default a trace-ID ratio that
+// honours a remote parent's sampled flag) and answers RecordOnly where the
+// head would drop. As an sdktrace.SpanProcessor it passes sampled spans to
+// the next processor untouched, holds recorded-only spans per trace, and
 // when the trace is decided hands the spans of kept traces to the next
 // processor as sampled read-only views.
 //
 // Create it with ErrorKeeping and register it both as the provider's
-// sampler and as one of its span processors. The zero value is not usable.
-// All methods are safe for concurrent use; OnStart and OnEnd never block.
+// sampler and as one of its span processors (TracerProviderOptions). The
+// zero value is not usable. All methods are safe for concurrent use;
+// OnStart and OnEnd never block; ForceFlush and Shutdown return by their
+// context's deadline.
 type ErrorKeeper struct {
 	cfg     config
 	next    sdktrace.SpanProcessor
@@ -75,7 +77,7 @@ var (
 // usually sdktrace.NewBatchSpanProcessor around an exporter:
 //
 //	keep := sampler.ErrorKeeping(sdktrace.NewBatchSpanProcessor(exp), sampler.WithRatio(0.05))
-//	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+//	tp := sdktrace.NewTracerProvider(keep.TracerProviderOptions()...)
 //
 // It starts one background goroutine, stopped by Shutdown. A nil next
 // discards every span.
