@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 )
 
 // Workload of the pipeline benchmarks: traces of a root and three
@@ -211,7 +212,9 @@ func BenchmarkOnEnd(b *testing.B) {
 
 // BenchmarkShouldSample compares the head decision with the stock sampler's.
 func BenchmarkShouldSample(b *testing.B) {
-	keep := ErrorKeeping(nil, WithRatio(benchRatio))
+	// Asked alone, as the sampler of no provider: the wiring warning is
+	// expected and silenced.
+	keep := ErrorKeeping(nil, WithRatio(benchRatio), WithLogger(zap.NewNop()))
 	defer func() { _ = keep.Shutdown(context.Background()) }()
 	for _, s := range []struct {
 		name    string
@@ -229,4 +232,70 @@ func BenchmarkShouldSample(b *testing.B) {
 			}
 		})
 	}
+}
+
+// slowProcessor takes a fixed time for every span it is handed.
+type slowProcessor struct {
+	discard
+	per time.Duration
+}
+
+func (p slowProcessor) OnEnd(sdktrace.ReadOnlySpan) { time.Sleep(p.per) }
+
+// BenchmarkDeadlines measures how long ForceFlush and Shutdown take, with
+// a 300 ms deadline, when the downstream takes 10 ms per span and 400 kept
+// spans are held: the figures of the package documentation's promise that
+// both return by their deadline. Run with -benchtime 1x.
+func BenchmarkDeadlines(b *testing.B) {
+	const (
+		deadline = 300 * time.Millisecond
+		per      = 10 * time.Millisecond
+		traces   = 100
+	)
+	for range b.N {
+		keep := ErrorKeeping(slowProcessor{per: per}, WithRatio(0), WithDecisionDelay(time.Hour),
+			WithMaxKeptPerSecond(0))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+		hold := func() {
+			for range traces {
+				_, root := runTrace(tp.Tracer("bench"), true)
+				root.End()
+			}
+		}
+		hold()
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		ferr := keep.ForceFlush(ctx)
+		flush := time.Since(start)
+		cancel()
+
+		hold()
+		ctx, cancel = context.WithTimeout(context.Background(), deadline)
+		start = time.Now()
+		serr := keep.Shutdown(ctx)
+		shut := time.Since(start)
+		cancel()
+		st := keep.Stats()
+		b.ReportMetric(float64(deadline.Milliseconds()), "deadline-ms")
+		b.ReportMetric(float64(flush.Microseconds())/1000, "forceflush-ms")
+		b.ReportMetric(float64(shut.Microseconds())/1000, "shutdown-ms")
+		b.ReportMetric(float64(st.DroppedShutdown), "dropped-spans")
+		b.Logf("ForceFlush: %v after %v; Shutdown: %v after %v", ferr, flush, serr, shut)
+		keep.workers.Wait() // the goroutines still handing on, for the next round
+		_ = tp.Shutdown(context.Background())
+	}
+}
+
+// runTrace starts a root with three children, the second failing when fail
+// is set, and returns the root still open.
+func runTrace(tr trace.Tracer, fail bool) (context.Context, trace.Span) {
+	ctx, root := tr.Start(context.Background(), "GET /api/v1/orders", trace.WithAttributes(benchAttrs...))
+	for c := range benchChildren {
+		_, child := tr.Start(ctx, "SELECT orders", trace.WithAttributes(benchAttrs...))
+		if fail && c == 1 {
+			child.SetStatus(codes.Error, "deadlock detected")
+		}
+		child.End()
+	}
+	return ctx, root
 }

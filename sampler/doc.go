@@ -4,21 +4,28 @@
 // Head sampling decides when a trace starts, before anything has failed: at
 // a 5% ratio, 95% of failing requests leave no trace. ErrorKeeping returns
 // an ErrorKeeper, which is both the provider's sampler and a span processor
-// in front of the usual batch processor:
+// in front of the usual batch processor; TracerProviderOptions registers
+// both sides at once:
 //
 //	keep := sampler.ErrorKeeping(sdktrace.NewBatchSpanProcessor(exp), sampler.WithRatio(0.05))
-//	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+//	tp := sdktrace.NewTracerProvider(keep.TracerProviderOptions()...)
+//
+// Registered on one side only, it says so once (WithLogger, or the
+// OpenTelemetry error handler).
 //
 // # Head
 //
-// As a sampler it makes the decisions of
-// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)): a new trace is
-// sampled by its trace ID, a span with a parent follows the parent's sampled
-// flag, local or remote. Where that sampler would drop, ErrorKeeper answers
-// RecordOnly: the span is recorded but leaves the process unsampled. Sampled
-// spans carry tracekeeper.sampler.kept_by=head and the parent's tracestate,
-// unchanged, as with the stock sampler (which, in opentelemetry-go v1.47,
-// writes no ot=th threshold of its own).
+// As a sampler it asks the head for every new local trace and every span
+// with a remote parent. The default head is
+// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)); WithHead takes
+// any sdktrace.Sampler instead, such as a jaegerremote sampler, a
+// probability sampler writing the ot=th threshold, or a rule sampler.
+// What the head samples goes out as the head returned it, tracestate and
+// attributes included, with tracekeeper.sampler.kept_by=head added. Where
+// the head drops, ErrorKeeper answers RecordOnly: the span is recorded but
+// leaves the process unsampled. A span with a local parent follows the
+// parent without asking the head, so a trace is sampled or held whole in
+// this process.
 //
 // # Tail
 //
@@ -34,34 +41,91 @@
 // (on the span and on a local parent), carry
 // tracekeeper.sampler.kept_by=error|latency|predicate, and have the ot=th
 // tracestate threshold erased: a rescued span was not selected with a known
-// probability, and a backend must not multiply it by one. Other traces are
-// released. The next processor sees OnStart for every recorded span and
-// OnEnd only for the spans that are kept.
+// probability, and a backend must not multiply it by one. Head-sampled
+// spans keep the threshold their head wrote. Other traces are released.
+// The next processor sees OnStart for every recorded span and OnEnd only
+// for the spans that are kept.
 //
 // A bounded decision cache remembers the outcome of recently decided
 // traces, so spans that end after their trace was decided follow it: handed
-// on if it was kept, released if not. Kept traces are capped per second
-// (WithMaxKeptPerSecond); traces over the cap are released and counted.
+// on if it was kept, released if not.
+//
+// # Early decisions
+//
+// A limit can force a decision before the trace's deadline: the trace
+// limit or the byte limit (the oldest held trace is decided), the span
+// limit (the trace that reached it), or the maximum wait. An early
+// decision applies the same rules to the spans held at that moment: a
+// trace that already holds an Error span, covers the latency threshold or
+// matches the predicate is kept, not released. Its spans that end later
+// follow the decision as late spans; an error in a span that ends after a
+// release does not reopen it. Early decisions run on the goroutine that
+// ended the span, or on the background goroutine for the maximum wait,
+// and are counted by reason.
 //
 // # Limits
 //
-// Memory is bounded three ways: traces held, spans per trace and estimated
-// bytes. Held traces and their limits are split over up to 16 shards by
-// trace ID, each with its own lock, so OnEnd costs one map lookup under a
-// shard lock. When a new trace finds its shard full, the shard's oldest
-// trace is decided early with the spans at hand; when the byte limit is
-// exceeded, the oldest traces are decided early until it holds; a trace that
-// reaches the span limit is decided early itself, and its later spans follow
-// the decision. Early decisions run on the goroutine that ended the span and
-// are counted by reason. Nothing blocks and nothing grows without bound.
+// Memory is bounded three ways: traces held (WithMaxTraces), spans per
+// trace (WithMaxSpansPerTrace) and bytes held (WithMaxBytes). The trace and
+// byte limits bound the totals: held traces are spread over up to 16
+// shards by trace ID, each with its own lock, so OnEnd costs one map lookup
+// under a shard lock, but one trace may use the whole budget when the
+// others leave room, and when a limit is exceeded the oldest held trace of
+// any shard is decided first, traces of equal age being taken from every
+// shard in turn. For an instant the totals may exceed a limit by the spans
+// other goroutines are adding at the same moment. Nothing blocks and
+// nothing grows without bound.
 //
-// The byte figure is an estimate, not a measurement, chosen to be cheap: per
-// span 512 bytes, plus the span name's length, plus 64 bytes and the key's
-// length per attribute (and the value's length for strings), plus 128 bytes
-// per event and 96 per link.
+// The byte figure (Stats.BytesHeld) is an estimate of everything a held
+// span keeps alive: the SDK's span record, its name, its attributes of
+// every type (the arrays they live in, keys, strings, and the elements of
+// slice and map values), its events and links with their attributes, the
+// status description and the tracestate, plus each held trace's entry.
+// The resource and instrumentation scope, shared by all spans of a
+// provider, are not counted. The heap retained by held spans stays within
+// WithMaxBytes plus 20% (allocator rounding), whatever the spans' shape;
+// the decision cache (about 60 bytes per remembered trace) is bounded
+// separately by WithDecisionCacheSize.
+//
+// # The cap on kept traces
+//
+// Traces kept by the tail are capped by a token bucket: it refills at
+// WithMaxKeptPerSecond traces per second and holds up to WithMaxKeptBurst
+// of them, by default five seconds' worth (500 at the default 100 per
+// second). A burst of failures as an outage starts is kept whole; a
+// sustained flood is held to the rate, the traces over it released and
+// counted as rate_limited. A larger burst keeps a longer spike whole at
+// the price of a larger spike of spans downstream. Head-sampled traces are
+// never capped.
+//
+// # Dry run
+//
+// WithDryRun(true) decides as usual, but hands every recorded span
+// downstream, sampled, marked with tracekeeper.sampler.would_keep (a
+// bool) and tracekeeper.sampler.decision (head, error, latency, predicate,
+// rate_limited or released), so a user can see in the backend what the
+// sampler would keep before trusting it. Propagation, counters and metrics
+// are those of a normal run.
+//
+// # Flush and shutdown
+//
+// ForceFlush decides every held trace now and flushes the next processor;
+// Shutdown does the same and shuts it down. Both return by their
+// context's deadline even when the downstream is slow, late by no more
+// than the time to take the shard locks and, for Shutdown, to release
+// what is held (well under a millisecond for thousands of traces): the
+// deciding runs on a goroutine of its own, and past the deadline the call
+// returns an error wrapping ctx.Err() that says what was left. After a
+// ForceFlush deadline, traces not reached stay held and kept spans in hand
+// go on being handed downstream. After a Shutdown deadline nothing more is
+// handed on: held traces are released undecided and spans in hand are
+// dropped as the downstream returns, all counted as
+// spans.dropped{reason=shutdown}. The metrics stay registered for one more
+// collection, which sees the final flush and those drops.
 //
 // # Defaults
 //
+//	head                  ParentBased(TraceIDRatioBased(ratio))  WithHead
 //	ratio                 0.05     WithRatio, OTEL_TRACES_SAMPLER_ARG
 //	decision delay        500 ms   WithDecisionDelay
 //	maximum wait          30 s     WithMaxWait
@@ -72,12 +136,14 @@
 //	bytes held            64 MiB   WithMaxBytes
 //	decision cache        50 000   WithDecisionCacheSize
 //	kept traces / second  100      WithMaxKeptPerSecond
+//	kept burst            500      WithMaxKeptBurst (5 s of the rate)
+//	dry run               off      WithDryRun
 //
 // OTEL_TRACES_SAMPLER_ARG sets the ratio when OTEL_TRACES_SAMPLER is
-// traceidratio or parentbased_traceidratio; WithRatio wins over it. Held
-// traces are checked against their deadlines every fifth of the decision
-// delay (at most every 100 ms), so a trace is decided within that much after
-// its deadline.
+// traceidratio or parentbased_traceidratio; WithRatio wins over it, and
+// WithHead over both. Held traces are checked against their deadlines
+// every fifth of the decision delay (at most every 100 ms), so a trace is
+// decided within that much after its deadline.
 //
 // # What it cannot see
 //

@@ -18,7 +18,8 @@ func ExampleErrorKeeping() {
 		sampler.WithRatio(0), // keep nothing up front, to show the tail alone
 		sampler.WithLatencyThreshold(2*time.Second),
 	)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+	// The ErrorKeeper is both the provider's sampler and a span processor.
+	tp := sdktrace.NewTracerProvider(keep.TracerProviderOptions()...)
 	tr := tp.Tracer("checkout")
 	ctx := context.Background()
 

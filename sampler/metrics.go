@@ -1,13 +1,12 @@
 package sampler
 
 import (
-	"context"
-	"fmt"
 	"sync/atomic"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 // Stats is a point-in-time snapshot of an ErrorKeeper's counters. Counters
@@ -73,11 +72,11 @@ func (k *ErrorKeeper) Stats() Stats {
 	for i := range k.shards {
 		sh := &k.shards[i]
 		sh.mu.Lock()
-		s.TracesHeld += sh.held
 		s.SpansHeld += sh.spans
-		s.BytesHeld += sh.bytes
 		sh.mu.Unlock()
 	}
+	s.TracesHeld = int(k.held.traces.Load())
+	s.BytesHeld = k.held.bytes.Load()
 	c := &k.stats
 	s.HeadSampled = c.headSampled.Load()
 	s.KeptByError = c.decided[outcomeError].Load()
@@ -115,61 +114,38 @@ const (
 	attrReason   = attribute.Key("tracekeeper.sampler.reason")
 )
 
-func observeWith(kv attribute.KeyValue) metric.ObserveOption {
-	return metric.WithAttributeSet(attribute.NewSet(kv))
-}
-
 var (
-	optHead        = observeWith(attrDecision.String(KeptByHead))
-	optError       = observeWith(attrDecision.String(KeptByError))
-	optLatency     = observeWith(attrDecision.String(KeptByLatency))
-	optPredicate   = observeWith(attrDecision.String(KeptByPredicate))
-	optRateLimited = observeWith(attrDecision.String("rate_limited"))
-	optReleased    = observeWith(attrDecision.String("released"))
-	optLateKept    = observeWith(attrDecision.String("kept"))
-	optMaxTraces   = observeWith(attrReason.String("max_traces"))
-	optMaxBytes    = observeWith(attrReason.String("max_bytes"))
-	optMaxSpans    = observeWith(attrReason.String("max_spans_per_trace"))
-	optMaxWait     = observeWith(attrReason.String("max_wait"))
-	optShutdown    = observeWith(attrReason.String("shutdown"))
+	optHead        = selfobs.Attributes(attrDecision.String(KeptByHead))
+	optError       = selfobs.Attributes(attrDecision.String(KeptByError))
+	optLatency     = selfobs.Attributes(attrDecision.String(KeptByLatency))
+	optPredicate   = selfobs.Attributes(attrDecision.String(KeptByPredicate))
+	optRateLimited = selfobs.Attributes(attrDecision.String(DecisionRateLimited))
+	optReleased    = selfobs.Attributes(attrDecision.String(DecisionReleased))
+	optLateKept    = selfobs.Attributes(attrDecision.String("kept"))
+	optMaxTraces   = selfobs.Attributes(attrReason.String("max_traces"))
+	optMaxBytes    = selfobs.Attributes(attrReason.String("max_bytes"))
+	optMaxSpans    = selfobs.Attributes(attrReason.String("max_spans_per_trace"))
+	optMaxWait     = selfobs.Attributes(attrReason.String("max_wait"))
+	optShutdown    = selfobs.Attributes(attrReason.String("shutdown"))
 )
 
 // registerMetrics creates the observable instruments and the one callback
 // that reads Stats at collection time, so the hot path only touches
-// atomics. Instrument errors go to the OpenTelemetry error handler; the
-// sampler works without its metrics.
-func (k *ErrorKeeper) registerMetrics() metric.Registration {
-	m := k.cfg.meterProvider.Meter(meterName)
-	var errs []error
-	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return c
-	}
-	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
-		g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return g
-	}
-	decided := counter(metricDecided, "{trace}", "Traces decided, by decision.")
-	evicted := counter(metricEvicted, "{trace}", "Traces decided early because a limit was reached, by reason.")
-	traces := gauge(metricTraces, "{trace}", "Traces held waiting for a decision.")
-	spans := gauge(metricSpans, "{span}", "Spans held waiting for a decision.")
-	bytes := gauge(metricBytes, "By", "Estimated bytes of the spans held.")
-	rescued := counter(metricRescued, "{span}", "Recorded-only spans handed downstream because their trace was kept.")
-	released := counter(metricReleased, "{span}", "Recorded-only spans let go because their trace was not kept.")
-	late := counter(metricLate, "{span}", "Spans that ended after their trace was decided, by decision.")
-	dropped := counter(metricDropped, "{span}", "Spans released undecided, by reason.")
-	if len(errs) > 0 {
-		otel.Handle(fmt.Errorf("sampler: creating metrics: %w", errs[0]))
-		return nil
-	}
-
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+// atomics. Shutdown retires the registration, so the collection after it
+// still sees the final flush and the shutdown drops. Instrument errors are
+// reported once; the sampler works without its metrics.
+func (k *ErrorKeeper) registerMetrics() *selfobs.Registration {
+	b := selfobs.New(k.cfg.meterProvider, meterName, "sampler")
+	decided := b.Counter(metricDecided, "{trace}", "Traces decided, by decision.")
+	evicted := b.Counter(metricEvicted, "{trace}", "Traces decided early because a limit was reached, by reason.")
+	traces := b.Gauge(metricTraces, "{trace}", "Traces held waiting for a decision.")
+	spans := b.Gauge(metricSpans, "{span}", "Spans held waiting for a decision.")
+	bytes := b.Gauge(metricBytes, "By", "Estimated bytes of the spans held.")
+	rescued := b.Counter(metricRescued, "{span}", "Recorded-only spans handed downstream because their trace was kept.")
+	released := b.Counter(metricReleased, "{span}", "Recorded-only spans let go because their trace was not kept.")
+	late := b.Counter(metricLate, "{span}", "Spans that ended after their trace was decided, by decision.")
+	dropped := b.Counter(metricDropped, "{span}", "Spans released undecided, by reason.")
+	reg := b.Observe(func(o metric.Observer) {
 		s := k.Stats()
 		o.ObserveInt64(decided, int64(s.HeadSampled), optHead)
 		o.ObserveInt64(decided, int64(s.KeptByError), optError)
@@ -189,11 +165,7 @@ func (k *ErrorKeeper) registerMetrics() metric.Registration {
 		o.ObserveInt64(late, int64(s.LateSpansKept), optLateKept)
 		o.ObserveInt64(late, int64(s.LateSpansReleased), optReleased)
 		o.ObserveInt64(dropped, int64(s.DroppedShutdown), optShutdown)
-		return nil
 	}, decided, evicted, traces, spans, bytes, rescued, released, late, dropped)
-	if err != nil {
-		otel.Handle(fmt.Errorf("sampler: registering metrics callback: %w", err))
-		return nil
-	}
+	selfobs.Report(k.cfg.logger, b.Err())
 	return reg
 }

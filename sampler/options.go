@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
 )
 
 // Defaults. Each option's documentation names the one it overrides.
@@ -23,6 +24,9 @@ const (
 	DefaultMaxBytes         = 64 << 20
 	DefaultDecisionCache    = 50_000
 	DefaultMaxKeptPerSecond = 100
+	// DefaultKeptBurstSeconds is the default burst of the cap on kept
+	// traces, in seconds' worth of it: 500 traces at the default cap.
+	DefaultKeptBurstSeconds = 5
 )
 
 // Standard environment variables read for the head ratio.
@@ -45,6 +49,7 @@ func (f optionFunc) apply(c config) config { return f(c) }
 // options.
 type config struct {
 	ratio            float64
+	head             sdktrace.Sampler
 	decisionDelay    time.Duration
 	maxWait          time.Duration
 	latency          time.Duration
@@ -54,7 +59,10 @@ type config struct {
 	maxBytes         int64
 	decisionCache    int
 	maxKeptPerSecond float64
+	keptBurst        int // 0: DefaultKeptBurstSeconds of maxKeptPerSecond
 	meterProvider    metric.MeterProvider
+	logger           *zap.Logger
+	dryRun           bool
 
 	clock clockwork.Clock
 	tick  time.Duration // sweep period of the background goroutine
@@ -123,7 +131,8 @@ func (c config) fromEnv(getenv func(string) string) config {
 // WithRatio sets the head sampling ratio: the share of new local traces
 // sampled up front, as by sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)).
 // A ratio of 1 or more samples every trace at the head; 0 or less samples
-// none, so only the traces kept by the tail are exported.
+// none, so only the traces kept by the tail are exported. Ignored when
+// WithHead sets a head.
 //
 // Default: DefaultRatio (0.05). Environment: OTEL_TRACES_SAMPLER_ARG, read
 // when OTEL_TRACES_SAMPLER is traceidratio or parentbased_traceidratio. This
@@ -131,6 +140,28 @@ func (c config) fromEnv(getenv func(string) string) config {
 func WithRatio(r float64) Option {
 	return optionFunc(func(c config) config {
 		c.ratio = r
+		return c
+	})
+}
+
+// WithHead sets the head sampler, asked for every new local trace and
+// every span with a remote parent: for example a
+// go.opentelemetry.io/contrib/samplers/jaegerremote sampler, a probability
+// sampler that writes the ot=th tracestate threshold, or a rule sampler of
+// your own. What the head samples is exported at once as the head
+// returned it, tracestate and attributes included; where it drops,
+// ErrorKeeper records the span only, and the tail decides. Spans with a
+// local parent follow the parent without asking the head. The head is
+// called concurrently, as a provider's sampler is. Wrap it in
+// sdktrace.ParentBased for it to follow remote parents' sampled flags.
+// Nil restores the default.
+//
+// Default: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), with
+// the ratio of WithRatio. This option wins over WithRatio and the
+// environment.
+func WithHead(s sdktrace.Sampler) Option {
+	return optionFunc(func(c config) config {
+		c.head = s
 		return c
 	})
 }
@@ -150,8 +181,9 @@ func WithDecisionDelay(d time.Duration) Option {
 }
 
 // WithMaxWait sets how long a trace may be held, counted from its first
-// ended span, when its local root span does not end. It is then decided with
-// the spans at hand. Values ≤ 0 are ignored.
+// ended span, when its local root span does not end. It is then decided,
+// by the keep rules, with the spans at hand; later spans follow the
+// decision. Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxWait (30 s).
 func WithMaxWait(d time.Duration) Option {
@@ -188,8 +220,10 @@ func WithPredicate(keep func(sdktrace.ReadOnlySpan) bool) Option {
 	})
 }
 
-// WithMaxTraces bounds the number of undecided traces held. When it is
-// reached, the oldest held trace is decided early. Values ≤ 0 are ignored.
+// WithMaxTraces bounds the number of undecided traces held, in total over
+// all shards. When a new trace would exceed it, the oldest held trace is
+// decided early, by the keep rules, with the spans at hand. Values ≤ 0
+// are ignored.
 //
 // Default: DefaultMaxTraces (10 000).
 func WithMaxTraces(n int) Option {
@@ -202,7 +236,8 @@ func WithMaxTraces(n int) Option {
 }
 
 // WithMaxSpansPerTrace bounds the spans held for one trace. A trace that
-// reaches it is decided early, and its later spans follow that decision.
+// reaches it is decided early, by the keep rules, and its later spans
+// follow that decision.
 // Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxSpansPerTrace (1 000).
@@ -215,10 +250,13 @@ func WithMaxSpansPerTrace(n int) Option {
 	})
 }
 
-// WithMaxBytes bounds the estimated memory held by undecided spans (see the
-// package documentation for the estimate). When it is exceeded, the oldest
-// held traces are decided early until it holds again. Values ≤ 0 are
-// ignored.
+// WithMaxBytes bounds the memory held by undecided spans, in total over all
+// shards: everything a held span keeps alive, attributes of every type,
+// events and links included (see the package documentation for the
+// estimate), so that the heap they retain stays within n plus 20%. One
+// trace may use the whole of it. When it is exceeded, the oldest held
+// traces are decided early, by the keep rules, until it holds again.
+// Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxBytes (64 MiB).
 func WithMaxBytes(n int64) Option {
@@ -245,14 +283,34 @@ func WithDecisionCacheSize(n int) Option {
 }
 
 // WithMaxKeptPerSecond caps the traces kept by the tail (error, latency or
-// predicate) per second, with a burst of the same size, so that an outage
-// does not turn into a flood of traces. Head-sampled traces are never capped.
-// Traces over the cap are released and counted. 0 or less removes the cap.
+// predicate) per second, so that an outage does not turn into a flood of
+// traces. Head-sampled traces are never capped. Traces over the cap are
+// released and counted (Stats.RateLimited). 0 or less removes the cap.
+//
+// The cap is a token bucket: it refills at n traces per second up to its
+// burst (WithMaxKeptBurst), so a short burst of failures is kept whole
+// while a sustained one is held to n per second. With the defaults, 500
+// failing traces at once are kept, then 100 per second.
 //
 // Default: DefaultMaxKeptPerSecond (100).
 func WithMaxKeptPerSecond(n float64) Option {
 	return optionFunc(func(c config) config {
 		c.maxKeptPerSecond = n
+		return c
+	})
+}
+
+// WithMaxKeptBurst sets how many tail-kept traces the cap of
+// WithMaxKeptPerSecond lets through at once. A larger burst keeps every
+// trace of a longer spike of failures, at the price of a larger spike of
+// exported spans and memory downstream when it happens; a burst of 1
+// spreads kept traces evenly. Values ≤ 0 restore the default.
+//
+// Default: DefaultKeptBurstSeconds (5) seconds' worth of the cap, at
+// least 1: 500 with the default cap.
+func WithMaxKeptBurst(n int) Option {
+	return optionFunc(func(c config) config {
+		c.keptBurst = max(n, 0)
 		return c
 	})
 }
@@ -263,6 +321,36 @@ func WithMaxKeptPerSecond(n float64) Option {
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c config) config {
 		c.meterProvider = mp
+		return c
+	})
+}
+
+// WithDryRun, enabled, makes the sampler decide as usual but hand every
+// recorded span downstream, sampled, marked with the decision it would
+// have taken (WouldKeepKey and DecisionKey), so that its choices can be
+// seen in the backend before they are trusted. Head decisions, the keep
+// rules, the limits, early decisions and the cap work as without it; only
+// what is handed on differs. Propagation does not: other services see the
+// sampled flag the head chose, as they will when dry run is off. Counters
+// and metrics count what would have been done (SpansReleased counts the
+// spans a dry run hands on unkept).
+//
+// Default: disabled.
+func WithDryRun(enabled bool) Option {
+	return optionFunc(func(c config) config {
+		c.dryRun = enabled
+		return c
+	})
+}
+
+// WithLogger sets the logger that reports, once each, what keeps the
+// sampler from working as configured: self-metrics that cannot be
+// created, an ErrorKeeper registered only as the sampler or only as a span
+// processor. A nil logger, the default, sends those reports to the
+// OpenTelemetry error handler (otel.Handle).
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
 		return c
 	})
 }

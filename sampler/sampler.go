@@ -9,42 +9,63 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 // ErrorKeeper is a head sampler and a tail span processor in one value. As
-// an sdktrace.Sampler it samples new local traces by trace-ID ratio,
-// honours a parent's sampled flag, and answers RecordOnly where a ratio
-// sampler would drop. As an sdktrace.SpanProcessor it passes sampled spans
-// to the next processor untouched, holds recorded-only spans per trace, and
+// an sdktrace.Sampler it asks its head (by default a trace-ID ratio that
+// honours a remote parent's sampled flag) and answers RecordOnly where the
+// head would drop. As an sdktrace.SpanProcessor it passes sampled spans to
+// the next processor untouched, holds recorded-only spans per trace, and
 // when the trace is decided hands the spans of kept traces to the next
 // processor as sampled read-only views.
 //
 // Create it with ErrorKeeping and register it both as the provider's
-// sampler and as one of its span processors. The zero value is not usable.
-// All methods are safe for concurrent use; OnStart and OnEnd never block.
+// sampler and as one of its span processors (TracerProviderOptions). The
+// zero value is not usable. All methods are safe for concurrent use;
+// OnStart and OnEnd never block; ForceFlush and Shutdown return by their
+// context's deadline.
 type ErrorKeeper struct {
 	cfg     config
 	next    sdktrace.SpanProcessor
-	ratio   sdktrace.Sampler
+	head    sdktrace.Sampler
+	ratio   sdktrace.Sampler // the default head's root sampler; nil with WithHead
 	desc    string
 	limiter *rate.Limiter // nil: no cap
 
 	shards    []shard
 	shardBits uint
+	held      totals
+	evictNext atomic.Uint32 // rotates the shard scan of evictOldest
 
 	stopped atomic.Bool
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	workers sync.WaitGroup // ForceFlush's and Shutdown's deciding goroutines
+
+	// cutoff is set when Shutdown's context ends: from then on nothing is
+	// handed downstream; spans detached for a decision and not yet handed
+	// on are dropped and counted. inHand counts those spans.
+	cutoff atomic.Bool
+	inHand atomic.Int64
 
 	stats   counters
-	metrics metric.Registration
+	metrics *selfobs.Registration
+
+	// Wiring checks: asked is set by ShouldSample, started by OnStart;
+	// unstarted counts recorded-only answers given before any OnStart.
+	asked, started atomic.Bool
+	unstarted      atomic.Int64
+	warnSampler    sync.Once
+	warnProcessor  sync.Once
 }
 
 var (
@@ -56,7 +77,7 @@ var (
 // usually sdktrace.NewBatchSpanProcessor around an exporter:
 //
 //	keep := sampler.ErrorKeeping(sdktrace.NewBatchSpanProcessor(exp), sampler.WithRatio(0.05))
-//	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+//	tp := sdktrace.NewTracerProvider(keep.TracerProviderOptions()...)
 //
 // It starts one background goroutine, stopped by Shutdown. A nil next
 // discards every span.
@@ -66,16 +87,23 @@ func ErrorKeeping(next sdktrace.SpanProcessor, opts ...Option) *ErrorKeeper {
 		next = discard{}
 	}
 	k := &ErrorKeeper{
-		cfg:   cfg,
-		next:  next,
-		ratio: sdktrace.TraceIDRatioBased(cfg.ratio),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:  cfg,
+		next: next,
+		head: cfg.head,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
-	k.desc = fmt.Sprintf("ErrorKeeping{root:%s,delay:%s,maxWait:%s}",
-		k.ratio.Description(), cfg.decisionDelay, cfg.maxWait)
+	if k.head == nil {
+		k.ratio = sdktrace.TraceIDRatioBased(cfg.ratio)
+		k.head = sdktrace.ParentBased(k.ratio)
+	}
+	k.desc = fmt.Sprintf("ErrorKeeping{head:%s,delay:%s,maxWait:%s}",
+		k.head.Description(), cfg.decisionDelay, cfg.maxWait)
 	if cfg.maxKeptPerSecond > 0 {
-		burst := max(int(cfg.maxKeptPerSecond), 1)
+		burst := cfg.keptBurst
+		if burst == 0 {
+			burst = max(int(DefaultKeptBurstSeconds*cfg.maxKeptPerSecond), 1)
+		}
 		k.limiter = rate.NewLimiter(rate.Limit(cfg.maxKeptPerSecond), burst)
 	}
 	k.initShards()
@@ -93,41 +121,117 @@ func (k *ErrorKeeper) Description() string { return k.desc }
 // its length, so nobody appending to it can write into it.
 var headAttrs = []attribute.KeyValue{KeptByKey.String(KeptByHead)}
 
-// ShouldSample implements sdktrace.Sampler with the decisions of
-// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), except that where
-// those drop, it records the span without sampling it (RecordOnly), so that
-// the processor side can still keep its trace. The tracestate is the
-// parent's, as with the stock samplers. After Shutdown it drops instead.
+// ShouldSample implements sdktrace.Sampler. A span with a local parent
+// follows it: sampled if the parent is, recorded only if not, so that a
+// trace is sampled or held whole in this process. For a new trace or a
+// remote parent it asks the head (WithHead; by default
+// sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))): what the head
+// samples is returned as the head returned it, its tracestate included,
+// with KeptByKey=head added to its attributes; where the head drops, the
+// span is recorded without being sampled (RecordOnly), with the head's
+// tracestate, so that the processor side can still keep its trace. After
+// Shutdown it drops instead.
 func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
 	psc := trace.SpanContextFromContext(p.ParentContext)
-	var sampled bool
-	switch {
-	case !psc.IsValid():
-		sampled = k.ratio.ShouldSample(p).Decision == sdktrace.RecordAndSample
-		if sampled {
-			k.stats.headSampled.Add(1)
-		}
-	default:
-		sampled = psc.IsSampled()
-		if sampled && psc.IsRemote() {
-			k.stats.headSampled.Add(1)
+	if psc.IsValid() && !psc.IsRemote() {
+		ts := psc.TraceState()
+		switch {
+		case psc.IsSampled():
+			return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: headAttrs, Tracestate: ts}
+		case k.stopped.Load():
+			return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+		default:
+			return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
 		}
 	}
-	ts := psc.TraceState()
+	if !k.asked.Load() {
+		k.asked.Store(true)
+	}
+	var r sdktrace.SamplingResult
 	switch {
-	case sampled:
-		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: headAttrs, Tracestate: ts}
+	case k.ratio == nil:
+		r = k.head.ShouldSample(p)
+	case psc.IsValid():
+		// The default head, ParentBased(TraceIDRatioBased), without
+		// looking the parent up again: a remote parent's flag decides.
+		r.Tracestate = psc.TraceState()
+		if psc.IsSampled() {
+			r.Decision = sdktrace.RecordAndSample
+		}
+	default:
+		r = k.ratio.ShouldSample(p)
+	}
+	switch {
+	case r.Decision == sdktrace.RecordAndSample:
+		k.stats.headSampled.Add(1)
+		r.Attributes = withKeptByHead(r.Attributes)
+		return r
 	case k.stopped.Load():
-		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: r.Tracestate}
+	case r.Decision == sdktrace.RecordOnly:
+		return r
 	default:
-		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: ts}
+		if !k.started.Load() && k.unstarted.Add(1) == wiringGrace {
+			k.warnProcessor.Do(func() {
+				k.warn("sampler: the ErrorKeeper is the provider's sampler but not one of its span processors: " +
+					"the spans it records for the tail are never kept; register it with TracerProviderOptions")
+			})
+		}
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: r.Tracestate}
 	}
+}
+
+// wiringGrace is how many recorded-only answers ShouldSample gives before
+// it warns that OnStart was never called: spans started concurrently may
+// all be sampled before the first of them reaches the processors.
+const wiringGrace = 1000
+
+// warn reports a wiring mistake to the logger, or to the OpenTelemetry
+// error handler when there is none.
+func (k *ErrorKeeper) warn(msg string) {
+	if k.cfg.logger != nil {
+		k.cfg.logger.Warn(msg)
+		return
+	}
+	otel.Handle(errors.New(msg))
+}
+
+// TracerProviderOptions returns the two registrations an ErrorKeeper
+// needs, as its provider's sampler and as one of its span processors, so
+// that neither can be forgotten:
+//
+//	tp := sdktrace.NewTracerProvider(append(keep.TracerProviderOptions(),
+//		sdktrace.WithResource(res))...)
+//
+// Register no other sampler after them: the last WithSampler wins.
+func (k *ErrorKeeper) TracerProviderOptions() []sdktrace.TracerProviderOption {
+	return []sdktrace.TracerProviderOption{sdktrace.WithSampler(k), sdktrace.WithSpanProcessor(k)}
+}
+
+// withKeptByHead returns a head's attributes with KeptByKey=head added, in
+// a new slice when the head returned some: the head may reuse its own.
+func withKeptByHead(attrs []attribute.KeyValue) []attribute.KeyValue {
+	if len(attrs) == 0 {
+		return headAttrs
+	}
+	out := make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+	copy(out, attrs)
+	return append(out, headAttrs[0])
 }
 
 // OnStart implements sdktrace.SpanProcessor. It forwards every recording
 // span to the next processor, so that processors which annotate spans at
 // start see the rescued ones too.
 func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	if !k.started.Load() {
+		k.started.Store(true)
+		if !k.asked.Load() {
+			k.warnSampler.Do(func() {
+				k.warn("sampler: the ErrorKeeper is a span processor of a provider whose sampler it is not: " +
+					"it keeps nothing the provider's sampler drops; register it with TracerProviderOptions")
+			})
+		}
+	}
 	if k.stopped.Load() {
 		return
 	}
@@ -142,14 +246,18 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
 	if sc.IsSampled() {
-		if !k.stopped.Load() {
+		switch {
+		case k.stopped.Load():
+		case k.cfg.dryRun:
+			k.next.OnEnd(newMarkedSpan(s, dryRunHeadAttrs))
+		default:
 			k.next.OnEnd(s)
 		}
 		return
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
-	size := estimateBytes(s)
+	size := estimateBytes(s, sc)
 	parent := s.Parent()
 	isRoot := !parent.IsValid() || parent.IsRemote()
 
@@ -162,17 +270,15 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 		k.stats.droppedShutdown.Add(1)
 		return
 	}
+	var now time.Time // read once, when needed
 	e := sh.traces[id]
 	switch {
 	case e == nil:
-		for sh.held >= sh.maxTraces && sh.age.head != nil {
-			victims = append(victims, sh.detach(sh.age.head))
-			k.stats.evictedMaxTraces.Add(1)
-		}
-		e = newEntry(id, k.cfg.clock.Now())
+		now = k.cfg.clock.Now()
+		e = newEntry(id, now)
+		size += traceBaseBytes
 		sh.traces[id] = e
-		sh.age.pushBack(e)
-		sh.held++
+		sh.add(e)
 	case e.state == stateDecided:
 		o := e.outcome
 		sh.mu.Unlock()
@@ -183,26 +289,43 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 		e.buf = spanBufs.get()
 	}
 	*e.buf = append(*e.buf, s)
-	e.bytes += size
-	sh.spans++
-	sh.bytes += size
+	sh.grow(e, size)
 	if e.state == statePending {
 		if isRoot && !e.rootEnded {
 			e.rootEnded = true
-			e.due = k.cfg.clock.Now().Add(k.cfg.decisionDelay)
+			if now.IsZero() {
+				now = k.cfg.clock.Now()
+			}
+			e.due = now.Add(k.cfg.decisionDelay)
 			sh.root.pushBack(e)
 		}
 		if len(*e.buf) >= k.cfg.maxSpansPerTrace {
 			victims = append(victims, sh.detach(e))
 			k.stats.evictedMaxSpans.Add(1)
 		}
-		for sh.bytes > sh.maxBytes && sh.age.head != nil {
-			victims = append(victims, sh.detach(sh.age.head))
-			k.stats.evictedMaxBytes.Add(1)
-		}
 	}
 	sh.mu.Unlock()
 
+	// The limits bound the totals: the oldest traces of any shard make
+	// room. Between the insertion above and the evictions here the totals
+	// may exceed a limit by what other goroutines are adding at the same
+	// moment.
+	for k.held.traces.Load() > int64(k.cfg.maxTraces) {
+		v, ok := k.evictOldest()
+		if !ok {
+			break
+		}
+		victims = append(victims, v)
+		k.stats.evictedMaxTraces.Add(1)
+	}
+	for k.held.bytes.Load() > k.cfg.maxBytes {
+		v, ok := k.evictOldest()
+		if !ok {
+			break
+		}
+		victims = append(victims, v)
+		k.stats.evictedMaxBytes.Add(1)
+	}
 	if len(victims) > 0 {
 		k.decide(victims)
 	}
@@ -213,17 +336,34 @@ func (k *ErrorKeeper) late(s sdktrace.ReadOnlySpan, o outcome) {
 	if o.kept() {
 		k.stats.lateKept.Add(1)
 		k.stats.spansRescued.Add(1)
-		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
-		return
+	} else {
+		k.stats.lateReleased.Add(1)
+		k.stats.spansReleased.Add(1)
 	}
-	k.stats.lateReleased.Add(1)
-	k.stats.spansReleased.Add(1)
+	if o.kept() || k.cfg.dryRun {
+		k.next.OnEnd(newMarkedSpan(s, k.marks(o)))
+	}
+}
+
+// marks are the attributes added to the spans of a trace decided o: the
+// reason it was kept, or in dry run what would have been done.
+func (k *ErrorKeeper) marks(o outcome) []attribute.KeyValue {
+	if k.cfg.dryRun {
+		return dryRunAttrs[o]
+	}
+	return keptByAttrs[o]
 }
 
 // decide evaluates detached traces, records their decisions and hands the
 // spans of kept ones downstream. It runs without any lock of this package.
 func (k *ErrorKeeper) decide(victims []victim) {
+	k.inHand.Add(spansOf(victims))
 	for i := range victims {
+		if k.cutoff.Load() {
+			k.inHand.Add(-spansOf(victims[i:]))
+			k.release(victims[i:])
+			return
+		}
 		v := &victims[i]
 		o := k.evaluate(*v.spans)
 		if o.kept() && k.limiter != nil && !k.limiter.AllowN(k.cfg.clock.Now(), 1) {
@@ -237,6 +377,7 @@ func (k *ErrorKeeper) decide(victims []victim) {
 		k.stats.decided[o].Add(1)
 		k.emit(*v.spans, o)
 		if extra != nil {
+			k.inHand.Add(int64(len(*extra)))
 			k.emit(*extra, o)
 			spanBufs.put(extra)
 		}
@@ -246,35 +387,67 @@ func (k *ErrorKeeper) decide(victims []victim) {
 	}
 }
 
-// release lets detached traces go without evaluating them, at Shutdown when
-// its context is done.
-func (k *ErrorKeeper) release(victims []victim) {
+// spansOf counts the spans of detached traces.
+func spansOf(victims []victim) int64 {
+	var n int64
+	for i := range victims {
+		if victims[i].spans != nil {
+			n += int64(len(*victims[i].spans))
+		}
+	}
+	return n
+}
+
+// release lets detached traces go without evaluating them, at Shutdown
+// when its context is done, counts them dropped and returns the number of
+// spans let go.
+func (k *ErrorKeeper) release(victims []victim) uint64 {
+	var n uint64
 	for i := range victims {
 		v := &victims[i]
 		sh := k.shardFor(v.e.id)
 		sh.mu.Lock()
 		extra := sh.finish(v.e, outcomeReleased, false)
 		sh.mu.Unlock()
-		n := len(*v.spans)
+		if v.spans != nil {
+			n += uint64(len(*v.spans))
+		}
 		if extra != nil {
-			n += len(*extra)
+			n += uint64(len(*extra))
 			spanBufs.put(extra)
 		}
-		k.stats.droppedShutdown.Add(uint64(n))
 		spanBufs.put(v.spans)
 		entries.put(v.e)
 		*v = victim{}
 	}
+	k.stats.droppedShutdown.Add(n)
+	return n
 }
 
+// emit hands the spans of a trace decided o downstream, or lets them go.
+// In dry run every span is handed on, marked with the decision.
 func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
-	if !o.kept() {
+	kept := o.kept()
+	if !kept && !k.cfg.dryRun {
+		k.inHand.Add(-int64(len(spans)))
 		k.stats.spansReleased.Add(uint64(len(spans)))
 		return
 	}
-	k.stats.spansRescued.Add(uint64(len(spans)))
-	for _, s := range spans {
-		k.next.OnEnd(newRescuedSpan(s, keptByAttr[o]))
+	marks := k.marks(o)
+	for i, s := range spans {
+		if k.cutoff.Load() {
+			rest := len(spans) - i
+			k.inHand.Add(-int64(rest))
+			k.stats.droppedShutdown.Add(uint64(rest))
+			return
+		}
+		if kept {
+			k.stats.spansRescued.Add(1)
+		} else {
+			k.stats.spansReleased.Add(1)
+		}
+		k.next.OnEnd(newMarkedSpan(s, marks))
+		k.inHand.Add(-1)
 	}
 }
 
@@ -355,30 +528,94 @@ func (k *ErrorKeeper) drain(sh *shard, batch []victim) []victim {
 	return batch
 }
 
-// ForceFlush decides every held trace now, with the spans at hand, hands the
-// kept ones downstream and then flushes the next processor. It stops early,
-// leaving the rest held, when ctx is done.
+// ForceFlush decides every held trace now, with the spans at hand, hands
+// the kept ones downstream and then flushes the next processor.
+//
+// It returns by ctx's deadline, give or take the time to take the shard
+// locks, even when the downstream is slow: the deciding runs on a
+// goroutine of its own, and when ctx ends first ForceFlush returns an
+// error that wraps ctx.Err() and says what was left. Traces not reached
+// stay held for their usual decision; the spans of traces already kept go
+// on being handed downstream by that goroutine, which Shutdown waits for.
 func (k *ErrorKeeper) ForceFlush(ctx context.Context) error {
-	var batch []victim
-	for i := range k.shards {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("sampler: force flush: %w", err)
-		}
-		batch = k.drain(&k.shards[i], batch[:0])
-		k.decide(batch)
-	}
-	if err := k.next.ForceFlush(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sampler: force flush: %w", err)
+	}
+	done := make(chan struct{})
+	k.workers.Add(1)
+	go func() {
+		defer k.workers.Done()
+		defer close(done)
+		k.decideAll(ctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		st := k.Stats()
+		return fmt.Errorf("sampler: force flush: %w: %d traces (%d spans) still held, %d spans in hand being decided",
+			ctx.Err(), st.TracesHeld, st.SpansHeld, k.inHand.Load())
+	}
+	if err := await(ctx, k.next.ForceFlush); err != nil {
+		return fmt.Errorf("sampler: force flush next processor: %w", err)
 	}
 	return nil
 }
 
+// decideAll decides the traces of every shard in turn, stopping before
+// the next shard once ctx is done.
+func (k *ErrorKeeper) decideAll(ctx context.Context) {
+	var batch []victim
+	for i := range k.shards {
+		if ctx.Err() != nil {
+			return
+		}
+		batch = k.drain(&k.shards[i], batch[:0])
+		k.decide(batch)
+	}
+}
+
+// releaseAll releases every held trace undecided and returns the number
+// of spans let go.
+func (k *ErrorKeeper) releaseAll() uint64 {
+	var n uint64
+	var batch []victim
+	for i := range k.shards {
+		batch = k.drain(&k.shards[i], batch[:0])
+		n += k.release(batch)
+	}
+	return n
+}
+
+// await runs f on its own goroutine and returns its error, or ctx's when
+// ctx ends first, so that a next processor that ignores its context does
+// not hold the caller past the deadline.
+func await(ctx context.Context, f func(context.Context) error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+}
+
 // Shutdown stops the background goroutine, decides every held trace as
-// ForceFlush does, and shuts the next processor down. When ctx is done
-// before all held traces are decided, the rest are released undecided and
-// counted (Stats.DroppedShutdown). Spans ending afterwards are dropped and
-// counted the same way. Only the first call does the work; later calls wait
-// for the background goroutine and return nil.
+// ForceFlush does, and shuts the next processor down.
+//
+// It returns by ctx's deadline, give or take the time to release what is
+// held, even when the downstream is slow. When ctx ends first, nothing
+// more is handed downstream: the traces still held are released
+// undecided, kept spans not yet handed on are dropped as the downstream
+// returns, and both are counted (Stats.DroppedShutdown); the error wraps
+// ctx.Err() and says how many. Spans ending afterwards are dropped and
+// counted the same way. Only the first call does the work; later calls
+// wait for the background goroutine and return nil.
 func (k *ErrorKeeper) Shutdown(ctx context.Context) error {
 	first := false
 	var err error
@@ -400,31 +637,40 @@ func (k *ErrorKeeper) Shutdown(ctx context.Context) error {
 func (k *ErrorKeeper) shutdown(ctx context.Context) error {
 	k.stopped.Store(true)
 	close(k.stop)
-	if k.metrics != nil {
-		_ = k.metrics.Unregister()
-	}
-	var errs []error
+
+	done := make(chan struct{})
+	k.workers.Add(1)
+	go func() {
+		defer k.workers.Done()
+		defer close(done)
+		select {
+		case <-k.done:
+		case <-ctx.Done():
+			return
+		}
+		k.decideAll(ctx)
+	}()
 	select {
-	case <-k.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 
-	var batch []victim
+	var errs []error
+	if err := ctx.Err(); err != nil {
+		k.cutoff.Store(true)
+		released := k.releaseAll()
+		errs = append(errs, fmt.Errorf("sampler: shutdown: %w: %d held spans released undecided, %d spans in hand dropped as the downstream returns",
+			err, released, k.inHand.Load()))
+	}
 	for i := range k.shards {
-		batch = k.drain(&k.shards[i], batch[:0])
-		if ctx.Err() != nil {
-			k.release(batch)
-		} else {
-			k.decide(batch)
-		}
 		k.shards[i].clear()
 	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("sampler: shutdown: %w", err))
-	}
-	if err := k.next.Shutdown(ctx); err != nil {
+	// Past the deadline the next processor gets the same done context; its
+	// own report of that deadline would say nothing new.
+	if err := await(ctx, k.next.Shutdown); err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		errs = append(errs, fmt.Errorf("sampler: shutdown next processor: %w", err))
 	}
+	k.metrics.Retire()
 	return errors.Join(errs...)
 }
 

@@ -20,43 +20,62 @@ const (
 	KeptByPredicate = "predicate" // the user predicate matched a held span
 )
 
-// rescuedSpan is the read-only view under which a recorded-only span is
-// handed downstream once its trace is kept: sampled, with the reason
-// attached and the tracestate threshold erased. Every other method reads
-// through to the span as recorded.
-type rescuedSpan struct {
+// DryRun attributes: in dry run (WithDryRun) every span is handed
+// downstream carrying WouldKeepKey, whether the sampler would have
+// exported it, and DecisionKey, the decision taken for its trace: one of
+// KeptByHead, KeptByError, KeptByLatency, KeptByPredicate,
+// DecisionRateLimited or DecisionReleased.
+const (
+	WouldKeepKey = attribute.Key("tracekeeper.sampler.would_keep")
+	DecisionKey  = attribute.Key("tracekeeper.sampler.decision")
+)
+
+// Values of DecisionKey besides the KeptBy values.
+const (
+	DecisionRateLimited = "rate_limited" // a rule matched, but the cap of kept traces was reached
+	DecisionReleased    = "released"     // no rule matched
+)
+
+// markedSpan is the read-only view under which a span is handed
+// downstream by the tail (or by any path in dry run): sampled, with its
+// marks attached and the tracestate threshold erased when it was not
+// sampled at the head. Every other method reads through to the span as
+// recorded.
+type markedSpan struct {
 	sdktrace.ReadOnlySpan
 	sc     trace.SpanContext
 	parent trace.SpanContext
-	keptBy attribute.KeyValue
+	marks  []attribute.KeyValue
 }
 
-var _ sdktrace.ReadOnlySpan = (*rescuedSpan)(nil)
+var _ sdktrace.ReadOnlySpan = (*markedSpan)(nil)
 
-func newRescuedSpan(s sdktrace.ReadOnlySpan, keptBy attribute.KeyValue) *rescuedSpan {
+func newMarkedSpan(s sdktrace.ReadOnlySpan, marks []attribute.KeyValue) *markedSpan {
 	sc := s.SpanContext()
-	sc = sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)).
-		WithTraceState(eraseThreshold(sc.TraceState()))
 	parent := s.Parent()
-	if parent.IsValid() && !parent.IsRemote() {
-		// A local parent belongs to the same held trace and is kept with it.
-		parent = parent.WithTraceFlags(parent.TraceFlags().WithSampled(true)).
-			WithTraceState(eraseThreshold(parent.TraceState()))
+	if !sc.IsSampled() {
+		sc = sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)).
+			WithTraceState(eraseThreshold(sc.TraceState()))
+		if parent.IsValid() && !parent.IsRemote() {
+			// A local parent belongs to the same held trace and is kept with it.
+			parent = parent.WithTraceFlags(parent.TraceFlags().WithSampled(true)).
+				WithTraceState(eraseThreshold(parent.TraceState()))
+		}
 	}
-	return &rescuedSpan{ReadOnlySpan: s, sc: sc, parent: parent, keptBy: keptBy}
+	return &markedSpan{ReadOnlySpan: s, sc: sc, parent: parent, marks: marks}
 }
 
-func (s *rescuedSpan) SpanContext() trace.SpanContext { return s.sc }
+func (s *markedSpan) SpanContext() trace.SpanContext { return s.sc }
 
-func (s *rescuedSpan) Parent() trace.SpanContext { return s.parent }
+func (s *markedSpan) Parent() trace.SpanContext { return s.parent }
 
-// Attributes returns the recorded attributes followed by the kept-by
-// attribute, in a new slice: the recorded one may be shared with the SDK.
-func (s *rescuedSpan) Attributes() []attribute.KeyValue {
+// Attributes returns the recorded attributes followed by the marks, in a
+// new slice: the recorded one may be shared with the SDK.
+func (s *markedSpan) Attributes() []attribute.KeyValue {
 	attrs := s.ReadOnlySpan.Attributes()
-	out := make([]attribute.KeyValue, len(attrs), len(attrs)+1)
+	out := make([]attribute.KeyValue, len(attrs), len(attrs)+len(s.marks))
 	copy(out, attrs)
-	return append(out, s.keptBy)
+	return append(out, s.marks...)
 }
 
 // eraseThreshold removes the th sub-key of the OpenTelemetry tracestate
@@ -109,25 +128,107 @@ func dropSubKey(list, key string) (string, bool) {
 	return b.String(), true
 }
 
-// Estimated bytes a held span keeps alive. The figure is a cheap estimate,
-// not a measurement: a fixed cost for the span record, plus a fixed cost per
-// attribute, event and link, plus the lengths of the name, the attribute
-// keys and the string attribute values.
+// Estimated bytes a held span keeps alive. The figure follows what the
+// SDK's span snapshot references: the snapshot itself, its name, its
+// attributes (the backing array, keys, strings and the elements of slice
+// and map values), its events and links with their attributes, the status
+// description and the tracestate. The resource and the instrumentation
+// scope are shared by every span of a provider and are not counted. Sizes
+// are those of opentelemetry-go v1.47 on 64-bit platforms, rounded up; the
+// Go allocator's size classes add up to about an eighth more, which the
+// 20% tolerance of the bound covers.
 const (
-	spanBaseBytes  = 512 // span record, its interface box and its slot here
-	attrBaseBytes  = 64  // attribute.KeyValue with its value header
-	eventBaseBytes = 128 // event record, without its attributes
-	linkBaseBytes  = 96  // link record, without its attributes
+	spanBaseBytes    = 512 // the snapshot (416 B), its interface in the trace's buffer, the buffer's growth
+	traceBaseBytes   = 384 // a held trace's entry, map slot and span buffer
+	kvBytes          = 64  // an attribute.KeyValue in a backing array
+	valueBytes       = 48  // an attribute.Value inside a SLICE value
+	eventBytes       = 72  // an sdktrace.Event in the events array
+	linkBytes        = 96  // an sdktrace.Link in the links array
+	stringBytes      = 16  // a string header inside a []string value
+	boxBytes         = 16  // the interface box of a slice or map value
+	traceMemberBytes = 32  // one tracestate list member
 )
 
-func estimateBytes(s sdktrace.ReadOnlySpan) int64 {
-	n := spanBaseBytes + len(s.Name())
-	for _, kv := range s.Attributes() {
-		n += attrBaseBytes + len(kv.Key)
-		if kv.Value.Type() == attribute.STRING {
-			n += len(kv.Value.AsString())
+func estimateBytes(s sdktrace.ReadOnlySpan, sc trace.SpanContext) int64 {
+	n := spanBaseBytes + len(s.Name()) + attrsBytes(s.Attributes())
+	if evs := s.Events(); len(evs) > 0 {
+		n += eventBytes * cap(evs)
+		for i := range evs {
+			n += len(evs[i].Name) + attrsBytes(evs[i].Attributes)
 		}
 	}
-	n += eventBaseBytes*len(s.Events()) + linkBaseBytes*len(s.Links())
+	if lks := s.Links(); len(lks) > 0 {
+		n += linkBytes * cap(lks)
+		for i := range lks {
+			n += traceStateBytes(lks[i].SpanContext.TraceState()) + attrsBytes(lks[i].Attributes)
+		}
+	}
+	n += len(s.Status().Description)
+	n += traceStateBytes(sc.TraceState())
 	return int64(n)
+}
+
+// attrsBytes estimates an attribute slice: its backing array, then what
+// each key and value references.
+func attrsBytes(kvs []attribute.KeyValue) int {
+	n := kvBytes * cap(kvs)
+	for i := range kvs {
+		kv := &kvs[i]
+		n += len(kv.Key)
+		switch t := kv.Value.Type(); {
+		case t == attribute.STRING:
+			n += len(kv.Value.AsString())
+		case t > attribute.STRING: // slices and maps; scalars reference nothing
+			n += valueExtraBytes(&kv.Value)
+		}
+	}
+	return n
+}
+
+// valueExtraBytes is what a value references outside its own 48 bytes.
+// Scalars reference nothing; slice and map values are read through their
+// As… accessors, which copy the elements: rare attributes pay for that.
+func valueExtraBytes(v *attribute.Value) int {
+	switch v.Type() {
+	case attribute.STRING:
+		return len(v.AsString())
+	case attribute.BYTESLICE:
+		return len(v.AsByteSlice())
+	case attribute.BOOLSLICE:
+		return boxBytes + len(v.AsBoolSlice())
+	case attribute.INT64SLICE:
+		return boxBytes + 8*len(v.AsInt64Slice())
+	case attribute.FLOAT64SLICE:
+		return boxBytes + 8*len(v.AsFloat64Slice())
+	case attribute.STRINGSLICE:
+		ss := v.AsStringSlice()
+		n := boxBytes + stringBytes*len(ss)
+		for _, s := range ss {
+			n += len(s)
+		}
+		return n
+	case attribute.SLICE:
+		vs := v.AsSlice()
+		n := boxBytes + valueBytes*len(vs)
+		for i := range vs {
+			n += valueExtraBytes(&vs[i])
+		}
+		return n
+	case attribute.MAP:
+		return boxBytes + attrsBytes(v.AsMap())
+	}
+	return 0
+}
+
+// traceStateBytes estimates a tracestate's member list.
+func traceStateBytes(ts trace.TraceState) int {
+	if ts.Len() == 0 {
+		return 0
+	}
+	n := 0
+	ts.Walk(func(k, v string) bool {
+		n += traceMemberBytes + len(k) + len(v)
+		return true
+	})
+	return n
 }

@@ -96,7 +96,7 @@ func TestRescuedSpanView(t *testing.T) {
 		Attributes: attrs,
 	}
 	inner := stub.Snapshot()
-	v := newRescuedSpan(inner, keptByAttr[outcomeError])
+	v := newMarkedSpan(inner, keptByAttrs[outcomeError])
 
 	if !v.SpanContext().IsSampled() || !v.Parent().IsSampled() {
 		t.Errorf("sampled flags: span %v, local parent %v", v.SpanContext().IsSampled(), v.Parent().IsSampled())
@@ -126,11 +126,11 @@ func TestEstimateBytes(t *testing.T) {
 		Events:     []sdktrace.Event{{Name: "e"}},
 		Links:      []sdktrace.Link{{}},
 	}.Snapshot()
-	if got := estimateBytes(small); got != spanBaseBytes+1 {
+	if got := estimateBytes(small, small.SpanContext()); got != spanBaseBytes+1 {
 		t.Errorf("estimate of a bare span = %d, want %d", got, spanBaseBytes+1)
 	}
-	want := int64(spanBaseBytes + 1 + attrBaseBytes + 3 + 1000 + eventBaseBytes + linkBaseBytes)
-	if got := estimateBytes(big); got != want {
+	want := int64(spanBaseBytes + 1 + kvBytes + 3 + 1000 + eventBytes + 1 + linkBytes)
+	if got := estimateBytes(big, big.SpanContext()); got != want {
 		t.Errorf("estimate = %d, want %d", got, want)
 	}
 }

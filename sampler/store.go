@@ -2,8 +2,10 @@ package sampler
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -27,11 +29,34 @@ func (o outcome) kept() bool {
 	return o == outcomeError || o == outcomeLatency || o == outcomePredicate
 }
 
-var keptByAttr = [numOutcomes]attribute.KeyValue{
-	outcomeError:     KeptByKey.String(KeptByError),
-	outcomeLatency:   KeptByKey.String(KeptByLatency),
-	outcomePredicate: KeptByKey.String(KeptByPredicate),
+// keptByAttrs are the attributes a kept trace's spans carry, by outcome.
+// Each slice's capacity equals its length, so nobody appending to it can
+// write into it.
+var keptByAttrs = [numOutcomes][]attribute.KeyValue{
+	outcomeError:     {KeptByKey.String(KeptByError)},
+	outcomeLatency:   {KeptByKey.String(KeptByLatency)},
+	outcomePredicate: {KeptByKey.String(KeptByPredicate)},
 }
+
+// decisionNames are the values of DecisionKey, and of the decision
+// attribute of the traces.decided metric, by outcome.
+var decisionNames = [numOutcomes]string{
+	outcomeReleased:    DecisionReleased,
+	outcomeError:       KeptByError,
+	outcomeLatency:     KeptByLatency,
+	outcomePredicate:   KeptByPredicate,
+	outcomeRateLimited: DecisionRateLimited,
+}
+
+// dryRunAttrs mark the spans handed on in dry run, by outcome.
+var dryRunAttrs = func() (a [numOutcomes][]attribute.KeyValue) {
+	for o := range a {
+		a[o] = []attribute.KeyValue{WouldKeepKey.Bool(outcome(o).kept()), DecisionKey.String(decisionNames[o])}
+	}
+	return a
+}()
+
+var dryRunHeadAttrs = []attribute.KeyValue{WouldKeepKey.Bool(true), DecisionKey.String(KeptByHead)}
 
 // state is where a trace entry is in its life.
 type state uint8
@@ -126,16 +151,20 @@ type victim struct {
 	spans *[]sdktrace.ReadOnlySpan
 }
 
-// shard is one lock's worth of held traces and cached decisions.
+// shard is one lock's worth of held traces and cached decisions. The
+// limits are not split over shards: they bound the totals, kept in the
+// ErrorKeeper.
 type shard struct {
 	mu        sync.Mutex
 	traces    map[trace.TraceID]*traceEntry // pending, deciding and decided
 	age, root entryList
-	held      int   // pending traces
-	spans     int   // spans held, deciding traces' late arrivals included
-	bytes     int64 // estimated bytes of those spans
-	maxTraces int
-	maxBytes  int64
+	spans     int     // spans held, deciding traces' late arrivals included
+	held      *totals // the ErrorKeeper's
+
+	// oldest is the firstSeen time (Unix ns) of the trace at the head of
+	// age, or noneHeld: read without the lock to pick eviction victims
+	// across shards.
+	oldest atomic.Int64
 
 	ring     []trace.TraceID // decided trace IDs, oldest overwritten first
 	ringNext int
@@ -144,9 +173,10 @@ type shard struct {
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// Shards: up to 16, fewer when the trace limit is small, so that every
-// shard may hold at least 64 traces. Limits are split evenly, so their sum
-// never exceeds the configured totals.
+const noneHeld = math.MaxInt64
+
+// Shards: up to 16, fewer when the trace limit is small. Sharding only
+// spreads the locks; the limits are global.
 const (
 	maxShards           = 16
 	minTracesPerShard   = 64
@@ -169,9 +199,9 @@ func (k *ErrorKeeper) initShards() {
 		sh.traces = make(map[trace.TraceID]*traceEntry)
 		sh.age.which = ageList
 		sh.root.which = rootList
-		sh.maxTraces = max(k.cfg.maxTraces/n, 1)
-		sh.maxBytes = max(k.cfg.maxBytes/int64(n), 1)
+		sh.oldest.Store(noneHeld)
 		sh.ring = make([]trace.TraceID, ringLen)
+		sh.held = &k.held
 	}
 }
 
@@ -184,18 +214,51 @@ func (k *ErrorKeeper) shardFor(id trace.TraceID) *shard {
 	return &k.shards[h>>(64-k.shardBits)]
 }
 
+// totals are what all shards hold together, bounded by WithMaxTraces and
+// WithMaxBytes. They change under the lock of the shard whose trace they
+// count, and are read without it.
+type totals struct {
+	traces atomic.Int64
+	bytes  atomic.Int64
+}
+
+// add starts holding a new pending trace. Callers hold sh.mu.
+func (sh *shard) add(e *traceEntry) {
+	sh.age.pushBack(e)
+	if sh.age.head == e {
+		sh.oldest.Store(e.firstSeen.UnixNano())
+	}
+	sh.held.traces.Add(1)
+}
+
+// grow accounts a span added to a held or deciding trace. Callers hold
+// sh.mu.
+func (sh *shard) grow(e *traceEntry, size int64) {
+	e.bytes += size
+	sh.spans++
+	sh.held.bytes.Add(size)
+}
+
 // detach takes a pending trace off the lists and the counts for a decision.
 // The entry stays in the map, marked deciding, so that spans arriving
 // meanwhile are gathered and follow the decision. Callers hold sh.mu.
 func (sh *shard) detach(e *traceEntry) victim {
+	wasOldest := sh.age.head == e
 	sh.age.remove(e)
 	sh.root.remove(e)
-	sh.held--
+	if wasOldest {
+		if h := sh.age.head; h != nil {
+			sh.oldest.Store(h.firstSeen.UnixNano())
+		} else {
+			sh.oldest.Store(noneHeld)
+		}
+	}
+	sh.held.traces.Add(-1)
 	v := victim{e: e, spans: e.buf}
 	if e.buf != nil {
 		sh.spans -= len(*e.buf)
 	}
-	sh.bytes -= e.bytes
+	sh.held.bytes.Add(-e.bytes)
 	e.buf, e.bytes = nil, 0
 	e.state = stateDeciding
 	return v
@@ -210,7 +273,7 @@ func (sh *shard) finish(e *traceEntry, o outcome, remember bool) *[]sdktrace.Rea
 	if extra != nil {
 		sh.spans -= len(*extra)
 	}
-	sh.bytes -= e.bytes
+	sh.held.bytes.Add(-e.bytes)
 	e.buf, e.bytes = nil, 0
 	if !remember || len(sh.ring) == 0 {
 		delete(sh.traces, e.id)
@@ -286,3 +349,33 @@ var (
 	spanBufs spanBufPool
 	entries  entryPool
 )
+
+// evictOldest detaches the oldest pending trace of all shards, for an early
+// decision. Shards are scanned from a rotating start, so that traces of
+// equal age are taken from every shard in turn. It reports false when
+// nothing is pending. Callers hold no shard lock.
+func (k *ErrorKeeper) evictOldest() (victim, bool) {
+	n := len(k.shards)
+	for range 4 { // another goroutine may take the chosen trace first
+		start := int(k.evictNext.Add(1))
+		best, bestAge := -1, int64(noneHeld)
+		for j := range n {
+			i := (start + j) & (n - 1)
+			if a := k.shards[i].oldest.Load(); a < bestAge {
+				best, bestAge = i, a
+			}
+		}
+		if best < 0 {
+			return victim{}, false
+		}
+		sh := &k.shards[best]
+		sh.mu.Lock()
+		if e := sh.age.head; e != nil {
+			v := sh.detach(e)
+			sh.mu.Unlock()
+			return v, true
+		}
+		sh.mu.Unlock()
+	}
+	return victim{}, false
+}
