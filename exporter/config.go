@@ -31,9 +31,10 @@ const (
 	defaultGRPCPort        = "4317"
 	defaultURLPath         = "/v1/traces"
 	defaultTimeout         = 10 * time.Second
-	defaultWorkers         = 16
+	defaultMaxConcurrency  = 256
+	initialConcurrency     = 16
 	defaultQueueSpans      = 65536
-	defaultQueueBytes      = 16 << 20
+	defaultMemoryBudget    = 32 << 20
 	defaultMaxRequestBytes = 1 << 20
 	defaultLogInterval     = 10 * time.Second
 )
@@ -56,9 +57,10 @@ type config struct {
 	tlsConfig       *tls.Config
 	timeout         time.Duration
 	retry           RetryConfig
-	workers         int
+	workers         int // fixed concurrency; zero: adaptive up to maxConcurrency
+	maxConcurrency  int
 	queueSpans      int
-	queueBytes      int
+	memoryBudget    int
 	maxRequestBytes int
 	blockOnFull     time.Duration
 	logger          *zap.Logger
@@ -80,9 +82,9 @@ func newConfig(opts []Option) config {
 		urlPath:         defaultURLPath,
 		timeout:         defaultTimeout,
 		retry:           defaultRetry,
-		workers:         defaultWorkers,
+		maxConcurrency:  defaultMaxConcurrency,
 		queueSpans:      defaultQueueSpans,
-		queueBytes:      defaultQueueBytes,
+		memoryBudget:    defaultMemoryBudget,
 		maxRequestBytes: defaultMaxRequestBytes,
 		logInterval:     defaultLogInterval,
 	}
@@ -115,19 +117,22 @@ func defaultLogger() *zap.Logger {
 // validate checks the settings and returns every problem found, joined.
 func (c config) validate() error {
 	errs := append([]error(nil), c.errs...)
-	if c.workers <= 0 {
+	if c.workers < 0 {
 		errs = append(errs, fmt.Errorf("exporter: workers must be positive, got %d", c.workers))
+	}
+	if c.maxConcurrency <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: max concurrency must be positive, got %d", c.maxConcurrency))
 	}
 	if c.queueSpans <= 0 {
 		errs = append(errs, fmt.Errorf("exporter: queue size must be positive, got %d", c.queueSpans))
 	}
-	if c.queueBytes <= 0 {
-		errs = append(errs, fmt.Errorf("exporter: queue bytes must be positive, got %d", c.queueBytes))
+	if c.memoryBudget <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: memory budget must be positive, got %d", c.memoryBudget))
 	}
 	if c.maxRequestBytes <= 0 {
 		errs = append(errs, fmt.Errorf("exporter: max request size must be positive, got %d", c.maxRequestBytes))
-	} else if c.queueBytes > 0 && c.maxRequestBytes > c.queueBytes {
-		errs = append(errs, fmt.Errorf("exporter: max request size %d exceeds the queue's byte budget %d", c.maxRequestBytes, c.queueBytes))
+	} else if c.memoryBudget > 0 && c.maxRequestBytes > c.memoryBudget {
+		errs = append(errs, fmt.Errorf("exporter: max request size %d exceeds the memory budget %d", c.maxRequestBytes, c.memoryBudget))
 	}
 	if c.timeout < 0 {
 		errs = append(errs, fmt.Errorf("exporter: timeout must not be negative, got %v", c.timeout))
@@ -193,6 +198,15 @@ func (c config) targetURL() (*url.URL, error) {
 		scheme = "http"
 	}
 	return &url.URL{Scheme: scheme, Host: hostport, Path: path}, nil
+}
+
+// concurrency returns the limiter's bounds: fixed with WithWorkers,
+// adaptive otherwise.
+func (c config) concurrency() (lo, initial, hi int) {
+	if c.workers > 0 {
+		return c.workers, c.workers, c.workers
+	}
+	return 1, min(initialConcurrency, c.maxConcurrency), c.maxConcurrency
 }
 
 func (c config) defaultPort() string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracekeeper/tracekeeper/internal/fallback"
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
+	"github.com/tracekeeper/tracekeeper/internal/limiter"
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/retry"
 	"github.com/tracekeeper/tracekeeper/internal/sender"
@@ -63,6 +64,7 @@ type Exporter struct {
 	queue   *queue.Queue[entry]
 	client  transport.Client
 	send    *sender.Sender
+	limit   *limiter.Limiter
 	report  *fallback.Reporter
 	metrics *selfMetrics
 	outage  outage
@@ -103,16 +105,17 @@ func newClient(cfg config) (transport.Client, error) {
 		Headers:   cfg.headers,
 		Gzip:      cfg.compression == GzipCompression,
 		TLS:       cfg.tlsConfig,
-		MaxConns:  cfg.workers,
+		MaxConns:  max(cfg.workers, cfg.maxConcurrency),
 		UserAgent: userAgent,
 	}), nil
 }
 
 // encoding is what ExportSpans borrows from the pool for one call: the
-// encoder and the slice it returns the requests in, both reused.
+// encoder and the slices it fills, all reused.
 type encoding struct {
-	enc  *otlpenc.Encoder
-	reqs []*otlpenc.Request
+	enc   *otlpenc.Encoder
+	reqs  []*otlpenc.Request
+	sizes []ledger.Req
 }
 
 // entry is one encoded batch waiting in the queue.
@@ -159,7 +162,10 @@ func New(opts ...Option) *Exporter {
 		cfg.logger.Error("tracekeeper exporter: invalid configuration; every span will be dropped", zap.Error(err))
 	}
 	if e.cfgErr == nil {
-		e.queue = queue.New[entry](cfg.queueSpans, int64(cfg.queueBytes))
+		e.books.SetBudget(int64(cfg.memoryBudget))
+		e.queue = queue.New[entry](cfg.queueSpans, int64(cfg.memoryBudget))
+		lo, initial, hi := cfg.concurrency()
+		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
 		e.send = sender.New(sender.Config{
 			Client: e.client,
 			Retry: retry.Config{
@@ -171,10 +177,8 @@ func New(opts ...Option) *Exporter {
 			Timeout: cfg.timeout,
 			Clock:   cfg.clock,
 		})
-		for range cfg.workers {
-			e.workers.Add(1)
-			go e.work()
-		}
+		e.workers.Add(1)
+		go e.dispatch()
 	}
 	e.metrics = newSelfMetrics(cfg, e)
 	return e
@@ -214,18 +218,25 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		e.encPool.Put(es)
 	}()
 
-	// Account the whole call in one step, so that no snapshot sees spans
-	// accepted but in no state yet; batches the queue refuses move on to
-	// dropped.
-	queued, queuedBytes := 0, int64(0)
-	for _, r := range reqs {
-		queued += r.Spans()
-		queuedBytes += memory(r)
+	if e.cfg.blockOnFull > 0 {
+		e.waitForRoom(ctx, reqs)
 	}
-	e.books.Accept(n, queued, queuedBytes, res.TooLarge, res.Repaired)
+	// Account the whole call in one step, so that no snapshot sees spans
+	// accepted but in no state yet. The requests that do not fit the
+	// memory budget are dropped at once.
+	sizes := es.sizes[:0]
+	for _, r := range reqs {
+		sizes = append(sizes, ledger.Req{Spans: r.Spans(), Bytes: memory(r)})
+	}
+	es.sizes = sizes
+	admitted := e.books.Accept(n, res.TooLarge, res.Repaired, sizes)
 	if res.TooLarge > 0 {
 		e.report.Dropped(int(ledger.TooLarge), int64(res.TooLarge),
 			fmt.Errorf("exporter: span larger than the maximum request size of %d bytes", e.cfg.maxRequestBytes))
+	}
+	queued := 0
+	for _, r := range reqs {
+		queued += r.Spans()
 	}
 	if invalid := n - queued - res.TooLarge; invalid > 0 {
 		e.report.Dropped(int(ledger.Invalid), int64(invalid), errors.New("exporter: nil span in the batch"))
@@ -233,13 +244,16 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if res.Repaired > 0 {
 		e.report.Warn("invalid UTF-8 repaired", fmt.Sprintf("%d string values with invalid UTF-8 repaired", res.Repaired))
 	}
+	for _, r := range reqs[admitted:] {
+		e.dropped(r, ledger.QueueFull, errMemoryFull)
+	}
 
 	var err error
-	for i, r := range reqs {
+	for i, r := range reqs[:admitted] {
 		if err = e.enqueue(ctx, r); err != nil {
 			// Once the queue refuses a batch, the rest of this call's
 			// batches would fare no better and must not overtake it.
-			for _, rest := range reqs[i+1:] {
+			for _, rest := range reqs[i+1 : admitted] {
 				e.refuse(rest, err)
 			}
 			break
@@ -249,6 +263,39 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		return ErrShutdown
 	}
 	return nil
+}
+
+// errMemoryFull is the cause of spans dropped because the memory budget
+// was full.
+var errMemoryFull = errors.New("exporter: memory budget full (the backend is slower than the load; see WithMemoryBudget)")
+
+// waitForRoom waits, up to the WithBlockOnFull wait, until the memory
+// budget has room for reqs.
+func (e *Exporter) waitForRoom(ctx context.Context, reqs []*otlpenc.Request) {
+	var need int64
+	for _, r := range reqs {
+		need += memory(r)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.blockOnFull)
+	defer cancel()
+	for {
+		room := e.books.Room()
+		if e.books.Fits(need) {
+			return
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// dropped reports a request dropped before it was queued, and releases it.
+func (e *Exporter) dropped(r *otlpenc.Request, reason ledger.Reason, cause error) {
+	e.report.Dropped(int(reason), int64(r.Spans()), cause)
+	e.report.WriteDropped(r.Bytes())
+	r.Release()
 }
 
 // enqueue puts r, already counted as queued, on the queue; if the queue
@@ -281,19 +328,20 @@ func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	if errors.Is(cause, queue.ErrClosed) {
 		reason = ledger.Shutdown
 	}
-	spans := r.Spans()
-	e.books.Refuse(spans, memory(r), reason)
-	e.report.Dropped(int(reason), int64(spans), cause)
-	e.report.WriteDropped(r.Bytes())
-	r.Release()
+	e.books.Refuse(r.Spans(), memory(r), reason)
+	e.dropped(r, reason, cause)
 }
 
 // Stats returns a consistent snapshot of the exporter's accounting.
 func (e *Exporter) Stats() Stats {
 	s := statsOf(e.books.Snapshot())
 	s.QueueCapacity = int64(e.cfg.queueSpans)
-	s.QueueCapacityBytes = int64(e.cfg.queueBytes)
+	s.MemoryBudget = int64(e.cfg.memoryBudget)
 	s.Unwritten = e.report.Unwritten()
+	if e.limit != nil {
+		s.ConcurrencyLimit = int64(e.limit.Limit())
+		s.RoundTrip = e.limit.RTT()
+	}
 	return s
 }
 
@@ -390,10 +438,11 @@ func (e *Exporter) stop(ctx context.Context) {
 			// Whatever the workers did not take is abandoned here; what
 			// they hold, by them as their sends abort.
 			for _, ent := range e.queue.Drain(nil) {
-				spans := ent.req.Spans()
-				e.books.Fly(spans, memory(ent.req))
-				e.finished(sender.Result{Parts: [][]byte{ent.req.Bytes()}, Spans: spans,
+				spans, mem := ent.req.Spans(), memory(ent.req)
+				e.books.Fly(spans, mem)
+				e.finished(sender.Result{Body: &transport.Body{Parts: [][]byte{ent.req.Bytes()}}, Spans: spans,
 					Outcome: sender.Abandoned, Err: sender.ErrAbandoned})
+				e.books.Resize(-mem)
 				e.release(ent)
 			}
 			<-finished

@@ -60,7 +60,7 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		{"endpoint URL unparsable", WithEndpointURL("http://[::1"), "invalid endpoint URL"},
 		{"negative workers", WithWorkers(-1), "workers must be positive"},
 		{"zero queue", WithQueueSize(0), "queue size must be positive"},
-		{"request larger than queue", WithMaxRequestSize(1 << 30), "exceeds the queue's byte budget"},
+		{"request larger than queue", WithMaxRequestSize(1 << 30), "exceeds the memory budget"},
 		{"negative timeout", WithTimeout(-time.Second), "timeout must not be negative"},
 		{"bad header", WithHeaders(map[string]string{"bad key": "v"}), "invalid header name"},
 		{"unknown compression", WithCompression(Compression(9)), "unknown compression"},

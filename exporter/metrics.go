@@ -24,7 +24,10 @@ const (
 	metricQueueSize     = "tracekeeper.exporter.queue.size"
 	metricQueueCapacity = "tracekeeper.exporter.queue.capacity"
 	metricQueueBytes    = "tracekeeper.exporter.queue.bytes"
-	metricQueueCapBytes = "tracekeeper.exporter.queue.capacity_bytes"
+	metricMemoryUsed    = "tracekeeper.exporter.memory.used"
+	metricMemoryBudget  = "tracekeeper.exporter.memory.budget"
+	metricConcurrency   = "tracekeeper.exporter.concurrency.limit"
+	metricRoundTrip     = "tracekeeper.exporter.round_trip"
 	metricRepaired      = "tracekeeper.exporter.string.repaired"
 	metricUnwritten     = "tracekeeper.exporter.dropped_writer.unwritten"
 
@@ -82,7 +85,10 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 	qsize := b.Gauge(metricQueueSize, "{span}", "The number of spans waiting in the exporter's queue.")
 	qcap := b.Gauge(metricQueueCapacity, "{span}", "The maximum number of spans the exporter's queue holds.")
 	qbytes := b.Gauge(metricQueueBytes, "By", "The memory held by the encoded spans waiting in the exporter's queue.")
-	qcapBytes := b.Gauge(metricQueueCapBytes, "By", "The memory the encoded spans waiting in the exporter's queue may hold.")
+	memUsed := b.Gauge(metricMemoryUsed, "By", "The memory held by queued spans and requests in flight.")
+	memBudget := b.Gauge(metricMemoryBudget, "By", "The memory queued spans and requests in flight may hold.")
+	limit := b.Gauge(metricConcurrency, "{request}", "The number of requests that may be in flight now.")
+	rtt := b.FloatGauge(metricRoundTrip, "s", "The recent round-trip time of requests, which the concurrency limit adapts to.")
 	repaired := b.Counter(metricRepaired, "{value}", "String values with invalid UTF-8 repaired before sending.")
 	unwritten := b.Counter(metricUnwritten, "{request}", "Dropped requests the dropped-spans writer did not receive.")
 
@@ -103,10 +109,13 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 		o.ObserveInt64(qsize, s.Queued, base)
 		o.ObserveInt64(qcap, s.QueueCapacity, base)
 		o.ObserveInt64(qbytes, s.QueueBytes, base)
-		o.ObserveInt64(qcapBytes, s.QueueCapacityBytes, base)
+		o.ObserveInt64(memUsed, s.QueueBytes+s.InFlightBytes, base)
+		o.ObserveInt64(memBudget, s.MemoryBudget, base)
+		o.ObserveInt64(limit, s.ConcurrencyLimit, base)
+		o.ObserveFloat64(rtt, s.RoundTrip.Seconds(), base)
 		o.ObserveInt64(repaired, s.Repaired, base)
 		o.ObserveInt64(unwritten, s.Unwritten, base)
-	}, exported.Inst(), inflight.Inst(), qsize, qcap, qbytes, qcapBytes, repaired, unwritten)
+	}, exported.Inst(), inflight.Inst(), qsize, qcap, qbytes, memUsed, memBudget, limit, rtt, repaired, unwritten)
 	selfobs.Report(cfg.logger, b.Err())
 	return m
 }

@@ -213,10 +213,10 @@ func WithRetry(rc RetryConfig) Option {
 	})
 }
 
-// WithWorkers sets the number of requests sent concurrently. The default is
-// 16. More workers keep up with a slower backend, at the cost of more
-// connections and of memory for the requests in flight (at most workers ×
-// the maximum request size).
+// WithWorkers fixes the number of requests in flight at n, turning off
+// the adaptive concurrency (see WithMaxConcurrency). A fixed number suits a
+// backend whose capacity is known; the default adapts to what the backend
+// sustains.
 func WithWorkers(n int) Option {
 	return optionFunc(func(c config) config {
 		c.workers = n
@@ -224,11 +224,25 @@ func WithWorkers(n int) Option {
 	})
 }
 
-// WithQueueSize sets how many spans may wait in the queue for a worker. The
-// default is 65536. When the queue is full, further spans are dropped with
-// reason queue_full (see WithBlockOnFull). Keep it well above the
-// BatchSpanProcessor's batch size (512 by default): each ExportSpans call is
-// queued as requests of up to the maximum request size, and a request
+// WithMaxConcurrency sets the ceiling of the adaptive concurrency. The
+// default is 256. The number of requests in flight starts at 16 and
+// follows what the backend sustains: it doubles per round trip while round
+// trips stay flat and requests succeed, shrinks by 10% on 429, 503, 502,
+// 504, RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by
+// one per round trip after that. Stats.ConcurrencyLimit and the
+// tracekeeper.exporter.concurrency.limit metric show where it is.
+func WithMaxConcurrency(n int) Option {
+	return optionFunc(func(c config) config {
+		c.maxConcurrency = n
+		return c
+	})
+}
+
+// WithQueueSize sets how many spans may wait in the queue for a sender.
+// The default is 65536. When the queue is full, further spans are dropped
+// with reason queue_full (see WithBlockOnFull). Keep it well above the
+// BatchSpanProcessor's batch size (512 by default): each ExportSpans call
+// is queued as requests of up to the maximum request size, and a request
 // holding more spans than the whole queue can is dropped.
 func WithQueueSize(spans int) Option {
 	return optionFunc(func(c config) config {
@@ -237,17 +251,28 @@ func WithQueueSize(spans int) Option {
 	})
 }
 
-// WithQueueBytes sets how much memory the encoded spans waiting in the queue
-// may hold.
-// The default is 16 MiB. This bounds the exporter's memory under overload:
-// with the requests in flight, its heap stays near this budget plus workers
-// × the maximum request size.
-func WithQueueBytes(n int) Option {
+// WithMemoryBudget sets the memory the exporter may hold for spans:
+// encoded spans waiting in the queue and requests in flight, retries
+// included. The default is 32 MiB. When it is full, further spans are
+// dropped with reason queue_full (see WithBlockOnFull).
+//
+// By Little's law, a budget of B bytes carries about B / L bytes per
+// second to a backend L away: 32 MiB at 100 ms of round trip is 320 MiB/s
+// of encoded spans, at 1 s 32 MiB/s. With gzip (WithCompression), a request
+// in flight holds its compressed form only, several times smaller, so the
+// same budget carries several times more spans.
+func WithMemoryBudget(bytes int) Option {
 	return optionFunc(func(c config) config {
-		c.queueBytes = n
+		c.memoryBudget = bytes
 		return c
 	})
 }
+
+// WithQueueBytes sets the memory budget.
+//
+// Deprecated: use WithMemoryBudget, which it is: the budget covers the
+// requests in flight as well as the queue.
+func WithQueueBytes(n int) Option { return WithMemoryBudget(n) }
 
 // WithMaxRequestSize sets the largest request body, in bytes before
 // compression. The default is 1 MiB, well under the 4 MiB a gRPC server

@@ -1,6 +1,10 @@
 package exporter
 
-import "github.com/tracekeeper/tracekeeper/internal/ledger"
+import (
+	"time"
+
+	"github.com/tracekeeper/tracekeeper/internal/ledger"
+)
 
 // Reason says why spans were dropped. Reasons are the values of the
 // error.type attribute of the otel.sdk.exporter.span.exported metric and
@@ -123,11 +127,20 @@ type Stats struct {
 	// InFlight is the number of spans being sent, retry waits included.
 	InFlight int64
 
-	// QueueBytes is the memory held by the queued spans' encodings.
-	QueueBytes int64
-	// QueueCapacity and QueueCapacityBytes are the queue's budgets.
-	QueueCapacity      int64
-	QueueCapacityBytes int64
+	// QueueBytes and InFlightBytes are the memory held by the queued
+	// spans and by the requests in flight (their compressed form, with
+	// gzip over HTTP). Together they stay within MemoryBudget.
+	QueueBytes    int64
+	InFlightBytes int64
+	MemoryBudget  int64
+	// QueueCapacity is the number of spans the queue holds at most.
+	QueueCapacity int64
+
+	// ConcurrencyLimit is the number of requests that may be in flight
+	// now, and RoundTrip the recent round-trip time the limit adapts to
+	// (see WithMaxConcurrency).
+	ConcurrencyLimit int64
+	RoundTrip        time.Duration
 
 	// Requests counts the attempts made to send a request, retries
 	// included; Retries counts the retries alone.
@@ -147,14 +160,15 @@ type Stats struct {
 // statsOf converts the ledger's books.
 func statsOf(b ledger.Books) Stats {
 	s := Stats{
-		Accepted:   b.Accepted,
-		Exported:   b.Exported,
-		Queued:     b.Queued,
-		InFlight:   b.InFlight,
-		QueueBytes: b.QueueBytes,
-		Requests:   b.Requests,
-		Retries:    b.Retries,
-		Repaired:   b.Repaired,
+		Accepted:      b.Accepted,
+		Exported:      b.Exported,
+		Queued:        b.Queued,
+		InFlight:      b.InFlight,
+		QueueBytes:    b.QueueBytes,
+		InFlightBytes: b.InFlightBytes,
+		Requests:      b.Requests,
+		Retries:       b.Retries,
+		Repaired:      b.Repaired,
 	}
 	for r, n := range b.Dropped {
 		*s.Dropped.field(reasonOf[r]) += n

@@ -2,51 +2,82 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
+	"github.com/tracekeeper/tracekeeper/internal/limiter"
 	"github.com/tracekeeper/tracekeeper/internal/sender"
 	"github.com/tracekeeper/tracekeeper/internal/transport"
 )
 
-// work is the loop of one worker: take batches, deliver them, until the
-// queue is closed and empty.
-func (e *Exporter) work() {
+// dispatch takes batches from the queue as the concurrency limit allows
+// and delivers each request on a goroutine of its own, until the queue is
+// closed and empty.
+func (e *Exporter) dispatch() {
 	defer e.workers.Done()
-	var (
-		batch []entry
-		parts [][]byte
-	)
-	h := hooks{e}
 	for {
-		var (
-			spans int
-			size  int64
-			err   error
-		)
-		batch, spans, size, err = e.queue.Take(context.Background(), batch[:0], 0, int64(e.cfg.maxRequestBytes))
+		slot, err := e.limit.Acquire(context.Background())
 		if err != nil {
+			return
+		}
+		batch, spans, size, err := e.queue.Take(context.Background(), nil, 0, int64(e.cfg.maxRequestBytes))
+		if err != nil {
+			e.limit.Release(slot)
 			return // closed and drained
 		}
 		e.books.Fly(spans, size)
-		// Encoded ExportTraceServiceRequests concatenate into one valid
-		// request (resource_spans is a repeated field): the batches are
-		// sent as the parts of one request, without copying.
-		parts = parts[:0]
-		for _, ent := range batch {
-			parts = append(parts, ent.req.Bytes())
-		}
-		start := e.cfg.clock.Now()
-		last := e.send.Deliver(e.hardCtx, parts, spans, h)
-		e.metrics.recordOperation(e.cfg.clock.Since(start), last)
-		clear(parts)
-		for i := range batch {
-			e.release(batch[i])
-			batch[i] = entry{}
+		e.workers.Add(1)
+		go e.deliver(slot, batch, spans, size)
+	}
+}
+
+// deliver sends one request made of batch, then releases its memory and
+// its slot.
+func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int64) {
+	defer e.workers.Done()
+	// Encoded ExportTraceServiceRequests concatenate into one valid
+	// request (resource_spans is a repeated field): the batches are sent
+	// as the parts of one request, without copying.
+	parts := make([][]byte, len(batch))
+	for i, ent := range batch {
+		parts[i] = ent.req.Bytes()
+	}
+	body := &transport.Body{Parts: parts}
+	if c, ok := e.client.(compressor); ok {
+		// Hold what is sent: once compressed, the encoded batches go back
+		// to their pool and only the compressed form waits in flight.
+		if done, err := c.Compress(body); err == nil && done {
+			for _, ent := range batch {
+				ent.req.Release()
+			}
+			body.Parts = nil
+			e.books.Resize(body.Held() - held)
+			held = body.Held()
 		}
 	}
+	h := hooks{e: e, slot: slot}
+	start := e.cfg.clock.Now()
+	last := e.send.Deliver(e.hardCtx, body, spans, &h)
+	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
+	compressed := body.Parts == nil
+	body.Release()
+	e.books.Resize(-held)
+	e.limit.Release(slot)
+	for _, ent := range batch {
+		if !compressed {
+			ent.req.Release()
+		}
+		e.flushes.end(ent.seq)
+	}
+}
+
+// compressor is a client that can compress a request once for all its
+// attempts.
+type compressor interface {
+	Compress(*transport.Body) (bool, error)
 }
 
 // release returns a finished entry's buffer and marks it done for
@@ -57,14 +88,19 @@ func (e *Exporter) release(ent entry) {
 	e.flushes.end(seq)
 }
 
-// hooks account for what the sender reports.
-type hooks struct{ e *Exporter }
+// hooks account for what the sender reports about one request, and tell
+// the limiter how each attempt went.
+type hooks struct {
+	e    *Exporter
+	slot limiter.Slot
+}
 
-var _ sender.Hooks = hooks{}
+var _ sender.Hooks = (*hooks)(nil)
 
-func (h hooks) Attempted(retry bool, resp transport.Response, err error) {
+func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response, err error) {
 	e := h.e
 	e.books.Attempt(retry)
+	e.limit.Observe(h.slot, e.cfg.clock.Now(), rtt, signal(err))
 	if err == nil {
 		if msg := resp.Message; msg != "" && resp.Rejected == 0 {
 			e.report.Warn("backend message", msg)
@@ -80,7 +116,7 @@ func (h hooks) Attempted(retry bool, resp transport.Response, err error) {
 	}
 }
 
-func (h hooks) Retrying(spans int, delay time.Duration, err error) {
+func (h *hooks) Retrying(spans int, delay time.Duration, err error) {
 	if h.e.hardCtx.Err() != nil {
 		return
 	}
@@ -88,7 +124,7 @@ func (h hooks) Retrying(spans int, delay time.Duration, err error) {
 		spans, delay.Round(time.Millisecond), err))
 }
 
-func (h hooks) Finished(r sender.Result) {
+func (h *hooks) Finished(r sender.Result) {
 	h.e.finished(r)
 }
 
@@ -108,8 +144,29 @@ func (e *Exporter) finished(r sender.Result) {
 	e.books.Finish(r.Spans, r.Exported, reason)
 	if dropped := r.Spans - r.Exported; dropped > 0 {
 		e.report.Dropped(int(reason), int64(dropped), fmt.Errorf("exporter: %w", r.Err))
-		e.report.WriteDropped(r.Parts...)
+		if r.Body != nil && e.report.Writes() {
+			if plain, err := r.Body.Plain(); err == nil {
+				e.report.WriteDropped(plain)
+			}
+		}
 	}
+}
+
+// signal tells the limiter what an attempt's outcome says about the
+// backend's load.
+func signal(err error) limiter.Signal {
+	if err == nil {
+		return limiter.Success
+	}
+	te := transport.Classify(err)
+	switch te.Code {
+	case "429", "502", "503", "504", "RESOURCE_EXHAUSTED":
+		return limiter.Backpressure
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return limiter.Backpressure
+	}
+	return limiter.Neutral
 }
 
 // outage remembers when deliveries started failing, so that the fallback

@@ -164,6 +164,9 @@ func (r *Reporter) WriteDropped(parts ...[]byte) {
 	}
 }
 
+// Writes reports whether dropped requests are written anywhere.
+func (r *Reporter) Writes() bool { return r.cfg.Writer != nil }
+
 // Unwritten counts the dropped requests the writer did not receive: the
 // hand-off was full, the writer failed, or Close's deadline passed first.
 func (r *Reporter) Unwritten() int64 { return r.unwritten.Load() }

@@ -45,8 +45,10 @@ type Books struct {
 	Queued   int64
 	InFlight int64
 
-	// QueueBytes is the memory held by the queued spans.
-	QueueBytes int64
+	// QueueBytes and InFlightBytes are the memory held by the queued and
+	// the in-flight spans; together they stay within the budget.
+	QueueBytes    int64
+	InFlightBytes int64
 
 	// Requests counts attempts to send, retries included; Retries the
 	// retries alone; Repaired the string values repaired.
@@ -70,10 +72,26 @@ func (b Books) Balanced() bool {
 	return b.Accepted == b.Exported+b.DroppedTotal()+b.Queued+b.InFlight
 }
 
-// Ledger holds the books. The zero value is empty and ready.
+// Ledger holds the books, and the memory budget the queued and in-flight
+// spans share. The zero value has no budget: set one with SetBudget.
 type Ledger struct {
-	mu sync.Mutex
-	b  Books
+	mu     sync.Mutex
+	b      Books
+	budget int64
+	room   chan struct{} // closed when memory is released; nil when nobody waits
+}
+
+// SetBudget sets the memory the queued and in-flight spans may hold.
+func (l *Ledger) SetBudget(bytes int64) {
+	l.mu.Lock()
+	l.budget = bytes
+	l.mu.Unlock()
+}
+
+// Req describes one request of an Accept call.
+type Req struct {
+	Spans int
+	Bytes int64
 }
 
 // Snapshot returns a consistent copy of the books.
@@ -83,20 +101,63 @@ func (l *Ledger) Snapshot() Books {
 	return l.b
 }
 
-// Accept accounts one ExportSpans call of n elements: queued of them (using
-// queuedBytes of memory) went to the queue, tooLarge were dropped before
-// encoding, and whatever else there was did not hold a span and is dropped
-// as Invalid. repaired counts the string values repaired on the way.
-func (l *Ledger) Accept(n, queued int, queuedBytes int64, tooLarge, repaired int) {
+// Accept accounts one ExportSpans call of n elements, encoded into reqs,
+// with tooLarge spans dropped before encoding; whatever else there was did
+// not hold a span and is dropped as Invalid. repaired counts the string
+// values repaired on the way.
+//
+// The leading requests that fit the memory budget are queued, their
+// memory reserved; it returns how many. The others are dropped as
+// QueueFull at once: a later request must not overtake an earlier one.
+func (l *Ledger) Accept(n, tooLarge, repaired int, reqs []Req) (admitted int) {
+	queued := 0
+	for _, r := range reqs {
+		queued += r.Spans
+	}
 	invalid := max(n-queued-tooLarge, 0)
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.b.Accepted += int64(queued + tooLarge + invalid)
-	l.b.Queued += int64(queued)
-	l.b.QueueBytes += queuedBytes
 	l.b.Dropped[TooLarge] += int64(tooLarge)
 	l.b.Dropped[Invalid] += int64(invalid)
 	l.b.Repaired += int64(repaired)
-	l.mu.Unlock()
+	for _, r := range reqs {
+			if l.b.QueueBytes+l.b.InFlightBytes+r.Bytes > l.budget {
+			break
+		}
+		l.b.Queued += int64(r.Spans)
+		l.b.QueueBytes += r.Bytes
+		queued -= r.Spans
+		admitted++
+	}
+	l.b.Dropped[QueueFull] += int64(queued)
+	return admitted
+}
+
+// Room returns a channel closed once memory is released, for a caller
+// that waits for the budget to have room.
+func (l *Ledger) Room() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.room == nil {
+		l.room = make(chan struct{})
+	}
+	return l.room
+}
+
+// Fits reports whether bytes more would fit the budget now.
+func (l *Ledger) Fits(bytes int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.QueueBytes+l.b.InFlightBytes+bytes <= l.budget
+}
+
+// freedLocked wakes the callers waiting for room.
+func (l *Ledger) freedLocked() {
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
 }
 
 // AcceptDropped accounts n spans dropped on arrival.
@@ -107,26 +168,43 @@ func (l *Ledger) AcceptDropped(n int, reason Reason) {
 	l.mu.Unlock()
 }
 
-// Refuse moves queued spans the queue did not take to dropped.
+// Refuse moves queued spans the queue did not take to dropped, releasing
+// their memory.
 func (l *Ledger) Refuse(spans int, bytes int64, reason Reason) {
 	l.mu.Lock()
 	l.b.Queued -= int64(spans)
 	l.b.QueueBytes -= bytes
 	l.b.Dropped[reason] += int64(spans)
+	l.freedLocked()
 	l.mu.Unlock()
 }
 
-// Fly moves spans a sender took from the queue to in flight.
+// Fly moves spans a sender took from the queue to in flight, with their
+// memory.
 func (l *Ledger) Fly(spans int, bytes int64) {
 	l.mu.Lock()
 	l.b.Queued -= int64(spans)
 	l.b.QueueBytes -= bytes
 	l.b.InFlight += int64(spans)
+	l.b.InFlightBytes += bytes
+	l.mu.Unlock()
+}
+
+// Resize changes the memory in-flight spans hold by delta: negative when
+// a request's buffers were replaced by its compressed form, or released
+// once the request is done.
+func (l *Ledger) Resize(delta int64) {
+	l.mu.Lock()
+	l.b.InFlightBytes += delta
+	if delta < 0 {
+		l.freedLocked()
+	}
 	l.mu.Unlock()
 }
 
 // Finish ends spans in flight: exported of them were accepted by the
-// backend, the others are dropped for reason.
+// backend, the others are dropped for reason. Their memory is released
+// with Resize once the request holding them is done.
 func (l *Ledger) Finish(spans, exported int, reason Reason) {
 	l.mu.Lock()
 	l.b.InFlight -= int64(spans)

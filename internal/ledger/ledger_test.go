@@ -7,18 +7,21 @@ import (
 
 func TestTransitionsKeepTheBooksBalanced(t *testing.T) {
 	var l Ledger
+	l.SetBudget(1000)
 	steps := []struct {
 		name string
 		do   func()
 		want Books
 	}{
-		{"accept with nil elements and an oversized span", func() { l.Accept(12, 9, 900, 1, 2) },
+		{"accept with nil elements and an oversized span", func() { l.Accept(12, 1, 2, []Req{{9, 900}}) },
 			Books{Accepted: 12, Queued: 9, QueueBytes: 900, Dropped: drops(TooLarge, 1, Invalid, 2), Repaired: 2}},
 		{"refuse", func() { l.Refuse(3, 300, QueueFull) },
 			Books{Accepted: 12, Queued: 6, QueueBytes: 600, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3), Repaired: 2}},
 		{"fly", func() { l.Fly(6, 600) },
-			Books{Accepted: 12, InFlight: 6, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3), Repaired: 2}},
-		{"partial success", func() { l.Finish(6, 4, Rejected) },
+			Books{Accepted: 12, InFlight: 6, InFlightBytes: 600, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3), Repaired: 2}},
+		{"compressed", func() { l.Resize(-500) },
+			Books{Accepted: 12, InFlight: 6, InFlightBytes: 100, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3), Repaired: 2}},
+		{"partial success", func() { l.Finish(6, 4, Rejected); l.Resize(-100) },
 			Books{Accepted: 12, Exported: 4, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3, Rejected, 2), Repaired: 2}},
 		{"after shutdown", func() { l.AcceptDropped(5, Shutdown) },
 			Books{Accepted: 17, Exported: 4, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3, Rejected, 2, Shutdown, 5), Repaired: 2}},
@@ -39,8 +42,9 @@ func TestTransitionsKeepTheBooksBalanced(t *testing.T) {
 
 func TestAcceptNeverCountsMoreThanItWasGiven(t *testing.T) {
 	var l Ledger
-	l.Accept(3, 3, 10, 0, 0) // all queued
-	l.Accept(0, 0, 0, 0, 0)
+	l.SetBudget(100)
+	l.Accept(3, 0, 0, []Req{{3, 10}}) // all queued
+	l.Accept(0, 0, 0, nil)
 	if b := l.Snapshot(); b.Accepted != 3 || b.Dropped[Invalid] != 0 || !b.Balanced() {
 		t.Fatalf("%+v", b)
 	}
@@ -48,6 +52,7 @@ func TestAcceptNeverCountsMoreThanItWasGiven(t *testing.T) {
 
 func TestConcurrentSnapshotsAreBalanced(t *testing.T) {
 	var l Ledger
+	l.SetBudget(1 << 40)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 4 {
@@ -55,10 +60,11 @@ func TestConcurrentSnapshotsAreBalanced(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
-				l.Accept(10, 8, 80, 1, 0)
+				l.Accept(10, 1, 0, []Req{{2, 20}, {6, 60}})
 				l.Refuse(2, 20, QueueFull)
 				l.Fly(6, 60)
 				l.Finish(6, 5, RetriesExhausted)
+				l.Resize(-60)
 			}
 		}()
 	}
@@ -81,8 +87,36 @@ func TestConcurrentSnapshotsAreBalanced(t *testing.T) {
 	close(stop)
 	<-done
 	b := l.Snapshot()
-	if b.Accepted != 80000 || b.Exported != 40000 || b.Queued != 0 || b.InFlight != 0 || b.QueueBytes != 0 {
+	if b.Accepted != 80000 || b.Exported != 40000 || b.Queued != 0 || b.InFlight != 0 || b.QueueBytes != 0 || b.InFlightBytes != 0 {
 		t.Fatalf("%+v", b)
+	}
+}
+
+func TestTheBudgetAdmitsLeadingRequestsOnly(t *testing.T) {
+	var l Ledger
+	l.SetBudget(100)
+	// The second request does not fit; the third would, but must not
+	// overtake it.
+	if got := l.Accept(9, 0, 0, []Req{{3, 60}, {3, 50}, {3, 10}}); got != 1 {
+		t.Fatalf("admitted %d, want 1", got)
+	}
+	b := l.Snapshot()
+	if b.Queued != 3 || b.QueueBytes != 60 || b.Dropped[QueueFull] != 6 || !b.Balanced() {
+		t.Fatalf("%+v", b)
+	}
+	room := l.Room()
+	if l.Fits(50) {
+		t.Fatal("50 more bytes do not fit")
+	}
+	l.Fly(3, 60)
+	l.Resize(-40) // compressed
+	select {
+	case <-room:
+	default:
+		t.Fatal("releasing memory did not signal room")
+	}
+	if !l.Fits(80) || l.Fits(81) {
+		t.Fatalf("%+v", l.Snapshot())
 	}
 }
 

@@ -111,16 +111,27 @@ func (l *Limiter) Acquire(ctx context.Context) (Slot, error) {
 	}
 }
 
-// Release frees a slot taken by Acquire, reporting how the request ended
-// at now and how long its round trip took (zero when there was no
-// answer).
-func (l *Limiter) Release(slot Slot, now time.Time, rtt time.Duration, s Signal) {
+// Observe adapts the limit to how one attempt of the request in slot
+// ended at now, and how long its round trip took (zero without an
+// answer). A request may make several attempts.
+func (l *Limiter) Observe(slot Slot, now time.Time, rtt time.Duration, s Signal) {
+	l.mu.Lock()
+	l.observe(now, rtt, s, l.saturations > slot.saturations)
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+// Release frees a slot taken by Acquire.
+func (l *Limiter) Release(Slot) {
 	l.mu.Lock()
 	l.inFlight--
-	l.observe(now, rtt, s, l.saturations > slot.saturations)
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+func (l *Limiter) wakeLocked() {
 	close(l.wake)
 	l.wake = make(chan struct{})
-	l.mu.Unlock()
 }
 
 func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bool) {

@@ -25,7 +25,8 @@ func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal)
 		}
 	}
 	for _, slot := range slots {
-		l.Release(slot, now, rtt, s)
+		l.Observe(slot, now, rtt, s)
+		l.Release(slot)
 	}
 }
 
@@ -118,7 +119,8 @@ func TestUnusedLimitDoesNotGrow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Release(slot, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond, Success)
+		l.Observe(slot, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond, Success)
+		l.Release(slot)
 	}
 	if l.Limit() != 10 {
 		t.Fatalf("limit %d grew while one slot of 10 was used", l.Limit())
@@ -146,7 +148,7 @@ func TestAcquireWaitsForASlot(t *testing.T) {
 	}
 	got := make(chan error)
 	go func() { _, err := l.Acquire(context.Background()); got <- err }()
-	l.Release(slot, t0, time.Millisecond, Neutral)
+	l.Release(slot)
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,13 @@ func (b *Builder) Gauge(name, unit, desc string) metric.Int64ObservableGauge {
 	return g
 }
 
+// FloatGauge creates an observable gauge of float values.
+func (b *Builder) FloatGauge(name, unit, desc string) metric.Float64ObservableGauge {
+	g, err := b.meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	b.Add(err)
+	return g
+}
+
 // Histogram creates a synchronous histogram with explicit bucket bounds
 // (none: the SDK's defaults).
 func (b *Builder) Histogram(name, unit, desc string, bounds ...float64) metric.Float64Histogram {

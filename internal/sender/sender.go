@@ -8,7 +8,6 @@
 package sender
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,10 +45,10 @@ var ErrAbandoned = errors.New("shutdown deadline reached before the spans were s
 
 // Result is the end of one request or part of one.
 type Result struct {
-	// Parts is the request (the parts of it) this result is about, for a
-	// writer of dropped requests; nil for Rejected, whose rejected spans
-	// are not known.
-	Parts    [][]byte
+	// Body is the request (the part of it) this result is about, for a
+	// writer of dropped requests, valid during the Finished call only; nil
+	// for Rejected, whose rejected spans are not known.
+	Body     *transport.Body
 	Spans    int
 	Exported int
 	Outcome  Outcome
@@ -60,7 +59,7 @@ type Result struct {
 // delivering goroutine and must not block.
 type Hooks interface {
 	// Attempted is called after each attempt.
-	Attempted(retry bool, resp transport.Response, err error)
+	Attempted(retry bool, rtt time.Duration, resp transport.Response, err error)
 	// Retrying is called before waiting delay to retry.
 	Retrying(spans int, delay time.Duration, err error)
 	// Finished is called exactly once for each part of the request,
@@ -103,12 +102,13 @@ type Last struct {
 	ErrType string
 }
 
-// Deliver sends the request made of parts, holding spans spans, until
-// every part of it has an outcome, reported through h. It returns when
-// done, describing the last attempt.
-func (s *Sender) Deliver(ctx context.Context, parts [][]byte, spans int, h Hooks) Last {
+// Deliver sends body, holding spans spans, until every part of it has an
+// outcome, reported through h. It returns when done, describing the last
+// attempt. The caller keeps ownership of body; the parts a split makes are
+// the sender's.
+func (s *Sender) Deliver(ctx context.Context, body *transport.Body, spans int, h Hooks) Last {
 	d := delivery{s: s, ctx: ctx, h: h, bo: s.cfg.Retry.Start(s.cfg.Clock.Now(), nil)}
-	d.deliver(parts, spans, false)
+	d.deliver(body, spans, false)
 	return d.last
 }
 
@@ -124,7 +124,7 @@ type delivery struct {
 	attempts int
 }
 
-func (d *delivery) deliver(parts [][]byte, spans int, split bool) {
+func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 	s := d.s
 	for {
 		if d.ctx.Err() != nil {
@@ -162,12 +162,12 @@ func (d *delivery) deliver(parts [][]byte, spans int, split bool) {
 				}
 			}
 			if spans > 1 {
-				if a, b, serr := otlpenc.Split(bytes.Join(parts, nil)); serr == nil {
-					if na, cerr := otlpenc.CountSpans(a); cerr == nil && na > 0 && na < spans {
-						d.deliver([][]byte{a}, na, true)
-						d.deliver([][]byte{b}, spans-na, true)
-						return
-					}
+				if a, b, ok := halves(parts, spans); ok {
+					d.deliver(a.Body, a.spans, true)
+					a.Release()
+					d.deliver(b.Body, b.spans, true)
+					b.Release()
+					return
 				}
 			}
 			d.finish(parts, spans, 0, TooLarge, err)
@@ -184,7 +184,7 @@ func (d *delivery) deliver(parts [][]byte, spans int, split bool) {
 
 // pause waits before the next attempt; false when the request ended
 // instead (budget spent or context done), its outcome reported.
-func (d *delivery) pause(parts [][]byte, spans int, te *transport.Error, err error) bool {
+func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, err error) bool {
 	s := d.s
 	delay, ok := d.bo.Next(s.cfg.Clock.Now(), te.Throttle)
 	if !ok {
@@ -201,7 +201,7 @@ func (d *delivery) pause(parts [][]byte, spans int, te *transport.Error, err err
 	return true
 }
 
-func (d *delivery) attempt(parts [][]byte) (transport.Response, error) {
+func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {
 	s := d.s
 	ctx := d.ctx
 	if s.cfg.Timeout > 0 {
@@ -209,8 +209,9 @@ func (d *delivery) attempt(parts [][]byte) (transport.Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
 	}
+	start := s.cfg.Clock.Now()
 	resp, err := s.cfg.Client.Send(ctx, parts)
-	d.h.Attempted(d.attempts > 0, resp, err)
+	d.h.Attempted(d.attempts > 0, s.cfg.Clock.Since(start), resp, err)
 	d.attempts++
 	if err != nil {
 		te := transport.Classify(err)
@@ -221,11 +222,34 @@ func (d *delivery) attempt(parts [][]byte) (transport.Response, error) {
 	return resp, err
 }
 
-func (d *delivery) finish(parts [][]byte, spans, exported int, o Outcome, err error) {
+func (d *delivery) finish(body *transport.Body, spans, exported int, o Outcome, err error) {
 	if o == Abandoned {
 		d.last.ErrType = "shutdown"
 	}
-	d.h.Finished(Result{Parts: parts, Spans: spans, Exported: exported, Outcome: o, Err: err})
+	d.h.Finished(Result{Body: body, Spans: spans, Exported: exported, Outcome: o, Err: err})
+}
+
+// half is one half of a split request.
+type half struct {
+	*transport.Body
+	spans int
+}
+
+// halves splits body in two requests of about half its spans each.
+func halves(body *transport.Body, spans int) (a, b half, ok bool) {
+	plain, err := body.Plain()
+	if err != nil {
+		return a, b, false
+	}
+	pa, pb, err := otlpenc.Split(plain)
+	if err != nil {
+		return a, b, false
+	}
+	na, err := otlpenc.CountSpans(pa)
+	if err != nil || na <= 0 || na >= spans {
+		return a, b, false
+	}
+	return half{&transport.Body{Parts: [][]byte{pa}}, na}, half{&transport.Body{Parts: [][]byte{pb}}, spans - na}, true
 }
 
 // wait blocks for d on the clock, or, when early is set, until a delivery

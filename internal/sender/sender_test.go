@@ -26,11 +26,8 @@ type client struct {
 	sizes   []int // spans per attempt
 }
 
-func (c *client) Send(_ context.Context, parts [][]byte) (transport.Response, error) {
-	var b []byte
-	for _, p := range parts {
-		b = append(b, p...)
-	}
+func (c *client) Send(_ context.Context, body *transport.Body) (transport.Response, error) {
+	b, _ := body.Plain()
 	n, _ := otlpenc.CountSpans(b)
 	c.mu.Lock()
 	c.sizes = append(c.sizes, n)
@@ -53,7 +50,7 @@ type record struct {
 	attempts int
 }
 
-func (r *record) Attempted(bool, transport.Response, error) { r.mu.Lock(); r.attempts++; r.mu.Unlock() }
+func (r *record) Attempted(bool, time.Duration, transport.Response, error) { r.mu.Lock(); r.attempts++; r.mu.Unlock() }
 func (r *record) Retrying(_ int, d time.Duration, _ error) {
 	r.mu.Lock()
 	r.retries = append(r.retries, d)
@@ -61,13 +58,13 @@ func (r *record) Retrying(_ int, d time.Duration, _ error) {
 }
 func (r *record) Finished(res Result) { r.mu.Lock(); r.results = append(r.results, res); r.mu.Unlock() }
 
-func request(t *testing.T, n int) [][]byte {
+func request(t *testing.T, n int) *transport.Body {
 	t.Helper()
 	reqs, _ := otlpenc.NewEncoder().Encode(otlptest.Spans(n), 0, nil)
 	if len(reqs) != 1 {
 		t.Fatal("want one request")
 	}
-	return [][]byte{reqs[0].Bytes()}
+	return &transport.Body{Parts: [][]byte{reqs[0].Bytes()}}
 }
 
 var policy = retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: time.Minute}

@@ -88,7 +88,10 @@ func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 
 // Send makes one Export call whose request is the concatenation of parts.
 // The call is bounded by ctx alone.
-func (c *GRPCClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
+//
+// gRPC compresses each message itself: the body is sent from its parts.
+func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
+	parts := body.Parts
 	if len(c.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, c.md)
 	}

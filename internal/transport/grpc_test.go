@@ -67,7 +67,7 @@ func TestGRPCSendsRequestMetadataAndGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	resp, err := c.Send(context.Background(), [][]byte{body[:7], body[7:]})
+	resp, err := c.Send(context.Background(), &Body{Parts: [][]byte{body[:7], body[7:]}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestGRPCClassifies(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			_, err = c.Send(context.Background(), nil)
+			_, err = c.Send(context.Background(), &Body{})
 			var te *Error
 			if !errors.As(err, &te) || te.Kind != tc.kind || te.Throttle != tc.throttle {
 				t.Fatalf("got %v (%+v), want kind %v throttle %v", err, te, tc.kind, tc.throttle)
@@ -144,7 +144,7 @@ func TestGRPCUnreachableIsRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, err = c.Send(context.Background(), nil)
+	_, err = c.Send(context.Background(), &Body{})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable {
 		t.Fatalf("got %v, want retryable", err)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,37 +110,93 @@ type gzipBuffer struct {
 	zw  *gzip.Writer
 }
 
-var gzipPool = sync.Pool{New: func() any {
-	g := new(gzipBuffer)
-	g.zw = gzip.NewWriter(&g.buf)
-	return g
-}}
+// gzipWriters bounds the compressors alive at once: each holds about a
+// megabyte of state, and compressing is CPU work that more goroutines
+// than cores cannot speed up.
+var gzipWriters = make(chan *gzip.Writer, max(runtime.GOMAXPROCS(0), 2))
 
-// Send makes one attempt to deliver the concatenation of parts. The
-// attempt is bounded by ctx alone.
-func (c *HTTPClient) Send(ctx context.Context, parts [][]byte) (Response, error) {
+// maxPooledGzip is the largest compressed buffer kept for reuse.
+const maxPooledGzip = 4 << 20
+
+var gzipBuffers = sync.Pool{New: func() any { return new(gzipBuffer) }}
+
+func putGzip(g *gzipBuffer) {
+	if g.buf.Cap() > maxPooledGzip {
+		return
+	}
+	g.buf.Reset()
+	gzipBuffers.Put(g)
+}
+
+// compress returns the gzip encoding of parts in a pooled buffer.
+func compress(parts [][]byte) (*gzipBuffer, error) {
+	g := gzipBuffers.Get().(*gzipBuffer)
+	g.buf.Reset()
+	var zw *gzip.Writer
+	select {
+	case zw = <-gzipWriters:
+		zw.Reset(&g.buf)
+	default:
+		zw, _ = gzip.NewWriterLevel(&g.buf, gzip.BestSpeed)
+	}
+	defer func() {
+		select {
+		case gzipWriters <- zw:
+		default:
+		}
+	}()
+	for _, p := range parts {
+		if _, err := zw.Write(p); err != nil {
+			putGzip(g)
+			return nil, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		putGzip(g)
+		return nil, err
+	}
+	return g, nil
+}
+
+func gunzip(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
+// Compress replaces body's parts, for every attempt, by their gzip
+// encoding when the client compresses; the caller may then release the
+// parts' buffers (setting Parts to nil). It reports whether it did.
+func (c *HTTPClient) Compress(body *Body) (bool, error) {
+	if !c.cfg.Gzip || body.gz != nil {
+		return false, nil
+	}
+	g, err := compress(body.Parts)
+	if err != nil {
+		return false, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
+	}
+	body.gz = g
+	return true, nil
+}
+
+// Send makes one attempt to deliver body. The attempt is bounded by ctx
+// alone.
+func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
+	if _, err := c.Compress(b); err != nil {
+		return Response{}, err
+	}
 	var body io.Reader
 	var size int64
-	if c.cfg.Gzip {
-		g := gzipPool.Get().(*gzipBuffer)
-		defer gzipPool.Put(g)
-		g.buf.Reset()
-		g.zw.Reset(&g.buf)
-		for _, p := range parts {
-			if _, err := g.zw.Write(p); err != nil {
-				return Response{}, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
-			}
-		}
-		if err := g.zw.Close(); err != nil {
-			return Response{}, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
-		}
-		body, size = bytes.NewReader(g.buf.Bytes()), int64(g.buf.Len())
+	if b.gz != nil {
+		body, size = bytes.NewReader(b.gz.buf.Bytes()), int64(b.gz.buf.Len())
 	} else {
 		// net.Buffers consumes the slice it reads from: give it a copy of
 		// the slice headers, never the caller's.
-		nb := make(net.Buffers, len(parts))
-		copy(nb, parts)
-		for _, p := range parts {
+		nb := make(net.Buffers, len(b.Parts))
+		copy(nb, b.Parts)
+		for _, p := range b.Parts {
 			size += int64(len(p))
 		}
 		body = &nb

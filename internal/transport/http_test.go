@@ -69,7 +69,7 @@ func TestHTTPSendClassifies(t *testing.T) {
 			defer srv.Close()
 			c := NewHTTP(HTTPConfig{URL: srv.URL + "/v1/traces"})
 			defer c.Close()
-			resp, err := c.Send(context.Background(), nil)
+			resp, err := c.Send(context.Background(), &Body{})
 			if !tc.wantErr {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -118,7 +118,7 @@ func TestHTTPSendsHeadersAndGzip(t *testing.T) {
 	defer srv.Close()
 	c := NewHTTP(HTTPConfig{URL: srv.URL + "/custom", Headers: map[string]string{"api-key": "secret"}, Gzip: true, UserAgent: "ua/1"})
 	defer c.Close()
-	if _, err := c.Send(context.Background(), [][]byte{[]byte("pay"), []byte("load")}); err != nil {
+	if _, err := c.Send(context.Background(), &Body{Parts: [][]byte{[]byte("pay"), []byte("load")}}); err != nil {
 		t.Fatal(err)
 	}
 	r := <-got
@@ -149,7 +149,7 @@ func TestHTTPSendsPartsConcatenated(t *testing.T) {
 	defer c.Close()
 	parts := [][]byte{[]byte("ab"), nil, []byte("cde")}
 	for attempt := range 2 { // a retry sends the same parts again
-		if _, err := c.Send(context.Background(), parts); err != nil {
+		if _, err := c.Send(context.Background(), &Body{Parts: parts}); err != nil {
 			t.Fatal(err)
 		}
 		if b := <-bodies; string(b) != "abcde" {
@@ -170,7 +170,7 @@ func TestHTTPConnectionErrorsAreRetryable(t *testing.T) {
 	ln.Close() // nothing listens there now
 	c := NewHTTP(HTTPConfig{URL: "http://" + addr + "/v1/traces", Headers: map[string]string{"authorization": "Bearer s3cret"}})
 	defer c.Close()
-	_, err = c.Send(context.Background(), [][]byte{[]byte("x")})
+	_, err = c.Send(context.Background(), &Body{Parts: [][]byte{[]byte("x")}})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable {
 		t.Fatalf("got %v, want a retryable *Error", err)
@@ -197,7 +197,7 @@ func TestHTTPTimeoutIsRetryable(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := c.Send(ctx, [][]byte{[]byte("x")})
+	_, err := c.Send(ctx, &Body{Parts: [][]byte{[]byte("x")}})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Retryable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a retryable deadline error", err)

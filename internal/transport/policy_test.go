@@ -34,7 +34,7 @@ func TestHTTPWorksWhenDefaultTransportIsWrapped(t *testing.T) {
 	defer srv.Close()
 	c := NewHTTP(HTTPConfig{URL: srv.URL})
 	defer c.Close()
-	if _, err := c.Send(context.Background(), nil); err != nil {
+	if _, err := c.Send(context.Background(), &Body{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -55,7 +55,7 @@ func TestHTTPRedirectsAreNotFollowed(t *testing.T) {
 			defer origin.Close()
 			for _, gzip := range []bool{false, true} {
 				c := NewHTTP(HTTPConfig{URL: origin.URL + "/v1/traces", Gzip: gzip, Headers: map[string]string{"api-key": "s3cret-value"}})
-				_, err := c.Send(context.Background(), [][]byte{{0x0a, 0x00}})
+				_, err := c.Send(context.Background(), &Body{Parts: [][]byte{{0x0a, 0x00}}})
 				c.Close()
 				var te *Error
 				if !errors.As(err, &te) || te.Kind != Permanent || te.Status != code {
@@ -84,7 +84,7 @@ func TestEchoedHeaderValuesAreRedacted(t *testing.T) {
 	defer srv.Close()
 	c := NewHTTP(HTTPConfig{URL: srv.URL, Headers: map[string]string{"Authorization": secret}})
 	defer c.Close()
-	_, err := c.Send(context.Background(), nil)
+	_, err := c.Send(context.Background(), &Body{})
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -102,7 +102,7 @@ func TestNotFoundNamesTheURL(t *testing.T) {
 	defer srv.Close()
 	c := NewHTTP(HTTPConfig{URL: srv.URL + "/v1/traces/v1/traces"})
 	defer c.Close()
-	_, err := c.Send(context.Background(), nil)
+	_, err := c.Send(context.Background(), &Body{})
 	if err == nil || !strings.Contains(err.Error(), srv.URL+"/v1/traces/v1/traces") {
 		t.Fatalf("got %v, want the URL named", err)
 	}
@@ -131,7 +131,7 @@ func TestGRPCUntrustedCertificateIsPermanent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, err = c.Send(context.Background(), nil)
+	_, err = c.Send(context.Background(), &Body{})
 	var te *Error
 	if !errors.As(err, &te) || te.Kind != Permanent || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("got %v, want a permanent certificate failure", err)
@@ -152,7 +152,7 @@ func TestGRPCResourceExhaustedIsPacedUnlessAboutSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Send(context.Background(), nil)
+		_, err = c.Send(context.Background(), &Body{})
 		c.Close()
 		var te *Error
 		if !errors.As(err, &te) || te.Kind != TooLarge || te.Paced != tc.paced || te.Code != "RESOURCE_EXHAUSTED" {

@@ -17,14 +17,56 @@ import (
 // Client sends one request per call. Implementations are safe for
 // concurrent use.
 type Client interface {
-	// Send delivers the concatenation of parts, each an encoded
-	// ExportTraceServiceRequest (their concatenation is one too: its only
-	// field is repeated), without copying them into one buffer. A nil error
-	// means the backend accepted the request, possibly partially
-	// (Response). A failed attempt returns an *Error.
-	Send(ctx context.Context, parts [][]byte) (Response, error)
+	// Send delivers body. A nil error means the backend accepted the
+	// request, possibly partially (Response). A failed attempt returns an
+	// *Error.
+	Send(ctx context.Context, body *Body) (Response, error)
 	// Close releases idle connections.
 	Close() error
+}
+
+// Body is one request: the concatenation of its parts, each an encoded
+// ExportTraceServiceRequest (their concatenation is one too: its only
+// field is repeated), and, once Compress has run, its gzip encoding,
+// which is then what every attempt sends.
+type Body struct {
+	Parts [][]byte
+	gz    *gzipBuffer
+}
+
+// Compressed reports whether the body holds its gzip encoding.
+func (b *Body) Compressed() bool { return b.gz != nil }
+
+// Held is the memory the body's compressed form holds; zero when it has
+// none.
+func (b *Body) Held() int64 {
+	if b.gz == nil {
+		return 0
+	}
+	return int64(b.gz.buf.Cap())
+}
+
+// Plain returns the uncompressed request, joining the parts or
+// decompressing the compressed form (after the parts were released).
+func (b *Body) Plain() ([]byte, error) {
+	if b.Parts != nil || b.gz == nil {
+		var out []byte
+		for _, p := range b.Parts {
+			out = append(out, p...)
+		}
+		return out, nil
+	}
+	return gunzip(b.gz.buf.Bytes())
+}
+
+// Release returns the compressed form's buffer; the body must not be used
+// afterwards.
+func (b *Body) Release() {
+	if b.gz != nil {
+		putGzip(b.gz)
+		b.gz = nil
+	}
+	b.Parts = nil
 }
 
 // Response is what the backend said about an accepted request.

@@ -25,8 +25,8 @@ func result(sc scenario.Scenario, kind scenario.Kind, ended, handed, delivered i
 	if kind == scenario.Ours {
 		r.Exporter = &exporter.Stats{
 			Accepted: handed, Exported: delivered,
-			Dropped:            exporter.Drops{QueueFull: handed - delivered},
-			QueueCapacityBytes: 16 << 20,
+			Dropped:      exporter.Drops{QueueFull: handed - delivered},
+			MemoryBudget: 16 << 20,
 		}
 	}
 	return r

@@ -241,8 +241,8 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	}
 	b.WriteString(".")
 	if q := queueBudget(results); q > 0 {
-		fmt.Fprintf(&b, " Our exporter's memory budget with its defaults: %s of queued spans (WithQueueBytes) "+
-			"plus the requests in flight (WithWorkers × WithMaxRequestSize).", mib(uint64(q)))
+		fmt.Fprintf(&b, " Our exporter's memory budget (WithMemoryBudget), shared by queued spans and "+
+			"requests in flight: %s.", mib(uint64(q)))
 	}
 	b.WriteString("\n\n")
 	b.WriteString("## Where every span went\n\n")
@@ -256,12 +256,12 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	return nil
 }
 
-// queueBudget is our exporter's queue capacity in bytes, from the first
-// result that has it.
+// queueBudget is our exporter's memory budget, from the first result that
+// has it.
 func queueBudget(results []*scenario.Result) int64 {
 	for _, r := range results {
-		if r.Exporter != nil && r.Exporter.QueueCapacityBytes > 0 {
-			return r.Exporter.QueueCapacityBytes
+		if r.Exporter != nil && r.Exporter.MemoryBudget > 0 {
+			return r.Exporter.MemoryBudget
 		}
 	}
 	return 0
