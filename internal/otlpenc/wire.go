@@ -165,3 +165,47 @@ func appendFixed64(b []byte, tag byte, v uint64) []byte {
 func appendFixed32(b []byte, tag byte, v uint32) []byte {
 	return binary.LittleEndian.AppendUint32(append(b, tag), v)
 }
+
+// endLen fills in the length of the message body b[body:], written after
+// a placeholder of reserved bytes at b[body-reserved:body], and moves the
+// body when its length takes fewer or more bytes than reserved.
+func endLen(b []byte, body, reserved int) []byte {
+	n := len(b) - body
+	if reserved == 1 && n < 0x80 {
+		b[body-1] = byte(n)
+		return b
+	}
+	if reserved == 2 && n >= 0x80 && n < 1<<14 {
+		b[body-2] = byte(n) | 0x80
+		b[body-1] = byte(n >> 7)
+		return b
+	}
+	k := sizeVarint(uint64(n))
+	switch {
+	case k < reserved:
+		copy(b[body-reserved+k:], b[body:])
+		b = b[:len(b)-(reserved-k)]
+	case k > reserved:
+		b = append(b, make([]byte, k-reserved)...)
+		copy(b[body-reserved+k:], b[body:body+n])
+	}
+	binary.PutUvarint(b[body-reserved:], uint64(n))
+	return b
+}
+
+// ascii reports whether s holds only ASCII, reading eight bytes at a time.
+func ascii(s string) bool {
+	var acc uint64
+	for ; len(s) >= 8; s = s[8:] {
+		acc |= uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	}
+	if len(s) >= 4 {
+		acc |= uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+		s = s[4:]
+	}
+	for i := 0; i < len(s); i++ {
+		acc |= uint64(s[i])
+	}
+	return acc&0x8080808080808080 == 0
+}
