@@ -56,6 +56,8 @@ type Encoder struct {
 	arena    []byte
 	headroom int
 	repairs  int // strings repaired since the counter was last reset
+
+	snapshots snapshotReader
 }
 
 // NewEncoder returns an Encoder with empty caches.
@@ -187,11 +189,17 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		prevScope instrumentation.Scope
 		g         int32 = -1
 	)
+	var read spanData // a span that cannot be read in place
 	for _, s := range spans {
 		if s == nil {
 			continue
 		}
-		r, sc := s.Resource(), s.InstrumentationScope()
+		d := e.snapshots.inPlace(s)
+		if d == nil {
+			read.read(s)
+			d = &read
+		}
+		r, sc := d.resource, d.instrumentationScope
 		// Spans of one batch nearly always share their resource pointer
 		// and come in runs of one scope: skip the lookups for those.
 		if g < 0 || r != prevRes || sc != prevScope {
@@ -206,7 +214,7 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		i := int32(len(e.recs))
 		off := len(b)
 		e.repairs = 0
-		b = e.appendSpan(b, s)
+		b = e.appendSpan(b, d)
 		e.recs = append(e.recs, spanRec{off: off, end: len(b), group: g, next: -1, repairs: e.repairs})
 		sg := &e.scopeGroups[g]
 		if sg.head < 0 {
@@ -465,6 +473,10 @@ func (e *Encoder) writeArena(res *Result) *Request {
 	}
 	r := requests.get()
 	e.arena = r.body[:0]
+	if cap(e.arena) < len(b) {
+		// A buffer that would have to grow span by span: replace it at once.
+		e.arena = make([]byte, 0, cap(b))
+	}
 	r.body, r.start, r.spans = b, start, len(e.recs)
 	return r
 }

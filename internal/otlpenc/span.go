@@ -114,10 +114,10 @@ func appendTraceState(b []byte, ts trace.TraceState) []byte {
 // appendSpan appends s as a ScopeSpans.spans field, its fields in field
 // number order. Nested messages are written with a length placeholder that
 // is filled in, and widened if need be, once their body is written.
-func (e *Encoder) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = append(b, tagSSSpans, 0, 0) // most spans take 128 to 16383 bytes
 	body := len(b)
-	sc := s.SpanContext()
+	sc := &d.spanContext
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = append(b, tagSpanTraceID, 16)
 	b = append(b, tid[:]...)
@@ -127,42 +127,37 @@ func (e *Encoder) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = appendLen(b, tagSpanTraceState, traceStateLen(ts))
 		b = appendTraceState(b, ts)
 	}
-	parent := s.Parent()
-	if pid := parent.SpanID(); pid.IsValid() {
+	if pid := d.parent.SpanID(); pid.IsValid() {
 		b = append(b, tagSpanParentSpanID, 8)
 		b = append(b, pid[:]...)
 	}
-	b = appendStringOpt(b, tagSpanName, e.str(s.Name()))
-	b = appendUintOpt(b, tagSpanKind, spanKind(s.SpanKind()))
-	if t := unixNano(s.StartTime()); t != 0 {
+	b = appendStringOpt(b, tagSpanName, e.str(d.name))
+	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
+	if t := unixNano(d.startTime); t != 0 {
 		b = appendFixed64(b, tagSpanStartTime, t)
 	}
-	if t := unixNano(s.EndTime()); t != 0 {
+	if t := unixNano(d.endTime); t != 0 {
 		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	attrs := s.Attributes()
-	for i := range attrs {
-		b = e.appendKV(b, tagSpanAttributes, &attrs[i])
+	for i := range d.attributes {
+		b = e.appendKV(b, tagSpanAttributes, &d.attributes[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(s.DroppedAttributes()))
-	events := s.Events()
-	for i := range events {
-		b = e.appendEvent(b, &events[i])
+	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
+	for i := range d.events {
+		b = e.appendEvent(b, &d.events[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedEvents, clampUint32(s.DroppedEvents()))
-	links := s.Links()
-	for i := range links {
-		b = e.appendLink(b, &links[i])
+	b = appendUintOpt(b, tagSpanDroppedEvents, clampUint32(d.droppedEventCount))
+	for i := range d.links {
+		b = e.appendLink(b, &d.links[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedLinks, clampUint32(s.DroppedLinks()))
+	b = appendUintOpt(b, tagSpanDroppedLinks, clampUint32(d.droppedLinkCount))
 	// The stock exporter always sends a Status, even an empty one.
-	st := s.Status()
-	msg, code := e.str(st.Description), statusCode(st.Code)
+	msg, code := e.str(d.status.Description), statusCode(d.status.Code)
 	b = appendLen(b, tagSpanStatus, sizeString(msg)+sizeUint(code))
 	b = appendStringOpt(b, tagStatusMessage, msg)
 	b = appendUintOpt(b, tagStatusCode, code)
 	b = append(b, tagSpanFlagsByte0, tagSpanFlagsByte1)
-	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), parent))
+	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), d.parent))
 	return endLen(b, body, 2)
 }
 
