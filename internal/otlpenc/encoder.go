@@ -308,10 +308,18 @@ func (e *Encoder) encodeEnvelope(tag byte, head []byte, attrTag byte, attrs []at
 	return endLen(b, 2, 1)
 }
 
-// str returns s, or s repaired to valid UTF-8, which it counts. Valid
-// strings, ASCII above all, cost one pass over their bytes.
+// str returns s, or s repaired to valid UTF-8, which it counts. ASCII
+// strings, nearly all of them, cost one pass of word-wide ORs.
 func (e *Encoder) str(s string) string {
-	if ascii(s) || utf8.ValidString(s) {
+	if ascii(s) {
+		return s
+	}
+	return e.repair(s)
+}
+
+// repair is str for strings that are not all ASCII.
+func (e *Encoder) repair(s string) string {
+	if utf8.ValidString(s) {
 		return s
 	}
 	e.repairs++

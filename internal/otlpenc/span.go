@@ -195,25 +195,53 @@ func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
 }
 
 // appendKV appends kv as a KeyValue field tagged tag. The lengths of
-// scalar and string values are known before they are written; composite
-// values are written behind a placeholder.
+// scalar and string values are known before they are written, and a
+// KeyValue of under 128 bytes with a key, the usual one, is written with
+// one-byte lengths straight; composite values go behind a placeholder.
 func (e *Encoder) appendKV(b []byte, tag byte, kv *attribute.KeyValue) []byte {
 	key := e.str(string(kv.Key))
+	kn := len(key)
+	short := kn > 0 && kn < 0x80-2-11 // room left for any scalar value
 	v := &kv.Value
 	var vn int // AnyValue length
 	switch v.Type() {
 	case attribute.STRING:
 		s := e.str(v.AsString())
-		vn = sizeLen(len(s))
+		sn := len(s)
+		if n := 2 + kn + 4 + sn; kn > 0 && n < 0x80 {
+			b = append(b, tag, byte(n), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
+			return append(b, s...)
+		}
+		vn = sizeLen(sn)
 		b = appendLen(b, tag, sizeString(key)+sizeLen(vn))
 		b = appendStringOpt(b, tagKVKey, key)
 		b = appendLen(b, tagKVValue, vn)
 		return appendString(b, tagAnyString, s)
 	case attribute.BOOL:
+		if short {
+			b = append(b, tag, byte(2+kn+4), tagKVKey, byte(kn))
+			b = append(b, key...)
+			return append(b, tagKVValue, 2, tagAnyBool, boolByte(v.AsBool()))
+		}
 		vn = 2
 	case attribute.INT64:
-		vn = 1 + sizeVarint(uint64(v.AsInt64()))
+		x := uint64(v.AsInt64())
+		vn = 1 + sizeVarint(x)
+		if short {
+			b = append(b, tag, byte(2+kn+2+vn), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(vn), tagAnyInt)
+			return appendVarint(b, x)
+		}
 	case attribute.FLOAT64:
+		if short {
+			b = append(b, tag, byte(2+kn+2+sizeFixed64Field), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, sizeFixed64Field, tagAnyDouble)
+			return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.AsFloat64()))
+		}
 		vn = sizeFixed64Field
 	default:
 		b = append(b, tag, 0)

@@ -193,19 +193,35 @@ func endLen(b []byte, body, reserved int) []byte {
 	return b
 }
 
-// ascii reports whether s holds only ASCII, reading eight bytes at a time.
+// ascii reports whether s holds only ASCII. It ORs s together eight
+// bytes at a time, the last word overlapping the one before, and tests
+// the high bits once.
 func ascii(s string) bool {
+	n := len(s)
 	var acc uint64
-	for ; len(s) >= 8; s = s[8:] {
-		acc |= uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-	}
-	if len(s) >= 4 {
-		acc |= uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
-		s = s[4:]
-	}
-	for i := 0; i < len(s); i++ {
-		acc |= uint64(s[i])
+	switch {
+	case n >= 8:
+		for i := 0; i < n-8; i += 8 {
+			acc |= word64(s[i:])
+		}
+		acc |= word64(s[n-8:])
+	case n >= 4:
+		acc = uint64(word32(s) | word32(s[n-4:]))
+	case n > 0:
+		acc = uint64(s[0] | s[n/2] | s[n-1])
 	}
 	return acc&0x8080808080808080 == 0
+}
+
+// word64 returns the first eight bytes of s as a little-endian word; the
+// compiler turns it into one load.
+func word64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func word32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
