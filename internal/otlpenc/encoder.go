@@ -302,9 +302,7 @@ func (e *Encoder) scope(sc instrumentation.Scope) *scopeEntry {
 func (e *Encoder) encodeEnvelope(tag byte, head []byte, attrTag byte, attrs []attribute.KeyValue) []byte {
 	b := append(make([]byte, 0, 64), tag, 0)
 	b = append(b, head...)
-	for i := range attrs {
-		b = e.appendKV(b, attrTag, &attrs[i])
-	}
+	b = e.appendKVs(b, attrTag, attrs)
 	return endLen(b, 2, 1)
 }
 
@@ -369,6 +367,10 @@ func (e *Encoder) add(p planState, sg int32, n int) planState {
 // plan cuts the encoded spans, in output order, into requests of at most
 // maxBytes.
 func (e *Encoder) plan(maxBytes int, res *Result) {
+	if maxBytes <= 0 {
+		e.planOne()
+		return
+	}
 	cur, from := emptyPlan, 0
 	for rg := range e.resGroups {
 		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
@@ -393,6 +395,26 @@ func (e *Encoder) plan(maxBytes int, res *Result) {
 	}
 	if cur.spans > 0 {
 		e.reqs = append(e.reqs, reqPlan{from: from, to: len(e.order), size: cur.total()})
+	}
+}
+
+// planOne is plan without a limit: every span goes in one request.
+func (e *Encoder) planOne() {
+	total := 0
+	for rg := range e.resGroups {
+		rsBody := e.resGroups[rg].res.envelope()
+		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
+			ssBody := e.scopeGroups[g].scope.envelope()
+			for i := e.scopeGroups[g].head; i >= 0; i = e.recs[i].next {
+				ssBody += e.recs[i].end - e.recs[i].off
+				e.order = append(e.order, i)
+			}
+			rsBody += sizeLen(ssBody)
+		}
+		total += sizeLen(rsBody)
+	}
+	if len(e.order) > 0 {
+		e.reqs = append(e.reqs, reqPlan{from: 0, to: len(e.order), size: total})
 	}
 }
 

@@ -139,9 +139,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	if t := unixNano(d.endTime); t != 0 {
 		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	for i := range d.attributes {
-		b = e.appendKV(b, tagSpanAttributes, &d.attributes[i])
-	}
+	b = e.appendKVs(b, tagSpanAttributes, d.attributes)
 	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
 	for i := range d.events {
 		b = e.appendEvent(b, &d.events[i])
@@ -168,9 +166,7 @@ func (e *Encoder) appendEvent(b []byte, ev *sdktrace.Event) []byte {
 		b = appendFixed64(b, tagEventTime, t)
 	}
 	b = appendStringOpt(b, tagEventName, e.str(ev.Name))
-	for i := range ev.Attributes {
-		b = e.appendKV(b, tagEventAttributes, &ev.Attributes[i])
-	}
+	b = e.appendKVs(b, tagEventAttributes, ev.Attributes)
 	b = appendUintOpt(b, tagEventDroppedAttrs, clampUint32(ev.DroppedAttributeCount))
 	return endLen(b, body, 1)
 }
@@ -186,12 +182,33 @@ func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
 	b = append(b, tid[:]...)
 	b = append(b, tagLinkSpanID, 8)
 	b = append(b, sid[:]...)
-	for i := range l.Attributes {
-		b = e.appendKV(b, tagLinkAttributes, &l.Attributes[i])
-	}
+	b = e.appendKVs(b, tagLinkAttributes, l.Attributes)
 	b = appendUintOpt(b, tagLinkDroppedAttrs, clampUint32(l.DroppedAttributeCount))
 	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
 	return endLen(b, body, 1)
+}
+
+// appendKVs appends attrs as KeyValue fields tagged tag. A string
+// attribute with an ASCII key and value whose KeyValue takes under 128
+// bytes, the commonest attribute, is written here; appendKV writes the
+// others.
+func (e *Encoder) appendKVs(b []byte, tag byte, attrs []attribute.KeyValue) []byte {
+	for i := range attrs {
+		kv := &attrs[i]
+		if kv.Value.Type() == attribute.STRING {
+			key, s := string(kv.Key), kv.Value.AsString()
+			kn, sn := len(key), len(s)
+			if n := 2 + kn + 4 + sn; kn > 0 && n < 0x80 && ascii(key) && ascii(s) {
+				b = append(b, tag, byte(n), tagKVKey, byte(kn))
+				b = append(b, key...)
+				b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
+				b = append(b, s...)
+				continue
+			}
+		}
+		b = e.appendKV(b, tag, kv)
+	}
+	return b
 }
 
 // appendKV appends kv as a KeyValue field tagged tag. The lengths of
