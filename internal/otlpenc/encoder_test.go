@@ -451,3 +451,35 @@ func TestEncodeSDKSpans(t *testing.T) {
 	assertEqual(t, reference(spans), decode(t, reqs[0].Bytes()))
 	reqs[0].Release()
 }
+
+// TestEncodeNonASCIIAnywhere puts a non-ASCII string, valid or not, as the
+// key or the value of each attribute in turn, among attributes of every
+// scalar kind, and requires the reference's output and repair count.
+func TestEncodeNonASCIIAnywhere(t *testing.T) {
+	enc := NewEncoder()
+	for _, bad := range []string{"J\xc3\xb6rg", "J\xf6rg", "\xff\xfe\xfd", "ok\xe2\x82"} {
+		for pos := range 8 {
+			for _, inKey := range []bool{false, true} {
+				attrs := eightAttrs(pos)
+				if inKey {
+					attrs[pos].Key = attribute.Key("k." + bad)
+				} else {
+					attrs[pos] = attribute.String(string(attrs[pos].Key), bad)
+				}
+				spans := []sdktrace.ReadOnlySpan{tracetest.SpanStub{
+					Name: "op", SpanContext: spanContext(1, true, false), Attributes: attrs,
+					Events: []sdktrace.Event{{Name: "e", Attributes: attrs}},
+					Links:  []sdktrace.Link{{SpanContext: spanContext(2, true, true), Attributes: attrs}},
+				}.Snapshot()}
+				var conv converter
+				want := conv.request(spans)
+				reqs, res := enc.Encode(spans, 0, nil)
+				assertEqual(t, want, decode(t, reqs[0].Bytes()))
+				reqs[0].Release()
+				if res.Repaired != conv.repaired {
+					t.Errorf("%q at %d (key %v): Repaired = %d, want %d", bad, pos, inKey, res.Repaired, conv.repaired)
+				}
+			}
+		}
+	}
+}

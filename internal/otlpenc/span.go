@@ -188,25 +188,87 @@ func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
 	return endLen(b, body, 1)
 }
 
-// appendKVs appends attrs as KeyValue fields tagged tag. A string
-// attribute with an ASCII key and value whose KeyValue takes under 128
-// bytes, the commonest attribute, is written here; appendKV writes the
-// others.
+// appendKVs appends attrs as KeyValue fields tagged tag.
+//
+// Attributes of the common kinds, a key and a string, bool, int or float
+// value in a KeyValue of under 128 bytes, are written here with one-byte
+// lengths and without checking their strings one by one: every byte such
+// a KeyValue has outside an int or float value is below 0x80 exactly when
+// its key and string are ASCII. So the bytes written since the last check
+// are tested in one go before each int or float value and at the end, and
+// should they hold anything but ASCII, the attributes they came from are
+// rewritten by appendKV, which checks and repairs each string.
 func (e *Encoder) appendKVs(b []byte, tag byte, attrs []attribute.KeyValue) []byte {
+	from, at := 0, len(b) // attrs[from:i] are written unchecked in b[at:]
 	for i := range attrs {
 		kv := &attrs[i]
-		if kv.Value.Type() == attribute.STRING {
-			key, s := string(kv.Key), kv.Value.AsString()
-			kn, sn := len(key), len(s)
-			if n := 2 + kn + 4 + sn; kn > 0 && n < 0x80 && ascii(key) && ascii(s) {
-				b = append(b, tag, byte(n), tagKVKey, byte(kn))
-				b = append(b, key...)
-				b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
-				b = append(b, s...)
-				continue
-			}
+		key, v := string(kv.Key), &kv.Value
+		kn := len(key)
+		if kn == 0 || kn >= 0x80-2-11 {
+			b = e.checkKVs(b, at, tag, attrs[from:i])
+			b = e.appendKV(b, tag, kv)
+			from, at = i+1, len(b)
+			continue
 		}
+		switch v.Type() {
+		case attribute.STRING:
+			s := v.AsString()
+			sn := len(s)
+			n := 2 + kn + 4 + sn
+			if n >= 0x80 {
+				break
+			}
+			b = append(b, tag, byte(n), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
+			b = append(b, s...)
+			continue
+		case attribute.BOOL:
+			b = append(b, tag, byte(2+kn+4), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, 2, tagAnyBool, boolByte(v.AsBool()))
+			continue
+		case attribute.INT64:
+			x := uint64(v.AsInt64())
+			vn := 1 + sizeVarint(x)
+			b = append(b, tag, byte(2+kn+2+vn), tagKVKey, byte(kn))
+			b = append(b, key...)
+			if !ascii(b[at:]) {
+				b = e.checkKVs(b, at, tag, attrs[from:i+1])
+			} else {
+				b = append(b, tagKVValue, byte(vn), tagAnyInt)
+				b = appendVarint(b, x)
+			}
+			from, at = i+1, len(b)
+			continue
+		case attribute.FLOAT64:
+			b = append(b, tag, byte(2+kn+2+sizeFixed64Field), tagKVKey, byte(kn))
+			b = append(b, key...)
+			if !ascii(b[at:]) {
+				b = e.checkKVs(b, at, tag, attrs[from:i+1])
+			} else {
+				b = append(b, tagKVValue, sizeFixed64Field, tagAnyDouble)
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.AsFloat64()))
+			}
+			from, at = i+1, len(b)
+			continue
+		}
+		b = e.checkKVs(b, at, tag, attrs[from:i])
 		b = e.appendKV(b, tag, kv)
+		from, at = i+1, len(b)
+	}
+	return e.checkKVs(b, at, tag, attrs[from:])
+}
+
+// checkKVs checks b[at:], where attrs were written unchecked, and when it
+// is not all ASCII writes attrs there again through appendKV.
+func (e *Encoder) checkKVs(b []byte, at int, tag byte, attrs []attribute.KeyValue) []byte {
+	if ascii(b[at:]) {
+		return b
+	}
+	b = b[:at]
+	for i := range attrs {
+		b = e.appendKV(b, tag, &attrs[i])
 	}
 	return b
 }

@@ -196,7 +196,7 @@ func endLen(b []byte, body, reserved int) []byte {
 // ascii reports whether s holds only ASCII. It ORs s together eight
 // bytes at a time, the last word overlapping the one before, and tests
 // the high bits once.
-func ascii(s string) bool {
+func ascii[T string | []byte](s T) bool {
 	n := len(s)
 	var acc uint64
 	switch {
@@ -215,13 +215,13 @@ func ascii(s string) bool {
 
 // word64 returns the first eight bytes of s as a little-endian word; the
 // compiler turns it into one load.
-func word64(s string) uint64 {
+func word64[T string | []byte](s T) uint64 {
 	_ = s[7]
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
-func word32(s string) uint32 {
+func word32[T string | []byte](s T) uint32 {
 	_ = s[3]
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
