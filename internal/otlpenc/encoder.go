@@ -175,6 +175,9 @@ func (e *Encoder) reset() {
 	e.order = e.order[:0]
 	e.reqs = e.reqs[:0]
 	e.runs = e.runs[:0]
+	if cap(e.arena) > maxPooledBody {
+		e.arena = nil // do not keep the memory of one unusually big batch
+	}
 	e.arena = e.arena[:0]
 	e.repairs = 0
 }
@@ -503,7 +506,7 @@ func (e *Encoder) writeArena(res *Result) *Request {
 	}
 	r := requests.get()
 	e.arena = r.body[:0]
-	if cap(e.arena) < len(b) {
+	if cap(e.arena) < len(b) && cap(b) <= maxPooledBody {
 		// A buffer that would have to grow span by span: replace it at once.
 		e.arena = make([]byte, 0, cap(b))
 	}
