@@ -49,11 +49,7 @@ const (
 	tagSpanFlags         = 16<<3 | 5 // two bytes on the wire: 0x85 0x01
 	tagSpanFlagsByte0    = tagSpanFlags&0x7f | 0x80
 	tagSpanFlagsByte1    = tagSpanFlags >> 7
-	sizeSpanFlagsField   = 2 + 4
-	sizeTraceIDField     = 1 + 1 + 16
-	sizeSpanIDField      = 1 + 1 + 8
 	sizeFixed64Field     = 1 + 8
-	sizeFlagsField32     = 1 + 4
 
 	// Span.Event.
 	tagEventTime         = 1<<3 | 1
