@@ -7,10 +7,14 @@
 // An Encoder turns a batch of spans into one or more Requests. It groups the
 // spans by resource and instrumentation scope the way the stock
 // otlptrace exporter does (resources are grouped by their attribute set,
-// scopes by their full value) and writes the protobuf wire format directly:
-// a size pass over each span records the length of every nested message, a
-// write pass then appends the bytes in a single forward sweep into a pooled
-// buffer of exactly the right size. Decoding the output yields a message
+// scopes by their full value) and writes the protobuf wire format directly,
+// in one pass over each span: every span is appended to a pooled arena,
+// nested messages behind a length placeholder filled in once their body is
+// written. When the batch is one request of one resource and scope, the
+// usual case, the envelopes are written in room left in front of the spans
+// and the arena is the request; otherwise the spans are copied into one
+// pooled buffer of exactly the right size per request. Decoding the output
+// yields a message
 // proto.Equal to what the stock exporter sends for the same spans, with two
 // deliberate differences:
 //

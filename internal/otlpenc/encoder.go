@@ -1,6 +1,7 @@
 package otlpenc
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -49,15 +50,14 @@ type Encoder struct {
 	reqs        []reqPlan // requests to write, as ranges of order
 	runs        []int     // ScopeSpans body sizes of the resource being written
 
-	// The size pass pushes the length of every nested message and every
-	// value it had to materialise (repaired strings, slice attributes); the
-	// write pass, which visits the same values in the same order, pops them.
-	sizes    []int
-	sizeCur  int
-	side     []sideValue
-	sideCur  int
-	repairs  int  // strings repaired since the counter was last reset
-	checking bool // the span being written has repaired strings
+	// arena holds the batch's encoded Span fields in input order, after
+	// headroom bytes left for the envelopes of a request that holds them
+	// all: when the batch is one such request, the arena becomes its body.
+	arena    []byte
+	headroom int
+	repairs  int // strings repaired since the counter was last reset
+
+	snapshots snapshotReader
 }
 
 // NewEncoder returns an Encoder with empty caches.
@@ -122,18 +122,6 @@ type reqPlan struct {
 	size     int
 }
 
-// sideValue is a value the size pass materialised for the write pass.
-// Exactly one field is set.
-type sideValue struct {
-	str    string // a repaired string
-	bools  []bool
-	ints   []int64
-	floats []float64
-	strs   []string
-	vals   []attribute.Value
-	kvs    []attribute.KeyValue
-}
-
 // Encode groups spans by resource and instrumentation scope as the stock
 // OTLP exporter does and appends to out one or more Requests holding them.
 //
@@ -159,7 +147,7 @@ func (e *Encoder) Encode(spans []sdktrace.ReadOnlySpan, maxBytes int, out []*Req
 	}
 	defer e.reset()
 	e.trimCaches()
-	e.group(spans)
+	e.encodeSpans(spans)
 	e.plan(maxBytes, &res)
 	return e.write(out, &res), res
 }
@@ -177,7 +165,6 @@ func (e *Encoder) trimCaches() {
 
 // reset drops every reference to the caller's spans and keeps the capacity.
 func (e *Encoder) reset() {
-	clear(e.recs)
 	e.recs = e.recs[:0]
 	clear(e.resGroups)
 	e.resGroups = e.resGroups[:0]
@@ -188,43 +175,50 @@ func (e *Encoder) reset() {
 	e.order = e.order[:0]
 	e.reqs = e.reqs[:0]
 	e.runs = e.runs[:0]
-	e.resetScratch()
-}
-
-func (e *Encoder) resetScratch() {
-	e.sizes = e.sizes[:0]
-	e.sizeCur = 0
-	clear(e.side)
-	e.side = e.side[:0]
-	e.sideCur = 0
+	if cap(e.arena) > maxPooledBody {
+		e.arena = nil // do not keep the memory of one unusually big batch
+	}
+	e.arena = e.arena[:0]
 	e.repairs = 0
-	e.checking = false
 }
 
-// group records every span and links it into its scope group.
-func (e *Encoder) group(spans []sdktrace.ReadOnlySpan) {
+// encodeSpans encodes every span into the arena, in one pass, and links
+// it into its scope group.
+func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 	e.recs = slices.Grow(e.recs, len(spans))
+	b := e.arena[:0]
 	var (
 		prevRes   *resource.Resource
 		prevScope instrumentation.Scope
 		g         int32 = -1
 	)
+	var read spanData // a span that cannot be read in place
 	for _, s := range spans {
 		if s == nil {
 			continue
 		}
-		r, sc := s.Resource(), s.InstrumentationScope()
+		d := e.snapshots.inPlace(s)
+		if d == nil {
+			read.read(s)
+			d = &read
+		}
+		r, sc := d.resource, d.instrumentationScope
 		// Spans of one batch nearly always share their resource pointer
 		// and come in runs of one scope: skip the lookups for those.
 		if g < 0 || r != prevRes || sc != prevScope {
 			g = e.groupOf(r, sc)
 			prevRes, prevScope = r, sc
 		}
+		if len(e.recs) == 0 {
+			sg := &e.scopeGroups[g]
+			e.headroom = 2*(1+binary.MaxVarintLen64) + len(e.resGroups[sg.res].res.field) + len(sg.scope.field)
+			b = append(b, make([]byte, e.headroom)...)
+		}
 		i := int32(len(e.recs))
-		e.recs = e.recs[:i+1] // capacity reserved above; fill sets every field
-		rec := &e.recs[i]
-		rec.fill(s)
-		rec.group, rec.next = g, -1
+		off := len(b)
+		e.repairs = 0
+		b = e.appendSpan(b, d)
+		e.recs = append(e.recs, spanRec{off: off, end: len(b), group: g, next: -1, repairs: e.repairs})
 		sg := &e.scopeGroups[g]
 		if sg.head < 0 {
 			sg.head = i
@@ -233,6 +227,7 @@ func (e *Encoder) group(spans []sdktrace.ReadOnlySpan) {
 		}
 		sg.tail = i
 	}
+	e.arena = b
 }
 
 // groupOf returns the scope group of spans with resource r and scope sc,
@@ -268,13 +263,13 @@ func (e *Encoder) resource(r *resource.Resource) *resEntry {
 	if re, ok := e.resources[r]; ok {
 		return re
 	}
+	e.repairs = 0
 	re := &resEntry{key: r.Equivalent()}
 	if r != nil {
 		re.field = e.encodeEnvelope(tagRSResource, nil, tagResourceAttributes, r.Attributes())
 	}
 	re.schema = e.str(r.SchemaURL())
 	re.repairs = e.repairs
-	e.resetScratch()
 	e.resources[r] = re
 	return re
 }
@@ -285,6 +280,7 @@ func (e *Encoder) scope(sc instrumentation.Scope) *scopeEntry {
 	if se, ok := e.scopes[k]; ok && se.scope == sc {
 		return se
 	}
+	e.repairs = 0
 	se := &scopeEntry{scope: sc}
 	if sc != (instrumentation.Scope{}) {
 		var head []byte
@@ -294,7 +290,6 @@ func (e *Encoder) scope(sc instrumentation.Scope) *scopeEntry {
 	}
 	se.schema = e.str(sc.SchemaURL)
 	se.repairs = e.repairs
-	e.resetScratch()
 	if _, taken := e.scopes[k]; !taken {
 		// On the (astronomically unlikely) clash of two different scopes
 		// with one key, the first keeps the slot and the other is encoded
@@ -306,63 +301,30 @@ func (e *Encoder) scope(sc instrumentation.Scope) *scopeEntry {
 
 // encodeEnvelope encodes a message made of the encoded fields in head
 // followed by attrs as repeated KeyValue fields tagged attrTag, and returns
-// it as a field tagged tag. It runs on cache misses only and may allocate.
+// it as a field tagged tag. It runs on cache misses only and allocates.
 func (e *Encoder) encodeEnvelope(tag byte, head []byte, attrTag byte, attrs []attribute.KeyValue) []byte {
-	sizeMark, sideMark, repairs := len(e.sizes), len(e.side), e.repairs
-	n := len(head)
-	for i := range attrs {
-		n += sizeLen(e.sizeKV(&attrs[i]))
-	}
-	b := make([]byte, 0, sizeLen(n))
-	b = appendLen(b, tag, n)
+	b := append(make([]byte, 0, 64), tag, 0)
 	b = append(b, head...)
-	e.sizeCur, e.sideCur, e.checking = sizeMark, sideMark, e.repairs > repairs
-	for i := range attrs {
-		b = e.appendKV(b, attrTag, &attrs[i])
-	}
-	return b
+	b = e.appendKVs(b, attrTag, attrs)
+	return endLen(b, 2, 1)
 }
 
-// str returns s, or s repaired to valid UTF-8, which it then remembers for
-// the write pass and counts.
+// str returns s, or s repaired to valid UTF-8, which it counts. ASCII
+// strings, nearly all of them, cost one pass of word-wide ORs.
 func (e *Encoder) str(s string) string {
+	if ascii(s) {
+		return s
+	}
+	return e.repair(s)
+}
+
+// repair is str for strings that are not all ASCII.
+func (e *Encoder) repair(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
-	s = strings.ToValidUTF8(s, string(utf8.RuneError))
-	e.side = append(e.side, sideValue{str: s})
 	e.repairs++
-	return s
-}
-
-// wstr is str for the write pass: it returns the repaired string the size
-// pass remembered. Strings are checked only in spans that had repairs.
-func (e *Encoder) wstr(s string) string {
-	if e.checking && !utf8.ValidString(s) {
-		s = e.side[e.sideCur].str
-		e.sideCur++
-	}
-	return s
-}
-
-// pushSize reserves a slot for the size of a nested message.
-func (e *Encoder) pushSize() int {
-	e.sizes = append(e.sizes, 0)
-	return len(e.sizes) - 1
-}
-
-// popSize returns the next size recorded by the size pass.
-func (e *Encoder) popSize() int {
-	n := e.sizes[e.sizeCur]
-	e.sizeCur++
-	return n
-}
-
-// popSide returns the next value recorded by the size pass.
-func (e *Encoder) popSide() *sideValue {
-	v := &e.side[e.sideCur]
-	e.sideCur++
-	return v
+	return strings.ToValidUTF8(s, string(utf8.RuneError))
 }
 
 // planState tracks the size of the request being planned: closed holds the
@@ -405,30 +367,27 @@ func (e *Encoder) add(p planState, sg int32, n int) planState {
 	return p
 }
 
-// plan runs the size pass over every span in output order and cuts the
-// sequence into requests of at most maxBytes.
+// plan cuts the encoded spans, in output order, into requests of at most
+// maxBytes.
 func (e *Encoder) plan(maxBytes int, res *Result) {
+	if maxBytes <= 0 {
+		e.planOne()
+		return
+	}
 	cur, from := emptyPlan, 0
 	for rg := range e.resGroups {
 		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
 			for i := e.scopeGroups[g].head; i >= 0; i = e.recs[i].next {
-				rec := &e.recs[i]
-				sizeMark, sideMark := len(e.sizes), len(e.side)
-				e.repairs = 0
-				rec.size = e.sizeSpan(rec)
-				rec.repairs = e.repairs
-				next := e.add(cur, g, sizeLen(rec.size))
+				n := e.recs[i].end - e.recs[i].off
+				next := e.add(cur, g, n)
 				if maxBytes > 0 && next.total() > maxBytes {
 					if cur.spans > 0 {
 						e.reqs = append(e.reqs, reqPlan{from: from, to: len(e.order), size: cur.total()})
 						cur, from = emptyPlan, len(e.order)
-						next = e.add(cur, g, sizeLen(rec.size))
+						next = e.add(cur, g, n)
 					}
 					if next.total() > maxBytes {
 						res.TooLarge++
-						e.sizes = e.sizes[:sizeMark]
-						clear(e.side[sideMark:])
-						e.side = e.side[:sideMark]
 						continue
 					}
 				}
@@ -442,8 +401,32 @@ func (e *Encoder) plan(maxBytes int, res *Result) {
 	}
 }
 
-// write runs the write pass, one pooled Request per planned request.
+// planOne is plan without a limit: every span goes in one request.
+func (e *Encoder) planOne() {
+	total := 0
+	for rg := range e.resGroups {
+		rsBody := e.resGroups[rg].res.envelope()
+		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
+			ssBody := e.scopeGroups[g].scope.envelope()
+			for i := e.scopeGroups[g].head; i >= 0; i = e.recs[i].next {
+				ssBody += e.recs[i].end - e.recs[i].off
+				e.order = append(e.order, i)
+			}
+			rsBody += sizeLen(ssBody)
+		}
+		total += sizeLen(rsBody)
+	}
+	if len(e.order) > 0 {
+		e.reqs = append(e.reqs, reqPlan{from: 0, to: len(e.order), size: total})
+	}
+}
+
+// write builds the planned requests: the arena itself when the batch is
+// one request of one resource and scope, pooled copies otherwise.
 func (e *Encoder) write(out []*Request, res *Result) []*Request {
+	if len(e.reqs) == 1 && len(e.scopeGroups) == 1 && len(e.order) == len(e.recs) {
+		return append(out, e.writeArena(res))
+	}
 	for _, rp := range e.reqs {
 		r := newRequest(rp.size)
 		b := r.body
@@ -461,7 +444,8 @@ func (e *Encoder) write(out []*Request, res *Result) []*Request {
 				}
 				ssBody := e.scopeGroups[g].scope.envelope()
 				for ; j < rp.to && e.recs[e.order[j]].group == g; j++ {
-					ssBody += sizeLen(e.recs[e.order[j]].size)
+					rec := &e.recs[e.order[j]]
+					ssBody += rec.end - rec.off
 				}
 				e.runs = append(e.runs, ssBody)
 				rsBody += sizeLen(ssBody)
@@ -475,13 +459,19 @@ func (e *Encoder) write(out []*Request, res *Result) []*Request {
 				b = appendLen(b, tagRSScopeSpans, ssBody)
 				b = append(b, se.field...)
 				res.Repaired += se.repairs
+				// Copy runs of spans that lie next to each other in the
+				// arena at once.
+				from, to := 0, 0
 				for ; i < j && e.recs[e.order[i]].group == g; i++ {
 					rec := &e.recs[e.order[i]]
-					b = appendLen(b, tagSSSpans, rec.size)
-					e.checking = rec.repairs > 0
-					b = e.appendSpan(b, rec)
+					if rec.off != to {
+						b = append(b, e.arena[from:to]...)
+						from = rec.off
+					}
+					to = rec.end
 					res.Repaired += rec.repairs
 				}
+				b = append(b, e.arena[from:to]...)
 				b = appendStringOpt(b, tagSSSchemaURL, se.schema)
 			}
 			b = appendStringOpt(b, tagRSSchemaURL, re.schema)
@@ -491,4 +481,35 @@ func (e *Encoder) write(out []*Request, res *Result) []*Request {
 		out = append(out, r)
 	}
 	return out
+}
+
+// writeArena turns the arena, which holds every span of the only request
+// and scope group in order, into that request: the envelopes go in the
+// headroom in front of the spans, the schema URLs after them, and a pooled
+// buffer becomes the next arena.
+func (e *Encoder) writeArena(res *Result) *Request {
+	sg := &e.scopeGroups[0]
+	re, se := e.resGroups[0].res, sg.scope
+	ssBody := se.envelope() + len(e.arena) - e.headroom
+	rsBody := re.envelope() + sizeLen(ssBody)
+	start := e.headroom - (1 + sizeVarint(uint64(rsBody)) + len(re.field) + 1 + sizeVarint(uint64(ssBody)) + len(se.field))
+	h := e.arena[start:start]
+	h = appendLen(h, tagRequestResourceSpans, rsBody)
+	h = append(h, re.field...)
+	h = appendLen(h, tagRSScopeSpans, ssBody)
+	_ = append(h, se.field...) // ends at e.headroom, inside the arena
+	b := appendStringOpt(e.arena, tagSSSchemaURL, se.schema)
+	b = appendStringOpt(b, tagRSSchemaURL, re.schema)
+	res.Repaired += re.repairs + se.repairs
+	for i := range e.recs {
+		res.Repaired += e.recs[i].repairs
+	}
+	r := requests.get()
+	e.arena = r.body[:0]
+	if cap(e.arena) < len(b) && cap(b) <= maxPooledBody {
+		// A buffer that would have to grow span by span: replace it at once.
+		e.arena = make([]byte, 0, cap(b))
+	}
+	r.body, r.start, r.spans = b, start, len(e.recs)
+	return r
 }

@@ -3,11 +3,13 @@ package otlpenc
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -392,20 +394,33 @@ func TestEncodeCacheBounds(t *testing.T) {
 	}
 }
 
+// TestEncodeKeepsNoSpans checks that once Encode returns, the Encoder
+// holds nothing of the spans: their attributes, composite values included,
+// can be collected while the Encoder lives on.
 func TestEncodeKeepsNoSpans(t *testing.T) {
 	enc := NewEncoder()
-	reqs, _ := enc.Encode(mixedBatch(50), 0, nil)
-	reqs[0].Release()
-	for _, r := range enc.recs[:cap(enc.recs)] {
-		if r.attrs != nil || r.name != "" {
-			t.Fatal("encoder still references a span after Encode")
+	spans := mixedBatch(50)
+	var held []weak.Pointer[attribute.KeyValue]
+	for i, s := range spans {
+		stub := tracetest.SpanStubFromReadOnlySpan(s)
+		stub.Attributes = append(slices.Clip(everyValue()), attribute.String("n", strconv.Itoa(i)))
+		held = append(held, weak.Make(&stub.Attributes[0]))
+		spans[i] = stub.Snapshot()
+	}
+	for _, maxBytes := range []int{0, 2000} {
+		reqs, _ := enc.Encode(spans, maxBytes, nil)
+		for _, r := range reqs {
+			r.Release()
 		}
 	}
-	for _, s := range enc.side[:cap(enc.side)] {
-		if s.str != "" || s.bools != nil || s.ints != nil || s.floats != nil || s.strs != nil || s.vals != nil || s.kvs != nil {
-			t.Fatal("encoder still references a value after Encode")
+	clear(spans)
+	runtime.GC()
+	for i, w := range held {
+		if w.Value() != nil {
+			t.Fatalf("the attributes of span %d are still reachable after Encode", i)
 		}
 	}
+	runtime.KeepAlive(enc)
 }
 
 func TestEncodeSteadyStateAllocs(t *testing.T) {
@@ -435,4 +450,36 @@ func TestEncodeSDKSpans(t *testing.T) {
 	}
 	assertEqual(t, reference(spans), decode(t, reqs[0].Bytes()))
 	reqs[0].Release()
+}
+
+// TestEncodeNonASCIIAnywhere puts a non-ASCII string, valid or not, as the
+// key or the value of each attribute in turn, among attributes of every
+// scalar kind, and requires the reference's output and repair count.
+func TestEncodeNonASCIIAnywhere(t *testing.T) {
+	enc := NewEncoder()
+	for _, bad := range []string{"J\xc3\xb6rg", "J\xf6rg", "\xff\xfe\xfd", "ok\xe2\x82"} {
+		for pos := range 8 {
+			for _, inKey := range []bool{false, true} {
+				attrs := eightAttrs(pos)
+				if inKey {
+					attrs[pos].Key = attribute.Key("k." + bad)
+				} else {
+					attrs[pos] = attribute.String(string(attrs[pos].Key), bad)
+				}
+				spans := []sdktrace.ReadOnlySpan{tracetest.SpanStub{
+					Name: "op", SpanContext: spanContext(1, true, false), Attributes: attrs,
+					Events: []sdktrace.Event{{Name: "e", Attributes: attrs}},
+					Links:  []sdktrace.Link{{SpanContext: spanContext(2, true, true), Attributes: attrs}},
+				}.Snapshot()}
+				var conv converter
+				want := conv.request(spans)
+				reqs, res := enc.Encode(spans, 0, nil)
+				assertEqual(t, want, decode(t, reqs[0].Bytes()))
+				reqs[0].Release()
+				if res.Repaired != conv.repaired {
+					t.Errorf("%q at %d (key %v): Repaired = %d, want %d", bad, pos, inKey, res.Repaired, conv.repaired)
+				}
+			}
+		}
+	}
 }

@@ -28,6 +28,7 @@ var requests pool[Request]
 // by Bytes may be used after that.
 type Request struct {
 	body  []byte
+	start int // the request is body[start:]
 	spans int
 }
 
@@ -37,13 +38,13 @@ func newRequest(n int) *Request {
 	if cap(r.body) < n {
 		r.body = make([]byte, 0, n)
 	}
-	r.body = r.body[:0]
+	r.body, r.start = r.body[:0], 0
 	return r
 }
 
 // Bytes returns the protobuf encoding of the request. The slice is owned by
 // the Request and is valid until Release.
-func (r *Request) Bytes() []byte { return r.body }
+func (r *Request) Bytes() []byte { return r.body[r.start:] }
 
 // Spans returns the number of spans in the request.
 func (r *Request) Spans() int { return r.spans }
@@ -59,6 +60,6 @@ func (r *Request) Release() {
 	} else {
 		r.body = r.body[:0]
 	}
-	r.spans = 0
+	r.start, r.spans = 0, 0
 	requests.put(r)
 }

@@ -17,54 +17,13 @@ const (
 	flagContextIsRemote    = 0x200
 )
 
-// spanRec is what the encoder reads from a span, read once so the size and
-// write passes do not call the interface twice.
+// spanRec is one encoded span: where its Span field lies in the arena and
+// which group it belongs to. It holds no reference to the span.
 type spanRec struct {
-	traceID    trace.TraceID
-	spanID     trace.SpanID
-	parentID   trace.SpanID
-	hasParent  bool
-	flags      uint32
-	kind       uint32
-	statusCode uint32
-	traceState trace.TraceState
-	name       string
-	statusMsg  string
-	start, end uint64
-	attrs      []attribute.KeyValue
-	events     []sdktrace.Event
-	links      []sdktrace.Link
-
-	droppedAttrs, droppedEvents, droppedLinks uint32
-
-	group   int32 // scope group
-	next    int32 // next span of the scope group, or -1
-	size    int   // length of the encoded Span message
-	repairs int   // strings repaired in this span
-}
-
-func (r *spanRec) fill(s sdktrace.ReadOnlySpan) {
-	sc := s.SpanContext()
-	r.traceID = sc.TraceID()
-	r.spanID = sc.SpanID()
-	r.traceState = sc.TraceState()
-	parent := s.Parent()
-	r.parentID = parent.SpanID()
-	r.hasParent = r.parentID.IsValid()
-	r.flags = spanFlags(sc.TraceFlags(), parent)
-	r.name = s.Name()
-	r.kind = spanKind(s.SpanKind())
-	r.start = unixNano(s.StartTime())
-	r.end = unixNano(s.EndTime())
-	r.attrs = s.Attributes()
-	r.events = s.Events()
-	r.links = s.Links()
-	st := s.Status()
-	r.statusCode = statusCode(st.Code)
-	r.statusMsg = st.Description
-	r.droppedAttrs = clampUint32(s.DroppedAttributes())
-	r.droppedEvents = clampUint32(s.DroppedEvents())
-	r.droppedLinks = clampUint32(s.DroppedLinks())
+	off, end int   // the Span field, tag and length included: arena[off:end]
+	group    int32 // scope group
+	next     int32 // next span of the scope group, or -1
+	repairs  int   // strings repaired in this span
 }
 
 // spanFlags returns the W3C trace flags in the low byte and, as the stock
@@ -152,152 +111,227 @@ func appendTraceState(b []byte, ts trace.TraceState) []byte {
 	return b
 }
 
-// sizeSpan is the size pass over one span: it returns the length of its
-// Span message and records what appendSpan needs.
-func (e *Encoder) sizeSpan(r *spanRec) int {
-	n := sizeTraceIDField + sizeSpanIDField + sizeSpanFlagsField
-	if r.traceState.Len() > 0 {
-		n += sizeLen(traceStateLen(r.traceState))
-	}
-	if r.hasParent {
-		n += sizeSpanIDField
-	}
-	n += sizeString(e.str(r.name))
-	n += sizeUint(r.kind)
-	if r.start != 0 {
-		n += sizeFixed64Field
-	}
-	if r.end != 0 {
-		n += sizeFixed64Field
-	}
-	for i := range r.attrs {
-		n += sizeLen(e.sizeKV(&r.attrs[i]))
-	}
-	n += sizeUint(r.droppedAttrs)
-	for i := range r.events {
-		n += sizeLen(e.sizeEvent(&r.events[i]))
-	}
-	n += sizeUint(r.droppedEvents)
-	for i := range r.links {
-		n += sizeLen(e.sizeLink(&r.links[i]))
-	}
-	n += sizeUint(r.droppedLinks)
-	// The stock exporter always sends a Status, even an empty one.
-	n += sizeLen(sizeString(e.str(r.statusMsg)) + sizeUint(r.statusCode))
-	return n
-}
-
-// appendSpan is the write pass over one span, in field number order.
-func (e *Encoder) appendSpan(b []byte, r *spanRec) []byte {
+// appendSpan appends s as a ScopeSpans.spans field, its fields in field
+// number order. Nested messages are written with a length placeholder that
+// is filled in, and widened if need be, once their body is written.
+func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
+	b = append(b, tagSSSpans, 0, 0) // most spans take 128 to 16383 bytes
+	body := len(b)
+	sc := &d.spanContext
+	tid, sid := sc.TraceID(), sc.SpanID()
 	b = append(b, tagSpanTraceID, 16)
-	b = append(b, r.traceID[:]...)
+	b = append(b, tid[:]...)
 	b = append(b, tagSpanSpanID, 8)
-	b = append(b, r.spanID[:]...)
-	if r.traceState.Len() > 0 {
-		b = appendLen(b, tagSpanTraceState, traceStateLen(r.traceState))
-		b = appendTraceState(b, r.traceState)
+	b = append(b, sid[:]...)
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		b = appendLen(b, tagSpanTraceState, traceStateLen(ts))
+		b = appendTraceState(b, ts)
 	}
-	if r.hasParent {
+	if pid := d.parent.SpanID(); pid.IsValid() {
 		b = append(b, tagSpanParentSpanID, 8)
-		b = append(b, r.parentID[:]...)
+		b = append(b, pid[:]...)
 	}
-	b = appendStringOpt(b, tagSpanName, e.wstr(r.name))
-	b = appendUintOpt(b, tagSpanKind, r.kind)
-	if r.start != 0 {
-		b = appendFixed64(b, tagSpanStartTime, r.start)
+	b = appendStringOpt(b, tagSpanName, e.str(d.name))
+	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
+	if t := unixNano(d.startTime); t != 0 {
+		b = appendFixed64(b, tagSpanStartTime, t)
 	}
-	if r.end != 0 {
-		b = appendFixed64(b, tagSpanEndTime, r.end)
+	if t := unixNano(d.endTime); t != 0 {
+		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	for i := range r.attrs {
-		b = e.appendKV(b, tagSpanAttributes, &r.attrs[i])
+	b = e.appendKVs(b, tagSpanAttributes, d.attributes)
+	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
+	for i := range d.events {
+		b = e.appendEvent(b, &d.events[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedAttrs, r.droppedAttrs)
-	for i := range r.events {
-		b = e.appendEvent(b, &r.events[i])
+	b = appendUintOpt(b, tagSpanDroppedEvents, clampUint32(d.droppedEventCount))
+	for i := range d.links {
+		b = e.appendLink(b, &d.links[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedEvents, r.droppedEvents)
-	for i := range r.links {
-		b = e.appendLink(b, &r.links[i])
-	}
-	b = appendUintOpt(b, tagSpanDroppedLinks, r.droppedLinks)
-	msg := e.wstr(r.statusMsg)
-	b = appendLen(b, tagSpanStatus, sizeString(msg)+sizeUint(r.statusCode))
+	b = appendUintOpt(b, tagSpanDroppedLinks, clampUint32(d.droppedLinkCount))
+	// The stock exporter always sends a Status, even an empty one.
+	msg, code := e.str(d.status.Description), statusCode(d.status.Code)
+	b = appendLen(b, tagSpanStatus, sizeString(msg)+sizeUint(code))
 	b = appendStringOpt(b, tagStatusMessage, msg)
-	b = appendUintOpt(b, tagStatusCode, r.statusCode)
+	b = appendUintOpt(b, tagStatusCode, code)
 	b = append(b, tagSpanFlagsByte0, tagSpanFlagsByte1)
-	return binary.LittleEndian.AppendUint32(b, r.flags)
-}
-
-func (e *Encoder) sizeEvent(ev *sdktrace.Event) int {
-	slot := e.pushSize()
-	n := 0
-	if unixNano(ev.Time) != 0 {
-		n += sizeFixed64Field
-	}
-	n += sizeString(e.str(ev.Name))
-	for i := range ev.Attributes {
-		n += sizeLen(e.sizeKV(&ev.Attributes[i]))
-	}
-	n += sizeUint(clampUint32(ev.DroppedAttributeCount))
-	e.sizes[slot] = n
-	return n
+	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), d.parent))
+	return endLen(b, body, 2)
 }
 
 func (e *Encoder) appendEvent(b []byte, ev *sdktrace.Event) []byte {
-	b = appendLen(b, tagSpanEvents, e.popSize())
+	b = append(b, tagSpanEvents, 0)
+	body := len(b)
 	if t := unixNano(ev.Time); t != 0 {
 		b = appendFixed64(b, tagEventTime, t)
 	}
-	b = appendStringOpt(b, tagEventName, e.wstr(ev.Name))
-	for i := range ev.Attributes {
-		b = e.appendKV(b, tagEventAttributes, &ev.Attributes[i])
-	}
-	return appendUintOpt(b, tagEventDroppedAttrs, clampUint32(ev.DroppedAttributeCount))
+	b = appendStringOpt(b, tagEventName, e.str(ev.Name))
+	b = e.appendKVs(b, tagEventAttributes, ev.Attributes)
+	b = appendUintOpt(b, tagEventDroppedAttrs, clampUint32(ev.DroppedAttributeCount))
+	return endLen(b, body, 1)
 }
 
 // The stock exporter sends no trace state on links; neither do we, so the
 // two stay proto.Equal.
 
-func (e *Encoder) sizeLink(l *sdktrace.Link) int {
-	slot := e.pushSize()
-	n := sizeTraceIDField + sizeSpanIDField + sizeFlagsField32
-	for i := range l.Attributes {
-		n += sizeLen(e.sizeKV(&l.Attributes[i]))
-	}
-	n += sizeUint(clampUint32(l.DroppedAttributeCount))
-	e.sizes[slot] = n
-	return n
-}
-
 func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
-	b = appendLen(b, tagSpanLinks, e.popSize())
+	b = append(b, tagSpanLinks, 0)
+	body := len(b)
 	tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 	b = append(b, tagLinkTraceID, 16)
 	b = append(b, tid[:]...)
 	b = append(b, tagLinkSpanID, 8)
 	b = append(b, sid[:]...)
-	for i := range l.Attributes {
-		b = e.appendKV(b, tagLinkAttributes, &l.Attributes[i])
-	}
+	b = e.appendKVs(b, tagLinkAttributes, l.Attributes)
 	b = appendUintOpt(b, tagLinkDroppedAttrs, clampUint32(l.DroppedAttributeCount))
-	return appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+	return endLen(b, body, 1)
 }
 
-// sizeKV returns the length of a KeyValue message.
-func (e *Encoder) sizeKV(kv *attribute.KeyValue) int {
-	slot := e.pushSize()
-	n := sizeString(e.str(string(kv.Key)))
-	n += sizeLen(e.sizeAny(&kv.Value)) // the value is always present
-	e.sizes[slot] = n
-	return n
+// appendKVs appends attrs as KeyValue fields tagged tag.
+//
+// Attributes of the common kinds, a key and a string, bool, int or float
+// value in a KeyValue of under 128 bytes, are written here with one-byte
+// lengths and without checking their strings one by one: every byte such
+// a KeyValue has outside an int or float value is below 0x80 exactly when
+// its key and string are ASCII. So the bytes written since the last check
+// are tested in one go before each int or float value and at the end, and
+// should they hold anything but ASCII, the attributes they came from are
+// rewritten by appendKV, which checks and repairs each string.
+func (e *Encoder) appendKVs(b []byte, tag byte, attrs []attribute.KeyValue) []byte {
+	from, at := 0, len(b) // attrs[from:i] are written unchecked in b[at:]
+	for i := range attrs {
+		kv := &attrs[i]
+		key, v := string(kv.Key), &kv.Value
+		kn := len(key)
+		if kn == 0 || kn >= 0x80-2-11 {
+			b = e.checkKVs(b, at, tag, attrs[from:i])
+			b = e.appendKV(b, tag, kv)
+			from, at = i+1, len(b)
+			continue
+		}
+		switch v.Type() {
+		case attribute.STRING:
+			s := v.AsString()
+			sn := len(s)
+			n := 2 + kn + 4 + sn
+			if n >= 0x80 {
+				break
+			}
+			b = append(b, tag, byte(n), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
+			b = append(b, s...)
+			continue
+		case attribute.BOOL:
+			b = append(b, tag, byte(2+kn+4), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, 2, tagAnyBool, boolByte(v.AsBool()))
+			continue
+		case attribute.INT64:
+			x := uint64(v.AsInt64())
+			vn := 1 + sizeVarint(x)
+			b = append(b, tag, byte(2+kn+2+vn), tagKVKey, byte(kn))
+			b = append(b, key...)
+			if !ascii(b[at:]) {
+				b = e.checkKVs(b, at, tag, attrs[from:i+1])
+			} else {
+				b = append(b, tagKVValue, byte(vn), tagAnyInt)
+				b = appendVarint(b, x)
+			}
+			from, at = i+1, len(b)
+			continue
+		case attribute.FLOAT64:
+			b = append(b, tag, byte(2+kn+2+sizeFixed64Field), tagKVKey, byte(kn))
+			b = append(b, key...)
+			if !ascii(b[at:]) {
+				b = e.checkKVs(b, at, tag, attrs[from:i+1])
+			} else {
+				b = append(b, tagKVValue, sizeFixed64Field, tagAnyDouble)
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.AsFloat64()))
+			}
+			from, at = i+1, len(b)
+			continue
+		}
+		b = e.checkKVs(b, at, tag, attrs[from:i])
+		b = e.appendKV(b, tag, kv)
+		from, at = i+1, len(b)
+	}
+	return e.checkKVs(b, at, tag, attrs[from:])
 }
 
-// appendKV appends kv as a KeyValue field tagged tag.
+// checkKVs checks b[at:], where attrs were written unchecked, and when it
+// is not all ASCII writes attrs there again through appendKV.
+func (e *Encoder) checkKVs(b []byte, at int, tag byte, attrs []attribute.KeyValue) []byte {
+	if ascii(b[at:]) {
+		return b
+	}
+	b = b[:at]
+	for i := range attrs {
+		b = e.appendKV(b, tag, &attrs[i])
+	}
+	return b
+}
+
+// appendKV appends kv as a KeyValue field tagged tag. The lengths of
+// scalar and string values are known before they are written, and a
+// KeyValue of under 128 bytes with a key, the usual one, is written with
+// one-byte lengths straight; composite values go behind a placeholder.
 func (e *Encoder) appendKV(b []byte, tag byte, kv *attribute.KeyValue) []byte {
-	b = appendLen(b, tag, e.popSize())
-	b = appendStringOpt(b, tagKVKey, e.wstr(string(kv.Key)))
-	return e.appendAny(b, tagKVValue, &kv.Value)
+	key := e.str(string(kv.Key))
+	kn := len(key)
+	short := kn > 0 && kn < 0x80-2-11 // room left for any scalar value
+	v := &kv.Value
+	var vn int // AnyValue length
+	switch v.Type() {
+	case attribute.STRING:
+		s := e.str(v.AsString())
+		sn := len(s)
+		if n := 2 + kn + 4 + sn; kn > 0 && n < 0x80 {
+			b = append(b, tag, byte(n), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(2+sn), tagAnyString, byte(sn))
+			return append(b, s...)
+		}
+		vn = sizeLen(sn)
+		b = appendLen(b, tag, sizeString(key)+sizeLen(vn))
+		b = appendStringOpt(b, tagKVKey, key)
+		b = appendLen(b, tagKVValue, vn)
+		return appendString(b, tagAnyString, s)
+	case attribute.BOOL:
+		if short {
+			b = append(b, tag, byte(2+kn+4), tagKVKey, byte(kn))
+			b = append(b, key...)
+			return append(b, tagKVValue, 2, tagAnyBool, boolByte(v.AsBool()))
+		}
+		vn = 2
+	case attribute.INT64:
+		x := uint64(v.AsInt64())
+		vn = 1 + sizeVarint(x)
+		if short {
+			b = append(b, tag, byte(2+kn+2+vn), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, byte(vn), tagAnyInt)
+			return appendVarint(b, x)
+		}
+	case attribute.FLOAT64:
+		if short {
+			b = append(b, tag, byte(2+kn+2+sizeFixed64Field), tagKVKey, byte(kn))
+			b = append(b, key...)
+			b = append(b, tagKVValue, sizeFixed64Field, tagAnyDouble)
+			return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.AsFloat64()))
+		}
+		vn = sizeFixed64Field
+	default:
+		b = append(b, tag, 0)
+		body := len(b)
+		b = appendStringOpt(b, tagKVKey, key)
+		b = e.appendAny(b, tagKVValue, v)
+		return endLen(b, body, 1)
+	}
+	b = appendLen(b, tag, sizeString(key)+2+vn) // vn < 0x80
+	b = appendStringOpt(b, tagKVKey, key)
+	return e.appendAny(b, tagKVValue, v)
 }
 
 // invalidValue is what the stock exporter sends for a value of unknown type.
@@ -314,75 +348,8 @@ func bytesOf(v *attribute.Value) string {
 	return string(v.AsByteSlice())
 }
 
-// sizeAny returns the length of an AnyValue message. Its one-of member is
-// always written, even when it holds a zero value.
-func (e *Encoder) sizeAny(v *attribute.Value) int {
-	switch v.Type() {
-	case attribute.EMPTY:
-		return 0
-	case attribute.BOOL:
-		return 2
-	case attribute.INT64:
-		return 1 + sizeVarint(uint64(v.AsInt64()))
-	case attribute.FLOAT64:
-		return sizeFixed64Field
-	case attribute.STRING:
-		return sizeLen(len(e.str(v.AsString())))
-	case attribute.BYTESLICE:
-		return sizeLen(len(bytesOf(v)))
-	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE,
-		attribute.STRINGSLICE, attribute.SLICE, attribute.MAP:
-		return sizeLen(e.sizeList(v))
-	default:
-		return sizeLen(len(invalidValue))
-	}
-}
-
-// sizeList returns the length of the ArrayValue or KeyValueList message of
-// a composite value. The attribute package hands slices out as copies; the
-// copy is kept for the write pass so it is made once.
-func (e *Encoder) sizeList(v *attribute.Value) int {
-	slot := e.pushSize()
-	n := 0
-	switch v.Type() {
-	case attribute.BOOLSLICE:
-		s := v.AsBoolSlice()
-		e.side = append(e.side, sideValue{bools: s})
-		n = len(s) * sizeLen(2)
-	case attribute.INT64SLICE:
-		s := v.AsInt64Slice()
-		e.side = append(e.side, sideValue{ints: s})
-		for _, x := range s {
-			n += sizeLen(1 + sizeVarint(uint64(x)))
-		}
-	case attribute.FLOAT64SLICE:
-		s := v.AsFloat64Slice()
-		e.side = append(e.side, sideValue{floats: s})
-		n = len(s) * sizeLen(sizeFixed64Field)
-	case attribute.STRINGSLICE:
-		s := v.AsStringSlice()
-		e.side = append(e.side, sideValue{strs: s})
-		for _, x := range s {
-			n += sizeLen(sizeLen(len(e.str(x))))
-		}
-	case attribute.SLICE:
-		s := v.AsSlice()
-		e.side = append(e.side, sideValue{vals: s})
-		for i := range s {
-			n += sizeLen(e.sizeAny(&s[i]))
-		}
-	case attribute.MAP:
-		s := v.AsMap()
-		e.side = append(e.side, sideValue{kvs: s})
-		for i := range s {
-			n += sizeLen(e.sizeKV(&s[i]))
-		}
-	}
-	e.sizes[slot] = n
-	return n
-}
-
-// appendAny appends v as an AnyValue field tagged tag.
+// appendAny appends v as an AnyValue field tagged tag. Its one-of member
+// is always written, even when it holds a zero value.
 func (e *Encoder) appendAny(b []byte, tag byte, v *attribute.Value) []byte {
 	switch t := v.Type(); t {
 	case attribute.EMPTY:
@@ -397,7 +364,7 @@ func (e *Encoder) appendAny(b []byte, tag byte, v *attribute.Value) []byte {
 		b = append(b, tag, sizeFixed64Field)
 		return appendFixed64(b, tagAnyDouble, math.Float64bits(v.AsFloat64()))
 	case attribute.STRING:
-		s := e.wstr(v.AsString())
+		s := e.str(v.AsString())
 		b = appendLen(b, tag, sizeLen(len(s)))
 		return appendString(b, tagAnyString, s)
 	case attribute.BYTESLICE:
@@ -406,52 +373,55 @@ func (e *Encoder) appendAny(b []byte, tag byte, v *attribute.Value) []byte {
 		return appendString(b, tagAnyBytes, s)
 	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE,
 		attribute.STRINGSLICE, attribute.SLICE, attribute.MAP:
-		n := e.popSize()
-		b = appendLen(b, tag, sizeLen(n))
+		list := byte(tagAnyArray)
 		if t == attribute.MAP {
-			b = appendLen(b, tagAnyKVList, n)
-		} else {
-			b = appendLen(b, tagAnyArray, n)
+			list = tagAnyKVList
 		}
-		return e.appendList(b, t, e.popSide())
+		b = append(b, tag, 0, list, 0)
+		outer, inner := len(b)-2, len(b)
+		b = endLen(e.appendList(b, t, v), inner, 1)
+		return endLen(b, outer, 1)
 	default:
 		b = append(b, tag, byte(sizeLen(len(invalidValue))))
 		return appendString(b, tagAnyString, invalidValue)
 	}
 }
 
-// appendList appends the elements of a composite value, each as a
-// values field of its ArrayValue or KeyValueList.
-func (e *Encoder) appendList(b []byte, t attribute.Type, sv *sideValue) []byte {
+// appendList appends the elements of a composite value, each as a values
+// field of its ArrayValue or KeyValueList. The attribute package hands
+// slices out as copies, which is the only allocation of a composite value.
+func (e *Encoder) appendList(b []byte, t attribute.Type, v *attribute.Value) []byte {
 	switch t {
 	case attribute.BOOLSLICE:
-		for _, x := range sv.bools {
+		for _, x := range v.AsBoolSlice() {
 			b = append(b, tagListValues, 2, tagAnyBool, boolByte(x))
 		}
 	case attribute.INT64SLICE:
-		for _, x := range sv.ints {
+		for _, x := range v.AsInt64Slice() {
 			u := uint64(x)
 			b = append(b, tagListValues, byte(1+sizeVarint(u)), tagAnyInt)
 			b = appendVarint(b, u)
 		}
 	case attribute.FLOAT64SLICE:
-		for _, x := range sv.floats {
+		for _, x := range v.AsFloat64Slice() {
 			b = append(b, tagListValues, sizeFixed64Field)
 			b = appendFixed64(b, tagAnyDouble, math.Float64bits(x))
 		}
 	case attribute.STRINGSLICE:
-		for _, x := range sv.strs {
-			s := e.wstr(x)
+		for _, x := range v.AsStringSlice() {
+			s := e.str(x)
 			b = appendLen(b, tagListValues, sizeLen(len(s)))
 			b = appendString(b, tagAnyString, s)
 		}
 	case attribute.SLICE:
-		for i := range sv.vals {
-			b = e.appendAny(b, tagListValues, &sv.vals[i])
+		s := v.AsSlice()
+		for i := range s {
+			b = e.appendAny(b, tagListValues, &s[i])
 		}
 	case attribute.MAP:
-		for i := range sv.kvs {
-			b = e.appendKV(b, tagListValues, &sv.kvs[i])
+		s := v.AsMap()
+		for i := range s {
+			b = e.appendKV(b, tagListValues, &s[i])
 		}
 	}
 	return b

@@ -49,11 +49,7 @@ const (
 	tagSpanFlags         = 16<<3 | 5 // two bytes on the wire: 0x85 0x01
 	tagSpanFlagsByte0    = tagSpanFlags&0x7f | 0x80
 	tagSpanFlagsByte1    = tagSpanFlags >> 7
-	sizeSpanFlagsField   = 2 + 4
-	sizeTraceIDField     = 1 + 1 + 16
-	sizeSpanIDField      = 1 + 1 + 8
 	sizeFixed64Field     = 1 + 8
-	sizeFlagsField32     = 1 + 4
 
 	// Span.Event.
 	tagEventTime         = 1<<3 | 1
@@ -164,4 +160,64 @@ func appendFixed64(b []byte, tag byte, v uint64) []byte {
 
 func appendFixed32(b []byte, tag byte, v uint32) []byte {
 	return binary.LittleEndian.AppendUint32(append(b, tag), v)
+}
+
+// endLen fills in the length of the message body b[body:], written after
+// a placeholder of reserved bytes at b[body-reserved:body], and moves the
+// body when its length takes fewer or more bytes than reserved.
+func endLen(b []byte, body, reserved int) []byte {
+	n := len(b) - body
+	if reserved == 1 && n < 0x80 {
+		b[body-1] = byte(n)
+		return b
+	}
+	if reserved == 2 && n >= 0x80 && n < 1<<14 {
+		b[body-2] = byte(n) | 0x80
+		b[body-1] = byte(n >> 7)
+		return b
+	}
+	k := sizeVarint(uint64(n))
+	switch {
+	case k < reserved:
+		copy(b[body-reserved+k:], b[body:])
+		b = b[:len(b)-(reserved-k)]
+	case k > reserved:
+		b = append(b, make([]byte, k-reserved)...)
+		copy(b[body-reserved+k:], b[body:body+n])
+	}
+	binary.PutUvarint(b[body-reserved:], uint64(n))
+	return b
+}
+
+// ascii reports whether s holds only ASCII. It ORs s together eight
+// bytes at a time, the last word overlapping the one before, and tests
+// the high bits once.
+func ascii[T string | []byte](s T) bool {
+	n := len(s)
+	var acc uint64
+	switch {
+	case n >= 8:
+		for i := 0; i < n-8; i += 8 {
+			acc |= word64(s[i:])
+		}
+		acc |= word64(s[n-8:])
+	case n >= 4:
+		acc = uint64(word32(s) | word32(s[n-4:]))
+	case n > 0:
+		acc = uint64(s[0] | s[n/2] | s[n-1])
+	}
+	return acc&0x8080808080808080 == 0
+}
+
+// word64 returns the first eight bytes of s as a little-endian word; the
+// compiler turns it into one load.
+func word64[T string | []byte](s T) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func word32[T string | []byte](s T) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
