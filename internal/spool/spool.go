@@ -1,0 +1,571 @@
+// Package spool keeps encoded requests on disk while the backend cannot
+// take them, and across restarts.
+//
+// A spool is a directory of append-only segment files. Each record is a
+// header (magic, payload length, span count, CRC-32C of the span count
+// and payload) followed by the payload, an encoded
+// ExportTraceServiceRequest. Beside each segment, a small journal notes
+// which of its records were taken for sending and which were finished
+// (delivered or given up), so that a restart sends again only what was
+// not finished, and knows which of those may be duplicates. A segment
+// whose records are all finished is deleted.
+//
+// Crash safety: a torn or corrupt record (power loss, kill -9 mid-write)
+// fails its checksum; it and the rest of its segment are skipped and
+// counted, and the spool goes on with the next segment. Records are made
+// durable by Sync: what was appended since the last Sync can be lost to a
+// power loss, never to a process crash (the kernel has it).
+//
+// One process at a time: Open takes an exclusive lock on the directory.
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+const (
+	magic      = 0x544b5350 // "TKSP"
+	headerSize = 16
+	// DefaultSegmentBytes is the size past which a new segment starts.
+	DefaultSegmentBytes = 4 << 20
+	maxRecordBytes      = 1 << 30
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors.
+var (
+	// ErrFull: the disk budget has no room for the record.
+	ErrFull = errors.New("spool: disk budget full")
+	// ErrLocked: another process uses the directory.
+	ErrLocked = errors.New("spool: directory in use by another process")
+	// ErrClosed: the spool was closed.
+	ErrClosed = errors.New("spool: closed")
+)
+
+// FS is what the spool needs of a file system; tests inject faults.
+type FS interface {
+	MkdirAll(path string, perm os.FileMode) error
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	ReadDir(name string) ([]os.DirEntry, error)
+	Remove(name string) error
+}
+
+// File is an open file.
+type File interface {
+	io.ReaderAt
+	io.Writer
+	io.Closer
+	Sync() error
+	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
+}
+
+// OS is the operating system's file system.
+var OS FS = osFS{}
+
+type osFS struct{}
+
+func (osFS) MkdirAll(p string, perm os.FileMode) error { return os.MkdirAll(p, perm) }
+func (osFS) OpenFile(n string, f int, perm os.FileMode) (File, error) {
+	return os.OpenFile(n, f, perm)
+}
+func (osFS) ReadDir(n string) ([]os.DirEntry, error) { return os.ReadDir(n) }
+func (osFS) Remove(n string) error                  { return os.Remove(n) }
+
+// Config configures a spool.
+type Config struct {
+	Dir string
+	// MaxBytes bounds the disk the segments use.
+	MaxBytes int64
+	// SegmentBytes is the size past which a new segment starts; zero
+	// means DefaultSegmentBytes.
+	SegmentBytes int64
+	// FS is the file system; nil means OS.
+	FS FS
+}
+
+// Record identifies a record taken with Next.
+type Record struct {
+	seg   uint64
+	index uint32
+	Spans int
+	// Resent is set when an earlier process took the record for sending
+	// and did not finish it: it may reach the backend twice.
+	Resent bool
+}
+
+// Recovery describes what Open found.
+type Recovery struct {
+	// Records and Spans are the unfinished records found, Resent of those
+	// spans were taken for sending by the earlier process.
+	Records, Spans, Resent int
+	// Corrupt counts the segments whose tail was torn or corrupt, and
+	// CorruptBytes the bytes skipped.
+	Corrupt      int
+	CorruptBytes int64
+}
+
+type entry struct {
+	seg    uint64
+	index  uint32
+	off    int64
+	size   int32
+	spans  int32
+	taken  bool // by this process
+	resent bool
+}
+
+type segment struct {
+	id       uint64
+	log, jnl File
+	size     int64  // bytes of the log
+	records  uint32 // records appended
+	pending  int    // records not finished
+	complete bool   // no more appends
+}
+
+// Spool is a disk spool. Its methods are safe for concurrent use.
+type Spool struct {
+	cfg  Config
+	fs   FS
+	lock io.Closer
+
+	mu       sync.Mutex
+	closed   bool
+	segs     map[uint64]*segment
+	active   *segment
+	nextID   uint64
+	pending  []entry // in order of age, oldest first; taken ones stay until finished
+	diskUsed int64
+	spans    int // in pending entries
+}
+
+// Open opens (creating it 0700 if needed) and locks the directory, and
+// recovers what an earlier process left.
+func Open(cfg Config) (*Spool, Recovery, error) {
+	if cfg.FS == nil {
+		cfg.FS = OS
+	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	s := &Spool{cfg: cfg, fs: cfg.FS, segs: map[uint64]*segment{}}
+	var rec Recovery
+	if err := s.fs.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	lock, err := lockDir(s.fs, cfg.Dir)
+	if err != nil {
+		return nil, rec, err
+	}
+	s.lock = lock
+	if err := s.recover(&rec); err != nil {
+		_ = lock.Close()
+		return nil, rec, err
+	}
+	return s, rec, nil
+}
+
+func (s *Spool) path(id uint64, ext string) string {
+	return filepath.Join(s.cfg.Dir, fmt.Sprintf("%020d.%s", id, ext))
+}
+
+// recover reads every segment in the directory.
+func (s *Spool) recover(rec *Recovery) error {
+	des, err := s.fs.ReadDir(s.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var ids []uint64
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ".log")
+		if !ok {
+			continue
+		}
+		if id, err := strconv.ParseUint(name, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s.nextID = id + 1
+		if err := s.recoverSegment(id, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
+	log, err := s.fs.OpenFile(s.path(id, "log"), os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	info, err := log.Stat()
+	if err != nil {
+		_ = log.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	taken, done := readJournal(s.fs, s.path(id, "jnl"))
+	seg := &segment{id: id, log: log, complete: true}
+	var off int64
+	var hdr [headerSize]byte
+	for off < info.Size() {
+		size, spans, ok := readRecord(log, off, info.Size(), hdr[:])
+		if !ok {
+			rec.Corrupt++
+			rec.CorruptBytes += info.Size() - off
+			break
+		}
+		idx := seg.records
+		seg.records++
+		if !done[idx] {
+			e := entry{seg: id, index: idx, off: off + headerSize, size: int32(size), spans: int32(spans), resent: taken[idx]}
+			s.pending = append(s.pending, e)
+			s.spans += spans
+			seg.pending++
+			rec.Records++
+			rec.Spans += spans
+			if e.resent {
+				rec.Resent += spans
+			}
+		}
+		off += headerSize + int64(size)
+	}
+	seg.size = off
+	if off < info.Size() {
+		// Cut the torn tail so that the journal's indices stay true.
+		_ = log.Truncate(off)
+	}
+	if seg.pending == 0 {
+		_ = log.Close()
+		s.removeSegment(seg)
+		return nil
+	}
+	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		_ = log.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	seg.jnl = jnl
+	s.segs[id] = seg
+	s.diskUsed += seg.size
+	return nil
+}
+
+// readRecord checks the record at off; ok is false for a torn or corrupt
+// one.
+func readRecord(f File, off, end int64, hdr []byte) (size, spans int, ok bool) {
+	if end-off < headerSize {
+		return 0, 0, false
+	}
+	if _, err := f.ReadAt(hdr, off); err != nil {
+		return 0, 0, false
+	}
+	if binary.LittleEndian.Uint32(hdr[0:]) != magic {
+		return 0, 0, false
+	}
+	size = int(binary.LittleEndian.Uint32(hdr[4:]))
+	spans = int(binary.LittleEndian.Uint32(hdr[8:]))
+	sum := binary.LittleEndian.Uint32(hdr[12:])
+	if size > maxRecordBytes || int64(size) > end-off-headerSize {
+		return 0, 0, false
+	}
+	payload := make([]byte, size)
+	if _, err := f.ReadAt(payload, off+headerSize); err != nil {
+		return 0, 0, false
+	}
+	if checksum(hdr[8:12], payload) != sum {
+		return 0, 0, false
+	}
+	return size, spans, true
+}
+
+func checksum(spans, payload []byte) uint32 {
+	c := crc32.Update(0, crcTable, spans)
+	return crc32.Update(c, crcTable, payload)
+}
+
+// readJournal reads which records were taken and finished. A torn last
+// entry is ignored.
+func readJournal(fs FS, path string) (taken, done map[uint32]bool) {
+	taken, done = map[uint32]bool{}, map[uint32]bool{}
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return taken, done
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+	for len(data) >= 5 {
+		idx := binary.LittleEndian.Uint32(data[1:])
+		switch data[0] {
+		case 'T':
+			taken[idx] = true
+		case 'D':
+			done[idx] = true
+		}
+		data = data[5:]
+	}
+	return taken, done
+}
+
+// Append writes a record of spans spans. It returns ErrFull when the disk
+// budget has no room, or the file system's error.
+func (s *Spool) Append(payload []byte, spans int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	size := int64(headerSize + len(payload))
+	if s.diskUsed+size > s.cfg.MaxBytes {
+		return ErrFull
+	}
+	if s.active == nil || s.active.size+size > s.cfg.SegmentBytes && s.active.records > 0 {
+		if err := s.rotate(); err != nil {
+			return err
+		}
+	}
+	seg := s.active
+	buf := make([]byte, headerSize, size)
+	binary.LittleEndian.PutUint32(buf[0:], magic)
+	binary.LittleEndian.PutUint32(buf[4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[8:], uint32(spans))
+	binary.LittleEndian.PutUint32(buf[12:], checksum(buf[8:12], payload))
+	buf = append(buf, payload...)
+	if _, err := seg.log.Write(buf); err != nil {
+		// The segment's tail may now be torn: start a new one next time.
+		seg.complete = true
+		s.active = nil
+		_ = seg.log.Truncate(seg.size)
+		if seg.pending == 0 {
+			s.removeSegmentLocked(seg)
+		}
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.pending = append(s.pending, entry{seg: seg.id, index: seg.records, off: seg.size + headerSize, size: int32(len(payload)), spans: int32(spans)})
+	seg.records++
+	seg.pending++
+	seg.size += size
+	s.diskUsed += size
+	s.spans += spans
+	return nil
+}
+
+func (s *Spool) rotate() error {
+	if s.active != nil {
+		s.active.complete = true
+		if s.active.pending == 0 {
+			s.removeSegmentLocked(s.active)
+		}
+		s.active = nil
+	}
+	id := s.nextID
+	log, err := s.fs.OpenFile(s.path(id, "log"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		_ = log.Close()
+		_ = s.fs.Remove(s.path(id, "log"))
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.nextID++
+	seg := &segment{id: id, log: log, jnl: jnl}
+	s.segs[id] = seg
+	s.active = seg
+	return nil
+}
+
+// Next takes the oldest record not taken (the newest with newest set),
+// reads and checks its payload, and notes in the journal that it was
+// taken. ok is false when there is none. A record that fails its checksum
+// on reading is finished and reported with its error.
+func (s *Spool) Next(newest bool) (rec Record, payload []byte, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return rec, nil, false, nil
+	}
+	i := -1
+	if newest {
+		for j := len(s.pending) - 1; j >= 0; j-- {
+			if !s.pending[j].taken {
+				i = j
+				break
+			}
+		}
+	} else {
+		for j := range s.pending {
+			if !s.pending[j].taken {
+				i = j
+				break
+			}
+		}
+	}
+	if i < 0 {
+		return rec, nil, false, nil
+	}
+	e := &s.pending[i]
+	e.taken = true
+	seg := s.segs[e.seg]
+	rec = Record{seg: e.seg, index: e.index, Spans: int(e.spans), Resent: e.resent}
+	payload = make([]byte, e.size)
+	var hdr [headerSize]byte
+	if _, rerr := seg.log.ReadAt(hdr[:], e.off-headerSize); rerr != nil {
+		err = rerr
+	} else if _, rerr := seg.log.ReadAt(payload, e.off); rerr != nil {
+		err = rerr
+	} else if checksum(hdr[8:12], payload) != binary.LittleEndian.Uint32(hdr[12:]) {
+		err = errors.New("checksum mismatch")
+	}
+	if err != nil {
+		s.finishLocked(rec)
+		return rec, nil, true, fmt.Errorf("spool: record unreadable: %w", err)
+	}
+	s.journal(seg, 'T', e.index)
+	return rec, payload, true, nil
+}
+
+// Return puts a taken record back, unfinished: it stays on disk and is
+// taken again later, by this process or the next.
+func (s *Spool) Return(rec Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.pending {
+		if e := &s.pending[i]; e.seg == rec.seg && e.index == rec.index {
+			e.taken = false
+			e.resent = true
+			return
+		}
+	}
+}
+
+// Finish marks a taken record delivered or given up; a segment whose
+// records are all finished is deleted.
+func (s *Spool) Finish(rec Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishLocked(rec)
+}
+
+func (s *Spool) finishLocked(rec Record) {
+	i := slices.IndexFunc(s.pending, func(e entry) bool { return e.seg == rec.seg && e.index == rec.index })
+	if i < 0 {
+		return
+	}
+	e := s.pending[i]
+	s.pending = slices.Delete(s.pending, i, i+1)
+	s.spans -= int(e.spans)
+	seg := s.segs[e.seg]
+	if seg == nil {
+		return
+	}
+	seg.pending--
+	if seg.pending == 0 {
+		// Done with: the next Append starts a new segment.
+		s.removeSegmentLocked(seg)
+		return
+	}
+	s.journal(seg, 'D', e.index)
+}
+
+func (s *Spool) journal(seg *segment, op byte, index uint32) {
+	if seg.jnl == nil {
+		return
+	}
+	var b [5]byte
+	b[0] = op
+	binary.LittleEndian.PutUint32(b[1:], index)
+	_, _ = seg.jnl.Write(b[:])
+}
+
+func (s *Spool) removeSegment(seg *segment) {
+	_ = s.fs.Remove(s.path(seg.id, "log"))
+	_ = s.fs.Remove(s.path(seg.id, "jnl"))
+}
+
+func (s *Spool) removeSegmentLocked(seg *segment) {
+	if seg.log != nil {
+		_ = seg.log.Close()
+	}
+	if seg.jnl != nil {
+		_ = seg.jnl.Close()
+	}
+	s.removeSegment(seg)
+	delete(s.segs, seg.id)
+	s.diskUsed -= seg.size
+	if s.active == seg {
+		s.active = nil
+	}
+}
+
+// Sync makes what was appended durable.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil || s.closed {
+		return nil
+	}
+	if err := s.active.log.Sync(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// Usage reports the records and spans not finished, and the disk used.
+func (s *Spool) Usage() (records, spans int, disk int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending), s.spans, s.diskUsed
+}
+
+// Backlog reports whether records wait to be taken.
+func (s *Spool) Backlog() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.pending {
+		if !s.pending[i].taken {
+			return true
+		}
+	}
+	return false
+}
+
+// Close syncs, closes the files and releases the lock. Unfinished records
+// stay for the next Open.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.active != nil {
+		errs = append(errs, s.active.log.Sync())
+	}
+	for _, seg := range s.segs {
+		if seg.jnl != nil {
+			errs = append(errs, seg.jnl.Close())
+		}
+		errs = append(errs, seg.log.Close())
+	}
+	errs = append(errs, s.lock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("spool: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,331 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, dir string, max int64) (*Spool, Recovery) {
+	t.Helper()
+	s, rec, err := Open(Config{Dir: dir, MaxBytes: max, SegmentBytes: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rec
+}
+
+func payload(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 40+i) }
+
+// drain takes every record, checking the payloads against want (by the
+// byte they repeat), and finishes them.
+func drain(t *testing.T, s *Spool, newest bool) []int {
+	t.Helper()
+	var got []int
+	for {
+		rec, p, ok, err := s.Next(newest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return got
+		}
+		i := int(p[0])
+		if !bytes.Equal(p, payload(i)) || rec.Spans != i+1 {
+			t.Fatalf("record %d: spans %d, payload %q", i, rec.Spans, p)
+		}
+		got = append(got, i)
+		s.Finish(rec)
+	}
+}
+
+func TestWriteReadBackInOrder(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 20 {
+		if err := s.Append(payload(i), i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != fmt.Sprint(seq(0, 20)) {
+		t.Fatalf("oldest first: %v", got)
+	}
+	for i := range 5 {
+		_ = s.Append(payload(i), i+1)
+	}
+	if got := drain(t, s, true); fmt.Sprint(got) != "[4 3 2 1 0]" {
+		t.Fatalf("newest first: %v", got)
+	}
+	if r, sp, disk := s.Usage(); r != 0 || sp != 0 || disk != 0 {
+		t.Fatalf("usage %d %d %d after finishing everything", r, sp, disk)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := segments(t, dir); len(left) != 0 {
+		t.Fatalf("finished segments left on disk: %v", left)
+	}
+}
+
+func seq(a, b int) []int {
+	var out []int
+	for i := a; i < b; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	return m
+}
+
+func TestRestartSendsOnlyWhatWasNotFinished(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 10 {
+		_ = s.Append(payload(i), i+1)
+	}
+	// Finish 0–3, take 4 and 5 without finishing (sent, no answer yet).
+	for range 4 {
+		rec, _, _, _ := s.Next(false)
+		s.Finish(rec)
+	}
+	_, _, _, _ = s.Next(false)
+	_, _, _, _ = s.Next(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 6 || rec.Spans != 5+6+7+8+9+10 || rec.Resent != 5+6 || rec.Corrupt != 0 {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[4 5 6 7 8 9]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestTornRecordsAtEveryOffsetAreSkipped(t *testing.T) {
+	// One segment of three records; the last is cut at every byte.
+	base := t.TempDir()
+	s, _ := open(t, base, 1<<20)
+	for i := range 3 {
+		_ = s.Append(payload(i), i+1)
+	}
+	_ = s.Close()
+	name := segments(t, base)[0]
+	whole, _ := os.ReadFile(name)
+	lastStart := int64(len(whole)) - headerSize - int64(len(payload(2)))
+	for cut := lastStart; cut < int64(len(whole)); cut++ {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(name)), whole[:cut], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, rec := open(t, dir, 1<<20)
+		torn := cut > lastStart
+		if rec.Records != 2 || (rec.Corrupt == 1) != torn || rec.CorruptBytes != cut-lastStart {
+			t.Fatalf("cut at %d: recovery %+v", cut, rec)
+		}
+		if got := drain(t, s, false); fmt.Sprint(got) != "[0 1]" {
+			t.Fatalf("cut at %d: got %v", cut, got)
+		}
+		// The spool goes on appending after a torn tail.
+		if err := s.Append(payload(7), 8); err != nil {
+			t.Fatal(err)
+		}
+		if got := drain(t, s, false); fmt.Sprint(got) != "[7]" {
+			t.Fatalf("cut at %d: after the tear: %v", cut, got)
+		}
+		_ = s.Close()
+	}
+}
+
+func TestCorruptChecksumIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 3 {
+		_ = s.Append(payload(i), i+1)
+	}
+	_ = s.Close()
+	name := segments(t, dir)[0]
+	data, _ := os.ReadFile(name)
+	second := headerSize + len(payload(0))
+	data[second+headerSize+3] ^= 0xff // a payload byte of record 1
+	_ = os.WriteFile(name, data, 0o600)
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 1 || rec.Corrupt != 1 {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestCorruptionAfterOpenIsCaughtOnReading(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	_ = s.Append(payload(0), 1)
+	name := segments(t, dir)[0]
+	data, _ := os.ReadFile(name)
+	data[len(data)-1] ^= 0xff
+	_ = os.WriteFile(name, data, 0o600)
+	if _, _, ok, err := s.Next(false); !ok || err == nil {
+		t.Fatalf("ok %v err %v: want the corruption reported", ok, err)
+	}
+	if r, _, _ := s.Usage(); r != 0 {
+		t.Fatal("an unreadable record must be finished, not retried forever")
+	}
+}
+
+func TestDiskBudget(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 300)
+	defer s.Close()
+	n := 0
+	for ; ; n++ {
+		if err := s.Append(payload(0), 1); errors.Is(err, ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 300/(headerSize+40) {
+		t.Fatalf("%d records fit in 300 bytes", n)
+	}
+	// Finishing records frees room once their segment is deleted.
+	drain(t, s, false)
+	if err := s.Append(payload(0), 1); err != nil {
+		t.Fatalf("after draining: %v", err)
+	}
+}
+
+func TestOneProcessPerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	if _, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	_ = s.Close()
+	s, _ = open(t, dir, 1<<20)
+	_ = s.Close()
+}
+
+func TestPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	_ = s.Append(payload(0), 1)
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v", fi.Mode().Perm())
+	}
+	for _, p := range segments(t, dir) {
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", p, fi.Mode().Perm())
+		}
+	}
+}
+
+// faultyFS fails writes with ENOSPC once armed.
+type faultyFS struct {
+	FS
+	mu   sync.Mutex
+	full bool
+}
+
+func (f *faultyFS) OpenFile(n string, flag int, perm os.FileMode) (File, error) {
+	file, err := f.FS.OpenFile(n, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return faultyFile{file, f}, nil
+}
+
+func (f *faultyFS) setFull(v bool) { f.mu.Lock(); f.full = v; f.mu.Unlock() }
+
+type faultyFile struct {
+	File
+	fs *faultyFS
+}
+
+func (f faultyFile) Write(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	full := f.fs.full
+	f.fs.mu.Unlock()
+	if full {
+		n := len(p) / 2 // a torn write, as a full disk leaves
+		_, _ = f.File.Write(p[:n])
+		return n, &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+	}
+	return f.File.Write(p)
+}
+
+func TestDiskFullIsReportedAndLeavesNoTornRecord(t *testing.T) {
+	dir := t.TempDir()
+	fs := &faultyFS{FS: OS}
+	s, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Append(payload(0), 1)
+	fs.setFull(true)
+	if err := s.Append(payload(1), 2); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("got %v, want ENOSPC", err)
+	}
+	fs.setFull(false)
+	if err := s.Append(payload(2), 3); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Corrupt != 0 || rec.Records != 2 {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 2]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	s, _ := open(t, t.TempDir(), 1<<30)
+	defer s.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := 0
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				if w%2 == 0 {
+					_ = s.Append(payload(i%50), i%50+1)
+					continue
+				}
+				if rec, _, ok, err := s.Next(i%3 == 0); ok && err == nil {
+					mu.Lock()
+					seen++
+					mu.Unlock()
+					s.Finish(rec)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	left := len(drain(t, s, false))
+	if seen+left != 400 {
+		t.Fatalf("%d taken + %d left != 400 appended", seen, left)
+	}
+}
