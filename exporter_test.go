@@ -161,7 +161,7 @@ func (p *pipeline) checkAccounting(t *testing.T) exporter.Stats {
 
 func checkInvariant(t *testing.T, s exporter.Stats) {
 	t.Helper()
-	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.Spooled+s.InFlight {
 		t.Errorf("Accepted != Exported + Dropped + Queued + InFlight: %+v", s)
 	}
 }

@@ -37,6 +37,11 @@ const (
 	defaultMemoryBudget    = 32 << 20
 	defaultMaxRequestBytes = 1 << 20
 	defaultLogInterval     = 10 * time.Second
+	defaultSpoolMaxBytes   = 1 << 30
+	defaultSpoolSync       = time.Second
+
+	envSpoolDir      = "TRACEKEEPER_SPOOL_DIR"
+	envSpoolMaxBytes = "TRACEKEEPER_SPOOL_MAX_BYTES"
 )
 
 // defaultRetry is the retry policy used unless WithRetry says otherwise.
@@ -63,6 +68,10 @@ type config struct {
 	memoryBudget    int
 	maxRequestBytes int
 	blockOnFull     time.Duration
+	spoolDir        string
+	spoolMaxBytes   int64
+	spoolOrder      SpoolOrder
+	spoolSync       time.Duration
 	logger          *zap.Logger
 	logInterval     time.Duration
 	dropWriter      io.Writer
@@ -87,8 +96,11 @@ func newConfig(opts []Option) config {
 		memoryBudget:    defaultMemoryBudget,
 		maxRequestBytes: defaultMaxRequestBytes,
 		logInterval:     defaultLogInterval,
+		spoolMaxBytes:   defaultSpoolMaxBytes,
+		spoolSync:       defaultSpoolSync,
 	}
 	c = c.applyEnv(envconfig.Read(nil))
+	c = c.applySpoolEnv(os.Getenv)
 	for _, o := range opts {
 		if o != nil {
 			c = o.apply(c)
@@ -139,6 +151,18 @@ func (c config) validate() error {
 	}
 	if c.blockOnFull < 0 {
 		errs = append(errs, fmt.Errorf("exporter: block-on-full wait must not be negative, got %v", c.blockOnFull))
+	}
+	if c.spoolDir != "" && c.memoryBudget > 0 && c.maxRequestBytes > 0 && c.memoryBudget < 2*c.maxRequestBytes {
+		errs = append(errs, fmt.Errorf("exporter: with a spool, the memory budget %d must hold at least two requests of the maximum size %d", c.memoryBudget, c.maxRequestBytes))
+	}
+	if c.spoolDir != "" && c.spoolMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("exporter: spool size must be positive, got %d", c.spoolMaxBytes))
+	}
+	if c.spoolSync < 0 {
+		errs = append(errs, fmt.Errorf("exporter: spool sync interval must not be negative, got %v", c.spoolSync))
+	}
+	if c.spoolOrder != OldestFirst && c.spoolOrder != FreshFirst {
+		errs = append(errs, fmt.Errorf("exporter: unknown spool order %d", c.spoolOrder))
 	}
 	if c.logInterval <= 0 {
 		errs = append(errs, fmt.Errorf("exporter: log interval must be positive, got %v", c.logInterval))
@@ -214,6 +238,23 @@ func (c config) defaultPort() string {
 		return defaultGRPCPort
 	}
 	return defaultHTTPPort
+}
+
+// applySpoolEnv reads the project's own spool variables; a malformed size
+// is reported and ignored.
+func (c config) applySpoolEnv(getenv func(string) string) config {
+	if dir := getenv(envSpoolDir); dir != "" {
+		c.spoolDir = dir
+	}
+	if v := getenv(envSpoolMaxBytes); v != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n <= 0 {
+			c.envErrs = errors.Join(c.envErrs, fmt.Errorf("%s: want a positive number of bytes, got %q", envSpoolMaxBytes, v))
+		} else {
+			c.spoolMaxBytes = n
+		}
+	}
+	return c
 }
 
 // applyEnv layers the OTEL_EXPORTER_OTLP_* settings over the defaults.

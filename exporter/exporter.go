@@ -68,7 +68,11 @@ type Exporter struct {
 	report  *fallback.Reporter
 	metrics *selfMetrics
 	outage  outage
-	encPool sync.Pool // *encoding
+	disk    *disk // nil without a spool
+	// queueReady is signalled when a batch is queued, for the dispatcher
+	// of an exporter with a spool, which cannot block on the queue alone.
+	queueReady chan struct{}
+	encPool    sync.Pool // *encoding
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -162,8 +166,17 @@ func New(opts ...Option) *Exporter {
 		cfg.logger.Error("tracekeeper exporter: invalid configuration; every span will be dropped", zap.Error(err))
 	}
 	if e.cfgErr == nil {
-		e.books.SetBudget(int64(cfg.memoryBudget))
-		e.queue = queue.New[entry](cfg.queueSpans, int64(cfg.memoryBudget))
+		budget := int64(cfg.memoryBudget)
+		if cfg.spoolDir != "" {
+			e.openSpool()
+		}
+		if e.disk != nil {
+			// A quarter of the budget holds what waits for the disk.
+			budget -= e.disk.budget
+			e.queueReady = make(chan struct{}, 1)
+		}
+		e.books.SetBudget(budget)
+		e.queue = queue.New[entry](cfg.queueSpans, budget)
 		lo, initial, hi := cfg.concurrency()
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
 		e.send = sender.New(sender.Config{
@@ -178,7 +191,11 @@ func New(opts ...Option) *Exporter {
 			Clock:   cfg.clock,
 		})
 		e.workers.Add(1)
-		go e.dispatch()
+		if e.disk != nil {
+			go e.dispatchSpool()
+		} else {
+			go e.dispatch()
+		}
 	}
 	e.metrics = newSelfMetrics(cfg, e)
 	return e
@@ -229,7 +246,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		sizes = append(sizes, ledger.Req{Spans: r.Spans(), Bytes: memory(r)})
 	}
 	es.sizes = sizes
-	admitted := e.books.Accept(n, res.TooLarge, res.Repaired, sizes)
+	admitted := e.books.Accept(n, res.TooLarge, res.Repaired, sizes, !e.backlog())
 	if res.TooLarge > 0 {
 		e.report.Dropped(int(ledger.TooLarge), int64(res.TooLarge),
 			fmt.Errorf("exporter: span larger than the maximum request size of %d bytes", e.cfg.maxRequestBytes))
@@ -245,7 +262,9 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		e.report.Warn("invalid UTF-8 repaired", fmt.Sprintf("%d string values with invalid UTF-8 repaired", res.Repaired))
 	}
 	for _, r := range reqs[admitted:] {
-		e.dropped(r, ledger.QueueFull, errMemoryFull)
+		if !e.toSpool(r) {
+			e.refuse(r, errMemoryFull)
+		}
 	}
 
 	var err error
@@ -257,6 +276,12 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 				e.refuse(rest, err)
 			}
 			break
+		}
+	}
+	if e.queueReady != nil && admitted > 0 {
+		select {
+		case e.queueReady <- struct{}{}:
+		default:
 		}
 	}
 	if errors.Is(err, queue.ErrClosed) {
@@ -323,12 +348,19 @@ func (e *Exporter) enqueue(ctx context.Context, r *otlpenc.Request) error {
 func memory(r *otlpenc.Request) int64 { return int64(cap(r.Bytes())) }
 
 // refuse moves a batch the queue did not take from queued to dropped.
+//
+// The request's memory is released only if it was admitted to it: a
+// request refused for want of memory never held any.
 func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	reason := ledger.QueueFull
 	if errors.Is(cause, queue.ErrClosed) {
 		reason = ledger.Shutdown
 	}
-	e.books.Refuse(r.Spans(), memory(r), reason)
+	bytes := memory(r)
+	if errors.Is(cause, errMemoryFull) {
+		bytes = 0
+	}
+	e.books.Refuse(r.Spans(), bytes, reason)
 	e.dropped(r, reason, cause)
 }
 
@@ -342,6 +374,7 @@ func (e *Exporter) Stats() Stats {
 		s.ConcurrencyLimit = int64(e.limit.Limit())
 		s.RoundTrip = e.limit.RTT()
 	}
+	e.spoolStats(&s)
 	return s
 }
 
@@ -426,6 +459,12 @@ func (e *Exporter) finishShutdown(ctx context.Context) error {
 func (e *Exporter) stop(ctx context.Context) {
 	if e.queue != nil {
 		e.queue.Close()
+		if e.queueReady != nil {
+			select {
+			case e.queueReady <- struct{}{}:
+			default:
+			}
+		}
 		finished := make(chan struct{})
 		go func() {
 			e.workers.Wait()
@@ -441,15 +480,19 @@ func (e *Exporter) stop(ctx context.Context) {
 				spans, mem := ent.req.Spans(), memory(ent.req)
 				e.books.Fly(spans, mem)
 				e.finished(sender.Result{Body: &transport.Body{Parts: [][]byte{ent.req.Bytes()}}, Spans: spans,
-					Outcome: sender.Abandoned, Err: sender.ErrAbandoned})
+					Outcome: sender.Abandoned, Err: sender.ErrAbandoned}, false)
 				e.books.Resize(-mem)
 				e.release(ent)
 			}
 			<-finished
 		}
 		_ = e.client.Close()
+		e.closeSpool(ctx)
 	}
 	e.hardCancel()
+	if kept := e.books.Snapshot().Spooled; kept > 0 {
+		e.report.Note(fmt.Sprintf("disk spool: %d spans kept in %s for the next start", kept, e.cfg.spoolDir))
+	}
 	if n := e.books.Snapshot().Dropped[ledger.Deadline]; n > 0 {
 		e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, context.DeadlineExceeded)
 		if err := ctx.Err(); err != nil {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func checkInvariant(t *testing.T, s Stats) {
 	t.Helper()
-	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.Spooled+s.InFlight {
 		t.Fatalf("accounting broken: %+v", s)
 	}
 }
@@ -497,7 +497,7 @@ func TestStatsInvariantUnderConcurrency(t *testing.T) {
 				return
 			default:
 			}
-			if s := e.Stats(); s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+			if s := e.Stats(); s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.Spooled+s.InFlight {
 				t.Errorf("accounting broken: %+v", s)
 			}
 			n++

@@ -268,6 +268,72 @@ func WithMemoryBudget(bytes int) Option {
 	})
 }
 
+// SpoolOrder is the order in which the spool's backlog is sent.
+type SpoolOrder int
+
+const (
+	// OldestFirst sends spans in the order they arrived: while the spool
+	// has a backlog, new spans join it on disk.
+	OldestFirst SpoolOrder = iota
+	// FreshFirst sends new spans from memory first and backfills the
+	// backlog, newest first, when memory has nothing waiting.
+	FreshFirst
+)
+
+// WithSpool keeps spans on disk, in dir, when the memory budget is full
+// (the backend slow, failing or down) instead of dropping them, and
+// delivers them as soon as the backend accepts again. Off by default.
+//
+// The spool holds at most maxBytes of disk (1 GiB when zero); past that,
+// new spans are dropped with reason spool_full (drop newest). At start,
+// what an earlier process left in dir is delivered (Stats.Recovered). At
+// Shutdown, what cannot be sent before the deadline is written to the
+// spool instead of dropped. Delivery from the spool is at least once: a
+// span that was sent but not answered before a crash is sent again
+// (Stats.Resent). Records are checksummed; a torn or corrupt one is
+// skipped and counted (Stats.SpoolCorrupt). If the disk fails (full,
+// read-only, gone), the spans being written are dropped with reason
+// spool_error and the exporter goes on with memory only.
+//
+// With a spool, a quarter of the memory budget holds spans waiting to be
+// written, so the total stays within WithMemoryBudget; ExportSpans never
+// waits on the disk. Files are 0600 in a 0700 directory locked against a
+// second process, which gets a configuration error and runs memory-only.
+// Writes are made durable every second (see WithSpoolSync): a power loss
+// can cost the spans spooled in the last second, a process crash nothing
+// that was handed to the spool's writer.
+//
+// Environment: TRACEKEEPER_SPOOL_DIR, TRACEKEEPER_SPOOL_MAX_BYTES; this
+// option wins.
+func WithSpool(dir string, maxBytes int64) Option {
+	return optionFunc(func(c config) config {
+		c.spoolDir = dir
+		if maxBytes != 0 {
+			c.spoolMaxBytes = maxBytes
+		}
+		return c
+	})
+}
+
+// WithSpoolOrder sets the order the spool's backlog is sent in. The
+// default is OldestFirst.
+func WithSpoolOrder(o SpoolOrder) Option {
+	return optionFunc(func(c config) config {
+		c.spoolOrder = o
+		return c
+	})
+}
+
+// WithSpoolSync sets how often the spool's writes are made durable
+// (fsync). The default is one second; zero syncs after every write, which
+// costs a disk flush per request.
+func WithSpoolSync(interval time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.spoolSync = interval
+		return c
+	})
+}
+
 // WithQueueBytes sets the memory budget.
 //
 // Deprecated: use WithMemoryBudget, which it is: the budget covers the

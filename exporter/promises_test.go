@@ -52,7 +52,7 @@ func returns(t *testing.T, what string, f func()) {
 
 func checkBooks(t *testing.T, s exporter.Stats) {
 	t.Helper()
-	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.InFlight {
+	if s.Accepted != s.Exported+s.Dropped.Total()+s.Queued+s.Spooled+s.InFlight {
 		t.Fatalf("accounting broken: %+v", s)
 	}
 }

@@ -38,12 +38,20 @@ const (
 	// ReasonInvalid: an element of the batch handed to ExportSpans was not
 	// a span (nil).
 	ReasonInvalid Reason = "invalid"
+	// ReasonSpoolFull: the memory budget was full and so was the disk
+	// spool's budget (see WithSpool).
+	ReasonSpoolFull Reason = "spool_full"
+	// ReasonSpoolError: the disk spool failed to write the spans (disk
+	// full, read-only or vanished directory); the exporter goes on with
+	// memory only.
+	ReasonSpoolError Reason = "spool_error"
 )
 
 // reasons lists every Reason, in the order reports print them.
 var reasons = [...]Reason{
 	ReasonQueueFull, ReasonRetriesExhausted, ReasonPermanentError,
 	ReasonRejected, ReasonShutdown, ReasonConfig, ReasonTooLarge, ReasonInvalid,
+	ReasonSpoolFull, ReasonSpoolError,
 }
 
 // reasonOf maps the ledger's reasons onto the public ones: spans abandoned
@@ -59,6 +67,8 @@ var reasonOf = [ledger.NumReasons]Reason{
 	ledger.TooLarge:         ReasonTooLarge,
 	ledger.Invalid:          ReasonInvalid,
 	ledger.Deadline:         ReasonShutdown,
+	ledger.SpoolFull:        ReasonSpoolFull,
+	ledger.SpoolError:       ReasonSpoolError,
 }
 
 // Drops counts dropped spans by reason.
@@ -71,12 +81,14 @@ type Drops struct {
 	Config           int64
 	TooLarge         int64
 	Invalid          int64
+	SpoolFull        int64
+	SpoolError       int64
 }
 
 // Total is the number of dropped spans, whatever the reason.
 func (d Drops) Total() int64 {
 	return d.QueueFull + d.RetriesExhausted + d.PermanentError + d.Rejected +
-		d.Shutdown + d.Config + d.TooLarge + d.Invalid
+		d.Shutdown + d.Config + d.TooLarge + d.Invalid + d.SpoolFull + d.SpoolError
 }
 
 // Get returns the count for one reason.
@@ -105,16 +117,21 @@ func (d *Drops) field(r Reason) *int64 {
 		return &d.TooLarge
 	case ReasonInvalid:
 		return &d.Invalid
+	case ReasonSpoolFull:
+		return &d.SpoolFull
+	case ReasonSpoolError:
+		return &d.SpoolError
 	}
 	return nil
 }
 
 // Stats is a snapshot of the exporter's accounting. At every moment
 //
-//	Accepted == Exported + Dropped.Total() + Queued + InFlight
+//	Accepted == Exported + Dropped.Total() + Queued + Spooled + InFlight
 //
 // Every element handed to ExportSpans is accepted, then either exported or
-// dropped with a reason.
+// dropped with a reason; with a spool (WithSpool), spans found on disk at
+// start are accepted too (Recovered).
 type Stats struct {
 	// Accepted counts the spans handed to ExportSpans.
 	Accepted int64
@@ -122,8 +139,11 @@ type Stats struct {
 	Exported int64
 	// Dropped counts the spans given up, by reason.
 	Dropped Drops
-	// Queued is the number of spans waiting for a worker.
+	// Queued is the number of spans waiting in memory for a sender.
 	Queued int64
+	// Spooled is the number of spans in the disk spool, or on their way
+	// to it (see WithSpool).
+	Spooled int64
 	// InFlight is the number of spans being sent, retry waits included.
 	InFlight int64
 
@@ -150,6 +170,22 @@ type Stats struct {
 	// (each invalid sequence replaced by U+FFFD) instead of failing the
 	// request.
 	Repaired int64
+	// Recovered counts the spans an earlier process left in the spool,
+	// found at start; Resent counts those of them that it had already sent
+	// without an answer, which may reach the backend twice.
+	Recovered int64
+	Resent    int64
+	// SpoolBytes is the disk the spool uses, SpoolBudget its limit;
+	// SpoolCorrupt counts the torn or corrupt segment tails found at
+	// start, and records that failed their checksum when read back.
+	SpoolBytes   int64
+	SpoolBudget  int64
+	SpoolCorrupt int64
+	// SpoolRecords and SpoolSpans are the requests, and their spans, on
+	// disk and not yet delivered (some of them may be in flight).
+	SpoolRecords int64
+	SpoolSpans   int64
+
 	// Unwritten counts the dropped requests that the dropped-spans writer
 	// did not receive, because it fell behind (see
 	// WithDroppedSpansWriter), failed, or was still busy at Shutdown's
@@ -163,7 +199,10 @@ func statsOf(b ledger.Books) Stats {
 		Accepted:      b.Accepted,
 		Exported:      b.Exported,
 		Queued:        b.Queued,
+		Spooled:       b.Spooled,
 		InFlight:      b.InFlight,
+		Recovered:     b.Recovered,
+		Resent:        b.Resent,
 		QueueBytes:    b.QueueBytes,
 		InFlightBytes: b.InFlightBytes,
 		Requests:      b.Requests,

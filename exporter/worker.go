@@ -93,6 +93,10 @@ func (e *Exporter) release(ent entry) {
 type hooks struct {
 	e    *Exporter
 	slot limiter.Slot
+	// spooled: the request was read back from the spool, which keeps it
+	// if it cannot be sent; kept counts its spans so kept.
+	spooled bool
+	kept    int
 }
 
 var _ sender.Hooks = (*hooks)(nil)
@@ -125,7 +129,9 @@ func (h *hooks) Retrying(spans int, delay time.Duration, err error) {
 }
 
 func (h *hooks) Finished(r sender.Result) {
-	h.e.finished(r)
+	if h.e.finished(r, h.spooled) && h.spooled {
+		h.kept += r.Spans
+	}
 }
 
 // outcomeReason is the ledger's reason for each way a delivery can fail.
@@ -138,8 +144,17 @@ var outcomeReason = [...]ledger.Reason{
 }
 
 // finished accounts the end of in-flight spans and reports what was
-// dropped, with the request for the dropped-spans writer.
-func (e *Exporter) finished(r sender.Result) {
+// dropped, with the request for the dropped-spans writer. With a spool,
+// spans that could not be sent because the backend stayed unavailable
+// (retries exhausted) or the Shutdown deadline came are kept on disk
+// instead: a record read from it stays there (spooled), others are
+// written to it. It reports whether they were kept.
+func (e *Exporter) finished(r sender.Result, spooled bool) (kept bool) {
+	if e.disk != nil && (r.Outcome == sender.Abandoned || r.Outcome == sender.Exhausted) &&
+		(spooled || e.keep(r.Body, r.Spans)) {
+		e.books.Respool(r.Spans)
+		return true
+	}
 	reason := outcomeReason[r.Outcome]
 	e.books.Finish(r.Spans, r.Exported, reason)
 	if dropped := r.Spans - r.Exported; dropped > 0 {
@@ -150,6 +165,7 @@ func (e *Exporter) finished(r sender.Result) {
 			}
 		}
 	}
+	return false
 }
 
 // signal tells the limiter what an attempt's outcome says about the

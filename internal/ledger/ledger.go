@@ -5,7 +5,7 @@
 // transitions, each moving spans from one state to another under one lock,
 // so that at every moment
 //
-//	Accepted == Exported + Dropped + Queued + InFlight
+//	Accepted == Exported + Dropped + Queued + Spooled + InFlight
 //
 // holds by construction, whatever the caller does: a snapshot never sees
 // spans accepted but in no state, and no code outside this package can
@@ -33,6 +33,10 @@ const (
 	// is published together with Shutdown; Shutdown's error counts these
 	// alone.
 	Deadline
+	// SpoolFull counts spans the disk spool had no room for; SpoolError
+	// those it failed to write.
+	SpoolFull
+	SpoolError
 
 	NumReasons
 )
@@ -43,7 +47,14 @@ type Books struct {
 	Exported int64
 	Dropped  [NumReasons]int64
 	Queued   int64
+	Spooled  int64
 	InFlight int64
+
+	// Recovered counts the spans found on disk at start (they are also
+	// counted in Accepted), Resent those of them that an earlier process
+	// had sent without an answer: they may arrive twice.
+	Recovered int64
+	Resent    int64
 
 	// QueueBytes and InFlightBytes are the memory held by the queued and
 	// the in-flight spans; together they stay within the budget.
@@ -69,7 +80,7 @@ func (b Books) DroppedTotal() int64 {
 // Balanced reports whether the identity holds; it always does, and tests
 // check it.
 func (b Books) Balanced() bool {
-	return b.Accepted == b.Exported+b.DroppedTotal()+b.Queued+b.InFlight
+	return b.Accepted == b.Exported+b.DroppedTotal()+b.Queued+b.Spooled+b.InFlight
 }
 
 // Ledger holds the books, and the memory budget the queued and in-flight
@@ -106,10 +117,11 @@ func (l *Ledger) Snapshot() Books {
 // not hold a span and is dropped as Invalid. repaired counts the string
 // values repaired on the way.
 //
-// The leading requests that fit the memory budget are queued, their
-// memory reserved; it returns how many. The others are dropped as
-// QueueFull at once: a later request must not overtake an earlier one.
-func (l *Ledger) Accept(n, tooLarge, repaired int, reqs []Req) (admitted int) {
+// Every request is counted queued. The leading requests that fit the
+// memory budget have their memory reserved; it returns how many (none
+// when memory is false). The caller must move each of the others on with
+// Refuse or Spool: a later request must not overtake an earlier one.
+func (l *Ledger) Accept(n, tooLarge, repaired int, reqs []Req, memory bool) (admitted int) {
 	queued := 0
 	for _, r := range reqs {
 		queued += r.Spans
@@ -118,20 +130,72 @@ func (l *Ledger) Accept(n, tooLarge, repaired int, reqs []Req) (admitted int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b.Accepted += int64(queued + tooLarge + invalid)
+	l.b.Queued += int64(queued)
 	l.b.Dropped[TooLarge] += int64(tooLarge)
 	l.b.Dropped[Invalid] += int64(invalid)
 	l.b.Repaired += int64(repaired)
+	if !memory {
+		return 0
+	}
 	for _, r := range reqs {
-			if l.b.QueueBytes+l.b.InFlightBytes+r.Bytes > l.budget {
+		if l.b.QueueBytes+l.b.InFlightBytes+r.Bytes > l.budget {
 			break
 		}
-		l.b.Queued += int64(r.Spans)
 		l.b.QueueBytes += r.Bytes
-		queued -= r.Spans
 		admitted++
 	}
-	l.b.Dropped[QueueFull] += int64(queued)
 	return admitted
+}
+
+// Spool moves queued spans, holding bytes of memory (none when they were
+// never admitted to memory), to the spool.
+func (l *Ledger) Spool(spans int, bytes int64) {
+	l.mu.Lock()
+	l.b.Queued -= int64(spans)
+	l.b.QueueBytes -= bytes
+	l.b.Spooled += int64(spans)
+	if bytes > 0 {
+		l.freedLocked()
+	}
+	l.mu.Unlock()
+}
+
+// Unspool moves spans read back from the spool in flight, with the
+// memory they now hold.
+func (l *Ledger) Unspool(spans int, bytes int64) {
+	l.mu.Lock()
+	l.b.Spooled -= int64(spans)
+	l.b.InFlight += int64(spans)
+	l.b.InFlightBytes += bytes
+	l.mu.Unlock()
+}
+
+// Respool moves in-flight spans back to the spool: they were abandoned at
+// a Shutdown deadline and are kept on disk. Their memory is released with
+// Resize.
+func (l *Ledger) Respool(spans int) {
+	l.mu.Lock()
+	l.b.InFlight -= int64(spans)
+	l.b.Spooled += int64(spans)
+	l.mu.Unlock()
+}
+
+// DropSpooled drops spans the spool could not keep.
+func (l *Ledger) DropSpooled(spans int, reason Reason) {
+	l.mu.Lock()
+	l.b.Spooled -= int64(spans)
+	l.b.Dropped[reason] += int64(spans)
+	l.mu.Unlock()
+}
+
+// Recover accounts the spans an earlier process left in the spool.
+func (l *Ledger) Recover(spans, resent int) {
+	l.mu.Lock()
+	l.b.Accepted += int64(spans)
+	l.b.Spooled += int64(spans)
+	l.b.Recovered += int64(spans)
+	l.b.Resent += int64(resent)
+	l.mu.Unlock()
 }
 
 // Room returns a channel closed once memory is released, for a caller

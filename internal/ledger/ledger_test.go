@@ -13,7 +13,7 @@ func TestTransitionsKeepTheBooksBalanced(t *testing.T) {
 		do   func()
 		want Books
 	}{
-		{"accept with nil elements and an oversized span", func() { l.Accept(12, 1, 2, []Req{{9, 900}}) },
+		{"accept with nil elements and an oversized span", func() { l.Accept(12, 1, 2, []Req{{9, 900}}, true) },
 			Books{Accepted: 12, Queued: 9, QueueBytes: 900, Dropped: drops(TooLarge, 1, Invalid, 2), Repaired: 2}},
 		{"refuse", func() { l.Refuse(3, 300, QueueFull) },
 			Books{Accepted: 12, Queued: 6, QueueBytes: 600, Dropped: drops(TooLarge, 1, Invalid, 2, QueueFull, 3), Repaired: 2}},
@@ -43,8 +43,8 @@ func TestTransitionsKeepTheBooksBalanced(t *testing.T) {
 func TestAcceptNeverCountsMoreThanItWasGiven(t *testing.T) {
 	var l Ledger
 	l.SetBudget(100)
-	l.Accept(3, 0, 0, []Req{{3, 10}}) // all queued
-	l.Accept(0, 0, 0, nil)
+	l.Accept(3, 0, 0, []Req{{3, 10}}, true) // all queued
+	l.Accept(0, 0, 0, nil, true)
 	if b := l.Snapshot(); b.Accepted != 3 || b.Dropped[Invalid] != 0 || !b.Balanced() {
 		t.Fatalf("%+v", b)
 	}
@@ -60,7 +60,7 @@ func TestConcurrentSnapshotsAreBalanced(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
-				l.Accept(10, 1, 0, []Req{{2, 20}, {6, 60}})
+				l.Accept(10, 1, 0, []Req{{2, 20}, {6, 60}}, true)
 				l.Refuse(2, 20, QueueFull)
 				l.Fly(6, 60)
 				l.Finish(6, 5, RetriesExhausted)
@@ -97,11 +97,13 @@ func TestTheBudgetAdmitsLeadingRequestsOnly(t *testing.T) {
 	l.SetBudget(100)
 	// The second request does not fit; the third would, but must not
 	// overtake it.
-	if got := l.Accept(9, 0, 0, []Req{{3, 60}, {3, 50}, {3, 10}}); got != 1 {
+	if got := l.Accept(9, 0, 0, []Req{{3, 60}, {3, 50}, {3, 10}}, true); got != 1 {
 		t.Fatalf("admitted %d, want 1", got)
 	}
+	l.Refuse(3, 0, QueueFull)
+	l.Spool(3, 0)
 	b := l.Snapshot()
-	if b.Queued != 3 || b.QueueBytes != 60 || b.Dropped[QueueFull] != 6 || !b.Balanced() {
+	if b.Queued != 3 || b.QueueBytes != 60 || b.Dropped[QueueFull] != 3 || b.Spooled != 3 || !b.Balanced() {
 		t.Fatalf("%+v", b)
 	}
 	room := l.Room()
@@ -117,6 +119,24 @@ func TestTheBudgetAdmitsLeadingRequestsOnly(t *testing.T) {
 	}
 	if !l.Fits(80) || l.Fits(81) {
 		t.Fatalf("%+v", l.Snapshot())
+	}
+}
+
+func TestSpoolTransitions(t *testing.T) {
+	var l Ledger
+	l.SetBudget(1000)
+	l.Recover(10, 4)
+	l.Accept(5, 0, 0, []Req{{5, 50}}, false)
+	l.Spool(5, 0)
+	l.Unspool(10, 100)
+	l.Finish(6, 6, QueueFull)
+	l.Respool(4)
+	l.DropSpooled(5, SpoolFull)
+	l.Resize(-100)
+	b := l.Snapshot()
+	want := Books{Accepted: 15, Exported: 6, Spooled: 4, Recovered: 10, Resent: 4, Dropped: drops(SpoolFull, 5)}
+	if b != want || !b.Balanced() {
+		t.Fatalf("got %+v, want %+v", b, want)
 	}
 }
 

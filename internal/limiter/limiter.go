@@ -61,10 +61,10 @@ type Limiter struct {
 	// in flight at such a moment may raise the limit when it completes.
 	saturations uint64
 	slowStart   bool
-	rttShort  float64 // EWMA of recent round trips, seconds
-	rttLong   float64 // EWMA over a longer horizon: the baseline
-	lastDrop  time.Time
-	wake      chan struct{} // closed when a slot frees
+	rttShort    float64 // EWMA of recent round trips, seconds
+	rttLong     float64 // EWMA over a longer horizon: the baseline
+	lastDrop    time.Time
+	wake        chan struct{} // closed when a slot frees
 }
 
 const (

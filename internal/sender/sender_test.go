@@ -50,7 +50,11 @@ type record struct {
 	attempts int
 }
 
-func (r *record) Attempted(bool, time.Duration, transport.Response, error) { r.mu.Lock(); r.attempts++; r.mu.Unlock() }
+func (r *record) Attempted(bool, time.Duration, transport.Response, error) {
+	r.mu.Lock()
+	r.attempts++
+	r.mu.Unlock()
+}
 func (r *record) Retrying(_ int, d time.Duration, _ error) {
 	r.mu.Lock()
 	r.retries = append(r.retries, d)

@@ -81,7 +81,7 @@ func (osFS) OpenFile(n string, f int, perm os.FileMode) (File, error) {
 	return os.OpenFile(n, f, perm)
 }
 func (osFS) ReadDir(n string) ([]os.DirEntry, error) { return os.ReadDir(n) }
-func (osFS) Remove(n string) error                  { return os.Remove(n) }
+func (osFS) Remove(n string) error                   { return os.Remove(n) }
 
 // Config configures a spool.
 type Config struct {

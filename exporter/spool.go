@@ -1,0 +1,291 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tracekeeper/tracekeeper/internal/ledger"
+	"github.com/tracekeeper/tracekeeper/internal/limiter"
+	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
+	"github.com/tracekeeper/tracekeeper/internal/spool"
+	"github.com/tracekeeper/tracekeeper/internal/transport"
+	"github.com/tracekeeper/tracekeeper/queue"
+)
+
+// disk is the exporter's side of the spool: a bounded hand-off in front
+// of the writer goroutine, so that ExportSpans never waits on the disk.
+type disk struct {
+	s       *spool.Spool
+	newest  bool // take the backlog newest first
+	handoff chan *otlpenc.Request
+	budget  int64        // bytes the hand-off may hold
+	held    atomic.Int64 // bytes it holds
+	broken  atomic.Bool  // a write failed: memory only from now on
+	corrupt atomic.Int64
+	wake    chan struct{} // the dispatcher's: something to send
+	done    chan struct{} // the writer has stopped
+	stop    sync.Once
+}
+
+// openSpool opens the configured spool and accounts what it recovered. A
+// spool that cannot be opened is a configuration problem reported once;
+// the exporter then runs with memory only.
+func (e *Exporter) openSpool() {
+	s, rec, err := spool.Open(spool.Config{Dir: e.cfg.spoolDir, MaxBytes: e.cfg.spoolMaxBytes})
+	if err != nil {
+		e.cfg.logger.Error("tracekeeper exporter: disk spool unavailable; spans that do not fit in memory will be dropped",
+			zap.Error(err))
+		return
+	}
+	d := &disk{
+		s:       s,
+		newest:  e.cfg.spoolOrder == FreshFirst,
+		handoff: make(chan *otlpenc.Request, 1024),
+		budget:  handoffBudget(e.cfg),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	d.corrupt.Store(int64(rec.Corrupt))
+	e.books.Recover(rec.Spans, rec.Resent)
+	if rec.Records > 0 || rec.Corrupt > 0 {
+		e.report.Note(fmt.Sprintf("disk spool: %d spans recovered from %s (%d possibly sent before), %d torn or corrupt segment tails skipped (%d bytes)",
+			rec.Spans, e.cfg.spoolDir, rec.Resent, rec.Corrupt, rec.CorruptBytes))
+	}
+	e.disk = d
+	go e.writeSpool()
+}
+
+// handoffBudget is the memory kept for spans waiting for the disk: a
+// quarter of the budget, and at least one request.
+func handoffBudget(c config) int64 {
+	return max(int64(c.memoryBudget)/4, int64(c.maxRequestBytes))
+}
+
+// toSpool hands a request that memory could not take to the spool's
+// writer; false when the spool cannot take it (broken, or its hand-off
+// full), the request then still the caller's.
+func (e *Exporter) toSpool(r *otlpenc.Request) bool {
+	d := e.disk
+	if d == nil || d.broken.Load() {
+		return false
+	}
+	spans, size := r.Spans(), memory(r)
+	if d.held.Add(size) > d.budget {
+		d.held.Add(-size)
+		return false
+	}
+	// Counted before the hand-off: once sent, r is the writer's.
+	e.books.Spool(spans, 0)
+	select {
+	case d.handoff <- r:
+	default:
+		d.held.Add(-size)
+		e.books.DropSpooled(spans, ledger.QueueFull)
+		e.dropped(r, ledger.QueueFull, errMemoryFull)
+	}
+	return true
+}
+
+// writeSpool is the spool's writer goroutine.
+func (e *Exporter) writeSpool() {
+	d := e.disk
+	defer close(d.done)
+	var tick <-chan time.Time
+	if e.cfg.spoolSync > 0 {
+		t := e.cfg.clock.NewTicker(e.cfg.spoolSync)
+		defer t.Stop()
+		tick = t.Chan()
+	}
+	for {
+		select {
+		case r, ok := <-d.handoff:
+			if !ok {
+				// Shutdown: every sender has stopped; what was handed
+				// over is written, then the spool closed.
+				if err := d.s.Close(); err != nil {
+					e.report.Warn("disk spool close failed", err.Error())
+				}
+				return
+			}
+			e.writeRecord(r)
+			if e.cfg.spoolSync == 0 {
+				e.syncSpool()
+			}
+		case <-tick:
+			e.syncSpool()
+		}
+	}
+}
+
+// writeRecord appends r to the spool and releases it. Its spans are
+// already counted spooled; a failed write drops them.
+func (e *Exporter) writeRecord(r *otlpenc.Request) {
+	d := e.disk
+	spans, size := r.Spans(), memory(r)
+	err := d.s.Append(r.Bytes(), spans)
+	d.held.Add(-size)
+	if err == nil {
+		r.Release()
+		d.signal()
+		return
+	}
+	reason := ledger.SpoolFull
+	if !errors.Is(err, spool.ErrFull) {
+		reason = ledger.SpoolError
+		if d.broken.CompareAndSwap(false, true) {
+			e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
+		}
+	}
+	e.books.DropSpooled(spans, reason)
+	e.dropped(r, reason, fmt.Errorf("exporter: %w", err))
+}
+
+func (e *Exporter) syncSpool() {
+	if err := e.disk.s.Sync(); err != nil {
+		e.report.Warn("disk spool sync failed", err.Error())
+	}
+}
+
+func (d *disk) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backlog reports whether new spans must join the spool to keep the
+// oldest-first order.
+func (e *Exporter) backlog() bool {
+	d := e.disk
+	if d == nil || d.newest || d.broken.Load() {
+		return false
+	}
+	return d.held.Load() > 0 || d.s.Backlog()
+}
+
+// dispatchSpool is dispatch with a spool: memory first (it holds what is
+// older than the backlog, or, fresh first, what is newer), then the
+// spool's backlog, until the queue is closed and empty and either the
+// backlog is sent or the Shutdown deadline has passed.
+func (e *Exporter) dispatchSpool() {
+	defer e.workers.Done()
+	d := e.disk
+	for {
+		slot, err := e.limit.Acquire(context.Background())
+		if err != nil {
+			return
+		}
+		for {
+			wake := e.books.Room()
+			batch, spans, size, err := e.queue.TryTake(nil, 0, int64(e.cfg.maxRequestBytes))
+			if err == nil && len(batch) > 0 {
+				e.books.Fly(spans, size)
+				e.workers.Add(1)
+				go e.deliver(slot, batch, spans, size)
+				break
+			}
+			closed := errors.Is(err, queue.ErrClosed)
+			if e.hardCtx.Err() == nil && e.books.Fits(int64(e.cfg.maxRequestBytes)) {
+				rec, payload, ok, rerr := d.s.Next(d.newest)
+				if rerr != nil {
+					d.corrupt.Add(1)
+					e.books.Unspool(rec.Spans, 0)
+					e.books.Finish(rec.Spans, 0, ledger.SpoolError)
+					e.report.Dropped(int(ledger.SpoolError), int64(rec.Spans), fmt.Errorf("exporter: %w", rerr))
+					continue
+				}
+				if ok {
+					e.books.Unspool(rec.Spans, int64(cap(payload)))
+					e.workers.Add(1)
+					go e.deliverSpooled(slot, rec, payload)
+					break
+				}
+			}
+			// Once the queue is closed, the backlog is still sent until
+			// the Shutdown deadline; then it stays on disk.
+			if closed && (e.hardCtx.Err() != nil || !d.s.Backlog()) {
+				e.limit.Release(slot)
+				return
+			}
+			select {
+			case <-d.wake:
+			case <-wake:
+			case <-e.queueReady:
+			case <-e.hardCtx.Done():
+			}
+		}
+	}
+}
+
+// deliverSpooled sends a record read back from the spool.
+func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload []byte) {
+	defer e.workers.Done()
+	held := int64(cap(payload))
+	body := &transport.Body{Parts: [][]byte{payload}}
+	if c, ok := e.client.(compressor); ok {
+		if done, err := c.Compress(body); err == nil && done {
+			body.Parts = nil
+			e.books.Resize(body.Held() - held)
+			held = body.Held()
+		}
+	}
+	h := hooks{e: e, slot: slot, spooled: true}
+	start := e.cfg.clock.Now()
+	last := e.send.Deliver(e.hardCtx, body, rec.Spans, &h)
+	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
+	body.Release()
+	e.books.Resize(-held)
+	e.limit.Release(slot)
+	if h.kept > 0 {
+		e.disk.s.Return(rec)
+	} else {
+		e.disk.s.Finish(rec)
+	}
+}
+
+// keep writes in-memory spans that could not be sent to the spool;
+// false when there is no spool or it failed.
+func (e *Exporter) keep(body *transport.Body, spans int) bool {
+	d := e.disk
+	if d == nil || d.broken.Load() || body == nil {
+		return false
+	}
+	plain, err := body.Plain()
+	if err == nil {
+		err = d.s.Append(plain, spans)
+	}
+	return err == nil
+}
+
+// closeSpool stops the writer, which writes what it was handed and closes
+// the spool, waiting for it as long as ctx allows. It must be called once
+// every sender has stopped.
+func (e *Exporter) closeSpool(ctx context.Context) {
+	d := e.disk
+	if d == nil {
+		return
+	}
+	d.stop.Do(func() { close(d.handoff) })
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+	}
+}
+
+// spoolStats fills the spool's figures in s.
+func (e *Exporter) spoolStats(s *Stats) {
+	d := e.disk
+	if d == nil {
+		return
+	}
+	records, spans, disk := d.s.Usage()
+	s.SpoolRecords, s.SpoolSpans, s.SpoolBytes = int64(records), int64(spans), disk
+	s.SpoolBudget = e.cfg.spoolMaxBytes
+	s.SpoolCorrupt = d.corrupt.Load()
+}

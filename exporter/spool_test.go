@@ -1,0 +1,220 @@
+package exporter_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tracekeeper/tracekeeper/exporter"
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
+)
+
+// deadEndpoint is a loopback address nothing listens on.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// waitFor polls cond until it holds, for what ForceFlush does not cover
+// (the spool's backlog); the bound only catches a stuck exporter.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not the case after %v", what, bound)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+var quickRetry = exporter.RetryConfig{Enabled: true, InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+
+func TestSpoolRidesOutAnOutage(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithMemoryBudget(2<<20), exporter.WithMaxRequestSize(256<<10), exporter.WithSpool(t.TempDir(), 64<<20),
+		exporter.WithRetry(quickRetry))
+	const batches = 400
+	for range batches {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(200))
+		// As a BatchSpanProcessor would, at a pace the disk keeps up
+		// with: nothing waits in the spool's hand-off.
+		waitFor(t, "the hand-off written", func() bool { s := exp.Stats(); return s.Spooled <= s.SpoolSpans })
+	}
+	waitFor(t, "spans on disk", func() bool { return exp.Stats().SpoolRecords > 0 })
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Dropped.Total() != 0 {
+		t.Fatalf("spans dropped while the spool had room: %+v", s.Dropped)
+	}
+	down.Store(false)
+	waitFor(t, "the backlog delivered", func() bool { return exp.Stats().Exported == batches*200 })
+	if err := shutdownWithin(t, exp, bound); err != nil {
+		t.Fatal(err)
+	}
+	s = exp.Stats()
+	checkBooks(t, s)
+	if rcv.Spans() != batches*200 || s.Spooled != 0 || s.SpoolBytes != 0 {
+		t.Fatalf("received %d; %+v", rcv.Spans(), s)
+	}
+}
+
+func TestSpoolKeepsWhatShutdownCouldNotSend(t *testing.T) {
+	dir := t.TempDir()
+	exp := exporter.New(exporter.WithEndpoint(deadEndpoint(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry))
+	for range 10 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(100))
+	}
+	if err := shutdownWithin(t, exp, 100*time.Millisecond); err != nil {
+		t.Fatalf("Shutdown = %v, want nil: nothing was dropped", err)
+	}
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Spooled != 1000 || s.Dropped.Total() != 0 {
+		t.Fatalf("want the 1000 spans kept on disk: %+v", s)
+	}
+
+	rcv := otlptest.NewHTTP(t, nil)
+	next := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20))
+	waitFor(t, "the recovered spans delivered", func() bool { return next.Stats().Exported == 1000 })
+	if err := shutdownWithin(t, next, bound); err != nil {
+		t.Fatal(err)
+	}
+	s = next.Stats()
+	checkBooks(t, s)
+	if s.Recovered != 1000 || rcv.Spans() != 1000 || s.Spooled != 0 {
+		t.Fatalf("received %d; %+v", rcv.Spans(), s)
+	}
+}
+
+func TestSpoolIsOneProcessPerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	rcv := otlptest.NewHTTP(t, nil)
+	a := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithSpool(dir, 1<<20))
+	defer shutdownWithin(t, a, bound)
+	core, logs := observer.New(zapcore.ErrorLevel)
+	b := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithSpool(dir, 1<<20),
+		exporter.WithLogger(zap.New(core)))
+	_ = b.ExportSpans(context.Background(), otlptest.Spans(5))
+	if err := shutdownWithin(t, b, bound); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range logs.FilterMessageSnippet("disk spool unavailable").All() {
+		found = found || strings.Contains(fmt.Sprint(e.ContextMap()["error"]), "in use by another process")
+	}
+	if !found {
+		t.Fatalf("the second exporter did not say the spool is taken: %v", logs.All())
+	}
+	if rcv.Spans() != 5 {
+		t.Fatalf("the second exporter must still deliver from memory: %d", rcv.Spans())
+	}
+}
+
+// The child half of TestSpoolSurvivesKill: it exports to a backend that
+// never answers, so that memory fills with requests in flight and the rest
+// goes to disk; once everything handed to the spool is on disk, it says how
+// many spans are there and waits to be killed.
+func TestSpoolKillChild(t *testing.T) {
+	dir := os.Getenv("TRACEKEEPER_TEST_SPOOL_CHILD")
+	if dir == "" {
+		t.Skip("run by TestSpoolSurvivesKill")
+	}
+	rcv := otlptest.NewHTTP(t, nil)
+	rcv = otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
+		rcv.Hold(w, r)
+		return true
+	})
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(),
+		exporter.WithLogger(zap.NewNop()), exporter.WithMemoryBudget(2<<20), exporter.WithSpool(dir, 64<<20),
+		exporter.WithTimeout(time.Hour))
+	for range 200 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(100))
+	}
+	for {
+		s := exp.Stats()
+		// Everything was handed over, nothing waits in the spool's
+		// hand-off, and no record was taken back from disk: the spooled
+		// spans are all on disk. What memory holds is lost to the kill.
+		if s.Spooled > 0 && s.Spooled == s.SpoolSpans && s.Spooled+s.Queued+s.InFlight+s.Dropped.Total() == 20000 {
+			fmt.Printf("spooled %d\n", s.SpoolSpans)
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {} // killed here
+}
+
+func TestSpoolSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolKillChild$", "-test.v", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), "TRACEKEEPER_TEST_SPOOL_CHILD="+dir, "TRACEKEEPER_TEST_DEAD="+deadEndpoint(t))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	onDisk := -1
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		if n, ok := strings.CutPrefix(lines.Text(), "spooled "); ok {
+			onDisk, _ = strconv.Atoi(n)
+			break
+		}
+	}
+	_ = cmd.Process.Kill() // SIGKILL: no Shutdown, no flush
+	_ = cmd.Wait()
+	if onDisk <= 0 {
+		t.Fatalf("the child reported %d spans on disk", onDisk)
+	}
+
+	rcv := otlptest.NewHTTP(t, nil)
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20))
+	waitFor(t, "the recovered spans delivered", func() bool { s := exp.Stats(); return s.Spooled == 0 && s.InFlight == 0 })
+	if err := shutdownWithin(t, exp, bound); err != nil {
+		t.Fatal(err)
+	}
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Recovered != int64(onDisk) || s.Exported != int64(onDisk) || rcv.Spans() != onDisk {
+		t.Fatalf("%d spans were on disk; received %d; %+v", onDisk, rcv.Spans(), s)
+	}
+	t.Logf("recovered %d spans after SIGKILL, %d of them possibly sent before (resent)", s.Recovered, s.Resent)
+}
