@@ -31,7 +31,7 @@ const (
 	defaultGRPCPort        = "4317"
 	defaultURLPath         = "/v1/traces"
 	defaultTimeout         = 10 * time.Second
-	defaultMaxConcurrency  = 256
+	defaultMaxConcurrency  = 1024
 	initialConcurrency     = 16
 	defaultQueueSpans      = 65536
 	defaultMemoryBudget    = 32 << 20

@@ -11,7 +11,9 @@
 //     backend reaches the concurrency its latency needs within a few
 //     round trips instead of one step per round trip.
 //   - Congestion avoidance: after the first congestion signal, the limit
-//     grows by one per round trip's worth of completions.
+//     holds for ten round trips, then grows by one per round trip's worth
+//     of completions, so that against a backend that refuses past a fixed
+//     capacity it stays at that capacity most of the time.
 //   - A congestion signal (backpressure: HTTP 429, 503, gRPC
 //     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout; or a
 //     round trip rising well above its long-term mean) multiplies the
@@ -75,6 +77,9 @@ const (
 	tolerance      = 1.5
 	toleranceFloor = 5 * time.Millisecond
 	decrease       = 0.9
+	// cooldown is how many round trips the limit holds after a decrease
+	// before growing again.
+	cooldown = 10
 )
 
 // New returns a Limiter.
@@ -135,7 +140,9 @@ func (l *Limiter) wakeLocked() {
 }
 
 func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bool) {
-	if rtt > 0 && s != Neutral {
+	// Only accepted requests measure the round trip: a refusal comes back
+	// faster than real work and would hide a backend's latency.
+	if rtt > 0 && s == Success {
 		r := rtt.Seconds()
 		if l.rttLong == 0 {
 			l.rttShort, l.rttLong = r, r
@@ -157,7 +164,10 @@ func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bo
 		}
 		if l.slowStart {
 			l.limit++
-		} else {
+		} else if now.Sub(l.lastDrop) >= cooldown*l.window() {
+			// After congestion, the limit that caused it is approached
+			// again only once it has held for a while, so that refusals
+			// stay a few percent of the requests.
 			l.limit += 1 / l.limit
 		}
 		l.limit = min(l.limit, float64(l.cfg.Max))
@@ -174,11 +184,15 @@ func (l *Limiter) rising() bool {
 	return l.rttShort > l.rttLong*tolerance+toleranceFloor.Seconds()
 }
 
+// window is one round trip, the long-term mean.
+func (l *Limiter) window() time.Duration {
+	return time.Duration(l.rttLong * float64(time.Second))
+}
+
 // shrink lowers the limit, at most once per round trip.
 func (l *Limiter) shrink(now time.Time) {
 	l.slowStart = false
-	window := time.Duration(l.rttLong * float64(time.Second))
-	if !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < window {
+	if !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < l.window() {
 		return
 	}
 	l.lastDrop = now

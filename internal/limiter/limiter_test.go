@@ -83,8 +83,18 @@ func TestRecoveryIsAdditiveAfterCongestion(t *testing.T) {
 	round(t, l, now, 100*time.Millisecond, Success)
 	round(t, l, now.Add(time.Second), 100*time.Millisecond, Backpressure)
 	after := l.Limit()
+	drop := now.Add(time.Second)
+	// It holds for ten round trips after the decrease…
+	for i := range 9 {
+		round(t, l, drop.Add(time.Duration(i+1)*100*time.Millisecond), 100*time.Millisecond, Success)
+	}
+	if l.Limit() != after {
+		t.Fatalf("limit %d moved during the cooldown from %d", l.Limit(), after)
+	}
+	// …then grows by one per round trip.
+	now = drop.Add(time.Second)
 	for i := range 5 {
-		now = now.Add(time.Second)
+		now = now.Add(100 * time.Millisecond)
 		round(t, l, now, 100*time.Millisecond, Success)
 		if l.Limit() > after+i+1 {
 			t.Fatalf("limit %d grew faster than one per round trip from %d", l.Limit(), after)
@@ -124,6 +134,47 @@ func TestUnusedLimitDoesNotGrow(t *testing.T) {
 	}
 	if l.Limit() != 10 {
 		t.Fatalf("limit %d grew while one slot of 10 was used", l.Limit())
+	}
+}
+
+func TestRefusalsDoNotMeasureTheRoundTrip(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 10})
+	round(t, l, t0, 100*time.Millisecond, Success)
+	round(t, l, t0.Add(time.Second), time.Millisecond, Backpressure)
+	if l.RTT() != 100*time.Millisecond {
+		t.Fatalf("rtt %v: a fast refusal moved the round trip", l.RTT())
+	}
+}
+
+// A backend that serves four requests at once and refuses the rest: the
+// limit settles there and refusals stay a few percent.
+func TestSettlesAtABackendsCapacity(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 16})
+	now := t0
+	served, refused := 0, 0
+	for range 2000 {
+		n := l.Limit()
+		slots := make([]Slot, n)
+		for i := range slots {
+			slots[i], _ = l.Acquire(context.Background())
+		}
+		for i, slot := range slots {
+			if i < 4 {
+				served++
+				l.Observe(slot, now, 100*time.Millisecond, Success)
+			} else {
+				refused++
+				l.Observe(slot, now, time.Millisecond, Backpressure)
+			}
+			l.Release(slot)
+		}
+		now = now.Add(100 * time.Millisecond)
+		if served+refused > 1000 && served+refused < 1100 {
+			served, refused = 0, 0 // steady state from here
+		}
+	}
+	if share := float64(refused) / float64(served+refused); share > 0.05 || l.Limit() < 4 || l.Limit() > 5 {
+		t.Fatalf("limit %d, refused %.1f%% in steady state", l.Limit(), 100*share)
 	}
 }
 

@@ -110,10 +110,28 @@ type gzipBuffer struct {
 	zw  *gzip.Writer
 }
 
-// gzipWriters bounds the compressors alive at once: each holds about a
-// megabyte of state, and compressing is CPU work that more goroutines
-// than cores cannot speed up.
-var gzipWriters = make(chan *gzip.Writer, max(runtime.GOMAXPROCS(0), 2))
+// gzipWriters holds the idle compressors, and gzipSlots bounds how many
+// exist: each holds about a megabyte of state, and compressing is CPU
+// work that more goroutines than cores cannot speed up. A request waits
+// for a compressor on its own goroutine, never on the caller's.
+var (
+	gzipWriters = make(chan *gzip.Writer, gzipMax)
+	gzipSlots   = make(chan struct{}, gzipMax)
+	gzipMax     = max(runtime.GOMAXPROCS(0), 2)
+)
+
+func getGzipWriter(w io.Writer) *gzip.Writer {
+	select {
+	case zw := <-gzipWriters:
+		zw.Reset(w)
+		return zw
+	case gzipSlots <- struct{}{}:
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		return zw
+	}
+}
+
+func putGzipWriter(zw *gzip.Writer) { gzipWriters <- zw }
 
 // maxPooledGzip is the largest compressed buffer kept for reuse.
 const maxPooledGzip = 4 << 20
@@ -132,19 +150,8 @@ func putGzip(g *gzipBuffer) {
 func compress(parts [][]byte) (*gzipBuffer, error) {
 	g := gzipBuffers.Get().(*gzipBuffer)
 	g.buf.Reset()
-	var zw *gzip.Writer
-	select {
-	case zw = <-gzipWriters:
-		zw.Reset(&g.buf)
-	default:
-		zw, _ = gzip.NewWriterLevel(&g.buf, gzip.BestSpeed)
-	}
-	defer func() {
-		select {
-		case gzipWriters <- zw:
-		default:
-		}
-	}()
+	zw := getGzipWriter(&g.buf)
+	defer putGzipWriter(zw)
 	for _, p := range parts {
 		if _, err := zw.Write(p); err != nil {
 			putGzip(g)
