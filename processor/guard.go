@@ -254,30 +254,19 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 	custom := len(g.cfg.normalizers) > 0
 	cache := &st.attrs.cache
-	// First find every key's state, then check the values: the loads of
-	// the first loop do not depend on one another, so they overlap.
-	var found [16]*keyState
-	n := min(len(attrs), len(found))
-	for i := range n {
-		key := string(attrs[i].Key)
-		j := keyCacheSlot(key)
-		ks := cache.slots[j].Load()
-		if ks == nil || !sameString(ks.alias, key) {
-			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
-				ks = nil
-			}
-		}
-		found[i] = ks
-	}
-	for i := range n {
+	for i := range attrs {
 		kv := &attrs[i]
 		typ := kv.Value.Type()
 		if typ == attribute.BOOL {
 			continue
 		}
-		ks := found[i]
-		if ks == nil {
-			return i
+		key := string(kv.Key)
+		j := keyCacheSlot(key)
+		ks := cache.slots[j].Load()
+		if ks == nil || !sameString(ks.alias, key) {
+			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
+				return i
+			}
 		}
 		if ks.exempt {
 			continue
@@ -297,7 +286,7 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 			return i
 		}
 	}
-	return n
+	return len(attrs)
 }
 
 // guardedSpan is the read-only view handed downstream when the Guard
