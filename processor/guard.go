@@ -13,6 +13,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 const (
@@ -23,6 +26,10 @@ const (
 	// OverflowKey is the boolean attribute, set to true, that marks a span
 	// in which the Guard replaced at least one value with OverflowValue.
 	OverflowKey attribute.Key = "tracekeeper.cardinality.overflow"
+	// WouldOverflowKey is the boolean attribute, set to true, that marks a
+	// span in which a Guard in report-only mode (WithReportOnly) would have
+	// replaced at least one value with OverflowValue.
+	WouldOverflowKey attribute.Key = "tracekeeper.cardinality.would_overflow"
 )
 
 // Guard is a span processor that bounds the number of distinct span names
@@ -50,8 +57,10 @@ type Guard struct {
 	marked          atomic.Uint64
 	resets          atomic.Uint64
 
-	metrics   *selfMetrics
-	metricErr error
+	routes routeNames // used with WithHTTPRouteSpanNames
+
+	metrics *selfobs.Registration
+	log     *reporter // nil without WithLogger
 }
 
 var _ sdktrace.SpanProcessor = (*Guard)(nil)
@@ -75,6 +84,7 @@ func CardinalityGuard(opts ...Option) *Guard {
 		exempt[k] = struct{}{}
 	}
 	exempt[string(OverflowKey)] = struct{}{}
+	exempt[string(WouldOverflowKey)] = struct{}{}
 	cfg.exempt = exempt
 
 	g := &Guard{
@@ -87,7 +97,13 @@ func CardinalityGuard(opts ...Option) *Guard {
 	if cfg.reset > 0 {
 		g.nextReset.Store(cfg.clock.Now().UnixNano() + int64(cfg.reset))
 	}
-	g.metrics, g.metricErr = newSelfMetrics(cfg.meterProvider, g)
+	var err error
+	g.metrics, err = newSelfMetrics(cfg.meterProvider, g)
+	selfobs.Report(cfg.logger, err)
+	if cfg.logger != nil {
+		g.log = newReporter(g, cfg.logger, cfg.logInterval, cfg.clock)
+		go g.log.run()
+	}
 	return g
 }
 
@@ -126,36 +142,65 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		return
 	}
 	st := g.current()
-	overflow := false
-	if name, v := g.guardName(st, s.InstrumentationScope().Name, s.Name()); v != pass {
+	scope, name0 := s.InstrumentationScope().Name, s.Name()
+	attrs := s.Attributes()
+	name, nameV := g.spanName(st, scope, name0, attrs, s.SpanKind)
+	overflow := nameV == replaced
+	report := g.cfg.reportOnly
+	if nameV != pass && !report {
 		s.SetName(name)
-		overflow = v == replaced
 	}
 	var buf *[]attribute.KeyValue
-	attrs := s.Attributes()
 	for i := g.admitted(st, attrs); i < len(attrs); i++ {
 		kv := &attrs[i]
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
 			continue
 		}
+		overflow = overflow || v == replaced
+		if report {
+			continue
+		}
 		if buf == nil {
 			buf = scratch.get()
 		}
 		*buf = append(*buf, attribute.String(string(kv.Key), nv))
-		overflow = overflow || v == replaced
 	}
 	if overflow {
 		g.marked.Add(1)
 		if buf == nil {
 			buf = scratch.get()
 		}
-		*buf = append(*buf, OverflowKey.Bool(true))
+		*buf = append(*buf, g.marker().Bool(true))
 	}
 	if buf != nil {
 		s.SetAttributes(*buf...)
 		scratch.put(buf)
 	}
+}
+
+// marker returns the key that marks a span with an overflow.
+func (g *Guard) marker() attribute.Key {
+	if g.cfg.reportOnly {
+		return WouldOverflowKey
+	}
+	return OverflowKey
+}
+
+// spanName guards the name of a span with the given scope, name and
+// attributes. With WithHTTPRouteSpanNames, kind is called, and a server
+// span with an http.route is renamed first.
+func (g *Guard) spanName(st *state, scope, name string, attrs []attribute.KeyValue, kind func() trace.SpanKind) (string, verdict) {
+	if !g.cfg.routeNames {
+		return g.guardName(st, scope, name)
+	}
+	renamed := g.routes.name(kind(), attrs, name)
+	nv, v := g.guardName(st, scope, renamed)
+	if v == pass && renamed != name {
+		g.normalizedNames.Add(1)
+		v = rewritten
+	}
+	return nv, v
 }
 
 // scratch holds the slices OnStart collects rewritten attributes in;
@@ -195,13 +240,16 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 // sanitize returns s, or a view of s with its name and attributes guarded.
 func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	st := g.current()
-	name, nameV := g.guardName(st, s.InstrumentationScope().Name, s.Name())
-	overflow := nameV == replaced
 	attrs := s.Attributes()
+	name, nameV := g.spanName(st, s.InstrumentationScope().Name, s.Name(), attrs, s.SpanKind)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
 		return s
 	}
+	if g.cfg.reportOnly {
+		return g.reportOnly(s, st, attrs, n, nameV == replaced)
+	}
+	overflow := nameV == replaced
 	var (
 		view *guardedSpan
 		out  []attribute.KeyValue // the view's copy of attrs
@@ -220,16 +268,11 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	if overflow {
 		g.marked.Add(1)
-		marker := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == OverflowKey })
-		if marker < 0 || !attrs[marker].Value.AsBool() {
+		if view != nil || !isMarked(attrs, OverflowKey) {
 			if view == nil {
 				view, out = newView(s, attrs)
 			}
-			if marker < 0 {
-				out = append(out, OverflowKey.Bool(true))
-			} else {
-				out[marker] = OverflowKey.Bool(true)
-			}
+			out = markIn(out, OverflowKey)
 		}
 	}
 	if view == nil {
@@ -240,6 +283,44 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	view.name, view.attrs = name, out
 	return view
+}
+
+// reportOnly is sanitize in report-only mode: it counts what it would
+// replace in attrs[n:] and, if anything (or, when overflow is set, the
+// name) would be, returns a view of s with the WouldOverflowKey marker and
+// nothing else changed.
+func (g *Guard) reportOnly(s sdktrace.ReadOnlySpan, st *state, attrs []attribute.KeyValue, n int, overflow bool) sdktrace.ReadOnlySpan {
+	for i := n; i < len(attrs); i++ {
+		if _, v := g.guardAttr(st, &attrs[i]); v == replaced {
+			overflow = true
+		}
+	}
+	if !overflow {
+		return s
+	}
+	g.marked.Add(1)
+	if isMarked(attrs, WouldOverflowKey) {
+		return s
+	}
+	view, out := newView(s, attrs)
+	view.name, view.attrs = s.Name(), markIn(out, WouldOverflowKey)
+	return view
+}
+
+// isMarked reports whether attrs hold key = true.
+func isMarked(attrs []attribute.KeyValue, key attribute.Key) bool {
+	i := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == key })
+	return i >= 0 && attrs[i].Value.Type() == attribute.BOOL && attrs[i].Value.AsBool()
+}
+
+// markIn sets key = true in attrs, a view's own copy, replacing an
+// attribute of that key or appending one.
+func markIn(attrs []attribute.KeyValue, key attribute.Key) []attribute.KeyValue {
+	if i := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == key }); i >= 0 {
+		attrs[i] = key.Bool(true)
+		return attrs
+	}
+	return append(attrs, key.Bool(true))
 }
 
 // admitted returns how many of the leading attributes pass unchanged
@@ -572,32 +653,38 @@ func (g *Guard) ForceFlush(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the Guard: later OnStart and OnEnd calls are ignored, its
-// metrics callback is unregistered, and the downstream processor, if any,
-// is shut down with ctx. It returns the downstream's error and any error
-// met while setting up the Guard's metrics. Only the first call does
-// anything; later calls return nil.
+// Shutdown stops the Guard: later OnStart and OnEnd calls are ignored,
+// the logging goroutine of WithLogger writes its last report and ends, the
+// self-metrics report their final figures at the next collection and are
+// then removed, and the downstream processor, if any, is shut down with
+// ctx. It returns the downstream's error, and ctx's error if ctx ends
+// before the logging goroutine does. Only the first call does anything;
+// later calls return nil at once.
 func (g *Guard) Shutdown(ctx context.Context) error {
-	var err error
+	first := false
 	g.shutdownOnce.Do(func() {
+		first = true
 		g.stopped.Store(true)
-		var errs []error
-		if g.metricErr != nil {
-			errs = append(errs, g.metricErr)
+		if g.log != nil {
+			g.log.stop()
 		}
-		if g.metrics != nil {
-			if e := g.metrics.unregister(); e != nil {
-				errs = append(errs, fmt.Errorf("processor: unregister metrics: %w", e))
-			}
-		}
-		if g.next != nil {
-			if e := g.next.Shutdown(ctx); e != nil {
-				errs = append(errs, fmt.Errorf("processor: shut down downstream: %w", e))
-			}
-		}
-		err = errors.Join(errs...)
 	})
-	return err
+	if !first {
+		return nil
+	}
+	var errs []error
+	if g.log != nil {
+		if err := g.log.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("processor: stop logging: %w", err))
+		}
+	}
+	g.metrics.Retire()
+	if g.next != nil {
+		if err := g.next.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("processor: shut down downstream: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stats is a snapshot of a Guard's counters and of what it tracks.
@@ -627,6 +714,34 @@ type Stats struct {
 	// Resets counts how many times the reset interval cleared the
 	// tracked state.
 	Resets uint64
+
+	// TopOffenders lists the attribute keys and instrumentation scopes
+	// whose values were replaced most, most first, at most
+	// TopOffendersLen of them. In report-only mode the counts are of the
+	// values that would have been replaced.
+	TopOffenders []Offender
+}
+
+// TopOffendersLen is the most offenders Stats.TopOffenders lists.
+const TopOffendersLen = 10
+
+// Offender is an attribute key or an instrumentation scope whose values
+// the Guard replaced, with how many.
+type Offender struct {
+	// Target is "attribute" for an attribute key or "span.name" for the
+	// span names of a scope.
+	Target string
+	// Key is the attribute key or the scope name. The first 100 keys and
+	// scopes to overflow are named; replacements for later ones, and for
+	// keys and scopes that could not be tracked, are counted under
+	// OverflowValue.
+	Key string
+	// Reason is "value_limit" when the key or scope had reached its
+	// limit, or "key_limit" when it could not be tracked (WithMaxKeys, or
+	// a key longer than 256 bytes).
+	Reason string
+	// Replaced is the number of values replaced.
+	Replaced uint64
 }
 
 // Stats returns a snapshot of the Guard's counters. The counters are
@@ -643,5 +758,6 @@ func (g *Guard) Stats() Stats {
 	}
 	s.Values = st.attrs.values() + st.names.values()
 	s.ReplacedOverLimit, s.ReplacedUntracked = g.replaced.totals()
+	s.TopOffenders = g.replaced.top(TopOffendersLen)
 	return s
 }
