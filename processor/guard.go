@@ -12,8 +12,8 @@ import (
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
@@ -69,7 +69,16 @@ var _ sdktrace.SpanProcessor = (*Guard)(nil)
 type state struct {
 	attrs *keyTable // attribute key → admitted values
 	names *keyTable // scope name → admitted span names
+	// anyName holds the hashes of span names admitted as they are in
+	// some scope, up to maxAnyNames of them, so that a known name passes
+	// without reading the span's scope, which costs more than the rest
+	// of the name's check (a read-only span copies itself to return it).
+	anyName *valueSet
 }
+
+// maxAnyNames bounds state.anyName; names beyond it are checked against
+// their scope every time.
+const maxAnyNames = 4096
 
 // CardinalityGuard returns a Guard configured by opts. With no options it
 // admits DefaultValueLimit values per attribute key and DefaultSpanNameLimit
@@ -109,8 +118,9 @@ func CardinalityGuard(opts ...Option) *Guard {
 
 func (g *Guard) newState() *state {
 	return &state{
-		attrs: newKeyTable(g.cfg.maxKeys),
-		names: newKeyTable(g.cfg.maxKeys),
+		attrs:   newKeyTable(g.cfg.maxKeys),
+		names:   newKeyTable(g.cfg.maxKeys),
+		anyName: newValueSet(maxAnyNames),
 	}
 }
 
@@ -142,9 +152,8 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		return
 	}
 	st := g.current()
-	scope, name0 := s.InstrumentationScope().Name, s.Name()
 	attrs := s.Attributes()
-	name, nameV := g.spanName(st, scope, name0, attrs, s.SpanKind)
+	name, nameV := g.spanName(st, s, s.Name(), attrs)
 	overflow := nameV == replaced
 	report := g.cfg.reportOnly
 	if nameV != pass && !report {
@@ -187,15 +196,15 @@ func (g *Guard) marker() attribute.Key {
 	return OverflowKey
 }
 
-// spanName guards the name of a span with the given scope, name and
-// attributes. With WithHTTPRouteSpanNames, kind is called, and a server
-// span with an http.route is renamed first.
-func (g *Guard) spanName(st *state, scope, name string, attrs []attribute.KeyValue, kind func() trace.SpanKind) (string, verdict) {
+// spanName guards the name of span s, whose attributes are attrs. With
+// WithHTTPRouteSpanNames, a server span with an http.route is renamed
+// first.
+func (g *Guard) spanName(st *state, s sdktrace.ReadOnlySpan, name string, attrs []attribute.KeyValue) (string, verdict) {
 	if !g.cfg.routeNames {
-		return g.guardName(st, scope, name)
+		return g.guardName(st, s, name)
 	}
-	renamed := g.routes.name(kind(), attrs, name)
-	nv, v := g.guardName(st, scope, renamed)
+	renamed := g.routes.name(s.SpanKind(), attrs, name)
+	nv, v := g.guardName(st, s, renamed)
 	if v == pass && renamed != name {
 		g.normalizedNames.Add(1)
 		v = rewritten
@@ -241,7 +250,7 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	st := g.current()
 	attrs := s.Attributes()
-	name, nameV := g.spanName(st, s.InstrumentationScope().Name, s.Name(), attrs, s.SpanKind)
+	name, nameV := g.spanName(st, s, s.Name(), attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
 		return s
@@ -363,7 +372,7 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 		default:
 			return i
 		}
-		if !ks.set.tab.Load().contains(h) {
+		if !ks.set.has(h) {
 			return i
 		}
 	}
@@ -429,8 +438,25 @@ const (
 	replaced                 // replaced with OverflowValue
 )
 
-// guardName checks one span name against the names of its scope.
-func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
+// scoped is what guardName needs of a span: its instrumentation scope,
+// which it reads only for a name not admitted before.
+type scoped interface {
+	InstrumentationScope() instrumentation.Scope
+}
+
+// guardName checks one span name against the names of its scope. A name
+// admitted as it is in any scope passes at once: each scope's limit bounds
+// the new names it brings, and the names that pass are all admitted ones.
+func (g *Guard) guardName(st *state, sp scoped, name string) (string, verdict) {
+	custom := len(g.cfg.normalizers) > 0
+	var h uint64
+	if !custom {
+		h = g.hasher.str(name)
+		if st.anyName.has(h) {
+			return name, pass
+		}
+	}
+	scope := sp.InstrumentationScope().Name
 	ks := st.names.lookup(scope)
 	if ks == nil {
 		ks = st.names.getOrAdd(scope, false, g.newScopeState)
@@ -446,22 +472,33 @@ func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
 		v  string
 		vd verdict
 	)
-	if len(g.cfg.normalizers) > 0 {
+	if custom {
 		v, vd = g.guardCustom(ks, "", name)
 	} else {
-		h := g.hasher.str(name)
-		if ks.set.tab.Load().contains(h) {
+		if ks.set.has(h) {
+			st.anyName.admit(h)
 			return name, pass
 		}
 		v, vd = g.guardNew(ks, name, h)
 	}
 	switch vd {
+	case pass:
+		if !custom {
+			st.anyName.admit(h)
+		}
 	case rewritten:
 		g.normalizedNames.Add(1)
 	case replaced:
 		g.counterFor(ks, targetSpanName).Add(1)
 	}
 	return v, vd
+}
+
+// scopeName is a scope given by its name, for guardName.
+type scopeName string
+
+func (s scopeName) InstrumentationScope() instrumentation.Scope {
+	return instrumentation.Scope{Name: string(s)}
 }
 
 // guardAttr checks one attribute against the values of its key. Unless
@@ -494,7 +531,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		} else {
 			h = g.hasher.value(&kv.Value)
 		}
-		if ks.set.tab.Load().contains(h) || ks.set.admit(h) {
+		if ks.set.has(h) || ks.set.admit(h) {
 			return "", pass
 		}
 		g.counterFor(ks, targetAttribute).Add(1)
@@ -509,7 +546,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		v, vd = g.guardCustom(ks, key, v)
 	} else {
 		h := g.hasher.str(v)
-		if ks.set.tab.Load().contains(h) {
+		if ks.set.has(h) {
 			// Admitted before, as it is or as a normalizer's output;
 			// built-in normalization is idempotent, so it needs none.
 			return "", pass

@@ -77,6 +77,9 @@ func newHashTable(slots int) *hashTable {
 	return &hashTable{mask: uint64(slots - 1), slots: make([]atomic.Uint64, slots)}
 }
 
+// has reports whether the set holds h, without a lock.
+func (s *valueSet) has(h uint64) bool { return s.tab.Load().contains(h) }
+
 func (t *hashTable) contains(h uint64) bool {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		switch t.slots[i].Load() {
