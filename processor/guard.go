@@ -372,7 +372,12 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 		default:
 			return i
 		}
-		if !ks.set.has(h) {
+		// ks.set.has(h), written out so that it is inlined.
+		if t := ks.set.tab.Load(); t != nil {
+			if !t.contains(h) {
+				return i
+			}
+		} else if !ks.set.inlineHas(h) {
 			return i
 		}
 	}
