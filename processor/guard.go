@@ -41,14 +41,18 @@ const (
 // admitted before takes no lock; admitting a new value locks only the set of
 // the key it belongs to.
 type Guard struct {
-	cfg    config
-	next   sdktrace.SpanProcessor
-	hasher valueHasher
-
+	// The fields every span reads come first, in two cache lines.
+	next      sdktrace.SpanProcessor
 	state     atomic.Pointer[state]
+	stopped   atomic.Bool
+	custom    bool         // custom normalizers are configured
+	rename    bool         // WithHTTPRouteSpanNames
+	report    bool         // WithReportOnly
+	reset     int64        // the reset interval in nanoseconds, or 0
 	nextReset atomic.Int64 // unix nanoseconds; used only with a reset interval
+	hasher    valueHasher
 
-	stopped      atomic.Bool
+	cfg          config
 	shutdownOnce sync.Once
 
 	replaced        *replacedCounters
@@ -99,6 +103,10 @@ func CardinalityGuard(opts ...Option) *Guard {
 	g := &Guard{
 		cfg:      cfg,
 		next:     cfg.next,
+		custom:   len(cfg.normalizers) > 0,
+		rename:   cfg.routeNames,
+		report:   cfg.reportOnly,
+		reset:    int64(cfg.reset),
 		hasher:   newValueHasher(),
 		replaced: newReplacedCounters(),
 	}
@@ -127,10 +135,10 @@ func (g *Guard) newState() *state {
 // current returns the state to use for one span, resetting it first when
 // the reset interval has elapsed.
 func (g *Guard) current() *state {
-	if g.cfg.reset > 0 {
+	if g.reset > 0 {
 		now := g.cfg.clock.Now().UnixNano()
 		if due := g.nextReset.Load(); now >= due &&
-			g.nextReset.CompareAndSwap(due, now+int64(g.cfg.reset)) {
+			g.nextReset.CompareAndSwap(due, now+g.reset) {
 			g.state.Store(g.newState())
 			g.resets.Add(1)
 		}
@@ -155,7 +163,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	attrs := s.Attributes()
 	name, nameV := g.spanName(st, s, s.Name(), attrs)
 	overflow := nameV == replaced
-	report := g.cfg.reportOnly
+	report := g.report
 	if nameV != pass && !report {
 		s.SetName(name)
 	}
@@ -190,7 +198,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 
 // marker returns the key that marks a span with an overflow.
 func (g *Guard) marker() attribute.Key {
-	if g.cfg.reportOnly {
+	if g.report {
 		return WouldOverflowKey
 	}
 	return OverflowKey
@@ -200,7 +208,7 @@ func (g *Guard) marker() attribute.Key {
 // WithHTTPRouteSpanNames, a server span with an http.route is renamed
 // first.
 func (g *Guard) spanName(st *state, s sdktrace.ReadOnlySpan, name string, attrs []attribute.KeyValue) (string, verdict) {
-	if !g.cfg.routeNames {
+	if !g.rename {
 		return g.guardName(st, s, name)
 	}
 	renamed := g.routes.name(s.SpanKind(), attrs, name)
@@ -255,7 +263,7 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	if n == len(attrs) && nameV == pass {
 		return s
 	}
-	if g.cfg.reportOnly {
+	if g.report {
 		return g.reportOnly(s, st, attrs, n, nameV == replaced)
 	}
 	overflow := nameV == replaced
@@ -342,7 +350,7 @@ func markIn(attrs []attribute.KeyValue, key attribute.Key) []attribute.KeyValue 
 // guardAttr decides about the rest of the attributes; its verdict on the
 // attributes admitted passes is the same.
 func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
-	custom := len(g.cfg.normalizers) > 0
+	custom := g.custom
 	cache := &st.attrs.cache
 	for i := range attrs {
 		kv := &attrs[i]
@@ -453,7 +461,7 @@ type scoped interface {
 // admitted as it is in any scope passes at once: each scope's limit bounds
 // the new names it brings, and the names that pass are all admitted ones.
 func (g *Guard) guardName(st *state, sp scoped, name string) (string, verdict) {
-	custom := len(g.cfg.normalizers) > 0
+	custom := g.custom
 	var h uint64
 	if !custom {
 		h = g.hasher.str(name)
@@ -547,7 +555,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		return "", pass
 	}
 	var vd verdict
-	if len(g.cfg.normalizers) > 0 {
+	if g.custom {
 		v, vd = g.guardCustom(ks, key, v)
 	} else {
 		h := g.hasher.str(v)

@@ -67,7 +67,7 @@ func (r *reporter) report() {
 		return
 	}
 	msg := "tracekeeper: cardinality guard replaced values with " + OverflowValue
-	if r.g.cfg.reportOnly {
+	if r.g.report {
 		msg = "tracekeeper: cardinality guard would replace values with " + OverflowValue + " (report-only)"
 	}
 	r.log.Warn(msg,
