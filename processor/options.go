@@ -123,7 +123,9 @@ func WithDownstream(next sdktrace.SpanProcessor) Option {
 }
 
 // WithValueLimit sets how many distinct values are admitted per attribute
-// key before further new values are replaced with OverflowValue. The
+// key before further new values are replaced with OverflowValue (see the
+// package documentation on what that does to queries, and on choosing
+// limits). The
 // default is DefaultValueLimit; a value below 1 is ignored and one above
 // 1<<20 is lowered to 1<<20. Per-key limits set with WithKeyLimit take
 // precedence.
@@ -157,8 +159,9 @@ func WithKeyLimit(key string, n int) Option {
 
 // WithSpanNameLimit sets how many distinct span names are admitted per
 // instrumentation scope before further new names are replaced with
-// OverflowValue. The default is DefaultSpanNameLimit; a value below 1 is
-// ignored and one above 1<<20 is lowered to 1<<20.
+// OverflowValue. A name admitted in one scope passes in every other scope
+// without counting there. The default is DefaultSpanNameLimit; a value
+// below 1 is ignored and one above 1<<20 is lowered to 1<<20.
 func WithSpanNameLimit(n int) Option {
 	return optionFunc(func(c config) config {
 		if n >= 1 {
@@ -234,7 +237,9 @@ func WithNormalizer(n Normalizer) Option {
 
 // WithNormalizedKeys adds attribute keys the built-in identifier normalizer
 // applies to. By default it applies to span names and to the keys url.path,
-// url.full, http.route, http.target and http.url. Empty keys are ignored.
+// url.full, http.route, http.target and http.url. In a URL it templates
+// only the path, query and fragment, and keeps the scheme and authority
+// (userinfo, host, IP address, port) as they are. Empty keys are ignored.
 func WithNormalizedKeys(keys ...string) Option {
 	return optionFunc(func(c config) config {
 		m := make(map[string]struct{}, len(c.builtinKeys)+len(keys))
