@@ -229,7 +229,7 @@ func (s *serverSide) chunk(i, n int) float64 {
 
 // pairChunk is the number of spans timed on one side of a pair before
 // switching to the other side.
-const pairChunk = 64
+const pairChunk = 16
 
 // BenchmarkGuardAdded measures what the guard adds to a span, as a user
 // pays it: a real TracerProvider ends the server spans of serverShapes,
