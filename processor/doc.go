@@ -176,7 +176,8 @@
 // SDK drops before a processor sees them) pass untouched. Keys and scope
 // names longer than 256 bytes, and keys or scopes that arrive after
 // WithMaxKeys is reached, are not tracked: their values are replaced with
-// OverflowValue and counted with reason key_limit. Values of any length
+// OverflowValue and counted with reason key_limit (a span name of such a
+// scope passes if another scope admitted it). Values of any length
 // are hashed whole, so a huge value costs time proportional to its length
 // and no memory. Invalid UTF-8 is neither repaired nor rejected: it is
 // counted like any other bytes, and the built-in normalizer keeps bytes it
