@@ -286,3 +286,21 @@ func TestGuardShutdownHonoursContextWhileLogging(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGuardUntrackedScopeNames checks that a scope past WithMaxKeys keeps
+// the names other scopes admitted and loses the others.
+func TestGuardUntrackedScopeNames(t *testing.T) {
+	p := newWrapping(t, WithMaxKeys(1))
+	if s := p.scopedSpan("a", "known", nil); s.Name() != "known" {
+		t.Fatalf("tracked scope: %q", s.Name())
+	}
+	if s := p.scopedSpan("b", "known", nil); s.Name() != "known" || marked(s) {
+		t.Fatalf("untracked scope, name admitted elsewhere: %q, marked %v", s.Name(), marked(s))
+	}
+	if s := p.scopedSpan("b", "new", nil); s.Name() != OverflowValue || !marked(s) {
+		t.Fatalf("untracked scope, new name: %q, marked %v", s.Name(), marked(s))
+	}
+	if st := p.guard.Stats(); st.ReplacedUntracked != 1 || st.Scopes != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
