@@ -12,7 +12,6 @@ import (
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
@@ -451,16 +450,11 @@ const (
 	replaced                 // replaced with OverflowValue
 )
 
-// scoped is what guardName needs of a span: its instrumentation scope,
-// which it reads only for a name not admitted before.
-type scoped interface {
-	InstrumentationScope() instrumentation.Scope
-}
-
-// guardName checks one span name against the names of its scope. A name
+// guardName checks one span name of span sp against the names of sp's
+// scope, which it reads only for a name not admitted before. A name
 // admitted as it is in any scope passes at once: each scope's limit bounds
 // the new names it brings, and the names that pass are all admitted ones.
-func (g *Guard) guardName(st *state, sp scoped, name string) (string, verdict) {
+func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (string, verdict) {
 	custom := g.custom
 	var h uint64
 	if !custom {
@@ -505,13 +499,6 @@ func (g *Guard) guardName(st *state, sp scoped, name string) (string, verdict) {
 		g.counterFor(ks, targetSpanName).Add(1)
 	}
 	return v, vd
-}
-
-// scopeName is a scope given by its name, for guardName.
-type scopeName string
-
-func (s scopeName) InstrumentationScope() instrumentation.Scope {
-	return instrumentation.Scope{Name: string(s)}
 }
 
 // guardAttr checks one attribute against the values of its key. Unless

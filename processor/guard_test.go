@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -485,16 +486,30 @@ func FuzzGuard(f *testing.F) {
 				t.Fatalf("%q=%q passed the fast path, then got verdict %d", key, value, v2)
 			}
 		}
-		nn, nvd := g.guardName(st, scopeName(scope), name)
+		nn, nvd := g.guardName(st, scopeName(scope).span(), name)
 		if nvd == replaced && nn != OverflowValue {
 			t.Fatalf("name replaced with %q", nn)
 		}
 		if nvd != replaced {
-			if _, v2 := g.guardName(st, scopeName(scope), name); v2 == replaced {
+			if _, v2 := g.guardName(st, scopeName(scope).span(), name); v2 == replaced {
 				t.Fatalf("name %q admitted, then replaced", name)
 			}
 		}
 	})
+}
+
+// scopeName is a span of which guardName reads only the scope.
+type scopeName string
+
+func (s scopeName) span() sdktrace.ReadOnlySpan { return scopedSpan{name: string(s)} }
+
+type scopedSpan struct {
+	sdktrace.ReadOnlySpan
+	name string
+}
+
+func (s scopedSpan) InstrumentationScope() instrumentation.Scope {
+	return instrumentation.Scope{Name: s.name}
 }
 
 // endedSpan returns a span of scope "test" as the SDK hands it to OnEnd,
