@@ -57,6 +57,13 @@ func guarded(opts ...processor.Option) func() (*sdktrace.TracerProvider, func(*t
 	}
 }
 
+// guardedPlain is the stock pipeline with CardinalityGuard registered
+// beside its BatchSpanProcessor, the plain wiring.
+func guardedPlain() (*sdktrace.TracerProvider, func(*testing.B)) {
+	g := processor.CardinalityGuard(processor.WithMeterProvider(noop.NewMeterProvider()))
+	return provider(sdktrace.WithSpanProcessor(g), sdktrace.WithSpanProcessor(bspNop())), nil
+}
+
 func stock() (*sdktrace.TracerProvider, func(*testing.B)) {
 	return provider(sdktrace.WithSpanProcessor(bspNop())), nil
 }
@@ -106,6 +113,15 @@ var pairedCases = []pairedCase{
 		name: "guard/steady",
 		base: stock,
 		with: guarded(),
+		op:   loadSpan,
+		unit: "span",
+	},
+	{
+		// The same spans with the guard in the plain wiring, registered
+		// beside the BatchSpanProcessor.
+		name: "guard/steady-plain",
+		base: stock,
+		with: guardedPlain,
 		op:   loadSpan,
 		unit: "span",
 	},
@@ -216,6 +232,9 @@ func BenchmarkAddedCost(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(median(baseNs), "base-ns/"+c.unit)
 			b.ReportMetric(median(addedNs), "added-ns/"+c.unit)
+			b.ReportMetric(quantile(addedNs, 0.25), "added-q1-ns/"+c.unit)
+			b.ReportMetric(quantile(addedNs, 0.75), "added-q3-ns/"+c.unit)
+			b.ReportMetric(float64(len(addedNs)), "pairs")
 			i := b.N
 			allocs := func(s *side) float64 {
 				return testing.AllocsPerRun(200, func() { s.op(i); i++ })
@@ -261,10 +280,13 @@ func (s *side) chunk(i, n int) {
 	s.last = float64(time.Since(t0).Nanoseconds()) / float64(n)
 }
 
-func median(v []float64) float64 {
+func median(v []float64) float64 { return quantile(v, 0.5) }
+
+// quantile returns the q-quantile of v by the nearest rank, sorting v.
+func quantile(v []float64, q float64) float64 {
 	slices.Sort(v)
 	if len(v) == 0 {
 		return 0
 	}
-	return v[len(v)/2]
+	return v[min(len(v)-1, int(q*float64(len(v))))]
 }

@@ -226,7 +226,7 @@ func TestGuardMemoryBounded(t *testing.T) {
 		g.guardAttr(st, &kv)
 		fed++
 		if i%2 == 0 {
-			g.guardName(st, k, v)
+			g.guardName(st, scopeName(k).span(), v)
 			fed++
 		}
 	}

@@ -112,3 +112,65 @@ func ExampleWithNormalizer() {
 	// Output:
 	// {user}@example.com
 }
+
+// Report-only mode decides and counts as the guard would act, rewrites
+// nothing, and marks the spans it would have changed, so that limits can
+// be sized on live traffic first.
+func ExampleWithReportOnly() {
+	exp := tracetest.NewInMemoryExporter()
+	guard := processor.CardinalityGuard(
+		processor.WithReportOnly(true),
+		processor.WithKeyLimit("enduser.id", 1),
+		processor.WithDownstream(sdktrace.NewSimpleSpanProcessor(exp)),
+		processor.WithMeterProvider(noop.NewMeterProvider()),
+	)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(guard))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	for _, user := range []string{"ann", "bob", "cyd"} {
+		_, span := tp.Tracer("shop").Start(context.Background(), "checkout",
+			trace.WithAttributes(attribute.String("enduser.id", user)))
+		span.End()
+	}
+	for _, s := range exp.GetSpans() {
+		attrs := attribute.NewSet(s.Attributes...)
+		user, _ := attrs.Value("enduser.id")
+		would, _ := attrs.Value(processor.WouldOverflowKey)
+		fmt.Printf("enduser.id=%s would_overflow=%v\n", user.AsString(), would.AsBool())
+	}
+	for _, o := range guard.Stats().TopOffenders {
+		fmt.Printf("would replace %d values of %s %s\n", o.Replaced, o.Target, o.Key)
+	}
+	// Output:
+	// enduser.id=ann would_overflow=false
+	// enduser.id=bob would_overflow=true
+	// enduser.id=cyd would_overflow=true
+	// would replace 2 values of attribute enduser.id
+}
+
+// HTTP server spans named after their route, as the semantic conventions
+// recommend; the route is usually known only after the span started, which
+// the wrapping wiring sees.
+func ExampleWithHTTPRouteSpanNames() {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(processor.CardinalityGuard(
+		processor.WithHTTPRouteSpanNames(true),
+		processor.WithDownstream(sdktrace.NewSimpleSpanProcessor(exp)),
+		processor.WithMeterProvider(noop.NewMeterProvider()),
+	)))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	_, span := tp.Tracer("http").Start(context.Background(), "GET",
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", "GET"),
+			attribute.String("url.full", "http://127.0.0.1:8080/users/123")))
+	span.SetAttributes(attribute.String("http.route", "/users/{id}")) // set by the router
+	span.End()
+
+	s := exp.GetSpans()[0]
+	attrs := attribute.NewSet(s.Attributes...)
+	u, _ := attrs.Value("url.full")
+	fmt.Println(s.Name)
+	fmt.Println(u.AsString())
+	// Output:
+	// GET /users/{id}
+	// http://127.0.0.1:8080/users/{id}
+}

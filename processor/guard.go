@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 const (
@@ -23,6 +25,10 @@ const (
 	// OverflowKey is the boolean attribute, set to true, that marks a span
 	// in which the Guard replaced at least one value with OverflowValue.
 	OverflowKey attribute.Key = "tracekeeper.cardinality.overflow"
+	// WouldOverflowKey is the boolean attribute, set to true, that marks a
+	// span in which a Guard in report-only mode (WithReportOnly) would have
+	// replaced at least one value with OverflowValue.
+	WouldOverflowKey attribute.Key = "tracekeeper.cardinality.would_overflow"
 )
 
 // Guard is a span processor that bounds the number of distinct span names
@@ -34,14 +40,18 @@ const (
 // admitted before takes no lock; admitting a new value locks only the set of
 // the key it belongs to.
 type Guard struct {
-	cfg    config
-	next   sdktrace.SpanProcessor
-	hasher valueHasher
-
+	// The fields every span reads come first, in two cache lines.
+	next      sdktrace.SpanProcessor
 	state     atomic.Pointer[state]
+	stopped   atomic.Bool
+	custom    bool         // custom normalizers are configured
+	rename    bool         // WithHTTPRouteSpanNames
+	report    bool         // WithReportOnly
+	reset     int64        // the reset interval in nanoseconds, or 0
 	nextReset atomic.Int64 // unix nanoseconds; used only with a reset interval
+	hasher    valueHasher
 
-	stopped      atomic.Bool
+	cfg          config
 	shutdownOnce sync.Once
 
 	replaced        *replacedCounters
@@ -50,8 +60,10 @@ type Guard struct {
 	marked          atomic.Uint64
 	resets          atomic.Uint64
 
-	metrics   *selfMetrics
-	metricErr error
+	routes routeNames // used with WithHTTPRouteSpanNames
+
+	metrics *selfobs.Registration
+	log     *reporter // nil without WithLogger
 }
 
 var _ sdktrace.SpanProcessor = (*Guard)(nil)
@@ -60,7 +72,16 @@ var _ sdktrace.SpanProcessor = (*Guard)(nil)
 type state struct {
 	attrs *keyTable // attribute key → admitted values
 	names *keyTable // scope name → admitted span names
+	// anyName holds the hashes of span names admitted as they are in
+	// some scope, up to maxAnyNames of them, so that a known name passes
+	// without reading the span's scope, which costs more than the rest
+	// of the name's check (a read-only span copies itself to return it).
+	anyName *valueSet
 }
+
+// maxAnyNames bounds state.anyName; names beyond it are checked against
+// their scope every time.
+const maxAnyNames = 4096
 
 // CardinalityGuard returns a Guard configured by opts. With no options it
 // admits DefaultValueLimit values per attribute key and DefaultSpanNameLimit
@@ -75,11 +96,16 @@ func CardinalityGuard(opts ...Option) *Guard {
 		exempt[k] = struct{}{}
 	}
 	exempt[string(OverflowKey)] = struct{}{}
+	exempt[string(WouldOverflowKey)] = struct{}{}
 	cfg.exempt = exempt
 
 	g := &Guard{
 		cfg:      cfg,
 		next:     cfg.next,
+		custom:   len(cfg.normalizers) > 0,
+		rename:   cfg.routeNames,
+		report:   cfg.reportOnly,
+		reset:    int64(cfg.reset),
 		hasher:   newValueHasher(),
 		replaced: newReplacedCounters(),
 	}
@@ -87,24 +113,31 @@ func CardinalityGuard(opts ...Option) *Guard {
 	if cfg.reset > 0 {
 		g.nextReset.Store(cfg.clock.Now().UnixNano() + int64(cfg.reset))
 	}
-	g.metrics, g.metricErr = newSelfMetrics(cfg.meterProvider, g)
+	var err error
+	g.metrics, err = newSelfMetrics(cfg.meterProvider, g)
+	selfobs.Report(cfg.logger, err)
+	if cfg.logger != nil {
+		g.log = newReporter(g, cfg.logger, cfg.logInterval, cfg.clock)
+		go g.log.run()
+	}
 	return g
 }
 
 func (g *Guard) newState() *state {
 	return &state{
-		attrs: newKeyTable(g.cfg.maxKeys),
-		names: newKeyTable(g.cfg.maxKeys),
+		attrs:   newKeyTable(g.cfg.maxKeys),
+		names:   newKeyTable(g.cfg.maxKeys),
+		anyName: newValueSet(maxAnyNames),
 	}
 }
 
 // current returns the state to use for one span, resetting it first when
 // the reset interval has elapsed.
 func (g *Guard) current() *state {
-	if g.cfg.reset > 0 {
+	if g.reset > 0 {
 		now := g.cfg.clock.Now().UnixNano()
 		if due := g.nextReset.Load(); now >= due &&
-			g.nextReset.CompareAndSwap(due, now+int64(g.cfg.reset)) {
+			g.nextReset.CompareAndSwap(due, now+g.reset) {
 			g.state.Store(g.newState())
 			g.resets.Add(1)
 		}
@@ -126,36 +159,64 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		return
 	}
 	st := g.current()
-	overflow := false
-	if name, v := g.guardName(st, s.InstrumentationScope().Name, s.Name()); v != pass {
+	attrs := s.Attributes()
+	name, nameV := g.spanName(st, s, s.Name(), attrs)
+	overflow := nameV == replaced
+	report := g.report
+	if nameV != pass && !report {
 		s.SetName(name)
-		overflow = v == replaced
 	}
 	var buf *[]attribute.KeyValue
-	attrs := s.Attributes()
 	for i := g.admitted(st, attrs); i < len(attrs); i++ {
 		kv := &attrs[i]
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
 			continue
 		}
+		overflow = overflow || v == replaced
+		if report {
+			continue
+		}
 		if buf == nil {
 			buf = scratch.get()
 		}
 		*buf = append(*buf, attribute.String(string(kv.Key), nv))
-		overflow = overflow || v == replaced
 	}
 	if overflow {
 		g.marked.Add(1)
 		if buf == nil {
 			buf = scratch.get()
 		}
-		*buf = append(*buf, OverflowKey.Bool(true))
+		*buf = append(*buf, g.marker().Bool(true))
 	}
 	if buf != nil {
 		s.SetAttributes(*buf...)
 		scratch.put(buf)
 	}
+}
+
+// marker returns the key that marks a span with an overflow.
+func (g *Guard) marker() attribute.Key {
+	if g.report {
+		return WouldOverflowKey
+	}
+	return OverflowKey
+}
+
+// spanName guards the name of span s, whose attributes are attrs. With
+// WithHTTPRouteSpanNames, a server span with an http.route is renamed
+// first.
+func (g *Guard) spanName(st *state, s sdktrace.ReadOnlySpan, name string, attrs []attribute.KeyValue) (string, verdict) {
+	if !g.rename {
+		return g.guardName(st, s, name)
+	}
+	renamed := g.routes.name(s.SpanKind(), attrs, name)
+	nv, v := g.guardName(st, s, renamed)
+	if v == pass && renamed != name {
+		g.normalizedNames.Add(1)
+		v = rewritten
+	}
+	return nv, v
 }
 
 // scratch holds the slices OnStart collects rewritten attributes in;
@@ -195,13 +256,16 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 // sanitize returns s, or a view of s with its name and attributes guarded.
 func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	st := g.current()
-	name, nameV := g.guardName(st, s.InstrumentationScope().Name, s.Name())
-	overflow := nameV == replaced
 	attrs := s.Attributes()
+	name, nameV := g.spanName(st, s, s.Name(), attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
 		return s
 	}
+	if g.report {
+		return g.reportOnly(s, st, attrs, n, nameV == replaced)
+	}
+	overflow := nameV == replaced
 	var (
 		view *guardedSpan
 		out  []attribute.KeyValue // the view's copy of attrs
@@ -220,16 +284,11 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	if overflow {
 		g.marked.Add(1)
-		marker := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == OverflowKey })
-		if marker < 0 || !attrs[marker].Value.AsBool() {
+		if view != nil || !isMarked(attrs, OverflowKey) {
 			if view == nil {
 				view, out = newView(s, attrs)
 			}
-			if marker < 0 {
-				out = append(out, OverflowKey.Bool(true))
-			} else {
-				out[marker] = OverflowKey.Bool(true)
-			}
+			out = markIn(out, OverflowKey)
 		}
 	}
 	if view == nil {
@@ -242,6 +301,44 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	return view
 }
 
+// reportOnly is sanitize in report-only mode: it counts what it would
+// replace in attrs[n:] and, if anything (or, when overflow is set, the
+// name) would be, returns a view of s with the WouldOverflowKey marker and
+// nothing else changed.
+func (g *Guard) reportOnly(s sdktrace.ReadOnlySpan, st *state, attrs []attribute.KeyValue, n int, overflow bool) sdktrace.ReadOnlySpan {
+	for i := n; i < len(attrs); i++ {
+		if _, v := g.guardAttr(st, &attrs[i]); v == replaced {
+			overflow = true
+		}
+	}
+	if !overflow {
+		return s
+	}
+	g.marked.Add(1)
+	if isMarked(attrs, WouldOverflowKey) {
+		return s
+	}
+	view, out := newView(s, attrs)
+	view.name, view.attrs = s.Name(), markIn(out, WouldOverflowKey)
+	return view
+}
+
+// isMarked reports whether attrs hold key = true.
+func isMarked(attrs []attribute.KeyValue, key attribute.Key) bool {
+	i := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == key })
+	return i >= 0 && attrs[i].Value.Type() == attribute.BOOL && attrs[i].Value.AsBool()
+}
+
+// markIn sets key = true in attrs, a view's own copy, replacing an
+// attribute of that key or appending one.
+func markIn(attrs []attribute.KeyValue, key attribute.Key) []attribute.KeyValue {
+	if i := slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == key }); i >= 0 {
+		attrs[i] = key.Bool(true)
+		return attrs
+	}
+	return append(attrs, key.Bool(true))
+}
+
 // admitted returns how many of the leading attributes pass unchanged
 // because their values were admitted before, which in the steady state is
 // all of them. It is the hot path of every span, so it decides only what
@@ -252,32 +349,21 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 // guardAttr decides about the rest of the attributes; its verdict on the
 // attributes admitted passes is the same.
 func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
-	custom := len(g.cfg.normalizers) > 0
+	custom := g.custom
 	cache := &st.attrs.cache
-	// First find every key's state, then check the values: the loads of
-	// the first loop do not depend on one another, so they overlap.
-	var found [16]*keyState
-	n := min(len(attrs), len(found))
-	for i := range n {
-		key := string(attrs[i].Key)
-		j := keyCacheSlot(key)
-		ks := cache.slots[j].Load()
-		if ks == nil || !sameString(ks.alias, key) {
-			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
-				ks = nil
-			}
-		}
-		found[i] = ks
-	}
-	for i := range n {
+	for i := range attrs {
 		kv := &attrs[i]
 		typ := kv.Value.Type()
 		if typ == attribute.BOOL {
 			continue
 		}
-		ks := found[i]
-		if ks == nil {
-			return i
+		key := string(kv.Key)
+		j := keyCacheSlot(key)
+		ks := cache.slots[j].Load()
+		if ks == nil || !sameString(ks.alias, key) {
+			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
+				return i
+			}
 		}
 		if ks.exempt {
 			continue
@@ -293,11 +379,16 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 		default:
 			return i
 		}
-		if !ks.set.tab.Load().contains(h) {
+		// ks.set.has(h), written out so that it is inlined.
+		if t := ks.set.tab.Load(); t != nil {
+			if !t.contains(h) {
+				return i
+			}
+		} else if !ks.set.inlineHas(h) {
 			return i
 		}
 	}
-	return n
+	return len(attrs)
 }
 
 // guardedSpan is the read-only view handed downstream when the Guard
@@ -359,8 +450,20 @@ const (
 	replaced                 // replaced with OverflowValue
 )
 
-// guardName checks one span name against the names of its scope.
-func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
+// guardName checks one span name of span sp against the names of sp's
+// scope, which it reads only for a name not admitted before. A name
+// admitted as it is in any scope passes at once: each scope's limit bounds
+// the new names it brings, and the names that pass are all admitted ones.
+func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (string, verdict) {
+	custom := g.custom
+	var h uint64
+	if !custom {
+		h = g.hasher.str(name)
+		if st.anyName.has(h) {
+			return name, pass
+		}
+	}
+	scope := sp.InstrumentationScope().Name
 	ks := st.names.lookup(scope)
 	if ks == nil {
 		ks = st.names.getOrAdd(scope, false, g.newScopeState)
@@ -376,16 +479,20 @@ func (g *Guard) guardName(st *state, scope, name string) (string, verdict) {
 		v  string
 		vd verdict
 	)
-	if len(g.cfg.normalizers) > 0 {
+	if custom {
 		v, vd = g.guardCustom(ks, "", name)
 	} else {
-		h := g.hasher.str(name)
-		if ks.set.tab.Load().contains(h) {
+		if ks.set.has(h) {
+			st.anyName.admit(h)
 			return name, pass
 		}
 		v, vd = g.guardNew(ks, name, h)
 	}
 	switch vd {
+	case pass:
+		if !custom {
+			st.anyName.admit(h)
+		}
 	case rewritten:
 		g.normalizedNames.Add(1)
 	case replaced:
@@ -424,7 +531,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		} else {
 			h = g.hasher.value(&kv.Value)
 		}
-		if ks.set.tab.Load().contains(h) || ks.set.admit(h) {
+		if ks.set.has(h) || ks.set.admit(h) {
 			return "", pass
 		}
 		g.counterFor(ks, targetAttribute).Add(1)
@@ -435,11 +542,11 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		return "", pass
 	}
 	var vd verdict
-	if len(g.cfg.normalizers) > 0 {
+	if g.custom {
 		v, vd = g.guardCustom(ks, key, v)
 	} else {
 		h := g.hasher.str(v)
-		if ks.set.tab.Load().contains(h) {
+		if ks.set.has(h) {
 			// Admitted before, as it is or as a normalizer's output;
 			// built-in normalization is idempotent, so it needs none.
 			return "", pass
@@ -583,32 +690,38 @@ func (g *Guard) ForceFlush(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the Guard: later OnStart and OnEnd calls are ignored, its
-// metrics callback is unregistered, and the downstream processor, if any,
-// is shut down with ctx. It returns the downstream's error and any error
-// met while setting up the Guard's metrics. Only the first call does
-// anything; later calls return nil.
+// Shutdown stops the Guard: later OnStart and OnEnd calls are ignored,
+// the logging goroutine of WithLogger writes its last report and ends, the
+// self-metrics report their final figures at the next collection and are
+// then removed, and the downstream processor, if any, is shut down with
+// ctx. It returns the downstream's error, and ctx's error if ctx ends
+// before the logging goroutine does. Only the first call does anything;
+// later calls return nil at once.
 func (g *Guard) Shutdown(ctx context.Context) error {
-	var err error
+	first := false
 	g.shutdownOnce.Do(func() {
+		first = true
 		g.stopped.Store(true)
-		var errs []error
-		if g.metricErr != nil {
-			errs = append(errs, g.metricErr)
+		if g.log != nil {
+			g.log.stop()
 		}
-		if g.metrics != nil {
-			if e := g.metrics.unregister(); e != nil {
-				errs = append(errs, fmt.Errorf("processor: unregister metrics: %w", e))
-			}
-		}
-		if g.next != nil {
-			if e := g.next.Shutdown(ctx); e != nil {
-				errs = append(errs, fmt.Errorf("processor: shut down downstream: %w", e))
-			}
-		}
-		err = errors.Join(errs...)
 	})
-	return err
+	if !first {
+		return nil
+	}
+	var errs []error
+	if g.log != nil {
+		if err := g.log.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("processor: stop logging: %w", err))
+		}
+	}
+	g.metrics.Retire()
+	if g.next != nil {
+		if err := g.next.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("processor: shut down downstream: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stats is a snapshot of a Guard's counters and of what it tracks.
@@ -638,6 +751,34 @@ type Stats struct {
 	// Resets counts how many times the reset interval cleared the
 	// tracked state.
 	Resets uint64
+
+	// TopOffenders lists the attribute keys and instrumentation scopes
+	// whose values were replaced most, most first, at most
+	// TopOffendersLen of them. In report-only mode the counts are of the
+	// values that would have been replaced.
+	TopOffenders []Offender
+}
+
+// TopOffendersLen is the most offenders Stats.TopOffenders lists.
+const TopOffendersLen = 10
+
+// Offender is an attribute key or an instrumentation scope whose values
+// the Guard replaced, with how many.
+type Offender struct {
+	// Target is "attribute" for an attribute key or "span.name" for the
+	// span names of a scope.
+	Target string
+	// Key is the attribute key or the scope name. The first 100 keys and
+	// scopes to overflow are named; replacements for later ones, and for
+	// keys and scopes that could not be tracked, are counted under
+	// OverflowValue.
+	Key string
+	// Reason is "value_limit" when the key or scope had reached its
+	// limit, or "key_limit" when it could not be tracked (WithMaxKeys, or
+	// a key longer than 256 bytes).
+	Reason string
+	// Replaced is the number of values replaced.
+	Replaced uint64
 }
 
 // Stats returns a snapshot of the Guard's counters. The counters are
@@ -654,5 +795,6 @@ func (g *Guard) Stats() Stats {
 	}
 	s.Values = st.attrs.values() + st.names.values()
 	s.ReplacedOverLimit, s.ReplacedUntracked = g.replaced.totals()
+	s.TopOffenders = g.replaced.top(TopOffendersLen)
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -191,24 +192,34 @@ func TestGuardPassesUnchangedSpanThrough(t *testing.T) {
 	}
 }
 
+// TestGuardSpanNamesPerScope checks that each scope's limit bounds the
+// new names it brings, and that a name admitted in one scope passes in
+// every scope.
 func TestGuardSpanNamesPerScope(t *testing.T) {
-	p := newWrapping(t, WithSpanNameLimit(2))
-	for _, scope := range []string{"a", "b"} {
-		for _, name := range []string{"one", "two"} {
-			if s := p.scopedSpan(scope, name, nil); s.Name() != name {
-				t.Fatalf("scope %s name %s = %q", scope, name, s.Name())
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			p := w.new(t, WithSpanNameLimit(2))
+			steps := []struct{ scope, name, want string }{
+				{"a", "one", "one"},
+				{"a", "two", "two"},
+				{"a", "three", OverflowValue},
+				{"b", "one", "one"}, // admitted in a: passes, not counted in b
+				{"b", "three", "three"},
+				{"b", "four", "four"},
+				{"b", "five", OverflowValue},
+				{"a", "one", "one"},
+				{"a", "four", "four"}, // admitted in b
 			}
-		}
-	}
-	s := p.scopedSpan("a", "three", nil)
-	if s.Name() != OverflowValue || !marked(s) {
-		t.Fatalf("third name = %q, marked %v", s.Name(), marked(s))
-	}
-	if s := p.scopedSpan("a", "one", nil); s.Name() != "one" {
-		t.Fatalf("admitted name changed to %q", s.Name())
-	}
-	if st := p.guard.Stats(); st.Scopes != 2 || st.Values != 4 {
-		t.Fatalf("stats = %+v", st)
+			for _, st := range steps {
+				s := p.scopedSpan(st.scope, st.name, nil)
+				if s.Name() != st.want || marked(s) != (st.want == OverflowValue) {
+					t.Fatalf("scope %s name %s = %q, marked %v; want %q", st.scope, st.name, s.Name(), marked(s), st.want)
+				}
+			}
+			if st := p.guard.Stats(); st.Scopes != 2 || st.Values != 4 || st.ReplacedOverLimit != 2 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
 	}
 }
 
@@ -475,16 +486,30 @@ func FuzzGuard(f *testing.F) {
 				t.Fatalf("%q=%q passed the fast path, then got verdict %d", key, value, v2)
 			}
 		}
-		nn, nvd := g.guardName(st, scope, name)
+		nn, nvd := g.guardName(st, scopeName(scope).span(), name)
 		if nvd == replaced && nn != OverflowValue {
 			t.Fatalf("name replaced with %q", nn)
 		}
 		if nvd != replaced {
-			if _, v2 := g.guardName(st, scope, name); v2 == replaced {
+			if _, v2 := g.guardName(st, scopeName(scope).span(), name); v2 == replaced {
 				t.Fatalf("name %q admitted, then replaced", name)
 			}
 		}
 	})
+}
+
+// scopeName is a span of which guardName reads only the scope.
+type scopeName string
+
+func (s scopeName) span() sdktrace.ReadOnlySpan { return scopedSpan{name: string(s)} }
+
+type scopedSpan struct {
+	sdktrace.ReadOnlySpan
+	name string
+}
+
+func (s scopedSpan) InstrumentationScope() instrumentation.Scope {
+	return instrumentation.Scope{Name: s.name}
 }
 
 // endedSpan returns a span of scope "test" as the SDK hands it to OnEnd,

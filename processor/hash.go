@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -37,28 +36,34 @@ func newValueHasher() valueHasher {
 
 // str hashes a string value. Strings of up to 32 bytes, most attribute
 // values and span names, are mixed inline with 64-bit multiplications (the
-// wyhash construction); longer ones go through hash/maphash.
+// wyhash construction) from at most four overlapping word loads; longer
+// ones go through hash/maphash.
 func (h *valueHasher) str(s string) uint64 {
-	n := len(s)
-	if n > 32 {
-		return nonZero(maphash.String(h.seed, s))
-	}
+	n := uintptr(len(s))
+	p := unsafe.Pointer(unsafe.StringData(s))
 	var a, b uint64
-	p := unsafe.Slice(unsafe.StringData(s), n)
 	switch {
+	case n > 32:
+		return nonZero(maphash.String(h.seed, s))
 	case n > 16:
-		a = mum(binary.LittleEndian.Uint64(p)^h.k[3], binary.LittleEndian.Uint64(p[8:])^h.k[4])
-		b = mum(binary.LittleEndian.Uint64(p[n-16:])^h.k[5], binary.LittleEndian.Uint64(p[n-8:])^h.k[6])
+		a = mum(load64(p, 0)^h.k[3], load64(p, 8)^h.k[4])
+		b = mum(load64(p, n-16)^h.k[5], load64(p, n-8)^h.k[6])
 	case n >= 8:
-		a = binary.LittleEndian.Uint64(p)
-		b = binary.LittleEndian.Uint64(p[n-8:])
+		a, b = load64(p, 0), load64(p, n-8)
 	case n >= 4:
-		a = uint64(binary.LittleEndian.Uint32(p))
-		b = uint64(binary.LittleEndian.Uint32(p[n-4:]))
+		a, b = load32(p, 0), load32(p, n-4)
 	case n > 0:
-		a = uint64(p[0])<<16 | uint64(p[n>>1])<<8 | uint64(p[n-1])
+		a = uint64(*(*byte)(p))<<16 | uint64(*(*byte)(unsafe.Add(p, n>>1)))<<8 | uint64(*(*byte)(unsafe.Add(p, n-1)))
 	}
 	return nonZero(mum(mum(a^h.k[0], b^h.k[1]), uint64(n)^h.k[2]))
+}
+
+// load64 and load32 read the 8 or 4 bytes at p+off in the machine's byte
+// order, which is all a hash within one process needs; the caller has
+// checked the length, so they skip the bounds checks of slice indexing.
+func load64(p unsafe.Pointer, off uintptr) uint64 { return *(*uint64)(unsafe.Add(p, off)) }
+func load32(p unsafe.Pointer, off uintptr) uint64 {
+	return uint64(*(*uint32)(unsafe.Add(p, off)))
 }
 
 // mum multiplies a and b into 128 bits and folds the halves together.

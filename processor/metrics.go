@@ -1,14 +1,15 @@
 package processor
 
 import (
-	"context"
-	"errors"
-	"fmt"
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
 // Self-metric names, attribute keys and values.
@@ -55,18 +56,22 @@ func (t target) String() string {
 // replaced metric.
 type replacedCounter struct {
 	n      atomic.Uint64
+	t      target
+	key    string
 	reason string
-	opt    metric.ObserveOption
+	opt    metric.MeasurementOption
 }
 
 func newReplacedCounter(t target, key, reason string) *replacedCounter {
 	return &replacedCounter{
+		t:      t,
+		key:    key,
 		reason: reason,
-		opt: metric.WithAttributeSet(attribute.NewSet(
+		opt: selfobs.Attributes(
 			attribute.String(attrTarget, t.String()),
 			attribute.String(attrKey, key),
 			attribute.String(attrReason, reason),
-		)),
+		),
 	}
 }
 
@@ -136,6 +141,24 @@ func (r *replacedCounters) totals() (overLimit, untracked uint64) {
 	return overLimit, untracked
 }
 
+// top returns the n counters with the most replacements, most first, as
+// Offenders.
+func (r *replacedCounters) top(n int) []Offender {
+	var out []Offender
+	for _, c := range r.snapshot() {
+		if v := c.n.Load(); v > 0 {
+			out = append(out, Offender{Target: c.t.String(), Key: c.key, Reason: c.reason, Replaced: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b Offender) int {
+		if c := cmp.Compare(b.Replaced, a.Replaced); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Target, b.Target), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out[:min(n, len(out))]
+}
+
 // values returns the number of values admitted across the table.
 func (t *keyTable) values() int {
 	n := 0
@@ -147,42 +170,29 @@ func (t *keyTable) values() int {
 	return n
 }
 
-// selfMetrics is the Guard's registration with its MeterProvider. All
-// instruments are observable: the hot path only bumps atomic counters,
-// which the callback reads at collection time.
-type selfMetrics struct {
-	reg metric.Registration
+// targetOpts are the measurement options of the series that only carry a
+// target.
+var targetOpts = [numTargets]metric.MeasurementOption{
+	selfobs.Attributes(attribute.String(attrTarget, targetAttribute.String())),
+	selfobs.Attributes(attribute.String(attrTarget, targetSpanName.String())),
 }
 
-var targetOpts = [numTargets]metric.ObserveOption{
-	metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTarget, targetAttribute.String()))),
-	metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTarget, targetSpanName.String()))),
-}
-
-func newSelfMetrics(mp metric.MeterProvider, g *Guard) (*selfMetrics, error) {
-	m := mp.Meter(meterName)
-	replacedC, err1 := m.Int64ObservableCounter(metricReplaced,
-		metric.WithUnit("{value}"),
-		metric.WithDescription("Span names and attribute values replaced with the overflow value."))
-	normalizedC, err2 := m.Int64ObservableCounter(metricNormalized,
-		metric.WithUnit("{value}"),
-		metric.WithDescription("Span names and attribute values rewritten by a normalizer and admitted."))
-	markedC, err3 := m.Int64ObservableCounter(metricMarked,
-		metric.WithUnit("{span}"),
-		metric.WithDescription("Spans marked with the overflow attribute."))
-	keysG, err4 := m.Int64ObservableGauge(metricKeys,
-		metric.WithUnit("{key}"),
-		metric.WithDescription("Attribute keys and instrumentation scopes tracked."))
-	valuesG, err5 := m.Int64ObservableGauge(metricValues,
-		metric.WithUnit("{value}"),
-		metric.WithDescription("Distinct attribute values and span names admitted."))
-	resetsC, err6 := m.Int64ObservableCounter(metricResets,
-		metric.WithUnit("{reset}"),
-		metric.WithDescription("Times the tracked state was cleared by the reset interval."))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
-		return nil, fmt.Errorf("processor: create metrics: %w", err)
-	}
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+// newSelfMetrics registers the Guard's instruments with mp. All of them
+// are observable: the span path only bumps atomic counters, which the
+// callback reads at collection time. The registration is returned even
+// when an instrument could not be created; the error says which.
+func newSelfMetrics(mp metric.MeterProvider, g *Guard) (*selfobs.Registration, error) {
+	b := selfobs.New(mp, meterName, "processor")
+	replacedC := b.Counter(metricReplaced, "{value}",
+		"Span names and attribute values replaced with the overflow value (in report-only mode: that would have been).")
+	normalizedC := b.Counter(metricNormalized, "{value}",
+		"Span names and attribute values rewritten by a normalizer and admitted.")
+	markedC := b.Counter(metricMarked, "{span}",
+		"Spans marked with the overflow attribute (in report-only mode: the would-overflow attribute).")
+	keysG := b.Gauge(metricKeys, "{key}", "Attribute keys and instrumentation scopes tracked.")
+	valuesG := b.Gauge(metricValues, "{value}", "Distinct attribute values and span names admitted.")
+	resetsC := b.Counter(metricResets, "{reset}", "Times the tracked state was cleared by the reset interval.")
+	reg := b.Observe(func(o metric.Observer) {
 		for _, c := range g.replaced.snapshot() {
 			if n := c.n.Load(); n > 0 {
 				o.ObserveInt64(replacedC, int64(n), c.opt)
@@ -197,14 +207,6 @@ func newSelfMetrics(mp metric.MeterProvider, g *Guard) (*selfMetrics, error) {
 		o.ObserveInt64(valuesG, int64(st.attrs.values()), targetOpts[targetAttribute])
 		o.ObserveInt64(valuesG, int64(st.names.values()), targetOpts[targetSpanName])
 		o.ObserveInt64(resetsC, int64(g.resets.Load()))
-		return nil
 	}, replacedC, normalizedC, markedC, keysG, valuesG, resetsC)
-	if err != nil {
-		return nil, fmt.Errorf("processor: register metrics callback: %w", err)
-	}
-	return &selfMetrics{reg: reg}, nil
-}
-
-func (m *selfMetrics) unregister() error {
-	return m.reg.Unregister()
+	return reg, b.Err()
 }

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -87,12 +88,22 @@ func TestGuardMetrics(t *testing.T) {
 		}
 	}
 
-	// After Shutdown the callback is unregistered.
+	// The first collection after Shutdown sees the final counts; then
+	// the callback is removed, by a goroutine goleak checks ends.
+	p.span("op", []attribute.KeyValue{attribute.String("user", "c")})
 	if err := p.guard.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := collect(t, reader); len(got) != 0 {
-		t.Fatalf("metrics reported after shutdown: %v", got)
+	p.span("op", []attribute.KeyValue{attribute.String("user", "d")}) // ignored
+	got = collect(t, reader)
+	if v := point(t, got[metricReplaced], target("attribute"), attribute.String(attrKey, "user"), attribute.String(attrReason, reasonValueLimit)); v != 2 {
+		t.Fatalf("replaced{user} after shutdown = %d, want the final 2", v)
+	}
+	for i := 0; len(collect(t, reader)) != 0; i++ {
+		if i == 10000 {
+			t.Fatal("metrics still reported long after shutdown")
+		}
+		runtime.Gosched()
 	}
 }
 

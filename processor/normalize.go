@@ -33,6 +33,15 @@ const idPlaceholder = "{id}"
 //   - at least 16 ASCII letters and digits including at least four digits,
 //     such as a ULID or a base62 id.
 //
+// URLs are templated in their path, query and fragment only: wherever a
+// token starts a scheme followed by "://" (RFC 3986: a letter, then
+// letters, digits, '+', '-' or '.'), the scheme and the authority after
+// it, up to the first '/', '?', '#', space or control byte, are kept byte
+// for byte. Userinfo, host names, IPv4 and bracketed IPv6 addresses and
+// ports are therefore never taken for ids: "http://127.0.0.1:8080/users/1"
+// becomes "http://127.0.0.1:8080/users/{id}". Text without "://", such as
+// a bare "10.0.0.1:8080", is tokenized like any other.
+//
 // Everything else, separators included, is kept byte for byte; invalid UTF-8
 // is neither repaired nor rejected. The function is idempotent, and leaves a
 // value without ASCII digits untouched without scanning it token by token.
@@ -63,6 +72,10 @@ func appendNormalizedIDs(dst []byte, s string) ([]byte, bool) {
 	for i < len(s) {
 		if isSeparator(s[i]) {
 			i++
+			continue
+		}
+		if n := schemeAndAuthority(s, i); n > 0 {
+			i += n // kept as it is
 			continue
 		}
 		end := tokenEnd(s, i)
@@ -131,9 +144,9 @@ func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func isAlnum(c byte) bool {
-	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-}
+func isAlpha(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+
+func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
 
 func tokenEnd(s string, i int) int {
 	for i < len(s) && !isSeparator(s[i]) {
@@ -168,6 +181,31 @@ func isIDToken(t string) bool {
 		return true
 	}
 	return false
+}
+
+// schemeAndAuthority returns the length of the URL scheme, "://" and
+// authority starting at s[i], or 0 if no scheme followed by "://" starts
+// there.
+func schemeAndAuthority(s string, i int) int {
+	if !isAlpha(s[i]) {
+		return 0
+	}
+	j := i + 1
+	for j < len(s) && (isAlnum(s[j]) || s[j] == '+' || s[j] == '-' || s[j] == '.') {
+		j++
+	}
+	if len(s)-j < 3 || s[j] != ':' || s[j+1] != '/' || s[j+2] != '/' {
+		return 0
+	}
+	j += 3
+	for j < len(s) && !isAuthorityEnd(s[j]) {
+		j++
+	}
+	return j - i
+}
+
+func isAuthorityEnd(c byte) bool {
+	return c == '/' || c == '?' || c == '#' || c <= ' ' || c == 0x7f
 }
 
 // uuidAt returns 36 if a UUID in 8-4-4-4-12 form starts at s[i] and is

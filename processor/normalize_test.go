@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -34,7 +35,6 @@ func TestNormalizeIDs(t *testing.T) {
 		{"2024-01-15T10:20:30Z", "{id}-{id}-15T10:{id}:30Z"},
 		{"10.0.0.1:8080", "{id}.{id}.{id}.{id}:{id}"},
 		{"/search?q=shoes&page=3", "/search?q=shoes&page={id}"},
-		{"https://api.example.com:8443/v1/users/77?x=1#frag", "https://api.example.com:{id}/v1/users/{id}?x={id}#frag"},
 		{"/a%201/b", "/a%201/b"},
 		{"/ünï/123/çø", "/ünï/{id}/çø"},
 		{"/bad\xff/123", "/bad\xff/{id}"},
@@ -50,6 +50,49 @@ func TestNormalizeIDs(t *testing.T) {
 			}
 			if changed != (tt.in != tt.want) {
 				t.Fatalf("normalizeIDs(%q) changed = %v", tt.in, changed)
+			}
+		})
+	}
+}
+
+// TestNormalizeURLs checks real URLs: only the path, query and fragment
+// are templated; scheme, userinfo, host, address and port are kept.
+func TestNormalizeURLs(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"ipv4 and port", "http://127.0.0.1:8080/users/123", "http://127.0.0.1:8080/users/{id}"},
+		{"host and port", "https://api.example.com:8443/v1/users/77?x=1#frag", "https://api.example.com:8443/v1/users/{id}?x={id}#frag"},
+		{"host only", "https://10.1.2.3", "https://10.1.2.3"},
+		{"host with digits", "http://node-17.db2.internal:5432/q/9", "http://node-17.db2.internal:5432/q/{id}"},
+		{"ipv6", "http://[2001:db8::1]/users/42", "http://[2001:db8::1]/users/{id}"},
+		{"ipv6 and port", "https://[2001:db8:85a3::8a2e:370:7334]:8443/a/1234/b", "https://[2001:db8:85a3::8a2e:370:7334]:8443/a/{id}/b"},
+		{"ipv6 zone", "http://[fe80::1%25eth0]:80/x/5", "http://[fe80::1%25eth0]:80/x/{id}"},
+		{"ipv6 loopback no path", "http://[::1]:9090", "http://[::1]:9090"},
+		{"userinfo", "https://user:p4ss@10.0.0.5:8443/items/77", "https://user:p4ss@10.0.0.5:8443/items/{id}"},
+		{"redacted userinfo", "https://REDACTED:REDACTED@example.com/u/3", "https://REDACTED:REDACTED@example.com/u/{id}"},
+		{"percent-encoded path", "http://h:1/files/report%202024/7", "http://h:1/files/report%202024/{id}"},
+		{"percent-encoded id", "http://h/users/%31%32", "http://h/users/%31%32"},
+		{"trailing slash", "http://192.168.0.1:3000/users/123/", "http://192.168.0.1:3000/users/{id}/"},
+		{"root with slash", "http://192.168.0.1:3000/", "http://192.168.0.1:3000/"},
+		{"query", "http://h:80/search?page=3&id=550e8400-e29b-41d4-a716-446655440000", "http://h:80/search?page={id}&id={id}"},
+		{"query right after host", "http://10.0.0.1:80?id=5", "http://10.0.0.1:80?id={id}"},
+		{"fragment right after host", "http://10.0.0.1:80#5", "http://10.0.0.1:80#{id}"},
+		{"fragment", "https://h/p/1#section-2", "https://h/p/{id}#section-{id}"},
+		{"scheme with digits and plus", "coap+tcp://10.0.0.9:5683/sensors/12", "coap+tcp://10.0.0.9:5683/sensors/{id}"},
+		{"s3", "s3://bucket-2024/objects/991", "s3://bucket-2024/objects/{id}"},
+		{"in a span name", "GET http://127.0.0.1:8080/users/123", "GET http://127.0.0.1:8080/users/{id}"},
+		{"nested in a query", "/r?to=http://10.9.8.7:81/u/4", "/r?to=http://10.9.8.7:81/u/{id}"},
+		{"path only", "/users/123", "/users/{id}"},
+		{"not a scheme", "1http://10.0.0.1/x/2", "1http://{id}.{id}.{id}.{id}/x/{id}"},
+		{"no slashes", "urn:uuid:550e8400-e29b-41d4-a716-446655440000", "urn:uuid:{id}"},
+		{"empty authority", "file:///var/log/app-2.log", "file:///var/log/app-{id}.log"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed := normalizeIDs(tt.in)
+			if got != tt.want || changed != (tt.in != tt.want) {
+				t.Fatalf("normalizeIDs(%q) = %q, %v; want %q", tt.in, got, changed, tt.want)
 			}
 		})
 	}
@@ -80,6 +123,7 @@ func FuzzNormalizeIDs(f *testing.F) {
 		"550e8400-e29b-41d4-a716-446655440000-1", "a-550e8400-e29b-41d4-a716-446655440000",
 		"01ARZ3NDEKTSV4RRFFQ69G5FAV", "deadbeefcafebab1", "\xff123\xfe", "12{3", "{{1}}",
 		"https://h:1/p?q=2#3", strings.Repeat("1/", 50),
+		"http://127.0.0.1:8080/users/123", "http://[::1]:80/a/1?b=2#3", "u:p@h://x", "a1://", "GET x+y://1.2/3 z://4",
 	} {
 		f.Add(s)
 	}
@@ -100,6 +144,16 @@ func FuzzNormalizeIDs(f *testing.F) {
 		}
 		if !hasDigit(s) && changed {
 			t.Fatalf("normalizeIDs changed %q without digits", s)
+		}
+		// A URL's scheme and authority survive as they are.
+		if u, err := url.Parse(s); err == nil && u.Host != "" && strings.HasPrefix(s, u.Scheme+"://") {
+			end := len(u.Scheme) + 3
+			for end < len(s) && !isAuthorityEnd(s[end]) {
+				end++
+			}
+			if !strings.HasPrefix(got, s[:end]) {
+				t.Fatalf("normalizeIDs(%q) = %q changed the authority %q", s, got, s[:end])
+			}
 		}
 		// The append form, which the Guard uses with a buffer on its
 		// stack, agrees and keeps what dst held.

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
 )
 
 // Defaults applied by CardinalityGuard when no option overrides them.
@@ -20,6 +21,9 @@ const (
 	// DefaultMaxKeys is the number of attribute keys, and separately the
 	// number of instrumentation scopes, whose values are tracked.
 	DefaultMaxKeys = 512
+	// DefaultLogInterval is the shortest time between two reports the
+	// Guard logs through the logger given with WithLogger.
+	DefaultLogInterval = time.Minute
 )
 
 // maxLimit caps every limit option, so that the worst-case memory stays
@@ -53,6 +57,10 @@ type config struct {
 	normalizers   []Normalizer
 	builtin       bool
 	builtinKeys   map[string]struct{}
+	reportOnly    bool
+	routeNames    bool
+	logger        *zap.Logger
+	logInterval   time.Duration
 	meterProvider metric.MeterProvider
 	clock         clockwork.Clock
 }
@@ -66,6 +74,7 @@ func newConfig(opts []Option) config {
 		builtinKeys:   make(map[string]struct{}, len(builtinNormalizedKeys)),
 		keyLimits:     map[string]int{},
 		exempt:        map[string]struct{}{},
+		logInterval:   DefaultLogInterval,
 	}
 	for _, k := range builtinNormalizedKeys {
 		c.builtinKeys[k] = struct{}{}
@@ -114,7 +123,9 @@ func WithDownstream(next sdktrace.SpanProcessor) Option {
 }
 
 // WithValueLimit sets how many distinct values are admitted per attribute
-// key before further new values are replaced with OverflowValue. The
+// key before further new values are replaced with OverflowValue (see the
+// package documentation on what that does to queries, and on choosing
+// limits). The
 // default is DefaultValueLimit; a value below 1 is ignored and one above
 // 1<<20 is lowered to 1<<20. Per-key limits set with WithKeyLimit take
 // precedence.
@@ -148,8 +159,9 @@ func WithKeyLimit(key string, n int) Option {
 
 // WithSpanNameLimit sets how many distinct span names are admitted per
 // instrumentation scope before further new names are replaced with
-// OverflowValue. The default is DefaultSpanNameLimit; a value below 1 is
-// ignored and one above 1<<20 is lowered to 1<<20.
+// OverflowValue. A name admitted in one scope passes in every other scope
+// without counting there. The default is DefaultSpanNameLimit; a value
+// below 1 is ignored and one above 1<<20 is lowered to 1<<20.
 func WithSpanNameLimit(n int) Option {
 	return optionFunc(func(c config) config {
 		if n >= 1 {
@@ -225,7 +237,9 @@ func WithNormalizer(n Normalizer) Option {
 
 // WithNormalizedKeys adds attribute keys the built-in identifier normalizer
 // applies to. By default it applies to span names and to the keys url.path,
-// url.full, http.route, http.target and http.url. Empty keys are ignored.
+// url.full, http.route, http.target and http.url. In a URL it templates
+// only the path, query and fragment, and keeps the scheme and authority
+// (userinfo, host, IP address, port) as they are. Empty keys are ignored.
 func WithNormalizedKeys(keys ...string) Option {
 	return optionFunc(func(c config) config {
 		m := make(map[string]struct{}, len(c.builtinKeys)+len(keys))
@@ -251,6 +265,71 @@ func WithBuiltinNormalizer(enabled bool) Option {
 	})
 }
 
+// WithReportOnly turns the report-only mode on or off; it is off by
+// default. In report-only mode the Guard decides about every span name and
+// attribute value exactly as it would otherwise, admitting values up to
+// the limits and counting in Stats and the self-metrics what it would
+// replace and normalize, but it rewrites nothing: names and values reach
+// the backend as they are, and a span in which something would have been
+// replaced with OverflowValue gets the attribute WouldOverflowKey = true
+// instead of OverflowKey. Run it on live traffic to size the limits before
+// letting the Guard act; Stats.TopOffenders and the log of WithLogger say
+// which keys and scopes would overflow, and by how much.
+func WithReportOnly(enabled bool) Option {
+	return optionFunc(func(c config) config {
+		c.reportOnly = enabled
+		return c
+	})
+}
+
+// WithHTTPRouteSpanNames turns on or off the renaming of HTTP server spans
+// after the semantic conventions; it is off by default. When on, a span of
+// kind server that carries a non-empty string http.route is named
+// "{method} {http.route}", where {method} is the http.request.method
+// attribute, or "HTTP" when that is missing or "_OTHER" (for example
+// "GET /users/{id}"); other spans keep their name. The name is then
+// guarded like any other, so it is counted against the span name limit and
+// goes through the normalizers, and a span without a route falls back to
+// its normalized name.
+//
+// With WithDownstream the final attributes decide, including an http.route
+// set after start, which is how most HTTP instrumentation records it.
+// Without it, the Guard sees only the attributes present at start.
+func WithHTTPRouteSpanNames(enabled bool) Option {
+	return optionFunc(func(c config) config {
+		c.routeNames = enabled
+		return c
+	})
+}
+
+// WithLogger makes the Guard log what it replaces through l: at most one
+// warning per log interval (see WithLogInterval), only when values were
+// replaced since the last one, naming the keys and scopes that overflow
+// most with their counts (Stats.TopOffenders), and one last such warning
+// at Shutdown. The lines are written by a goroutine of the Guard, never on
+// the path of a span; Shutdown stops it. The logger also receives the
+// error, if any, met while setting up the Guard's self-metrics. The
+// default, and a nil l, is no logging: that error then goes to the
+// OpenTelemetry error handler.
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
+		return c
+	})
+}
+
+// WithLogInterval sets the shortest time between two warnings logged
+// through WithLogger. The default is DefaultLogInterval; a d <= 0 is
+// ignored.
+func WithLogInterval(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.logInterval = d
+		}
+		return c
+	})
+}
+
 // WithMeterProvider sets the MeterProvider the Guard reports its own
 // metrics to. The default is otel.GetMeterProvider() at construction time.
 // A nil provider is ignored.
@@ -263,7 +342,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	})
 }
 
-// withClock sets the clock that drives the reset interval.
+// withClock sets the clock that drives the reset interval and the log
+// interval.
 func withClock(clk clockwork.Clock) Option {
 	return optionFunc(func(c config) config {
 		if clk != nil {

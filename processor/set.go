@@ -11,8 +11,10 @@ import (
 // valueSet records the 64-bit hashes of the distinct values admitted for
 // one attribute key or one instrumentation scope, up to limit of them.
 //
-// Lookups take no lock: they load the current table and probe it with
-// atomic loads. Admitting a new value takes the set's own mutex, so only the
+// The first inlineSlots values are held in the set itself, where a check
+// compares a hash with all of them at once; more values move the set into
+// an open-addressing table. Lookups take no lock: they load the current
+// table, or the inline slots, with atomic loads. Admitting a new value takes the set's own mutex, so only the
 // first sighting of a value is serialized, and only against other first
 // sightings for the same key. Once the set is full it never changes again,
 // and values that miss are rejected without taking the mutex.
@@ -23,12 +25,8 @@ import (
 // per set that is vanishingly rare, and its only effect is that one extra
 // value passes.
 type valueSet struct {
-	tab atomic.Pointer[hashTable]
-
-	// first is the initial table, kept in place with its slots so that a
-	// key with few values is checked without leaving its keyState.
-	first      hashTable
-	firstSlots [minTableSlots]atomic.Uint64
+	tab    atomic.Pointer[hashTable] // nil while the values fit in inline
+	inline [inlineSlots]atomic.Uint64
 
 	full  atomic.Bool
 	count atomic.Int64 // admitted values, for Stats
@@ -45,7 +43,10 @@ type hashTable struct {
 	slots []atomic.Uint64
 }
 
-const minTableSlots = 8
+const (
+	inlineSlots   = 4
+	minTableSlots = 8 // the first table, when the inline slots overflow
+)
 
 func newValueSet(limit int) *valueSet {
 	s := &valueSet{}
@@ -53,14 +54,8 @@ func newValueSet(limit int) *valueSet {
 	return s
 }
 
-// init prepares a zero valueSet to admit up to limit values. The set
-// points into itself afterwards and must not be copied.
-func (s *valueSet) init(limit int) {
-	s.limit = limit
-	n := min(minTableSlots, tableSlots(limit))
-	s.first = hashTable{mask: uint64(n - 1), slots: s.firstSlots[:n]}
-	s.tab.Store(&s.first)
-}
+// init prepares a zero valueSet to admit up to limit values.
+func (s *valueSet) init(limit int) { s.limit = limit }
 
 // tableSlots returns the number of slots needed to hold n hashes at a load
 // of at most three quarters: the smallest power of two p >= 2 with
@@ -75,6 +70,21 @@ func tableSlots(n int) int {
 
 func newHashTable(slots int) *hashTable {
 	return &hashTable{mask: uint64(slots - 1), slots: make([]atomic.Uint64, slots)}
+}
+
+// has reports whether the set holds h, without a lock.
+func (s *valueSet) has(h uint64) bool {
+	if t := s.tab.Load(); t != nil {
+		return t.contains(h)
+	}
+	return s.inlineHas(h)
+}
+
+func (s *valueSet) inlineHas(h uint64) bool {
+	// min compiles to conditional moves: a match in any slot makes it 0,
+	// and where the match is decides no branch.
+	in := &s.inline
+	return min(in[0].Load()^h, in[1].Load()^h, in[2].Load()^h, in[3].Load()^h) == 0
 }
 
 func (t *hashTable) contains(h uint64) bool {
@@ -109,13 +119,13 @@ func (s *valueSet) admit(h uint64) bool {
 
 // check is admit that also reports whether this very call recorded h.
 func (s *valueSet) check(h uint64) (ok, added bool) {
-	if s.tab.Load().contains(h) {
+	if s.has(h) {
 		return true, false
 	}
 	if s.full.Load() {
 		// The last value may have been stored just before full was set;
-		// a fresh load of the table sees it.
-		return s.tab.Load().contains(h), false
+		// a fresh look sees it.
+		return s.has(h), false
 	}
 	return s.admitSlow(h)
 }
@@ -123,14 +133,26 @@ func (s *valueSet) check(h uint64) (ok, added bool) {
 func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tab.Load()
-	if t.contains(h) {
+	if s.has(h) {
 		return true, false
 	}
 	if s.n >= s.limit {
 		return false, false
 	}
-	if (s.n+1)*4 > len(t.slots)*3 {
+	t := s.tab.Load()
+	switch {
+	case t == nil && s.n < inlineSlots:
+		s.inline[s.n].Store(h)
+	case t == nil:
+		// Move into a table; readers that still see no table check the
+		// inline slots, which keep their values.
+		g := newHashTable(minTableSlots)
+		for i := range s.inline {
+			g.insert(s.inline[i].Load())
+		}
+		g.insert(h)
+		s.tab.Store(g)
+	case (s.n+1)*4 > len(t.slots)*3:
 		// Grow into a new table; readers holding the old one keep a
 		// consistent subset and fall through to this path on a miss.
 		g := newHashTable(len(t.slots) * 2)
@@ -141,7 +163,7 @@ func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 		}
 		g.insert(h)
 		s.tab.Store(g)
-	} else {
+	default:
 		t.insert(h)
 	}
 	s.n++
@@ -152,17 +174,23 @@ func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 	return true, true
 }
 
-// slots returns the size of the current table, for footprint accounting.
-func (s *valueSet) slots() int { return len(s.tab.Load().slots) }
+// slots returns the size of the current table, or 0 while the values are
+// inline, for footprint accounting.
+func (s *valueSet) slots() int {
+	if t := s.tab.Load(); t != nil {
+		return len(t.slots)
+	}
+	return 0
+}
 
 // keyState is what the Guard knows about one attribute key or one scope.
 // The fields read on every check come first.
 //
-// A keyState is laid out in 256 bytes so that the allocator places it on
-// a 256-byte boundary: a check of a value reads the first cache line
-// (alias, flags, the table header) and, for a key with few values, the
-// second (the first table's slots), and nothing else; TestKeyStateLayout
-// holds the layout in place.
+// A keyState is laid out in 192 bytes, a size class whose objects the
+// allocator places on 64-byte boundaries: a check of a value reads the
+// first cache line (alias, flags, the table pointer and, for a key of at
+// most four values, the values' hashes) and, for a key with more, its
+// table; TestKeyStateLayout holds the layout in place.
 type keyState struct {
 	// alias is the key string the state was created with, as the caller
 	// passed it; the key cache matches callers' strings against it by
@@ -181,7 +209,7 @@ type keyState struct {
 	_ [keyStatePad]byte
 }
 
-const keyStatePad = 32
+const keyStatePad = 32 // to 192 bytes
 
 // templateCache holds copies of the first few normalized values admitted
 // for one key or scope, so that a raw value normalized into one of them,

@@ -127,9 +127,9 @@ func TestKeyCacheDynamicKeys(t *testing.T) {
 }
 
 // TestKeyStateLayout holds the layout the value check relies on: a
-// keyState fills a 256-byte size class, so it starts on a 256-byte
-// boundary; the fields every check reads share its first cache line and
-// the first table's slots fill the second.
+// keyState fills the 192-byte size class, so it starts on a 64-byte
+// boundary, and the fields every check reads, inline slots included, fill
+// its first cache line.
 func TestKeyStateLayout(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("the layout is tuned for 64-bit platforms")
@@ -140,10 +140,8 @@ func TestKeyStateLayout(t *testing.T) {
 		what      string
 		got, want uintptr
 	}{
-		{"size", unsafe.Sizeof(ks), 256},
-		{"end of the hot fields", setOff + unsafe.Offsetof(ks.set.first) + unsafe.Sizeof(ks.set.first), 64},
-		{"first slot", setOff + unsafe.Offsetof(ks.set.firstSlots), 64},
-		{"end of the first slots", setOff + unsafe.Offsetof(ks.set.firstSlots) + unsafe.Sizeof(ks.set.firstSlots), 128},
+		{"size", unsafe.Sizeof(ks), 192},
+		{"end of the inline slots", setOff + unsafe.Offsetof(ks.set.inline) + unsafe.Sizeof(ks.set.inline), 64},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
