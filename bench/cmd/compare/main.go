@@ -168,8 +168,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", sc.Name, k, err)
 			}
-			fmt.Fprintf(stderr, "%s delivered %6s of %9d ended, p99 End %s, CPU %s\n", prefix,
-				fmt.Sprintf("%.1f%%", res.DeliveredPct()), res.Ended, res.End.Quantile(0.99), res.Usage.CPU.Round(time.Millisecond))
+			fmt.Fprintf(stderr, "%s delivered %6s of %9d ended, p99 End %s, CPU %s%s\n", prefix,
+				fmt.Sprintf("%.1f%%", res.DeliveredPct()), res.Ended, res.End.Quantile(0.99), res.Usage.CPU.Round(time.Millisecond),
+				watched(res))
 			all = append(all, res)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -243,15 +244,31 @@ func writeReadme(ctx context.Context, o options, all []*scenario.Result, meta re
 	})
 }
 
+// watched describes what our exporter's Stats showed during the load.
+func watched(r *scenario.Result) string {
+	w := r.Watch
+	if w.Samples == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", limit %d/%d, RTT %s, held at most %.1f of %.1f MiB, heap +%.1f MiB", w.EndLimit, w.PeakLimit,
+		w.RoundTrip.Round(time.Millisecond), float64(w.PeakHeld)/(1<<20), float64(w.Budget)/(1<<20),
+		float64(int64(r.Usage.PeakLiveHeap)-int64(r.Usage.StartLiveHeap))/(1<<20))
+}
+
 // relTo is target's path relative to the directory of from, with forward
 // slashes, as a Markdown link from from needs; empty when target is.
 func relTo(from, target string) string {
 	if target == "" {
 		return ""
 	}
-	rel, err := filepath.Rel(filepath.Dir(from), target)
-	if err != nil {
+	base, err1 := filepath.Abs(filepath.Dir(from))
+	abs, err2 := filepath.Abs(target)
+	if err1 != nil || err2 != nil {
 		return filepath.ToSlash(target)
+	}
+	rel, err := filepath.Rel(base, abs)
+	if err != nil {
+		return filepath.ToSlash(abs)
 	}
 	return filepath.ToSlash(rel)
 }

@@ -195,6 +195,28 @@ func TestReadmeDefault(t *testing.T) {
 	}
 }
 
+func TestRelTo(t *testing.T) {
+	for _, tt := range []struct{ from, target, want string }{
+		{"../README.md", "results/c.svg", filepath.Base(mustWd(t)) + "/results/c.svg"},
+		{"README.md", "bench/results/c.svg", "bench/results/c.svg"},
+		{"/a/README.md", "/a/bench/c.md", "bench/c.md"},
+		{"README.md", "", ""},
+	} {
+		if got := relTo(tt.from, tt.target); got != tt.want {
+			t.Errorf("relTo(%q, %q) = %q, want %q", tt.from, tt.target, got, tt.want)
+		}
+	}
+}
+
+func mustWd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
 func TestByteSize(t *testing.T) {
 	for _, tt := range []struct {
 		in   string

@@ -193,7 +193,7 @@ func readmeTable(pairs []Pair) table {
 		"scenario", "delivered, stock", "delivered, ours", "ours/stock",
 		"p99 `End()`, stock", "p99 `End()`, ours", "CPU per delivered span, stock", "ours",
 		"peak heap, stock", "ours", "ours, heap/budget", "ours, limit", "ours, RTT",
-	}}
+	}, left: 1}
 	for _, p := range pairs {
 		s, o := p.Stock, p.Ours
 		t.rows = append(t.rows, []string{

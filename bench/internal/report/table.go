@@ -15,6 +15,9 @@ import (
 type table struct {
 	header []string
 	rows   [][]string
+	// left is the number of leading columns of text, aligned left in
+	// Markdown; zero means two.
+	left int
 }
 
 // comparison is the main table: one row per scenario, stock beside ours,
@@ -259,8 +262,12 @@ func writeText(b *strings.Builder, t table) {
 
 func writeMarkdown(b *strings.Builder, t table) {
 	b.WriteString("| " + strings.Join(t.header, " | ") + " |\n|")
+	left := t.left
+	if left == 0 {
+		left = 2
+	}
 	for i := range t.header {
-		if i < 2 {
+		if i < left {
 			b.WriteString("---|")
 		} else {
 			b.WriteString("--:|")
