@@ -31,7 +31,7 @@ var (
 // The compare command runs the same scenarios at full length.
 func BenchmarkDelivery(b *testing.B) {
 	for _, sc := range scenario.Standard(*deliveryDuration, *deliveryOutage) {
-		for _, kind := range scenario.Kinds {
+		for _, kind := range sc.Pipelines(scenario.Kinds) {
 			b.Run(sc.Name+"/"+string(kind), func(b *testing.B) {
 				var (
 					ended, delivered int64

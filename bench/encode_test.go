@@ -7,18 +7,16 @@ package bench_test
 import (
 	"context"
 	"runtime"
-	"slices"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tracekeeper/tracekeeper/bench/internal/encodecost"
 	"github.com/tracekeeper/tracekeeper/bench/internal/otlpparity"
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 )
@@ -140,25 +138,6 @@ func TestEncodeInvalidUTF8(t *testing.T) {
 	}
 }
 
-// uploadClient is an otlptrace.Client that does in process what the stock
-// otlptracehttp client does before it touches the network: wrap the
-// ResourceSpans in an ExportTraceServiceRequest and proto.Marshal it. With
-// marshal false it does nothing, which leaves the stock transform alone.
-type uploadClient struct{ marshal bool }
-
-var _ otlptrace.Client = uploadClient{}
-
-func (uploadClient) Start(context.Context) error { return nil }
-func (uploadClient) Stop(context.Context) error  { return nil }
-
-func (c uploadClient) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpans) error {
-	if !c.marshal {
-		return nil
-	}
-	_, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rs})
-	return err
-}
-
 // BenchmarkEncode measures turning a batch of 512 spans with eight
 // attributes each, recorded from a real TracerProvider, into OTLP protobuf
 // bytes:
@@ -177,7 +156,7 @@ func BenchmarkEncode(b *testing.B) {
 	ctx := context.Background()
 	stock := func(marshal bool) func(*testing.B) {
 		return func(b *testing.B) {
-			exp, err := otlptrace.New(ctx, uploadClient{marshal: marshal})
+			exp, err := otlptrace.New(ctx, encodecost.MarshalClient{Marshal: marshal})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -224,61 +203,32 @@ func perSpan(b *testing.B, n int, op func()) {
 
 // BenchmarkEncodePaired measures the ratio BenchmarkEncode is quoted for,
 // stock (tracetransform + proto.Marshal) against tracekeeper, from runs
-// that alternate in one process: every iteration encodes the 512-span
-// batch once with each, the side that goes first alternating, so noise
-// from the rest of the machine falls on both alike. Each pair gives one
-// ratio, the stock time over ours; reported are their median and spread
-// (ratio-median, ratio-min, ratio-max) and the median time per span of
-// each side (stock-ns/span, ours-ns/span). At least ten pairs run whatever
-// b.N is; ns/op is the time of one pair.
+// that alternate in one process (see package encodecost): every iteration
+// encodes the 512-span batch once with each, the side that goes first
+// alternating. Reported are the median and spread of the pairs' ratios
+// (ratio-median, ratio-min, ratio-max), the median time per span of each
+// side (stock-ns/span, ours-ns/span) and their allocations per span. At
+// least ten pairs run whatever b.N is; ns/op is the time of one pair. The
+// compare command runs the same measurement for the README.
 func BenchmarkEncodePaired(b *testing.B) {
-	spans := otlpparity.BenchSpans(512)
 	ctx := context.Background()
-	exp, err := otlptrace.New(ctx, uploadClient{marshal: true})
+	p, err := encodecost.New(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = exp.Shutdown(ctx) }()
-	enc := otlpenc.NewEncoder()
-	var out []*otlpenc.Request
-	stock := func() {
-		if err := exp.ExportSpans(ctx, spans); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ours := func() {
-		out, _ = enc.Encode(spans, 0, out[:0])
-		for _, r := range out {
-			r.Release()
-		}
-	}
-	timed := func(op func()) float64 {
-		t0 := time.Now()
-		op()
-		return float64(time.Since(t0).Nanoseconds()) / float64(len(spans))
-	}
-	for range 3 { // warm caches and pools
-		stock()
-		ours()
-	}
-	pairs := max(b.N, 10)
-	stockNs, oursNs, ratios := make([]float64, pairs), make([]float64, pairs), make([]float64, pairs)
+	defer func() { _ = p.Close(ctx) }()
 	b.ResetTimer()
-	for i := range pairs {
-		if i%2 == 0 {
-			stockNs[i] = timed(stock)
-			oursNs[i] = timed(ours)
-		} else {
-			oursNs[i] = timed(ours)
-			stockNs[i] = timed(stock)
-		}
-		ratios[i] = stockNs[i] / oursNs[i]
-	}
+	res, err := p.Run(ctx, b.N)
 	b.StopTimer()
-	b.ReportMetric(slices.Min(ratios), "ratio-min")
-	b.ReportMetric(slices.Max(ratios), "ratio-max")
-	b.ReportMetric(median(ratios), "ratio-median")
-	b.ReportMetric(median(stockNs), "stock-ns/span")
-	b.ReportMetric(median(oursNs), "ours-ns/span")
-	b.ReportMetric(float64(pairs), "pairs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.RatioMin, "ratio-min")
+	b.ReportMetric(res.RatioMax, "ratio-max")
+	b.ReportMetric(res.RatioMedian, "ratio-median")
+	b.ReportMetric(res.StockNs, "stock-ns/span")
+	b.ReportMetric(res.OursNs, "ours-ns/span")
+	b.ReportMetric(res.StockAllocs, "stock-allocs/span")
+	b.ReportMetric(res.OursAllocs, "ours-allocs/span")
+	b.ReportMetric(float64(res.Pairs), "pairs")
 }

@@ -33,7 +33,7 @@ func TestScenarioSmoke(t *testing.T) {
 		{"outage", outage, 500 * time.Millisecond, false},
 	}
 	for _, tt := range tests {
-		for _, kind := range scenario.Kinds {
+		for _, kind := range tt.sc.Pipelines(scenario.Kinds) {
 			t.Run(tt.name+"/"+string(kind), func(t *testing.T) {
 				res, err := scenario.Run(context.Background(), tt.sc, kind, scenario.RunConfig{
 					Rate:            20_000,
@@ -75,6 +75,85 @@ func TestScenarioSmoke(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestOverloadSmoke runs a light load against a backend that serves two
+// requests at once and refuses the rest with 503, through the stock
+// pipeline, ours and ours with a fixed pool of two workers. It asserts
+// behaviour only: the receiver never serves more than its capacity, a
+// fixed pool of that size is never refused, every refusal is counted, and
+// our exporter accounts for every span. How much is delivered and how
+// often the adaptive limit overshoots depend on the machine's speed and
+// are left to the compare command.
+func TestOverloadSmoke(t *testing.T) {
+	const capacity = 2
+	sc := scenario.Scenario{
+		Name: "overload", Duration: time.Second,
+		Latency: 20 * time.Millisecond, MaxConcurrent: capacity,
+	}
+	kinds := sc.Pipelines(scenario.Kinds)
+	if len(kinds) != 3 || kinds[2] != scenario.OursFixed {
+		t.Fatalf("overload pipelines %v, want stock, ours and the fixed pool", kinds)
+	}
+	for _, kind := range kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			res, err := scenario.Run(context.Background(), sc, kind, scenario.RunConfig{
+				Rate:            20_000,
+				ShutdownTimeout: time.Minute,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Unsettled {
+				t.Fatal("the pipeline was still running after the settle timeout")
+			}
+			rs := res.Receiver
+			t.Logf("ended %d, handed %d, delivered %d, receiver %+v, watch %+v", res.Ended, res.Handed, res.Delivered, rs, res.Watch)
+			if res.Ended == 0 {
+				t.Fatal("no span ended")
+			}
+			if res.ShutdownErr != "" {
+				t.Fatalf("shutdown: %s", res.ShutdownErr)
+			}
+			if rs.PeakConcurrent > capacity {
+				t.Errorf("the receiver served %d requests at once, more than its %d", rs.PeakConcurrent, capacity)
+			}
+			if rs.Refused > rs.Failed || rs.Malformed != 0 {
+				t.Errorf("refused %d, failed %d, malformed %d: refusals must be among the failures, and nothing malformed",
+					rs.Refused, rs.Failed, rs.Malformed)
+			}
+			if res.Delivered > res.Handed || res.Handed > res.Ended {
+				t.Errorf("ended %d ≥ handed %d ≥ delivered %d does not hold", res.Ended, res.Handed, res.Delivered)
+			}
+			if got := scenario.RefusedPct(rs); got < 0 || got > 100 {
+				t.Errorf("refused share %v%%", got)
+			}
+			switch kind {
+			case scenario.Stock:
+				// One export at a time never exceeds a capacity of two.
+				if rs.Refused != 0 {
+					t.Errorf("stock: %d requests refused, want none", rs.Refused)
+				}
+				return
+			case scenario.OursFixed:
+				// A pool as large as the capacity is never refused.
+				if rs.Refused != 0 {
+					t.Errorf("a fixed pool of %d: %d requests refused, want none", capacity, rs.Refused)
+				}
+			}
+			checkAccounting(t, res, false)
+			st := res.Exporter
+			// The shutdown had time to finish every attempt: each answer
+			// the receiver gave, success or refusal, is an attempt the
+			// exporter counted.
+			if answers := rs.Requests + rs.Failed; st.Requests < answers {
+				t.Errorf("exporter counted %d attempts, the receiver answered %d", st.Requests, answers)
+			}
+			if st.Exported != res.Delivered {
+				t.Errorf("exported %d, receiver counted %d", st.Exported, res.Delivered)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,8 @@ func TestPickScenarios(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{"all", "all", []string{"latency-0ms", "latency-20ms", "latency-100ms", "outage-503", "outage-refused"}, false},
-		{"empty means all", "", []string{"latency-0ms", "latency-20ms", "latency-100ms", "outage-503", "outage-refused"}, false},
+		{"all", "all", []string{"latency-0ms", "latency-20ms", "latency-100ms", "latency-500ms", "latency-1s", "outage-503", "outage-refused", "overload-4"}, false},
+		{"empty means all", "", []string{"latency-0ms", "latency-20ms", "latency-100ms", "latency-500ms", "latency-1s", "outage-503", "outage-refused", "overload-4"}, false},
 		{"some, in the given order", "outage-503, latency-0ms", []string{"outage-503", "latency-0ms"}, false},
 		{"unknown", "latency-5ms", nil, true},
 	}
@@ -116,11 +117,130 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunReadme runs a short comparison with the overload scenario and
+// -readme, and checks that the README's block was rewritten from the run
+// and the prose around it kept.
+func TestRunReadme(t *testing.T) {
+	dir := t.TempDir()
+	readme := filepath.Join(dir, "README.md")
+	const before = "# Project\n\n<!-- compare:begin -->\n| stale | 1.0 µs |\n<!-- compare:end -->\n\nafter\n"
+	if err := os.WriteFile(readme, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svg, md := filepath.Join(dir, "bench", "results", "c.svg"), filepath.Join(dir, "bench", "results", "c.md")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{
+		"-duration", "300ms", "-rate", "5000", "-gzip", "-budget", "8MiB",
+		"-scenarios", "overload-4", "-svg", svg, "-md", md, "-readme", readme, "-encode-pairs", "10",
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "[ 3/3]") || !strings.Contains(stderr.String(), "tracekeeper-fixed") {
+		t.Errorf("the overload scenario did not run three pipelines:\n%s", stderr.String())
+	}
+	got, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(got)
+	for _, want := range []string{
+		"# Project\n\n<!-- compare:begin -->\n",
+		"<!-- compare:end -->\n\nafter\n",
+		"](bench/results/c.svg)",
+		"[bench/results/c.md](bench/results/c.md)",
+		"4 requests at once, 100ms, 503 beyond",
+		"tracekeeper-fixed (WithWorkers(4))",
+		"gzip compression for both",
+		"our memory budget, set to 8.0 MiB",
+		"10 pairs of the same batch",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("README lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "stale") {
+		t.Errorf("README keeps the old block:\n%s", page)
+	}
+}
+
+func TestReadmeDefault(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"-svg", "x.svg", "-md", "x.md", "-encode-pairs", "5"}, true},
+		{[]string{"-duration", "1s"}, false},
+		{[]string{"-gzip"}, false},
+		{[]string{"-bsp-queue", "16384"}, false},
+		{[]string{"-scenarios", "latency-0ms"}, false},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		for _, name := range []string{"svg", "md", "encode-pairs", "duration", "bsp-queue", "scenarios"} {
+			fs.String(name, "", "")
+		}
+		fs.Bool("gzip", false, "")
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := isStandard(fs); got != tt.want {
+			t.Errorf("isStandard(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+	// From inside the benchmark module the repository's README is found.
+	if got := defaultReadme(); filepath.Base(got) != "README.md" || !isBenchModule(filepath.Join(filepath.Dir(got), "bench")) {
+		t.Errorf("defaultReadme() = %q, want the README.md beside the bench module", got)
+	}
+}
+
+func TestRelTo(t *testing.T) {
+	for _, tt := range []struct{ from, target, want string }{
+		{"../README.md", "results/c.svg", filepath.Base(mustWd(t)) + "/results/c.svg"},
+		{"README.md", "bench/results/c.svg", "bench/results/c.svg"},
+		{"/a/README.md", "/a/bench/c.md", "bench/c.md"},
+		{"README.md", "", ""},
+	} {
+		if got := relTo(tt.from, tt.target); got != tt.want {
+			t.Errorf("relTo(%q, %q) = %q, want %q", tt.from, tt.target, got, tt.want)
+		}
+	}
+}
+
+func mustWd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"96MiB", 96 << 20, true}, {"96M", 96 << 20, true}, {"512 KiB", 512 << 10, true},
+		{"1GiB", 1 << 30, true}, {"1234", 1234, true}, {"", 0, true},
+		{"-1MiB", 0, false}, {"0", 0, false}, {"12XB", 0, false}, {"MiB", 0, false}, {"99999999999GiB", 0, false},
+	} {
+		var b byteSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && int64(b) != tt.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tt.in, int64(b), err, tt.want, tt.ok)
+		}
+	}
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenarios", "nope"},
 		{"-pipelines", "nope"},
 		{"-duration", "0s"},
+		{"-budget", "lots"},
 		{"extra"},
 	} {
 		var out bytes.Buffer

@@ -8,11 +8,23 @@ import (
 	"github.com/tracekeeper/tracekeeper/bench/internal/scenario"
 )
 
-// Pair holds the two pipelines' results for one scenario; either may be
-// nil when that pipeline was not run.
+// Pair holds the pipelines' results for one scenario; any may be nil when
+// that pipeline was not run. Fixed is ours with a fixed pool of workers,
+// which only the overload scenarios run.
 type Pair struct {
-	Scenario    scenario.Scenario
-	Stock, Ours *scenario.Result
+	Scenario           scenario.Scenario
+	Stock, Ours, Fixed *scenario.Result
+}
+
+// results returns the pair's results that are there, stock first.
+func (p Pair) results() []*scenario.Result {
+	var out []*scenario.Result
+	for _, r := range []*scenario.Result{p.Stock, p.Ours, p.Fixed} {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Pairs groups results by scenario, in the order the scenarios first
@@ -32,6 +44,8 @@ func Pairs(results []*scenario.Result) []Pair {
 			out[i].Stock = r
 		case scenario.Ours:
 			out[i].Ours = r
+		case scenario.OursFixed:
+			out[i].Fixed = r
 		}
 	}
 	return out
@@ -55,6 +69,11 @@ type Meta struct {
 	// BSPQueue is the BatchSpanProcessor's queue size both pipelines ran
 	// with; zero means the SDK's default.
 	BSPQueue int
+	// Gzip says both pipelines compressed their requests with gzip.
+	Gzip bool
+	// MemoryBudget is the memory budget our exporter was given; zero
+	// means its default.
+	MemoryBudget int
 }
 
 // pct formats a percentage with the precision its size needs.

@@ -32,14 +32,41 @@ func result(sc scenario.Scenario, kind scenario.Kind, ended, handed, delivered i
 	return r
 }
 
-func sampleResults() []*scenario.Result {
-	scs := scenario.Standard(time.Second, 500*time.Millisecond)
-	return []*scenario.Result{
-		result(scs[0], scenario.Stock, 1000, 600, 600, 2*time.Microsecond),
-		result(scs[0], scenario.Ours, 1000, 1000, 1000, 2*time.Microsecond),
-		result(scs[3], scenario.Stock, 2000, 300, 200, 3*time.Microsecond),
-		result(scs[3], scenario.Ours, 2000, 2000, 1500, 2*time.Microsecond),
+// standard returns the standard scenario named name.
+func standard(name string) scenario.Scenario {
+	for _, sc := range scenario.Standard(time.Second, 500*time.Millisecond) {
+		if sc.Name == name {
+			return sc
+		}
 	}
+	panic("no standard scenario " + name)
+}
+
+func sampleResults() []*scenario.Result {
+	healthy, outage := standard("latency-0ms"), standard("outage-503")
+	return []*scenario.Result{
+		result(healthy, scenario.Stock, 1000, 600, 600, 2*time.Microsecond),
+		result(healthy, scenario.Ours, 1000, 1000, 1000, 2*time.Microsecond),
+		result(outage, scenario.Stock, 2000, 300, 200, 3*time.Microsecond),
+		result(outage, scenario.Ours, 2000, 2000, 1500, 2*time.Microsecond),
+	}
+}
+
+// overloadResults are the three pipelines' results in the overload
+// scenario.
+func overloadResults() []*scenario.Result {
+	sc := standard("overload-4")
+	var out []*scenario.Result
+	for i, kind := range sc.Pipelines(scenario.Kinds) {
+		r := result(sc, kind, 1000, 1000, 900, time.Microsecond)
+		r.Receiver = scenario.ReceiverStats{Requests: 90, Failed: int64(10 * i), Refused: int64(10 * i), PeakConcurrent: 4}
+		r.Steady = scenario.ReceiverStats{Requests: 45, Failed: int64(i), Refused: int64(i)}
+		if kind != scenario.Stock {
+			r.Watch = scenario.Watch{Samples: 10, PeakLimit: 16, EndLimit: 5, SteadyLimit: 4.5, RoundTrip: 100 * time.Millisecond, Budget: 32 << 20}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func TestFormat(t *testing.T) {
@@ -144,11 +171,46 @@ func TestMarkdown(t *testing.T) {
 		"| outage-503 | stock | 2,000 | 2,000 | 1,700 | 300 | 200 | 100 (unreported) |",
 		"| outage-503 | tracekeeper | 2,000 | 2,000 | 0 | 2,000 | 1,500 | queue_full 500 | 0 | yes |",
 		"Command: `go run ./cmd/compare`",
-		"budget with its defaults: 16.0 MiB of queued spans",
+		"memory budget (WithMemoryBudget), shared by queued spans and requests in flight: 16.0 MiB",
+		"Both pipelines run with their defaults against",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestOverloadTable(t *testing.T) {
+	rs := overloadResults()
+	pairs := Pairs(rs)
+	if len(pairs) != 1 || pairs[0].Fixed != rs[2] {
+		t.Fatalf("pairs %+v: the fixed pool's result is not paired", pairs)
+	}
+	var b strings.Builder
+	meta := Meta{Rate: 1000, ShutdownTimeout: time.Second, BSPQueue: 16384, Gzip: true, MemoryBudget: 96 << 20}
+	if err := Markdown(&b, rs, meta, ""); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"## Overload",
+		"| overload-4 | stock | 90.0% | 90 | 0 | 0.00% | 0.00% | 4 | – | – |",
+		"| overload-4 | tracekeeper | 90.0% | 90 | 10 | 10.0% | 2.17% | 4 | 5 / 16 | 4.5 |",
+		"| overload-4 | tracekeeper-fixed (WithWorkers(4)) | 90.0% | 90 | 20 | 18.2% | 4.26% | 4 | 5 / 16 | 4.5 |",
+		"queue, raised to 16,384 spans for both",
+		"gzip compression for both",
+		"our memory budget, set to 96.0 MiB",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	if err := Text(&b, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "refused share, 2nd half") {
+		t.Errorf("text lacks the overload table:\n%s", b.String())
 	}
 }
 

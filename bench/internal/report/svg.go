@@ -142,8 +142,8 @@ func panel(b *strings.Builder, x0 int, pairs []Pair, s series) {
 				x+bw/2, float64(y0)-h-4, esc(s.label(v)))
 		}
 		for k, line := range shortLabel(p.Scenario) {
-			fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="12" text-anchor="middle">%s</text>`+"\n",
-				cx, y0+17+k*15, esc(line))
+			fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`+"\n",
+				cx, y0+17+k*14, esc(line))
 		}
 	}
 }
@@ -152,6 +152,9 @@ func panel(b *strings.Builder, x0 int, pairs []Pair, s series) {
 func shortLabel(s scenario.Scenario) [2]string {
 	if s.Outage != scenario.Available {
 		return [2]string{s.Outage.String(), "for " + s.OutageFor.String()}
+	}
+	if s.MaxConcurrent > 0 {
+		return [2]string{"overload", fmt.Sprintf("%d at once", s.MaxConcurrent)}
 	}
 	return [2]string{"latency", "+" + s.Latency.String()}
 }

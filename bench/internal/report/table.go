@@ -15,6 +15,9 @@ import (
 type table struct {
 	header []string
 	rows   [][]string
+	// left is the number of leading columns of text, aligned left in
+	// Markdown; zero means two.
+	left int
 }
 
 // comparison is the main table: one row per scenario, stock beside ours,
@@ -25,7 +28,8 @@ func comparison(pairs []Pair) table {
 		"delivered stock", "delivered ours", "ours/stock",
 		"p99 End stock", "p99 End ours", "ours/stock",
 		"CPU/delivered stock", "CPU/delivered ours", "ours/stock",
-		"peak heap stock", "peak heap ours",
+		"peak heap stock", "peak heap ours", "ours heap/budget",
+		"ours limit end/peak", "ours RTT",
 	}}
 	for _, p := range pairs {
 		row := []string{p.Scenario.Name, p.Scenario.Label()}
@@ -40,7 +44,8 @@ func comparison(pairs []Pair) table {
 			cell(o, func(r *scenario.Result) string { return perSpan(r) }),
 			both(s, o, func(r *scenario.Result) float64 { return float64(r.CPUPerDelivered()) }))
 		row = append(row, cell(s, func(r *scenario.Result) string { return mib(r.Usage.PeakLiveHeap) }),
-			cell(o, func(r *scenario.Result) string { return mib(r.Usage.PeakLiveHeap) }))
+			cell(o, func(r *scenario.Result) string { return mib(r.Usage.PeakLiveHeap) }),
+			cell(o, heapOverBudget), cell(o, limits), cell(o, roundTrip))
 		t.rows = append(t.rows, row)
 	}
 	return t
@@ -53,10 +58,7 @@ func accounting(pairs []Pair) table {
 		"handed to exporter", "delivered", "exporter drops", "left at deadline", "books balance", "resumed after outage",
 	}}
 	for _, p := range pairs {
-		for _, r := range []*scenario.Result{p.Stock, p.Ours} {
-			if r == nil {
-				continue
-			}
+		for _, r := range p.results() {
 			t.rows = append(t.rows, []string{
 				p.Scenario.Name, string(r.Pipeline), count(r.Offered), count(r.Ended),
 				count(r.Ended - r.Handed), count(r.Handed), count(r.Delivered),
@@ -65,6 +67,84 @@ func accounting(pairs []Pair) table {
 		}
 	}
 	return t
+}
+
+// overload is the table of the overload scenarios: every pipeline's
+// delivery and how often the backend refused it.
+func overload(pairs []Pair) table {
+	t := table{header: []string{
+		"scenario", "pipeline", "delivered", "requests served", "refused (503)", "refused share",
+		"refused share, 2nd half", "peak at backend", "limit end/peak", "limit mean, 2nd half",
+	}}
+	for _, p := range pairs {
+		if p.Scenario.MaxConcurrent <= 0 {
+			continue
+		}
+		for _, r := range p.results() {
+			rs := r.Receiver
+			t.rows = append(t.rows, []string{
+				p.Scenario.Name, pipelineName(r), pct(r.DeliveredPct()), count(rs.Requests), count(rs.Refused),
+				pct(scenario.RefusedPct(rs)), pct(scenario.RefusedPct(r.Steady)), count(rs.PeakConcurrent),
+				limits(r), steadyLimit(r),
+			})
+		}
+	}
+	return t
+}
+
+// pipelineName names a result's pipeline, with the pool size of a fixed
+// one.
+func pipelineName(r *scenario.Result) string {
+	if r.Pipeline == scenario.OursFixed {
+		return fmt.Sprintf("%s (WithWorkers(%d))", r.Pipeline, r.Scenario.MaxConcurrent)
+	}
+	return string(r.Pipeline)
+}
+
+// hasOverload reports whether any pair is an overload scenario.
+func hasOverload(pairs []Pair) bool {
+	for _, p := range pairs {
+		if p.Scenario.MaxConcurrent > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// heapOverBudget is how far the process's live heap rose above where it
+// started, as a multiple of our exporter's memory budget.
+func heapOverBudget(r *scenario.Result) string {
+	b := r.Watch.Budget
+	if b <= 0 && r.Exporter != nil {
+		b = r.Exporter.MemoryBudget
+	}
+	if b <= 0 || r.Usage.PeakLiveHeap < r.Usage.StartLiveHeap {
+		return "–"
+	}
+	return ratio(float64(r.Usage.PeakLiveHeap-r.Usage.StartLiveHeap), float64(b))
+}
+
+// limits is our exporter's concurrency limit when the load ended and the
+// largest seen.
+func limits(r *scenario.Result) string {
+	if r.Watch.Samples == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d / %d", r.Watch.EndLimit, r.Watch.PeakLimit)
+}
+
+func steadyLimit(r *scenario.Result) string {
+	if r.Watch.Samples == 0 || r.Watch.SteadyLimit == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", r.Watch.SteadyLimit)
+}
+
+func roundTrip(r *scenario.Result) string {
+	if r.Watch.Samples == 0 || r.Watch.RoundTrip <= 0 {
+		return "–"
+	}
+	return dur(r.Watch.RoundTrip.Round(100 * time.Microsecond))
 }
 
 func cell(r *scenario.Result, f func(*scenario.Result) string) string {
@@ -160,6 +240,10 @@ func Text(w io.Writer, results []*scenario.Result) error {
 	writeText(&b, comparison(pairs))
 	b.WriteString("\n")
 	writeText(&b, accounting(pairs))
+	if hasOverload(pairs) {
+		b.WriteString("\n")
+		writeText(&b, overload(pairs))
+	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("report: write text: %w", err)
@@ -178,8 +262,12 @@ func writeText(b *strings.Builder, t table) {
 
 func writeMarkdown(b *strings.Builder, t table) {
 	b.WriteString("| " + strings.Join(t.header, " | ") + " |\n|")
+	left := t.left
+	if left == 0 {
+		left = 2
+	}
 	for i := range t.header {
-		if i < 2 {
+		if i < left {
 			b.WriteString("---|")
 		} else {
 			b.WriteString("--:|")
@@ -205,12 +293,7 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	fmt.Fprintf(&b, "Offered load: %s spans/s with 8 attributes each, ended from %d goroutines; ",
 		count(int64(meta.Rate)), scenario.DefaultGoroutines)
 	fmt.Fprintf(&b, "each pipeline then gets %s to shut down. ", meta.ShutdownTimeout)
-	if meta.BSPQueue > 0 {
-		fmt.Fprintf(&b, "Both pipelines run with their defaults, except the BatchSpanProcessor's queue, "+
-			"raised to %s spans for both (`sdktrace.WithMaxQueueSize`), ", count(int64(meta.BSPQueue)))
-	} else {
-		b.WriteString("Both pipelines run with their defaults ")
-	}
+	b.WriteString(setup(meta) + " ")
 	b.WriteString("against the same embedded OTLP/HTTP receiver, " +
 		"one after the other in one process: stock is `sdktrace.WithBatcher(otlptracehttp.New(...))`, " +
 		"ours is `sdktrace.WithBatcher(exporter.New(...))`.\n\n")
@@ -242,18 +325,57 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	b.WriteString(".")
 	if q := queueBudget(results); q > 0 {
 		fmt.Fprintf(&b, " Our exporter's memory budget (WithMemoryBudget), shared by queued spans and "+
-			"requests in flight: %s.", mib(uint64(q)))
+			"requests in flight: %s. Ours heap/budget: how far the live heap rose above where it started, "+
+			"as a multiple of that budget (the BatchSpanProcessor's queue and the receiver included).", mib(uint64(q)))
 	}
-	b.WriteString("\n\n")
+	b.WriteString(" Ours limit: the concurrency limit of our exporter (Stats.ConcurrencyLimit) when the load " +
+		"ended and the largest seen; RTT: the round-trip time it adapted to.\n\n")
 	b.WriteString("## Where every span went\n\n")
 	writeMarkdown(&b, accounting(pairs))
 	b.WriteString("\nThe stock exporter does not count its failures: its drops are the spans handed to it " +
 		"that never arrived. Ours counts every span it accepts as exported or dropped with a reason.\n")
+	if hasOverload(pairs) {
+		b.WriteString("\n## Overload\n\n")
+		b.WriteString(overloadIntro)
+		writeMarkdown(&b, overload(pairs))
+		b.WriteString("\n" + overloadNotes)
+	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("report: write markdown: %w", err)
 	}
 	return nil
+}
+
+const overloadIntro = "The backend serves a fixed number of requests at once and answers " +
+	"503 Service Unavailable, without Retry-After, to any request beyond them. Ours adapts its " +
+	"concurrency; tracekeeper-fixed is ours with a fixed pool exactly as large as the backend's " +
+	"capacity (`exporter.WithWorkers`), the best a fixed setting can do; stock sends one request at a time.\n\n"
+
+const overloadNotes = "Requests served: answered with success. Refused share: refused requests as a share " +
+	"of all the requests the backend answered, over the whole run and over the load's second half alone " +
+	"(the steady state, after the limit has come down from its start). Peak at backend: the most requests " +
+	"it served at once. Limit mean: the exporter's concurrency limit averaged over the load's second half.\n"
+
+// setup says how the pipelines were configured, as a sentence ending in
+// the receiver they ran against.
+func setup(meta Meta) string {
+	var changes []string
+	if meta.BSPQueue > 0 {
+		changes = append(changes, fmt.Sprintf("the BatchSpanProcessor's queue, raised to %s spans for both "+
+			"(`sdktrace.WithMaxQueueSize`)", count(int64(meta.BSPQueue))))
+	}
+	if meta.Gzip {
+		changes = append(changes, "gzip compression for both (`otlptracehttp.WithCompression`, `exporter.WithCompression`)")
+	}
+	if meta.MemoryBudget > 0 {
+		changes = append(changes, fmt.Sprintf("our memory budget, set to %s (`exporter.WithMemoryBudget`)",
+			mib(uint64(meta.MemoryBudget))))
+	}
+	if len(changes) == 0 {
+		return "Both pipelines run with their defaults"
+	}
+	return "Both pipelines run with their defaults, except " + strings.Join(changes, "; ") + ","
 }
 
 // queueBudget is our exporter's memory budget, from the first result that

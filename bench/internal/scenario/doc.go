@@ -8,18 +8,25 @@
 //     counts the spans of every ExportTraceServiceRequest it answers with
 //     success, can hold each answer back by a fixed latency, and can go
 //     through an outage: answering 503 Service Unavailable, or refusing
-//     connections altogether, until it is told to recover.
+//     connections altogether, until it is told to recover. It can also be
+//     an overloaded backend that serves a fixed number of requests at once
+//     and answers 503 to the rest.
 //   - Generate ends spans at a fixed offered rate from several goroutines,
 //     each span with the same eight attributes a typical HTTP server span
 //     carries, and records how long every span.End() call took in a
 //     Histogram.
 //   - NewPipeline builds the two pipelines under comparison with their
 //     default settings: the stock sdktrace.WithBatcher(otlptracehttp.New(...))
-//     and sdktrace.WithBatcher(exporter.New(...)).
+//     and sdktrace.WithBatcher(exporter.New(...)); and, for the overload
+//     scenario, ours with a fixed pool of workers as large as the backend's
+//     capacity. PipelineConfig changes the same few settings for all
+//     alike: the BatchSpanProcessor's queue, gzip, our memory budget.
 //   - Run puts them together for one Scenario: it starts a receiver and a
 //     pipeline, offers the load, shuts the pipeline down within a deadline
 //     and reports a Result: spans ended and delivered, span.End() latency
-//     quantiles, process CPU time and peak heap.
+//     quantiles, process CPU time and peak heap, and for ours what its
+//     Stats showed while the load ran (concurrency limit, round trip,
+//     memory held).
 //
 // # Fairness
 //

@@ -49,6 +49,9 @@ func ExampleStandard() {
 	// latency-0ms     0s latency       load for 5s
 	// latency-20ms    20ms latency     load for 5s
 	// latency-100ms   100ms latency    load for 5s
+	// latency-500ms   500ms latency    load for 5s
+	// latency-1s      1s latency       load for 5s
 	// outage-503      503 for 2s       load for 10s
 	// outage-refused  refused for 2s   load for 10s
+	// overload-4      4 at once, 100ms latency, 503 beyond load for 5s
 }

@@ -26,12 +26,37 @@ const (
 	// WithInsecure)) with every other setting at its default.
 	Stock Kind = "stock"
 	// Ours is sdktrace.WithBatcher(exporter.New(WithEndpoint,
-	// WithInsecure)) with every other setting at its default.
+	// WithInsecure)) with every other setting at its default: the number
+	// of requests in flight adapts to the backend.
 	Ours Kind = "tracekeeper"
+	// OursFixed is Ours with a fixed pool of workers
+	// (exporter.WithWorkers(PipelineConfig.Workers)) instead of the
+	// adaptive concurrency. Only the overload scenarios run it, with as
+	// many workers as the backend serves requests at once.
+	OursFixed Kind = "tracekeeper-fixed"
 )
 
-// Kinds lists the pipelines in the order tables show them.
+// Kinds lists the pipelines every scenario runs, in the order tables show
+// them.
 var Kinds = []Kind{Stock, Ours}
+
+// PipelineConfig is what NewPipeline may change from the pipelines'
+// defaults.
+type PipelineConfig struct {
+	// BSPQueue, when positive, sets the BatchSpanProcessor's queue size
+	// (sdktrace.WithMaxQueueSize) for every pipeline; zero keeps the
+	// SDK's default.
+	BSPQueue int
+	// Gzip compresses request bodies with gzip in every pipeline
+	// (otlptracehttp.WithCompression, exporter.WithCompression).
+	Gzip bool
+	// MemoryBudget, when positive, sets our exporter's memory budget
+	// (exporter.WithMemoryBudget); zero keeps its default.
+	MemoryBudget int
+	// Workers is the fixed number of requests in flight of OursFixed
+	// (exporter.WithWorkers); other pipelines ignore it.
+	Workers int
+}
 
 // Pipeline is a TracerProvider whose spans go through a BatchSpanProcessor
 // to one of the exporters under comparison.
@@ -56,12 +81,11 @@ var (
 func Reports() int64 { return reports.Load() }
 
 // NewPipeline returns a pipeline of the given kind sending to endpoint
-// ("host:port", plaintext). Building the first pipeline replaces the global
-// OpenTelemetry error handler by a counter (see Reports), so that the stock
-// exporter's failures are counted rather than printed.
-// bspQueue, when positive, sets the BatchSpanProcessor's queue size
-// (sdktrace.WithMaxQueueSize); zero keeps the SDK's default.
-func NewPipeline(ctx context.Context, kind Kind, endpoint string, bspQueue int, opts ...sdktrace.TracerProviderOption) (*Pipeline, error) {
+// ("host:port", plaintext), with cfg's changes from the defaults. Building
+// the first pipeline replaces the global OpenTelemetry error handler by a
+// counter (see Reports), so that the stock exporter's failures are counted
+// rather than printed.
+func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineConfig, opts ...sdktrace.TracerProviderOption) (*Pipeline, error) {
 	installHandler.Do(func() {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) { reports.Add(1) }))
 	})
@@ -69,22 +93,39 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, bspQueue int, 
 	var inner sdktrace.SpanExporter
 	switch kind {
 	case Stock:
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(endpoint), otlptracehttp.WithInsecure())
+		sopts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(endpoint), otlptracehttp.WithInsecure()}
+		if cfg.Gzip {
+			sopts = append(sopts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+		}
+		exp, err := otlptracehttp.New(ctx, sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("scenario: stock exporter: %w", err)
 		}
 		inner = exp
-	case Ours:
-		p.Exporter = exporter.New(exporter.WithEndpoint(endpoint), exporter.WithInsecure(),
-			exporter.WithLogger(countingLogger()))
+	case Ours, OursFixed:
+		eopts := []exporter.Option{exporter.WithEndpoint(endpoint), exporter.WithInsecure(),
+			exporter.WithLogger(countingLogger())}
+		if cfg.Gzip {
+			eopts = append(eopts, exporter.WithCompression(exporter.GzipCompression))
+		}
+		if cfg.MemoryBudget > 0 {
+			eopts = append(eopts, exporter.WithMemoryBudget(cfg.MemoryBudget))
+		}
+		if kind == OursFixed {
+			if cfg.Workers <= 0 {
+				return nil, fmt.Errorf("scenario: pipeline %s needs a positive number of workers", kind)
+			}
+			eopts = append(eopts, exporter.WithWorkers(cfg.Workers))
+		}
+		p.Exporter = exporter.New(eopts...)
 		inner = p.Exporter
 	default:
 		return nil, fmt.Errorf("scenario: unknown pipeline %q", kind)
 	}
 	p.counter = &countingExporter{next: inner, done: make(chan struct{})}
 	var bsp []sdktrace.BatchSpanProcessorOption
-	if bspQueue > 0 {
-		bsp = append(bsp, sdktrace.WithMaxQueueSize(bspQueue))
+	if cfg.BSPQueue > 0 {
+		bsp = append(bsp, sdktrace.WithMaxQueueSize(cfg.BSPQueue))
 	}
 	all := append([]sdktrace.TracerProviderOption{
 		sdktrace.WithResource(Resource()),

@@ -63,6 +63,12 @@ type ReceiverConfig struct {
 	// counting its spans on the wire. It checks more and costs more CPU
 	// time, which the receiver shares with the pipeline under test.
 	Decode bool
+	// MaxConcurrent, when positive, is the number of requests the
+	// receiver serves at once, as a backend with a fixed number of
+	// handlers does: a request that arrives while MaxConcurrent are being
+	// answered is refused at once with 503 Service Unavailable, without a
+	// Retry-After header. Zero serves any number.
+	MaxConcurrent int
 	// Clock times the latency; nil means the real clock.
 	Clock clockwork.Clock
 }
@@ -80,6 +86,12 @@ type ReceiverStats struct {
 	// Malformed counts requests whose body was not a valid
 	// ExportTraceServiceRequest; they are answered 400 Bad Request.
 	Malformed int64
+	// Refused counts the requests answered 503 because MaxConcurrent
+	// were already being served; they are counted in Failed too.
+	Refused int64
+	// PeakConcurrent is the largest number of requests served at once
+	// (refused ones not included).
+	PeakConcurrent int64
 	// Bytes counts the request bodies of the successful requests, as sent
 	// (compressed when they were).
 	Bytes int64
@@ -87,6 +99,18 @@ type ReceiverStats struct {
 	// request answered with success after it; zero when no outage has
 	// ended, negative when none has succeeded since.
 	Resumed time.Duration
+}
+
+// sub returns the counts of s less those of earlier; the peak and the
+// resumption are s's own.
+func (s ReceiverStats) sub(earlier ReceiverStats) ReceiverStats {
+	s.Spans -= earlier.Spans
+	s.Requests -= earlier.Requests
+	s.Failed -= earlier.Failed
+	s.Malformed -= earlier.Malformed
+	s.Refused -= earlier.Refused
+	s.Bytes -= earlier.Bytes
+	return s
 }
 
 // Receiver is an embedded OTLP/HTTP trace receiver listening on a loopback
@@ -100,6 +124,7 @@ type Receiver struct {
 	mode    atomic.Int32 // Mode
 
 	spans, requests, failed, malformed, bytes atomic.Int64
+	refused, active, peakActive               atomic.Int64
 
 	mu          sync.Mutex
 	ln          net.Listener // nil while refusing
@@ -199,6 +224,9 @@ func (r *Receiver) Stats() ReceiverStats {
 		Failed:    r.failed.Load(),
 		Malformed: r.malformed.Load(),
 		Bytes:     r.bytes.Load(),
+
+		Refused:        r.refused.Load(),
+		PeakConcurrent: r.peakActive.Load(),
 	}
 	r.mu.Lock()
 	s.Resumed = r.resumed
@@ -278,6 +306,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.fail(w, http.StatusBadRequest)
 		return
 	}
+	if !r.acquire() {
+		r.refused.Add(1)
+		r.fail(w, http.StatusServiceUnavailable)
+		return
+	}
+	defer r.active.Add(-1)
 	if d := time.Duration(r.latency.Load()); d > 0 {
 		t := r.clock.NewTimer(d)
 		select {
@@ -307,6 +341,22 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
+}
+
+// acquire takes one of the MaxConcurrent places of a request being
+// served; it reports false when all are taken.
+func (r *Receiver) acquire() bool {
+	n := r.active.Add(1)
+	if limit := int64(r.cfg.MaxConcurrent); limit > 0 && n > limit {
+		r.active.Add(-1)
+		return false
+	}
+	for {
+		peak := r.peakActive.Load()
+		if n <= peak || r.peakActive.CompareAndSwap(peak, n) {
+			return true
+		}
+	}
 }
 
 func (r *Receiver) fail(w http.ResponseWriter, code int) {

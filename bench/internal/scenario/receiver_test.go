@@ -99,6 +99,9 @@ func TestReceiver(t *testing.T) {
 			}
 			got := r.Stats()
 			got.Resumed = 0
+			if tt.want.Requests > 0 {
+				tt.want.PeakConcurrent = 1
+			}
 			if got != tt.want {
 				t.Errorf("stats %+v, want %+v", got, tt.want)
 			}
@@ -194,5 +197,57 @@ func TestReceiverClosed(t *testing.T) {
 	}
 	if err := r.SetMode(Unavailable); err == nil {
 		t.Error("SetMode after Close succeeded")
+	}
+}
+
+func TestReceiverMaxConcurrent(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	r, err := NewReceiver(ReceiverConfig{Latency: 20 * time.Millisecond, MaxConcurrent: 1, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := newClient(t)
+	body := request(t, []int{2})
+	done := make(chan int, 1)
+	go func() {
+		code, err := post(t, c, r, TracesPath, body, nil)
+		if err != nil {
+			code = -1
+		}
+		done <- code
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the first answer never waited on the clock: %v", err)
+	}
+	// The only place is taken: the second request is refused at once.
+	if code, err := post(t, c, r, TracesPath, body, nil); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("second request: %d, %v; want 503", code, err)
+	}
+	clock.Advance(20 * time.Millisecond)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("first request: status %d, want 200", code)
+	}
+	// The place is free again: a third request is served.
+	go func() {
+		code, err := post(t, c, r, TracesPath, body, nil)
+		if err != nil {
+			code = -1
+		}
+		done <- code
+	}()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the third answer never waited on the clock: %v", err)
+	}
+	clock.Advance(20 * time.Millisecond)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("third request: status %d, want 200", code)
+	}
+	st := r.Stats()
+	want := ReceiverStats{Spans: 4, Requests: 2, Failed: 1, Refused: 1, PeakConcurrent: 1, Bytes: 2 * int64(len(body))}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,11 @@ type Scenario struct {
 	Name string
 	// Latency is added to every answer of the receiver.
 	Latency time.Duration
+	// MaxConcurrent, when positive, makes the receiver an overloaded
+	// backend: it serves that many requests at once and answers 503 to
+	// the others (see ReceiverConfig.MaxConcurrent). The scenario then
+	// also runs OursFixed with as many workers.
+	MaxConcurrent int
 	// Outage, when not Available, is the mode the receiver is in from
 	// OutageStart for OutageFor, after which it recovers.
 	Outage      Mode
@@ -32,22 +38,48 @@ type Scenario struct {
 
 // Label describes the backend condition in a few words.
 func (s Scenario) Label() string {
-	if s.Outage != Available {
+	switch {
+	case s.Outage != Available:
 		return fmt.Sprintf("%s for %s", s.Outage, s.OutageFor)
+	case s.MaxConcurrent > 0:
+		return fmt.Sprintf("%d at once, %s latency, 503 beyond", s.MaxConcurrent, s.Latency)
 	}
 	return fmt.Sprintf("%s latency", s.Latency)
 }
 
+// Pipelines returns the pipelines the scenario runs out of those chosen:
+// kinds, followed in an overload scenario by OursFixed when Ours is
+// among them, so that the adaptive concurrency and a fixed pool as large
+// as the backend's capacity run side by side.
+func (s Scenario) Pipelines(kinds []Kind) []Kind {
+	out := append([]Kind(nil), kinds...)
+	if s.MaxConcurrent > 0 && slices.Contains(kinds, Ours) && !slices.Contains(kinds, OursFixed) {
+		out = append(out, OursFixed)
+	}
+	return out
+}
+
+// Overload is the capacity and latency of the standard overload scenario's
+// backend.
+const (
+	OverloadConcurrent = 4
+	OverloadLatency    = 100 * time.Millisecond
+)
+
 // Standard returns the scenarios of the comparison: backend latencies of 0,
-// 20 and 100 ms for duration each, then an outage of outage answering 503,
-// and one refusing connections, each in a run of twice duration that
-// starts the outage after a fifth of duration, so that the pipelines have
-// time to recover.
+// 20, 100, 500 and 1000 ms for duration each; then an outage of outage
+// answering 503, and one refusing connections, each in a run of twice
+// duration that starts the outage after a fifth of duration, so that the
+// pipelines have time to recover; then an overloaded backend serving
+// OverloadConcurrent requests at once, each after OverloadLatency, and
+// answering 503 beyond, for duration.
 func Standard(duration, outage time.Duration) []Scenario {
 	out := []Scenario{
 		{Name: "latency-0ms", Duration: duration},
 		{Name: "latency-20ms", Latency: 20 * time.Millisecond, Duration: duration},
 		{Name: "latency-100ms", Latency: 100 * time.Millisecond, Duration: duration},
+		{Name: "latency-500ms", Latency: 500 * time.Millisecond, Duration: duration},
+		{Name: "latency-1s", Latency: time.Second, Duration: duration},
 	}
 	for _, o := range []struct {
 		name string
@@ -61,7 +93,12 @@ func Standard(duration, outage time.Duration) []Scenario {
 			Duration:    2 * duration,
 		})
 	}
-	return out
+	return append(out, Scenario{
+		Name:          fmt.Sprintf("overload-%d", OverloadConcurrent),
+		Latency:       OverloadLatency,
+		MaxConcurrent: OverloadConcurrent,
+		Duration:      duration,
+	})
 }
 
 // Defaults of RunConfig.
@@ -70,6 +107,7 @@ const (
 	DefaultShutdownTimeout = 2 * time.Second
 	DefaultSettleTimeout   = 30 * time.Second
 	probeInterval          = 5 * time.Millisecond
+	watchInterval          = 20 * time.Millisecond
 )
 
 // RunConfig configures Run.
@@ -93,6 +131,11 @@ type RunConfig struct {
 	// BSPQueue is the BatchSpanProcessor's queue size for both pipelines;
 	// zero keeps the SDK's default (2048).
 	BSPQueue int
+	// Gzip compresses request bodies in every pipeline.
+	Gzip bool
+	// MemoryBudget, when positive, is our exporter's memory budget
+	// (exporter.WithMemoryBudget); zero keeps its default.
+	MemoryBudget int
 	// Progress, when not nil, is called about once per ProgressEvery
 	// (default one second) while the load runs.
 	Progress      func(Progress)
@@ -140,11 +183,49 @@ type Result struct {
 	Usage Usage
 
 	Receiver ReceiverStats
+	// Steady is what the receiver saw in the second half of the load
+	// alone, once the pipeline has had time to settle: the difference of
+	// its stats at the end of the load and half-way through.
+	Steady ReceiverStats
 	// Exporter is our exporter's accounting after the shutdown; nil for
 	// the stock pipeline.
 	Exporter *exporter.Stats
+	// Watch is what our exporter's Stats showed while the load ran; zero
+	// for the stock pipeline.
+	Watch Watch
 	// Reports counts the errors and warnings the pipeline reported.
 	Reports int64
+}
+
+// Watch is what our exporter's Stats showed, sampled every watchInterval
+// while the load ran.
+type Watch struct {
+	// Samples is the number of samples taken.
+	Samples int
+	// PeakLimit and EndLimit are the largest concurrency limit seen and
+	// the last one before the load ended; SteadyLimit is the mean over
+	// the second half of the load. For a fixed pool (WithWorkers) they
+	// are the pool's size.
+	PeakLimit, EndLimit int64
+	SteadyLimit         float64
+	// RoundTrip is the round-trip time the limit adapted to when the load
+	// ended.
+	RoundTrip time.Duration
+	// PeakHeld is the largest memory the exporter held, queued and in
+	// flight (Stats.QueueBytes + Stats.InFlightBytes); Budget is its
+	// memory budget.
+	PeakHeld, Budget int64
+}
+
+// RefusedPct is the share of the requests a receiver answered that it
+// refused for being over its concurrency (ReceiverStats.Refused), in
+// percent.
+func RefusedPct(s ReceiverStats) float64 {
+	all := s.Requests + s.Failed
+	if all == 0 {
+		return 0
+	}
+	return 100 * float64(s.Refused) / float64(all)
 }
 
 // DeliveredPct is the percentage of the ended spans that were delivered.
@@ -172,12 +253,16 @@ func (r *Result) CPUPerDelivered() time.Duration {
 // pipeline down within cfg.ShutdownTimeout and reports what arrived.
 func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, error) {
 	cfg = cfg.withDefaults()
-	recv, err := NewReceiver(ReceiverConfig{Latency: sc.Latency, Decode: cfg.Decode, Clock: cfg.Clock})
+	recv, err := NewReceiver(ReceiverConfig{
+		Latency: sc.Latency, MaxConcurrent: sc.MaxConcurrent, Decode: cfg.Decode, Clock: cfg.Clock,
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer recv.Close()
-	p, err := NewPipeline(ctx, kind, recv.Addr(), cfg.BSPQueue)
+	p, err := NewPipeline(ctx, kind, recv.Addr(), PipelineConfig{
+		BSPQueue: cfg.BSPQueue, Gzip: cfg.Gzip, MemoryBudget: cfg.MemoryBudget, Workers: sc.MaxConcurrent,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -231,12 +316,33 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 		}
 	}()
 
+	var (
+		halfMu   sync.Mutex
+		halfWay  ReceiverStats
+		halfDone bool
+	)
+	timers = append(timers, cfg.Clock.AfterFunc(sc.Duration/2, func() {
+		st := recv.Stats()
+		halfMu.Lock()
+		halfWay, halfDone = st, true
+		halfMu.Unlock()
+	}))
+
+	var watch *watcher
+	if p.Exporter != nil {
+		watch = startWatch(cfg.Clock, p.Exporter, sc.Duration)
+	}
+
 	load := Generate(ctx, p.Provider.Tracer(TracerName), LoadConfig{
 		Rate: cfg.Rate, Duration: sc.Duration, Goroutines: cfg.Goroutines,
 		Clock: cfg.Clock, Ended: &ended,
 	})
 	close(stopProgress)
 	<-progressDone
+	if watch != nil {
+		res.Watch = watch.finish()
+	}
+	endLoad := recv.Stats()
 	for _, t := range timers {
 		t.Stop()
 	}
@@ -250,6 +356,11 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 	cancel()
 	res.Receiver = recv.Stats()
 	res.Usage = pr.finish()
+	halfMu.Lock()
+	if halfDone {
+		res.Steady = endLoad.sub(halfWay)
+	}
+	halfMu.Unlock()
 	if serr != nil {
 		res.ShutdownErr = serr.Error()
 	}
