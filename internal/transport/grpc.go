@@ -14,6 +14,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,6 +43,34 @@ type GRPCConfig struct {
 	// Gzip compresses requests.
 	Gzip      bool
 	UserAgent string
+	// Credentials, when set, replace Insecure and TLS.
+	Credentials credentials.TransportCredentials
+	// ServiceConfig is the default service config, in JSON.
+	ServiceConfig string
+	// MinConnectTimeout is the least time given to a connection attempt;
+	// zero means gRPC's default (20s).
+	MinConnectTimeout time.Duration
+	// DialOptions are appended last, so they win over the options derived
+	// from the fields above.
+	DialOptions []grpc.DialOption
+	// Conn, when set, is used instead of a connection of our own: every
+	// field above that concerns connecting is ignored, and Close leaves
+	// it open.
+	Conn *grpc.ClientConn
+}
+
+// connectBackoff is the reconnection backoff: gRPC's own starts at 1s
+// and grows to 2 minutes, so that after an outage a connection may stay
+// down long after the backend is back. This one tries again within a
+// second at most, about as soon as OTLP/HTTP, which dials on each retry.
+// defaultMinConnectTimeout is gRPC's own.
+const defaultMinConnectTimeout = 20 * time.Second
+
+var connectBackoff = backoff.Config{
+	BaseDelay:  100 * time.Millisecond,
+	Multiplier: 1.6,
+	Jitter:     0.2,
+	MaxDelay:   time.Second,
 }
 
 // GRPCClient sends OTLP/gRPC Export calls. The request body is already
@@ -49,6 +78,7 @@ type GRPCConfig struct {
 type GRPCClient struct {
 	cfg    GRPCConfig
 	conn   *grpc.ClientConn
+	shared bool // conn is the caller's
 	md     metadata.MD
 	opts   []grpc.CallOption
 	certs  *certWatch // nil for plaintext
@@ -60,25 +90,43 @@ var _ Client = (*GRPCClient)(nil)
 // NewGRPC returns a client for cfg. Connecting is lazy: an unreachable
 // server shows up as retryable failures of Send.
 func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
-	creds := insecure.NewCredentials()
 	var certs *certWatch
-	if !cfg.Insecure {
-		tc := cfg.TLS
-		if tc == nil {
-			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	conn, shared := cfg.Conn, cfg.Conn != nil
+	if conn == nil {
+		var creds credentials.TransportCredentials
+		switch {
+		case cfg.Credentials != nil:
+			certs = &certWatch{TransportCredentials: cfg.Credentials}
+			creds = certs
+		case cfg.Insecure:
+			creds = insecure.NewCredentials()
+		default:
+			tc := cfg.TLS
+			if tc == nil {
+				tc = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			certs = &certWatch{TransportCredentials: credentials.NewTLS(tc)}
+			creds = certs
 		}
-		certs = &certWatch{TransportCredentials: credentials.NewTLS(tc)}
-		creds = certs
+		params := grpc.ConnectParams{Backoff: connectBackoff, MinConnectTimeout: cfg.MinConnectTimeout}
+		if params.MinConnectTimeout <= 0 {
+			params.MinConnectTimeout = defaultMinConnectTimeout
+		}
+		dial := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithConnectParams(params)}
+		if cfg.UserAgent != "" {
+			dial = append(dial, grpc.WithUserAgent(cfg.UserAgent))
+		}
+		if cfg.ServiceConfig != "" {
+			dial = append(dial, grpc.WithDefaultServiceConfig(cfg.ServiceConfig))
+		}
+		dial = append(dial, cfg.DialOptions...)
+		var err error
+		conn, err = grpc.NewClient(cfg.Target, dial...)
+		if err != nil {
+			return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
+		}
 	}
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if cfg.UserAgent != "" {
-		dial = append(dial, grpc.WithUserAgent(cfg.UserAgent))
-	}
-	conn, err := grpc.NewClient(cfg.Target, dial...)
-	if err != nil {
-		return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
-	}
-	c := &GRPCClient{cfg: cfg, conn: conn, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
+	c := &GRPCClient{cfg: cfg, conn: conn, shared: shared, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
 	c.opts = []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}
 	if cfg.Gzip {
 		c.opts = append(c.opts, grpc.UseCompressor("gzip"))
@@ -118,8 +166,13 @@ func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
 
 func st(err error) codes.Code { return status.Code(err) }
 
-// Close closes the connection.
-func (c *GRPCClient) Close() error { return c.conn.Close() }
+// Close closes the connection, unless it is the caller's.
+func (c *GRPCClient) Close() error {
+	if c.shared {
+		return nil
+	}
+	return c.conn.Close()
+}
 
 // classifyGRPC applies the OTLP/gRPC rules: Canceled, DeadlineExceeded,
 // Aborted, OutOfRange, Unavailable and DataLoss are retryable;
@@ -145,6 +198,10 @@ func classifyGRPC(err error, redact *strings.Replacer) *Error {
 	}
 	e := &Error{Status: int(st.Code()), Code: codeName(st.Code()), Throttle: throttle,
 		Err: errors.New(st.Code().String() + ": " + Excerpt(redact, st.Message()))}
+	if hint := grpcMisconfig(st.Message()); hint != "" {
+		e.Kind, e.Err = Permanent, fmt.Errorf("%s (%w)", hint, e.Err)
+		return e
+	}
 	switch st.Code() {
 	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
 		e.Kind = Retryable
