@@ -148,8 +148,10 @@ func WithCompressor(name string) Option {
 // connect (grpc.ConnectParams.MinConnectTimeout), which is what
 // otlptracegrpc does with it; gRPC's default is 20s. Between attempts the
 // exporter waits from 100ms growing to at most 1s (gRPC's own backoff
-// grows to 2 minutes), so the connection is back about a second at most
-// after the backend is.
+// grows to 2 minutes), and a call that fails while the connection waits
+// out its backoff makes it try again at once (at most every 50ms), so
+// delivery resumes about as soon as with OTLP/HTTP, which dials anew for
+// each request (see BenchmarkResumeAfterOutage in bench/).
 //
 // OTLP/gRPC only; ignored with OTLP/HTTP and with WithGRPCConn.
 func WithReconnectionPeriod(rp time.Duration) Option {

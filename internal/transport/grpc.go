@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -79,10 +81,13 @@ type GRPCClient struct {
 	cfg    GRPCConfig
 	conn   *grpc.ClientConn
 	shared bool // conn is the caller's
-	md     metadata.MD
-	opts   []grpc.CallOption
-	certs  *certWatch // nil for plaintext
-	redact *strings.Replacer
+	// lastRedial is when redial last cut the backoff short, in Unix
+	// nanoseconds.
+	lastRedial atomic.Int64
+	md         metadata.MD
+	opts       []grpc.CallOption
+	certs      *certWatch // nil for plaintext
+	redact     *strings.Replacer
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -154,6 +159,9 @@ func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
 		return out, nil
 	}
 	e := classifyGRPC(err, c.redact)
+	if e.Kind == Retryable && st(err) == codes.Unavailable {
+		c.redial()
+	}
 	if e.Kind == Retryable && st(err) == codes.Unavailable && c.certs != nil {
 		if certErr := c.certs.failure(); certErr != nil {
 			// The connection failed because the server's certificate is
@@ -165,6 +173,28 @@ func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
 }
 
 func st(err error) codes.Code { return status.Code(err) }
+
+// redialEvery bounds how often a failed call cuts the reconnection
+// backoff short.
+const redialEvery = 50 * time.Millisecond
+
+// redial makes a connection waiting out its reconnection backoff try
+// again now, at most once per redialEvery. A gRPC connection that failed
+// fails every call at once until its backoff ends, where OTLP/HTTP dials
+// anew for each request: without this, delivery resumed up to a backoff
+// interval after the backend was back. The caller's connection
+// (WithGRPCConn) is left to its own policy.
+func (c *GRPCClient) redial() {
+	if c.shared || c.conn.GetState() != connectivity.TransientFailure {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := c.lastRedial.Load()
+	if now-last < int64(redialEvery) || !c.lastRedial.CompareAndSwap(last, now) {
+		return
+	}
+	c.conn.ResetConnectBackoff()
+}
 
 // Close closes the connection, unless it is the caller's.
 func (c *GRPCClient) Close() error {
