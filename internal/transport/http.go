@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -78,6 +79,9 @@ type HTTPClient struct {
 	header http.Header
 	redact *strings.Replacer
 	shared bool // the client is the caller's
+	// sawH2 is set when a connection of ours read an HTTP/2 SETTINGS
+	// frame first: the endpoint is a gRPC port.
+	sawH2 atomic.Bool
 }
 
 var _ Client = (*HTTPClient)(nil)
@@ -97,12 +101,17 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	if proxy == nil {
 		proxy = http.ProxyFromEnvironment
 	}
+	hc := &HTTPClient{cfg: cfg, redact: Redactor(cfg.Headers)}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy: proxy,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &sniffConn{Conn: c, sawH2: &hc.sawH2}, nil
+		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          cfg.MaxConns,
 		MaxIdleConnsPerHost:   cfg.MaxConns,
@@ -127,16 +136,43 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 		h.Set("Content-Encoding", "gzip")
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.header = h
 	if cfg.Client != nil {
 		// A copy, so that the redirect policy set here stays ours.
 		client := *cfg.Client
 		if client.CheckRedirect == nil {
 			client.CheckRedirect = noRedirect
 		}
-		return &HTTPClient{cfg: cfg, client: &client, header: h, redact: Redactor(cfg.Headers), shared: true}
+		hc.client, hc.shared = &client, true
+		return hc
 	}
-	client := &http.Client{Transport: tr, CheckRedirect: noRedirect}
-	return &HTTPClient{cfg: cfg, client: client, header: h, redact: Redactor(cfg.Headers)}
+	hc.client = &http.Client{Transport: tr, CheckRedirect: noRedirect}
+	return hc
+}
+
+// sniffConn notes whether the server spoke first with an HTTP/2 SETTINGS
+// frame, as a gRPC server does on a plaintext port: an HTTP/1 client then
+// fails in ways that depend on timing ("malformed HTTP response", or the
+// answer arriving on an idle connection), so the failure is recognised by
+// what the connection read rather than by the error.
+type sniffConn struct {
+	net.Conn
+	first atomic.Bool // the first read has been looked at
+	sawH2 *atomic.Bool
+}
+
+func (c *sniffConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.first.CompareAndSwap(false, true) && isSettingsFrame(b[:n]) {
+		c.sawH2.Store(true)
+	}
+	return n, err
+}
+
+// isSettingsFrame reports whether b starts with an HTTP/2 frame header of
+// a SETTINGS frame (type 4) on stream 0.
+func isSettingsFrame(b []byte) bool {
+	return len(b) >= 9 && b[3] == 0x04 && b[5]&0x7f == 0 && b[6] == 0 && b[7] == 0 && b[8] == 0
 }
 
 type gzipBuffer struct {
@@ -260,7 +296,7 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 			kind = Permanent
 		}
 		err = unwrapURLError(err)
-		if hint := httpMisconfig(err); hint != nil {
+		if hint := httpMisconfig(err, c.sawH2.Load()); hint != nil {
 			kind, err = Permanent, hint
 		}
 		return Response{}, &Error{Kind: kind, Err: err}

@@ -17,14 +17,15 @@ const (
 )
 
 // httpMisconfig explains an OTLP/HTTP attempt's transport failure when it
-// can only come from a wrong setting; nil otherwise.
-func httpMisconfig(err error) error {
+// can only come from a wrong setting; nil otherwise. sawH2 tells that a
+// connection read an HTTP/2 SETTINGS frame before any answer.
+func httpMisconfig(err error, sawH2 bool) error {
 	var rh tls.RecordHeaderError
 	msg := err.Error()
 	switch {
 	case errors.As(err, &rh), strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("%s (%w)", hintTLSToPlaintext, err)
-	case strings.Contains(msg, `malformed HTTP response "\x00\x00`):
+	case sawH2, strings.Contains(msg, `malformed HTTP response "\x00\x00`):
 		// An HTTP/1 client read a gRPC server's SETTINGS frame.
 		return fmt.Errorf("%s (%w)", hintHTTPToGRPC, err)
 	}
