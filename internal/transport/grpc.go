@@ -228,8 +228,12 @@ func classifyGRPC(err error, redact *strings.Replacer) *Error {
 	}
 	e := &Error{Status: int(st.Code()), Code: codeName(st.Code()), Throttle: throttle,
 		Err: errors.New(st.Code().String() + ": " + Excerpt(redact, st.Message()))}
-	if hint := grpcMisconfig(st.Message()); hint != "" {
-		e.Kind, e.Err = Permanent, fmt.Errorf("%s (%w)", hint, e.Err)
+	hint, permanent := grpcMisconfig(st.Code(), st.Message())
+	if hint != "" {
+		e.Err = fmt.Errorf("%s (%w)", hint, e.Err)
+	}
+	if permanent {
+		e.Kind = Permanent
 		return e
 	}
 	switch st.Code() {

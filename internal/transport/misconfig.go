@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"google.golang.org/grpc/codes"
 )
 
 // Misconfigurations that look like a backend that is down but are not:
@@ -32,18 +34,24 @@ func httpMisconfig(err error, sawH2 bool) error {
 	return nil
 }
 
-// grpcMisconfig is httpMisconfig for the message of an OTLP/gRPC failure.
-func grpcMisconfig(msg string) string {
+// grpcMisconfig is httpMisconfig for the code and message of an OTLP/gRPC
+// failure: it returns the hint, and whether the failure is permanent
+// whatever its code.
+func grpcMisconfig(code codes.Code, msg string) (hint string, permanent bool) {
 	switch {
 	case strings.Contains(msg, "first record does not look like a TLS handshake"),
 		strings.Contains(msg, "server gave HTTP response"):
-		return hintTLSToPlaintext
-	case strings.Contains(msg, "http2: frame too large"),
-		strings.Contains(msg, "unexpected HTTP status code received from server"),
-		strings.Contains(msg, "received unexpected content-type"):
-		// An HTTP/1 answer read as an HTTP/2 frame header, or an h2c
-		// HTTP server answering a gRPC method it does not serve.
-		return hintGRPCToHTTP
+		return hintTLSToPlaintext, true
+	case strings.Contains(msg, "http2: frame too large"):
+		// An HTTP/1 answer ("HTTP/1.1 400") read as an HTTP/2 frame header.
+		return hintGRPCToHTTP, true
+	case code != codes.Unavailable &&
+		(strings.Contains(msg, "unexpected HTTP status code received from server") ||
+			strings.Contains(msg, "received unexpected content-type")):
+		// An HTTP server speaking HTTP/2 (h2c) that does not serve the
+		// method: already permanent by its code. A proxy's 502, 503 or 504
+		// in front of a gRPC server is UNAVAILABLE, and stays retryable.
+		return hintGRPCToHTTP, false
 	}
-	return ""
+	return "", false
 }

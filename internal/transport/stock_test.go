@@ -15,7 +15,9 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 )
@@ -252,5 +254,19 @@ func TestGRPCDialOptionsAndServiceConfigApply(t *testing.T) {
 	}
 	if intercepted.Load() != 1 {
 		t.Fatal("dial option not applied")
+	}
+}
+
+// TestProxyUnavailableInFrontOfGRPCStaysRetryable: a proxy answering 503
+// with a text body for a gRPC server that is down must not be taken for
+// a misconfiguration.
+func TestProxyUnavailableInFrontOfGRPCStaysRetryable(t *testing.T) {
+	e := classifyGRPC(status.Error(codes.Unavailable, `unexpected HTTP status code received from server: 503 (Service Unavailable); transport: received unexpected content-type "text/plain"`), Redactor(nil))
+	if e.Kind != Retryable {
+		t.Fatalf("got %v", e)
+	}
+	e = classifyGRPC(status.Error(codes.Unimplemented, `unexpected HTTP status code received from server: 404 (Not Found); transport: received unexpected content-type "text/plain"`), Redactor(nil))
+	if e.Kind != Permanent || !strings.Contains(e.Error(), "OTLP/HTTP port") {
+		t.Fatalf("got %v", e)
 	}
 }
