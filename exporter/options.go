@@ -132,10 +132,12 @@ func WithEndpointURL(rawURL string) Option {
 
 // WithURLPath sets the request path. The default is "/v1/traces".
 //
-// Environment: the path of OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
+// OTLP/HTTP only; ignored with ProtocolGRPC. Environment: the path of
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
 // OTEL_EXPORTER_OTLP_ENDPOINT followed by /v1/traces; this option wins.
 func WithURLPath(path string) Option {
 	return optionFunc(func(c config) config {
+		c.httpOnly = append(c.httpOnly, "WithURLPath")
 		c.urlPath = path
 		return c
 	})

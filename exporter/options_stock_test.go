@@ -50,7 +50,7 @@ func TestOptionsForTheOtherProtocolAreIgnoredWithAWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	httpOnly := []Option{WithEncoding(EncodingJSON), WithProxy(http.ProxyFromEnvironment), WithHTTPClient(&http.Client{}), WithMaxResponseSize(1 << 20), WithProxy(nil)}
+	httpOnly := []Option{WithURLPath("/v1/traces"), WithEncoding(EncodingJSON), WithProxy(http.ProxyFromEnvironment), WithHTTPClient(&http.Client{}), WithMaxResponseSize(1 << 20), WithProxy(nil)}
 	grpcOnly := []Option{WithReconnectionPeriod(time.Second), WithTLSCredentials(insecure.NewCredentials()), WithServiceConfig("{}"), WithDialOption(grpc.WithUserAgent("x")), WithGRPCConn(conn)}
 	for _, tc := range []struct {
 		name     string
@@ -58,7 +58,7 @@ func TestOptionsForTheOtherProtocolAreIgnoredWithAWarning(t *testing.T) {
 		opts     []Option
 		want     []string
 	}{
-		{"http options under grpc", ProtocolGRPC, httpOnly, []string{"WithEncoding", "WithHTTPClient", "WithMaxResponseSize", "WithProxy"}},
+		{"http options under grpc", ProtocolGRPC, httpOnly, []string{"WithEncoding", "WithHTTPClient", "WithMaxResponseSize", "WithProxy", "WithURLPath"}},
 		{"grpc options under http", ProtocolHTTPProtobuf, grpcOnly, []string{"WithDialOption", "WithGRPCConn", "WithReconnectionPeriod", "WithServiceConfig", "WithTLSCredentials"}},
 		{"none", ProtocolHTTPProtobuf, httpOnly, nil},
 	} {
