@@ -81,8 +81,8 @@ func startCollector(t *testing.T, maxRecvMiB int) *collector {
 // TracerProvider, to two Collector receivers: one through the stock
 // otlptracehttp exporter, one through ours. What the Collector decoded
 // from ours must equal, field for field, what it decoded from the stock
-// exporter, over HTTP and gRPC, with and without gzip, with requests split
-// to fit a small maximum size.
+// exporter, over HTTP (protobuf and OTLP/JSON) and gRPC, with and without
+// gzip, with requests split to fit a small maximum size.
 func TestCollectorReceivesEveryField(t *testing.T) {
 	for _, tc := range []struct {
 		protocol exporter.Protocol
@@ -90,6 +90,8 @@ func TestCollectorReceivesEveryField(t *testing.T) {
 	}{
 		{exporter.ProtocolHTTPProtobuf, exporter.NoCompression},
 		{exporter.ProtocolHTTPProtobuf, exporter.GzipCompression},
+		{exporter.ProtocolHTTPJSON, exporter.NoCompression},
+		{exporter.ProtocolHTTPJSON, exporter.GzipCompression},
 		{exporter.ProtocolGRPC, exporter.NoCompression},
 		{exporter.ProtocolGRPC, exporter.GzipCompression},
 	} {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/http/httpguts"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/tracekeeper/tracekeeper/internal/envconfig"
 )
@@ -77,6 +80,20 @@ type config struct {
 	dropWriter      io.Writer
 	meterProvider   metric.MeterProvider
 	clock           clockwork.Clock
+
+	// Settings for one protocol only (options_stock.go), and the names of
+	// the options given for each, to warn about those the chosen protocol
+	// ignores.
+	maxResponseBytes   int64
+	proxy              HTTPTransportProxyFunc
+	httpClient         *http.Client
+	reconnectionPeriod time.Duration
+	grpcCreds          credentials.TransportCredentials
+	serviceConfig      string
+	dialOptions        []grpc.DialOption
+	grpcConn           *grpc.ClientConn
+	httpOnly           []string
+	grpcOnly           []string
 
 	// errs are problems found while applying options: they make the
 	// configuration invalid. envErrs are malformed environment variables:
@@ -170,8 +187,8 @@ func (c config) validate() error {
 	if r := c.retry; r.Enabled && (r.InitialInterval <= 0 || r.MaxInterval < 0 || r.MaxElapsedTime < 0) {
 		errs = append(errs, fmt.Errorf("exporter: retry initial interval must be positive and the others not negative, got %+v", r))
 	}
-	if c.protocol != ProtocolHTTPProtobuf && c.protocol != ProtocolGRPC {
-		errs = append(errs, fmt.Errorf("exporter: unsupported protocol %q (want %q or %q)", c.protocol, ProtocolHTTPProtobuf, ProtocolGRPC))
+	if c.protocol != ProtocolHTTPProtobuf && c.protocol != ProtocolHTTPJSON && c.protocol != ProtocolGRPC {
+		errs = append(errs, fmt.Errorf("exporter: unsupported protocol %q (want %q, %q or %q)", c.protocol, ProtocolHTTPProtobuf, ProtocolHTTPJSON, ProtocolGRPC))
 	}
 	if c.compression != NoCompression && c.compression != GzipCompression {
 		errs = append(errs, fmt.Errorf("exporter: unknown compression %v", c.compression))
@@ -222,6 +239,19 @@ func (c config) targetURL() (*url.URL, error) {
 		scheme = "http"
 	}
 	return &url.URL{Scheme: scheme, Host: hostport, Path: path}, nil
+}
+
+// ignoredOptions names the options given that the chosen protocol
+// ignores, sorted and without repeats; nil when there are none.
+func (c config) ignoredOptions() []string {
+	names := c.httpOnly
+	if c.protocol != ProtocolGRPC {
+		names = c.grpcOnly
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(names)))
 }
 
 // concurrency returns the limiter's bounds: fixed with WithWorkers,

@@ -96,21 +96,30 @@ func newClient(cfg config) (transport.Client, error) {
 	}
 	if cfg.protocol == ProtocolGRPC {
 		return transport.NewGRPC(transport.GRPCConfig{
-			Target:    u.Host,
-			Insecure:  cfg.insecure,
-			TLS:       cfg.tlsConfig,
-			Headers:   cfg.headers,
-			Gzip:      cfg.compression == GzipCompression,
-			UserAgent: userAgent,
+			Target:            u.Host,
+			Insecure:          cfg.insecure,
+			TLS:               cfg.tlsConfig,
+			Headers:           cfg.headers,
+			Gzip:              cfg.compression == GzipCompression,
+			UserAgent:         userAgent,
+			Credentials:       cfg.grpcCreds,
+			ServiceConfig:     cfg.serviceConfig,
+			MinConnectTimeout: cfg.reconnectionPeriod,
+			DialOptions:       cfg.dialOptions,
+			Conn:              cfg.grpcConn,
 		})
 	}
 	return transport.NewHTTP(transport.HTTPConfig{
-		URL:       u.String(),
-		Headers:   cfg.headers,
-		Gzip:      cfg.compression == GzipCompression,
-		TLS:       cfg.tlsConfig,
-		MaxConns:  max(cfg.workers, cfg.maxConcurrency),
-		UserAgent: userAgent,
+		URL:              u.String(),
+		Headers:          cfg.headers,
+		Gzip:             cfg.compression == GzipCompression,
+		TLS:              cfg.tlsConfig,
+		MaxConns:         max(cfg.workers, cfg.maxConcurrency),
+		UserAgent:        userAgent,
+		JSON:             cfg.protocol == ProtocolHTTPJSON,
+		MaxResponseBytes: cfg.maxResponseBytes,
+		Proxy:            cfg.proxy,
+		Client:           cfg.httpClient,
 	}), nil
 }
 
@@ -156,6 +165,10 @@ func New(opts ...Option) *Exporter {
 
 	if cfg.envErrs != nil {
 		cfg.logger.Warn("tracekeeper exporter: ignoring malformed environment variables", zap.Error(cfg.envErrs))
+	}
+	if names := cfg.ignoredOptions(); names != nil {
+		cfg.logger.Warn("tracekeeper exporter: ignoring options that do not apply to the protocol",
+			zap.String("protocol", string(cfg.protocol)), zap.Strings("options", names))
 	}
 	err := cfg.validate()
 	if err == nil {

@@ -45,11 +45,18 @@ const (
 )
 
 // WithProtocol chooses between OTLP/HTTP (ProtocolHTTPProtobuf, the default,
-// port 4318) and OTLP/gRPC (ProtocolGRPC, port 4317). Both share the queue,
-// workers, retries, accounting and logging; with gRPC, headers are sent as
-// metadata and WithURLPath does not apply.
+// port 4318; ProtocolHTTPJSON for OTLP/JSON bodies) and OTLP/gRPC
+// (ProtocolGRPC, port 4317). Both share the queue, workers, retries,
+// accounting and logging; with gRPC, headers are sent as metadata, and
+// the options for OTLP/HTTP only (WithURLPath, WithEncoding, WithProxy,
+// WithHTTPClient, WithMaxResponseSize) are ignored with a warning; the
+// reverse holds for the options for OTLP/gRPC only.
 //
-// Environment: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL; this option wins.
+// A program moving from otlptracegrpc gives WithProtocol(ProtocolGRPC)
+// first to New, in place of the context otlptracegrpc.New takes.
+//
+// Environment: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL; this option wins. Of
+// WithProtocol and WithEncoding, the last one given wins.
 func WithProtocol(p Protocol) Option {
 	return optionFunc(func(c config) config {
 		c.protocol = p
@@ -125,10 +132,12 @@ func WithEndpointURL(rawURL string) Option {
 
 // WithURLPath sets the request path. The default is "/v1/traces".
 //
-// Environment: the path of OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
+// OTLP/HTTP only; ignored with ProtocolGRPC. Environment: the path of
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
 // OTEL_EXPORTER_OTLP_ENDPOINT followed by /v1/traces; this option wins.
 func WithURLPath(path string) Option {
 	return optionFunc(func(c config) config {
+		c.httpOnly = append(c.httpOnly, "WithURLPath")
 		c.urlPath = path
 		return c
 	})

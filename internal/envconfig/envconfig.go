@@ -72,10 +72,10 @@ func Read(lookup Lookup) (Settings, error) {
 
 	if name, v, ok := get("PROTOCOL"); ok {
 		switch v {
-		case "grpc", "http/protobuf":
+		case "grpc", "http/protobuf", "http/json":
 			s.Protocol = v
 		default:
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: unsupported protocol (want grpc or http/protobuf)", name, v))
+			errs = append(errs, fmt.Errorf("envconfig: %s=%q: unsupported protocol (want grpc, http/protobuf or http/json)", name, v))
 		}
 	}
 	if name, v, ok := get("ENDPOINT"); ok {
@@ -85,6 +85,11 @@ func Read(lookup Lookup) (Settings, error) {
 			err = ue.Err // url.Error quotes the URL, credentials included
 		}
 		switch {
+		case !strings.Contains(v, "://"):
+			// "collector:4318" parses as scheme "collector", and
+			// "127.0.0.1:4318" not at all: say what to write instead.
+			errs = append(errs, fmt.Errorf("envconfig: %s=%q is not a URL: it needs a scheme; write %q (plaintext) or %q (TLS); ignored",
+				name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v)))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("envconfig: %s: %w", name, err))
 		case u.Scheme != "http" && u.Scheme != "https":
@@ -214,3 +219,12 @@ func readCertPool(file string) (*x509.CertPool, error) {
 }
 
 func redact(u *url.URL) string { return u.Redacted() }
+
+// noScheme returns an endpoint written without scheme, with any user
+// information before an '@' hidden.
+func noScheme(v string) string {
+	if i := strings.LastIndex(v, "@"); i >= 0 {
+		return "xxxxx@" + v[i+1:]
+	}
+	return v
+}

@@ -79,7 +79,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT":  "10s",
 		"OTEL_EXPORTER_OTLP_COMPRESSION":     "zstd",
 		"OTEL_EXPORTER_OTLP_INSECURE":        "maybe",
-		"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/json",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/xml",
 		"OTEL_EXPORTER_OTLP_HEADERS":         "token=%zz-secret",
 		"OTEL_EXPORTER_OTLP_CERTIFICATE":     "/nonexistent/ca.pem",
 		"OTEL_EXPORTER_OTLP_CLIENT_KEY":      "/nonexistent/key.pem",
@@ -135,5 +135,19 @@ func TestCertificates(t *testing.T) {
 	}
 	if s.TLS == nil || s.TLS.RootCAs == nil || len(s.TLS.Certificates) != 1 {
 		t.Fatalf("got %+v", s.TLS)
+	}
+}
+
+func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
+	for _, v := range []string{"127.0.0.1:4318", "collector:4318", "user:pw@collector:4318"} {
+		_, err := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": v}))
+		host := v
+		if i := strings.LastIndex(v, "@"); i >= 0 {
+			host = "xxxxx@" + v[i+1:]
+		}
+		want := `OTEL_EXPORTER_OTLP_ENDPOINT="` + host + `" is not a URL: it needs a scheme; write "http://` + host + `" (plaintext) or "https://` + host + `" (TLS)`
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: got %v", v, err)
+		}
 	}
 }

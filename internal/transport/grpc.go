@@ -8,13 +8,16 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -42,6 +45,34 @@ type GRPCConfig struct {
 	// Gzip compresses requests.
 	Gzip      bool
 	UserAgent string
+	// Credentials, when set, replace Insecure and TLS.
+	Credentials credentials.TransportCredentials
+	// ServiceConfig is the default service config, in JSON.
+	ServiceConfig string
+	// MinConnectTimeout is the least time given to a connection attempt;
+	// zero means gRPC's default (20s).
+	MinConnectTimeout time.Duration
+	// DialOptions are appended last, so they win over the options derived
+	// from the fields above.
+	DialOptions []grpc.DialOption
+	// Conn, when set, is used instead of a connection of our own: every
+	// field above that concerns connecting is ignored, and Close leaves
+	// it open.
+	Conn *grpc.ClientConn
+}
+
+// connectBackoff is the reconnection backoff: gRPC's own starts at 1s
+// and grows to 2 minutes, so that after an outage a connection may stay
+// down long after the backend is back. This one tries again within a
+// second at most, about as soon as OTLP/HTTP, which dials on each retry.
+// defaultMinConnectTimeout is gRPC's own.
+const defaultMinConnectTimeout = 20 * time.Second
+
+var connectBackoff = backoff.Config{
+	BaseDelay:  100 * time.Millisecond,
+	Multiplier: 1.6,
+	Jitter:     0.2,
+	MaxDelay:   time.Second,
 }
 
 // GRPCClient sends OTLP/gRPC Export calls. The request body is already
@@ -49,10 +80,14 @@ type GRPCConfig struct {
 type GRPCClient struct {
 	cfg    GRPCConfig
 	conn   *grpc.ClientConn
-	md     metadata.MD
-	opts   []grpc.CallOption
-	certs  *certWatch // nil for plaintext
-	redact *strings.Replacer
+	shared bool // conn is the caller's
+	// lastRedial is when redial last cut the backoff short, in Unix
+	// nanoseconds.
+	lastRedial atomic.Int64
+	md         metadata.MD
+	opts       []grpc.CallOption
+	certs      *certWatch // nil for plaintext
+	redact     *strings.Replacer
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -60,25 +95,43 @@ var _ Client = (*GRPCClient)(nil)
 // NewGRPC returns a client for cfg. Connecting is lazy: an unreachable
 // server shows up as retryable failures of Send.
 func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
-	creds := insecure.NewCredentials()
 	var certs *certWatch
-	if !cfg.Insecure {
-		tc := cfg.TLS
-		if tc == nil {
-			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	conn, shared := cfg.Conn, cfg.Conn != nil
+	if conn == nil {
+		var creds credentials.TransportCredentials
+		switch {
+		case cfg.Credentials != nil:
+			certs = &certWatch{TransportCredentials: cfg.Credentials}
+			creds = certs
+		case cfg.Insecure:
+			creds = insecure.NewCredentials()
+		default:
+			tc := cfg.TLS
+			if tc == nil {
+				tc = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			certs = &certWatch{TransportCredentials: credentials.NewTLS(tc)}
+			creds = certs
 		}
-		certs = &certWatch{TransportCredentials: credentials.NewTLS(tc)}
-		creds = certs
+		params := grpc.ConnectParams{Backoff: connectBackoff, MinConnectTimeout: cfg.MinConnectTimeout}
+		if params.MinConnectTimeout <= 0 {
+			params.MinConnectTimeout = defaultMinConnectTimeout
+		}
+		dial := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithConnectParams(params)}
+		if cfg.UserAgent != "" {
+			dial = append(dial, grpc.WithUserAgent(cfg.UserAgent))
+		}
+		if cfg.ServiceConfig != "" {
+			dial = append(dial, grpc.WithDefaultServiceConfig(cfg.ServiceConfig))
+		}
+		dial = append(dial, cfg.DialOptions...)
+		var err error
+		conn, err = grpc.NewClient(cfg.Target, dial...)
+		if err != nil {
+			return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
+		}
 	}
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if cfg.UserAgent != "" {
-		dial = append(dial, grpc.WithUserAgent(cfg.UserAgent))
-	}
-	conn, err := grpc.NewClient(cfg.Target, dial...)
-	if err != nil {
-		return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
-	}
-	c := &GRPCClient{cfg: cfg, conn: conn, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
+	c := &GRPCClient{cfg: cfg, conn: conn, shared: shared, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
 	c.opts = []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}
 	if cfg.Gzip {
 		c.opts = append(c.opts, grpc.UseCompressor("gzip"))
@@ -106,6 +159,9 @@ func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
 		return out, nil
 	}
 	e := classifyGRPC(err, c.redact)
+	if e.Kind == Retryable && st(err) == codes.Unavailable {
+		c.redial()
+	}
 	if e.Kind == Retryable && st(err) == codes.Unavailable && c.certs != nil {
 		if certErr := c.certs.failure(); certErr != nil {
 			// The connection failed because the server's certificate is
@@ -118,8 +174,35 @@ func (c *GRPCClient) Send(ctx context.Context, body *Body) (Response, error) {
 
 func st(err error) codes.Code { return status.Code(err) }
 
-// Close closes the connection.
-func (c *GRPCClient) Close() error { return c.conn.Close() }
+// redialEvery bounds how often a failed call cuts the reconnection
+// backoff short.
+const redialEvery = 50 * time.Millisecond
+
+// redial makes a connection waiting out its reconnection backoff try
+// again now, at most once per redialEvery. A gRPC connection that failed
+// fails every call at once until its backoff ends, where OTLP/HTTP dials
+// anew for each request: without this, delivery resumed up to a backoff
+// interval after the backend was back. The caller's connection
+// (WithGRPCConn) is left to its own policy.
+func (c *GRPCClient) redial() {
+	if c.shared || c.conn.GetState() != connectivity.TransientFailure {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := c.lastRedial.Load()
+	if now-last < int64(redialEvery) || !c.lastRedial.CompareAndSwap(last, now) {
+		return
+	}
+	c.conn.ResetConnectBackoff()
+}
+
+// Close closes the connection, unless it is the caller's.
+func (c *GRPCClient) Close() error {
+	if c.shared {
+		return nil
+	}
+	return c.conn.Close()
+}
 
 // classifyGRPC applies the OTLP/gRPC rules: Canceled, DeadlineExceeded,
 // Aborted, OutOfRange, Unavailable and DataLoss are retryable;
@@ -145,6 +228,14 @@ func classifyGRPC(err error, redact *strings.Replacer) *Error {
 	}
 	e := &Error{Status: int(st.Code()), Code: codeName(st.Code()), Throttle: throttle,
 		Err: errors.New(st.Code().String() + ": " + Excerpt(redact, st.Message()))}
+	hint, permanent := grpcMisconfig(st.Code(), st.Message())
+	if hint != "" {
+		e.Err = fmt.Errorf("%s (%w)", hint, e.Err)
+	}
+	if permanent {
+		e.Kind = Permanent
+		return e
+	}
 	switch st.Code() {
 	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
 		e.Kind = Retryable

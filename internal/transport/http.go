@@ -16,11 +16,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 )
 
 // maxResponseBytes bounds how much of a response body is read.
@@ -45,6 +49,21 @@ type HTTPConfig struct {
 	MaxConns int
 	// UserAgent is sent as the User-Agent header.
 	UserAgent string
+	// JSON sends OTLP/JSON bodies (application/json) instead of protobuf.
+	// The parts stay protobuf: each attempt converts them.
+	JSON bool
+	// MaxResponseBytes bounds how much of a response body is read; zero
+	// or less means 64 KiB.
+	MaxResponseBytes int64
+	// Proxy picks the proxy of each request; nil means the proxy
+	// environment variables (http.ProxyFromEnvironment).
+	Proxy func(*http.Request) (*url.URL, error)
+	// Client, when set, sends the requests instead of a client of our
+	// own: its transport, timeout and redirect policy are used as they
+	// are (a nil CheckRedirect gets ours, which follows no redirect), TLS,
+	// Proxy and MaxConns do not apply, and Close leaves its connections
+	// alone.
+	Client *http.Client
 }
 
 // HTTPClient sends OTLP/HTTP requests with a protobuf body.
@@ -59,6 +78,10 @@ type HTTPClient struct {
 	client *http.Client
 	header http.Header
 	redact *strings.Replacer
+	shared bool // the client is the caller's
+	// sawH2 is set when a connection of ours read an HTTP/2 SETTINGS
+	// frame first: the endpoint is a gRPC port.
+	sawH2 atomic.Bool
 }
 
 var _ Client = (*HTTPClient)(nil)
@@ -71,12 +94,24 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1
 	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = maxResponseBytes
+	}
+	proxy := cfg.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	hc := &HTTPClient{cfg: cfg, redact: Redactor(cfg.Headers)}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy: proxy,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &sniffConn{Conn: c, sawH2: &hc.sawH2}, nil
+		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          cfg.MaxConns,
 		MaxIdleConnsPerHost:   cfg.MaxConns,
@@ -89,20 +124,55 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	for k, v := range cfg.Headers {
 		h.Set(k, v)
 	}
-	h.Set("Content-Type", "application/x-protobuf")
+	if cfg.JSON {
+		h.Set("Content-Type", "application/json")
+	} else {
+		h.Set("Content-Type", "application/x-protobuf")
+	}
 	if cfg.UserAgent != "" {
 		h.Set("User-Agent", cfg.UserAgent)
 	}
 	if cfg.Gzip {
 		h.Set("Content-Encoding", "gzip")
 	}
-	client := &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.header = h
+	if cfg.Client != nil {
+		// A copy, so that the redirect policy set here stays ours.
+		client := *cfg.Client
+		if client.CheckRedirect == nil {
+			client.CheckRedirect = noRedirect
+		}
+		hc.client, hc.shared = &client, true
+		return hc
 	}
-	return &HTTPClient{cfg: cfg, client: client, header: h, redact: Redactor(cfg.Headers)}
+	hc.client = &http.Client{Transport: tr, CheckRedirect: noRedirect}
+	return hc
+}
+
+// sniffConn notes whether the server spoke first with an HTTP/2 SETTINGS
+// frame, as a gRPC server does on a plaintext port: an HTTP/1 client then
+// fails in ways that depend on timing ("malformed HTTP response", or the
+// answer arriving on an idle connection), so the failure is recognised by
+// what the connection read rather than by the error.
+type sniffConn struct {
+	net.Conn
+	first atomic.Bool // the first read has been looked at
+	sawH2 *atomic.Bool
+}
+
+func (c *sniffConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.first.CompareAndSwap(false, true) && isSettingsFrame(b[:n]) {
+		c.sawH2.Store(true)
+	}
+	return n, err
+}
+
+// isSettingsFrame reports whether b starts with an HTTP/2 frame header of
+// a SETTINGS frame (type 4) on stream 0.
+func isSettingsFrame(b []byte) bool {
+	return len(b) >= 9 && b[3] == 0x04 && b[5]&0x7f == 0 && b[6] == 0 && b[7] == 0 && b[8] == 0
 }
 
 type gzipBuffer struct {
@@ -176,8 +246,12 @@ func gunzip(b []byte) ([]byte, error) {
 // Compress replaces body's parts, for every attempt, by their gzip
 // encoding when the client compresses; the caller may then release the
 // parts' buffers (setting Parts to nil). It reports whether it did.
+//
+// A JSON client compresses nothing ahead: its parts must stay protobuf
+// (for splitting and the dropped-spans writer), and each attempt converts
+// and compresses them.
 func (c *HTTPClient) Compress(body *Body) (bool, error) {
-	if !c.cfg.Gzip || body.gz != nil {
+	if !c.cfg.Gzip || c.cfg.JSON || body.gz != nil {
 		return false, nil
 	}
 	g, err := compress(body.Parts)
@@ -196,7 +270,14 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 	}
 	var body io.Reader
 	var size int64
-	if b.gz != nil {
+	if c.cfg.JSON {
+		j, err := c.jsonBody(b)
+		if err != nil {
+			return Response{}, err
+		}
+		defer putGzip(j)
+		body, size = bytes.NewReader(j.buf.Bytes()), int64(j.buf.Len())
+	} else if b.gz != nil {
 		body, size = bytes.NewReader(b.gz.buf.Bytes()), int64(b.gz.buf.Len())
 	} else {
 		// net.Buffers consumes the slice it reads from: give it a copy of
@@ -221,12 +302,17 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 			// Retrying cannot fix a certificate the client does not trust.
 			kind = Permanent
 		}
-		return Response{}, &Error{Kind: kind, Err: unwrapURLError(err)}
+		err = unwrapURLError(err)
+		if hint := httpMisconfig(err, c.sawH2.Load()); hint != nil {
+			kind, err = Permanent, hint
+		}
+		return Response{}, &Error{Kind: kind, Err: err}
 	}
 	defer resp.Body.Close()
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes))
 	// Drain what is left so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4*maxResponseBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4*c.cfg.MaxResponseBytes))
+	isJSON := strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
 
 	sc := resp.StatusCode
 	code := strconv.Itoa(sc)
@@ -238,7 +324,7 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 			return out, nil
 		}
 		var msg coltracepb.ExportTraceServiceResponse
-		if err := proto.Unmarshal(data, &msg); err != nil {
+		if err := unmarshal(isJSON, data, &msg); err != nil {
 			out.Message = fmt.Sprintf("response body is not an ExportTraceServiceResponse: %v", err)
 			return out, nil
 		}
@@ -257,23 +343,62 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 			Status:   sc,
 			Code:     code,
 			Throttle: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Err:      errors.New(c.statusMessage(resp.Status, data)),
+			Err:      errors.New(c.statusMessage(resp.Status, isJSON, data)),
 		}
 	case sc == http.StatusRequestEntityTooLarge:
-		return Response{}, &Error{Kind: TooLarge, Status: sc, Code: code, Err: errors.New(c.statusMessage(resp.Status, data))}
+		return Response{}, &Error{Kind: TooLarge, Status: sc, Code: code, Err: errors.New(c.statusMessage(resp.Status, isJSON, data))}
 	default:
-		msg := c.statusMessage(resp.Status, data)
+		msg := c.statusMessage(resp.Status, isJSON, data)
 		if sc == http.StatusNotFound {
 			msg += " (POST " + redactedURL(req.URL) + ")"
+		}
+		if sc == http.StatusUnsupportedMediaType && resp.ProtoMajor == 2 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+			msg += ": " + hintHTTPToGRPC
 		}
 		return Response{}, &Error{Kind: Permanent, Status: sc, Code: code, Err: errors.New(msg)}
 	}
 }
 
-// Close releases idle connections.
+// Close releases idle connections, unless the client is the caller's.
 func (c *HTTPClient) Close() error {
-	c.client.CloseIdleConnections()
+	if !c.shared {
+		c.client.CloseIdleConnections()
+	}
 	return nil
+}
+
+// jsonBody returns the OTLP/JSON form of b's protobuf parts, gzipped when
+// the client compresses, in a pooled buffer.
+func (c *HTTPClient) jsonBody(b *Body) (*gzipBuffer, error) {
+	plain, err := b.Plain()
+	if err != nil {
+		return nil, &Error{Kind: Permanent, Err: fmt.Errorf("gunzip: %w", err)}
+	}
+	j := gzipBuffers.Get().(*gzipBuffer)
+	j.buf.Reset()
+	out, err := otlpenc.AppendJSON(j.buf.AvailableBuffer(), plain)
+	if err != nil {
+		putGzip(j)
+		return nil, &Error{Kind: Permanent, Err: fmt.Errorf("json: %w", err)}
+	}
+	j.buf.Write(out)
+	if !c.cfg.Gzip {
+		return j, nil
+	}
+	defer putGzip(j)
+	g, err := compress([][]byte{j.buf.Bytes()})
+	if err != nil {
+		return nil, &Error{Kind: Permanent, Err: fmt.Errorf("gzip: %w", err)}
+	}
+	return g, nil
+}
+
+// unmarshal decodes a response body in the format its content type says.
+func unmarshal(isJSON bool, data []byte, m proto.Message) error {
+	if isJSON {
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, m)
+	}
+	return proto.Unmarshal(data, m)
 }
 
 // location describes where a redirect points, without credentials or
@@ -296,9 +421,9 @@ func redactedURL(u *url.URL) string {
 // statusMessage describes a failed answer: the google.rpc.Status message the
 // OTLP specification asks servers to send, or else a short, printable
 // excerpt of the body. Configured header values are redacted from it.
-func (c *HTTPClient) statusMessage(status string, body []byte) string {
+func (c *HTTPClient) statusMessage(status string, isJSON bool, body []byte) string {
 	var st spb.Status
-	if len(body) > 0 && proto.Unmarshal(body, &st) == nil && st.GetMessage() != "" {
+	if len(body) > 0 && unmarshal(isJSON, body, &st) == nil && st.GetMessage() != "" {
 		return status + ": " + Excerpt(c.redact, st.GetMessage())
 	}
 	if s := Excerpt(c.redact, string(body)); s != "" {

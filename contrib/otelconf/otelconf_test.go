@@ -1,0 +1,257 @@
+package otelconf_test
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/contrib/otelconf"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	tkconf "github.com/tracekeeper/tracekeeper/contrib/otelconf"
+	"github.com/tracekeeper/tracekeeper/exporter"
+	"github.com/tracekeeper/tracekeeper/sampler"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// httpReceiver keeps what each OTLP/HTTP request carried.
+type httpReceiver struct {
+	mu      sync.Mutex
+	types   []string
+	headers []http.Header
+	bodies  []string
+}
+
+func (r *httpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var body io.Reader = req.Body
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	b, _ := io.ReadAll(body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.types = append(r.types, req.Header.Get("Content-Type"))
+	r.headers = append(r.headers, req.Header.Clone())
+	r.bodies = append(r.bodies, string(b))
+}
+
+// grpcReceiver is an OTLP/gRPC trace service keeping every request.
+type grpcReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu   sync.Mutex
+	reqs []*coltracepb.ExportTraceServiceRequest
+}
+
+func (g *grpcReceiver) Export(_ context.Context, r *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reqs = append(g.reqs, r)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func startGRPC(t *testing.T) (*grpcReceiver, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &grpcReceiver{}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, g)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return g, ln.Addr().String()
+}
+
+func load(t *testing.T) *otelconf.OpenTelemetryConfiguration {
+	t.Helper()
+	b, err := os.ReadFile("testdata/tracekeeper.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := otelconf.ParseYAML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestFileWithGuardAndErrorKeeping builds the SDK from the YAML file with
+// the guard and the error-keeping sampler. The file's sampler drops every
+// new trace at the head, so what reaches both exporters is exactly the
+// traces with an error, kept by the tail, with the file's resource, over
+// both protocols, with the file's headers, encoding and compression.
+func TestFileWithGuardAndErrorKeeping(t *testing.T) {
+	hr := &httpReceiver{}
+	hs := httptest.NewServer(hr)
+	defer hs.Close()
+	gr, gaddr := startGRPC(t)
+	t.Setenv("HTTP_ENDPOINT", hs.URL)
+	t.Setenv("GRPC_ENDPOINT", "http://"+gaddr)
+
+	sdk, err := tkconf.NewSDK(load(t),
+		tkconf.WithCardinalityGuard(),
+		tkconf.WithErrorKeeping(),
+		tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdk.Keeper() == nil || sdk.Guard() == nil || len(sdk.Exporters()) != 2 {
+		t.Fatalf("pipeline incomplete: keeper %v guard %v exporters %d", sdk.Keeper(), sdk.Guard(), len(sdk.Exporters()))
+	}
+	tr := sdk.TracerProvider().Tracer("shop")
+	for i := range 10 {
+		ctx, root := tr.Start(context.Background(), "GET /orders/12345")
+		_, child := tr.Start(ctx, "db")
+		if i%4 == 0 { // traces 0, 4, 8
+			child.RecordError(errors.New("boom"))
+			child.SetStatus(codes.Error, "boom")
+		}
+		child.End()
+		root.End()
+	}
+	if err := sdk.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	const want = 6 // three traces of two spans
+	for i, e := range sdk.Exporters() {
+		if s := e.Stats(); s.Exported != want || s.Dropped.Total() != 0 {
+			t.Errorf("exporter %d: %+v, want %d exported", i, s, want)
+		}
+	}
+	if got := sdk.Keeper().Stats().KeptByError; got != 3 {
+		t.Errorf("kept by error: %d, want 3", got)
+	}
+
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	if len(hr.types) == 0 {
+		t.Fatal("no OTLP/HTTP request")
+	}
+	all := strings.Join(hr.bodies, "\n")
+	for i, ct := range hr.types {
+		if ct != "application/json" || hr.headers[i].Get("Api-Key") != "1234" || hr.headers[i].Get("Tenant") != "blue" ||
+			hr.headers[i].Get("Content-Encoding") != "gzip" {
+			t.Fatalf("request %d: %s, headers %v", i, ct, hr.headers[i])
+		}
+	}
+	if strings.Count(all, `"name":"db"`) != 3 {
+		t.Errorf("OTLP/JSON bodies hold %d db spans, want 3:\n%s", strings.Count(all, `"name":"db"`), all)
+	}
+	if strings.Contains(all, "12345") {
+		t.Errorf("the guard did not template the span name:\n%.300s", all)
+	}
+	for _, s := range []string{`"key":"service.name","value":{"stringValue":"checkout"}`, `"key":"replica","value":{"intValue":"3"}`,
+		`"key":"deployment.environment.name","value":{"stringValue":"test"}`, `"schemaUrl":"https://opentelemetry.io/schemas/1.26.0"`} {
+		if !strings.Contains(all, s) {
+			t.Errorf("resource lacks %s:\n%.400s", s, all)
+		}
+	}
+
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	spans := 0
+	for _, r := range gr.reqs {
+		for _, rs := range r.ResourceSpans {
+			var svc string
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.Key == "service.name" {
+					svc = kv.GetValue().GetStringValue()
+				}
+			}
+			if svc != "checkout" {
+				t.Errorf("gRPC resource service.name %q", svc)
+			}
+			for _, ss := range rs.ScopeSpans {
+				spans += len(ss.Spans)
+			}
+		}
+	}
+	if spans != want {
+		t.Errorf("OTLP/gRPC received %d spans, want %d", spans, want)
+	}
+}
+
+// TestFileSamplerAloneAndHeadOverride: without WithErrorKeeping the file's
+// sampler is the provider's (always_off at the root: nothing is
+// exported); with WithErrorKeeping(sampler.WithHead(always on)) the head
+// given in code wins over the file's.
+func TestFileSamplerAloneAndHeadOverride(t *testing.T) {
+	hs := httptest.NewServer(&httpReceiver{})
+	defer hs.Close()
+	_, gaddr := startGRPC(t)
+	t.Setenv("HTTP_ENDPOINT", hs.URL)
+	t.Setenv("GRPC_ENDPOINT", "http://"+gaddr)
+	for _, tc := range []struct {
+		name string
+		opts []tkconf.Option
+		want int64
+	}{
+		{"file sampler", nil, 0},
+		{"head in code wins", []tkconf.Option{tkconf.WithErrorKeeping(sampler.WithHead(alwaysOn{}))}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sdk, err := tkconf.NewSDK(load(t), append(tc.opts, tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 4 {
+				_, s := sdk.TracerProvider().Tracer("t").Start(context.Background(), "op")
+				s.End()
+			}
+			if err := sdk.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range sdk.Exporters() {
+				if s := e.Stats(); s.Exported != tc.want {
+					t.Errorf("exported %d, want %d", s.Exported, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestUnsupportedExporterIsNamed(t *testing.T) {
+	cfg, err := otelconf.ParseYAML([]byte(`file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - batch:
+        exporter:
+          console:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tkconf.NewSDK(cfg)
+	if err == nil || !strings.Contains(err.Error(), "tracer_provider.processors[0]") || !strings.Contains(err.Error(), "otlp_http and otlp_grpc") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+type alwaysOn struct{}
+
+func (alwaysOn) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	return sdktrace.AlwaysSample().ShouldSample(p)
+}
+func (alwaysOn) Description() string { return "AlwaysOn" }
