@@ -30,7 +30,11 @@ type disk struct {
 	corrupt atomic.Int64
 	wake    chan struct{} // the dispatcher's: something to send
 	done    chan struct{} // the writer has stopped
-	stop    sync.Once
+
+	// mu orders hand-offs before the close of handoff: an ExportSpans
+	// racing with Shutdown must not send on a closed channel.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // openSpool opens the configured spool and accounts what it recovered. A
@@ -77,6 +81,12 @@ func (e *Exporter) toSpool(r *otlpenc.Request) bool {
 	}
 	spans, size := r.Spans(), memory(r)
 	if d.held.Add(size) > d.budget {
+		d.held.Add(-size)
+		return false
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
 		d.held.Add(-size)
 		return false
 	}
@@ -271,7 +281,12 @@ func (e *Exporter) closeSpool(ctx context.Context) {
 	if d == nil {
 		return
 	}
-	d.stop.Do(func() { close(d.handoff) })
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		close(d.handoff)
+	}
+	d.mu.Unlock()
 	select {
 	case <-d.done:
 	case <-ctx.Done():

@@ -218,3 +218,30 @@ func TestSpoolSurvivesKill(t *testing.T) {
 	}
 	t.Logf("recovered %d spans after SIGKILL, %d of them possibly sent before (resent)", s.Recovered, s.Resent)
 }
+
+func TestSpoolShutdownWhileExporting(t *testing.T) {
+	exp := exporter.New(exporter.WithEndpoint(deadEndpoint(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithMemoryBudget(2<<20), exporter.WithSpool(t.TempDir(), 64<<20), exporter.WithRetry(quickRetry))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = exp.ExportSpans(context.Background(), otlptest.Spans(100))
+			}
+		}()
+	}
+	waitFor(t, "spans on disk", func() bool { return exp.Stats().SpoolRecords > 0 })
+	_ = shutdownWithin(t, exp, 50*time.Millisecond)
+	close(stop)
+	for range 4 {
+		<-done
+	}
+	checkBooks(t, exp.Stats())
+}
