@@ -39,17 +39,18 @@ const dropWriterBudget = 4 << 20
 // sdktrace.WithBatcher.
 //
 // ExportSpans encodes the spans, puts them on a bounded queue and returns
-// without waiting on the network. A pool of workers takes from the queue,
+// without waiting on the network. A dispatcher takes from the queue,
 // combines queued batches into requests of up to the maximum request size,
-// and sends them concurrently with retries. When the queue is full the
-// spans are dropped and counted; the caller never waits unless
+// and sends them concurrently, as many as an adaptive limit allows, with
+// retries. When the memory budget is full the spans go to the disk spool
+// (WithSpool) or are dropped and counted; the caller never waits unless
 // WithBlockOnFull asks it to.
 //
 // Every span given to ExportSpans is accounted for: Stats reports how many
 // were exported, dropped (by reason), queued and in flight, and the same
 // figures are published as metrics. Drops and failures are reported to the
 // fallback logger from a goroutine of its own: neither ExportSpans nor the
-// workers nor Shutdown ever wait on the logger or the dropped-spans writer.
+// senders nor Shutdown ever wait on the logger or the dropped-spans writer.
 //
 // An Exporter is safe for concurrent use. Its methods never panic, and New
 // never fails: an invalid configuration is logged at once and makes every
