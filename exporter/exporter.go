@@ -414,7 +414,9 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // reason shutdown.
 //
 // Every call returns by its ctx's deadline, plus at most 100ms for the
-// books to close after abandoning. When spans were abandoned, every call
+// books to close after abandoning (and, with a spool, at most one second
+// more for the spool to write what it was handed and release its
+// directory). When spans were abandoned, every call
 // waiting at that moment returns an error that counts them. A call whose
 // ctx ends while the first is still sending returns its ctx's error
 // without abandoning anything; a call made after Shutdown finished returns
@@ -447,8 +449,13 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	if !first {
 		return fmt.Errorf("exporter: shutdown still sending: %w", ctx.Err())
 	}
-	// stop saw the same ctx end and is abandoning what is left.
-	t := time.NewTimer(shutdownSlack)
+	// stop saw the same ctx end and is abandoning what is left; with a
+	// spool, it also lets the spool's writer finish what it was handed.
+	slack := shutdownSlack
+	if e.disk != nil {
+		slack += spoolCloseSlack
+	}
+	t := time.NewTimer(slack)
 	defer t.Stop()
 	select {
 	case <-e.settled:

@@ -273,9 +273,15 @@ func (e *Exporter) keep(body *transport.Body, spans int) bool {
 	return err == nil
 }
 
-// closeSpool stops the writer, which writes what it was handed and closes
-// the spool, waiting for it as long as ctx allows. It must be called once
-// every sender has stopped.
+// spoolCloseSlack bounds how long, past the Shutdown deadline, the spool's
+// writer may take to write and sync what it was handed and release the
+// directory.
+const spoolCloseSlack = time.Second
+
+// closeSpool stops the writer, which writes what it was handed, syncs and
+// closes the spool; it waits for that until ctx is done and then for at
+// most spoolCloseSlack more. It must be called once every sender has
+// stopped.
 func (e *Exporter) closeSpool(ctx context.Context) {
 	d := e.disk
 	if d == nil {
@@ -289,7 +295,15 @@ func (e *Exporter) closeSpool(ctx context.Context) {
 	d.mu.Unlock()
 	select {
 	case <-d.done:
+		return
 	case <-ctx.Done():
+	}
+	t := time.NewTimer(spoolCloseSlack)
+	defer t.Stop()
+	select {
+	case <-d.done:
+	case <-t.C:
+		e.report.Warn("disk spool close", "the spool's writer was still busy after the Shutdown deadline; what it held may be lost")
 	}
 }
 
