@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/jonboulle/clockwork v0.5.0
 	github.com/tracekeeper/tracekeeper v0.0.0-00010101000000-000000000000
+	go.etcd.io/bbolt v1.5.0
 	go.opentelemetry.io/collector/component/componenttest v0.160.0
 	go.opentelemetry.io/collector/config/configgrpc v1.66.0
 	go.opentelemetry.io/collector/config/confighttp v0.160.0
