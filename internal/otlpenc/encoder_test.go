@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 func TestEncodeMatchesReference(t *testing.T) {
@@ -238,7 +240,7 @@ func mixedBatch(n int) []sdktrace.ReadOnlySpan {
 			SpanContext:          spanContext(uint64(i+1), true, false),
 			StartTime:            epoch,
 			EndTime:              epoch.Add(time.Duration(i)),
-			Attributes:           eightAttrs(i)[:i%9],
+			Attributes:           otlptest.Attributes8(i)[:i%9],
 			Resource:             resources[(i/3)%len(resources)],
 			InstrumentationScope: scopes[(i*7)%len(scopes)],
 		}.Snapshot()
@@ -460,7 +462,7 @@ func TestEncodeNonASCIIAnywhere(t *testing.T) {
 	for _, bad := range []string{"J\xc3\xb6rg", "J\xf6rg", "\xff\xfe\xfd", "ok\xe2\x82"} {
 		for pos := range 8 {
 			for _, inKey := range []bool{false, true} {
-				attrs := eightAttrs(pos)
+				attrs := otlptest.Attributes8(pos)
 				if inKey {
 					attrs[pos].Key = attribute.Key("k." + bad)
 				} else {

@@ -13,6 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 var (
@@ -65,21 +67,6 @@ func spanContext(n uint64, sampled, remote bool) trace.SpanContext {
 	return trace.NewSpanContext(cfg)
 }
 
-// eightAttrs are the attributes of the benchmark span: the shape of a
-// typical HTTP server span.
-func eightAttrs(i int) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		attribute.String("http.request.method", "GET"),
-		attribute.String("url.path", "/api/v1/orders"),
-		attribute.Int("http.response.status_code", 200),
-		attribute.String("server.address", "orders.internal"),
-		attribute.Int("server.port", 8080),
-		attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-		attribute.Bool("tk.cache_hit", i%2 == 0),
-		attribute.Float64("tk.load", 0.75),
-	}
-}
-
 // benchSpan is a server span with eight attributes, like the ones the
 // stock exporter's cost is quoted for.
 func benchSpan(i int) sdktrace.ReadOnlySpan {
@@ -91,7 +78,7 @@ func benchSpan(i int) sdktrace.ReadOnlySpan {
 		SpanKind:             trace.SpanKindServer,
 		StartTime:            start,
 		EndTime:              start.Add(3 * time.Millisecond),
-		Attributes:           eightAttrs(i),
+		Attributes:           otlptest.Attributes8(i),
 		Status:               sdktrace.Status{Code: codes.Unset},
 		Resource:             resA,
 		InstrumentationScope: scopeA,
@@ -152,7 +139,7 @@ func sdkSpans(n int) []sdktrace.ReadOnlySpan {
 	parent := trace.ContextWithRemoteSpanContext(context.Background(), spanContext(1, true, true))
 	for i := range n {
 		_, s := tr.Start(parent, "GET /api/v1/orders",
-			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(eightAttrs(i)...))
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(otlptest.Attributes8(i)...))
 		s.End()
 	}
 	return rec.Ended()
