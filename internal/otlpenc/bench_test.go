@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 const benchBatch = 512
@@ -30,7 +32,7 @@ func mallocs() uint64 {
 // BenchmarkEncode encodes a batch of 512 server spans with eight
 // attributes each into one request and releases it.
 func BenchmarkEncode(b *testing.B) {
-	spans := benchSpans(benchBatch)
+	spans := otlptest.Spans(benchBatch)
 	enc := NewEncoder()
 	var out []*Request
 	out, _ = enc.Encode(spans, 0, out) // warm the caches and the pool
@@ -50,7 +52,7 @@ func BenchmarkEncode(b *testing.B) {
 // real TracerProvider. The SDK's snapshots copy themselves on every method
 // call, which makes reading them dearer than reading tracetest stubs.
 func BenchmarkEncodeSDKSpans(b *testing.B) {
-	spans := sdkSpans(benchBatch)
+	spans := otlptest.SDKSpans(benchBatch)
 	enc := NewEncoder()
 	var out []*Request
 	b.ReportAllocs()
@@ -64,7 +66,7 @@ func BenchmarkEncodeSDKSpans(b *testing.B) {
 
 // BenchmarkEncodeSplit is BenchmarkEncode with requests capped at 16 KiB.
 func BenchmarkEncodeSplit(b *testing.B) {
-	spans := benchSpans(benchBatch)
+	spans := otlptest.Spans(benchBatch)
 	enc := NewEncoder()
 	var out []*Request
 	b.ReportAllocs()
@@ -83,7 +85,7 @@ func BenchmarkEncodeSplit(b *testing.B) {
 // exporter's work. The stock exporter itself is measured in the bench
 // module.
 func BenchmarkReference(b *testing.B) {
-	spans := benchSpans(benchBatch)
+	spans := otlptest.Spans(benchBatch)
 	b.ReportAllocs()
 	start := mallocs()
 	for b.Loop() {

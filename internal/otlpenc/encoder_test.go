@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 func TestEncodeMatchesReference(t *testing.T) {
@@ -85,7 +87,7 @@ func TestEncodeMatchesReference(t *testing.T) {
 	}{
 		{name: "zero span", spans: snap(tracetest.SpanStub{})},
 		{name: "every field", spans: snap(full)},
-		{name: "benchmark span", spans: benchSpans(3)},
+		{name: "benchmark span", spans: otlptest.Spans(3)},
 		{name: "status ok keeps its message", spans: snap(mod(stub("ok", resA, scopeA, 1), func(s *tracetest.SpanStub) {
 			s.Status = sdktrace.Status{Code: codes.Ok, Description: "fine"}
 		}))},
@@ -211,7 +213,7 @@ func TestEncodeNothing(t *testing.T) {
 
 func TestEncodeAppendsToOut(t *testing.T) {
 	enc := NewEncoder()
-	spans := benchSpans(4)
+	spans := otlptest.Spans(4)
 	out, _ := enc.Encode(spans[:2], 0, nil)
 	out, _ = enc.Encode(spans[2:], 0, out)
 	if len(out) != 2 || out[0].Spans() != 2 || out[1].Spans() != 2 {
@@ -238,7 +240,7 @@ func mixedBatch(n int) []sdktrace.ReadOnlySpan {
 			SpanContext:          spanContext(uint64(i+1), true, false),
 			StartTime:            epoch,
 			EndTime:              epoch.Add(time.Duration(i)),
-			Attributes:           eightAttrs(i)[:i%9],
+			Attributes:           otlptest.Attributes8(i)[:i%9],
 			Resource:             resources[(i/3)%len(resources)],
 			InstrumentationScope: scopes[(i*7)%len(scopes)],
 		}.Snapshot()
@@ -310,7 +312,7 @@ func flatten(req interface {
 }
 
 func TestEncodeTooLarge(t *testing.T) {
-	spans := benchSpans(5)
+	spans := otlptest.Spans(5)
 	huge := tracetest.SpanStub{
 		Name:                 "huge",
 		SpanContext:          spanContext(99, true, false),
@@ -427,23 +429,28 @@ func TestEncodeSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
-	spans := benchSpans(512)
-	enc := NewEncoder()
-	var out []*Request
-	run := func() {
-		out, _ = enc.Encode(spans, 0, out[:0])
-		for _, r := range out {
-			r.Release()
+	// The benchmark's spans, and spans over several resources and scopes,
+	// whose envelopes come from the encoder's caches.
+	for name, spans := range map[string][]sdktrace.ReadOnlySpan{
+		"benchmark": otlptest.Spans(512), "mixed": mixedBatch(512),
+	} {
+		enc := NewEncoder()
+		var out []*Request
+		run := func() {
+			out, _ = enc.Encode(spans, 0, out[:0])
+			for _, r := range out {
+				r.Release()
+			}
 		}
-	}
-	run()
-	if allocs := testing.AllocsPerRun(20, run); allocs > 0 {
-		t.Errorf("%v allocations per Encode of 512 spans in the steady state, want 0", allocs)
+		run()
+		if allocs := testing.AllocsPerRun(20, run); allocs > 0 {
+			t.Errorf("%s: %v allocations per Encode of 512 spans in the steady state, want 0", name, allocs)
+		}
 	}
 }
 
 func TestEncodeSDKSpans(t *testing.T) {
-	spans := sdkSpans(20)
+	spans := otlptest.SDKSpans(20)
 	reqs, res := NewEncoder().Encode(spans, 0, nil)
 	if len(reqs) != 1 || res != (Result{}) {
 		t.Fatalf("%d requests, %+v", len(reqs), res)
@@ -460,7 +467,7 @@ func TestEncodeNonASCIIAnywhere(t *testing.T) {
 	for _, bad := range []string{"J\xc3\xb6rg", "J\xf6rg", "\xff\xfe\xfd", "ok\xe2\x82"} {
 		for pos := range 8 {
 			for _, inKey := range []bool{false, true} {
-				attrs := eightAttrs(pos)
+				attrs := otlptest.Attributes8(pos)
 				if inKey {
 					attrs[pos].Key = attribute.Key("k." + bad)
 				} else {

@@ -1,17 +1,13 @@
 package otlpenc
 
 import (
-	"context"
 	"encoding/binary"
 	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -65,49 +61,10 @@ func spanContext(n uint64, sampled, remote bool) trace.SpanContext {
 	return trace.NewSpanContext(cfg)
 }
 
-// eightAttrs are the attributes of the benchmark span: the shape of a
-// typical HTTP server span.
-func eightAttrs(i int) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		attribute.String("http.request.method", "GET"),
-		attribute.String("url.path", "/api/v1/orders"),
-		attribute.Int("http.response.status_code", 200),
-		attribute.String("server.address", "orders.internal"),
-		attribute.Int("server.port", 8080),
-		attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-		attribute.Bool("tk.cache_hit", i%2 == 0),
-		attribute.Float64("tk.load", 0.75),
-	}
-}
-
-// benchSpan is a server span with eight attributes, like the ones the
-// stock exporter's cost is quoted for.
-func benchSpan(i int) sdktrace.ReadOnlySpan {
-	start := epoch.Add(time.Duration(i) * time.Millisecond)
-	return tracetest.SpanStub{
-		Name:                 "GET /api/v1/orders",
-		SpanContext:          spanContext(uint64(i+1), true, false),
-		Parent:               spanContext(uint64(i+100000), true, true),
-		SpanKind:             trace.SpanKindServer,
-		StartTime:            start,
-		EndTime:              start.Add(3 * time.Millisecond),
-		Attributes:           eightAttrs(i),
-		Status:               sdktrace.Status{Code: codes.Unset},
-		Resource:             resA,
-		InstrumentationScope: scopeA,
-	}.Snapshot()
-}
-
-func benchSpans(n int) []sdktrace.ReadOnlySpan {
-	spans := make([]sdktrace.ReadOnlySpan, n)
-	for i := range spans {
-		spans[i] = benchSpan(i)
-	}
-	return spans
-}
-
 // everyValue holds one attribute of every attribute.Value type, zero and
-// edge values included.
+// edge values included: NaN and infinities, the int64 bounds, an empty
+// key, empty and nil slices and maps, a string whose length takes two
+// varint bytes. otlptest.AllTypes has every type but none of these edges.
 func everyValue() []attribute.KeyValue {
 	return []attribute.KeyValue{
 		attribute.Bool("bool.true", true),
@@ -141,19 +98,4 @@ func everyValue() []attribute.KeyValue {
 			attribute.Map("nested", attribute.StringSlice("deep", []string{"x", "y"}))),
 		attribute.Map("map.empty"),
 	}
-}
-
-// sdkSpans returns n spans like benchSpan's, recorded from a real
-// TracerProvider: the snapshots the SDK hands to an exporter.
-func sdkSpans(n int) []sdktrace.ReadOnlySpan {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(resA))
-	tr := tp.Tracer(scopeA.Name, trace.WithInstrumentationVersion(scopeA.Version), trace.WithSchemaURL(scopeA.SchemaURL))
-	parent := trace.ContextWithRemoteSpanContext(context.Background(), spanContext(1, true, true))
-	for i := range n {
-		_, s := tr.Start(parent, "GET /api/v1/orders",
-			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(eightAttrs(i)...))
-		s.End()
-	}
-	return rec.Ended()
 }

@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // opaque hides the concrete type of a span, so the encoder reads it
@@ -45,12 +47,12 @@ func richSDKSpans(n int) []sdktrace.ReadOnlySpan {
 		_, s := tracers[i%2].Start(parent, "op \xff "+string(rune('a'+i%26)),
 			trace.WithSpanKind(trace.SpanKind(i%6)), trace.WithAttributes(everyValue()[:i%10]...),
 			trace.WithLinks(
-				trace.Link{SpanContext: spanContext(uint64(i+50), true, true), Attributes: eightAttrs(i)[:i%4]},
+				trace.Link{SpanContext: spanContext(uint64(i+50), true, true), Attributes: otlptest.Attributes8(i)[:i%4]},
 				trace.Link{SpanContext: spanContext(uint64(i+60), false, false)},
 				trace.Link{SpanContext: spanContext(uint64(i+70), true, false)},
 			),
 			trace.WithTimestamp(epoch.Add(time.Duration(i)*time.Second)))
-		s.AddEvent("retry", trace.WithAttributes(eightAttrs(i)[:i%5]...), trace.WithTimestamp(epoch))
+		s.AddEvent("retry", trace.WithAttributes(otlptest.Attributes8(i)[:i%5]...), trace.WithTimestamp(epoch))
 		if i%4 == 0 {
 			s.AddEvent("more")
 			s.AddEvent("and more", trace.WithAttributes(attribute.String("k", "v\xc3")))
@@ -76,7 +78,7 @@ func TestEncodeSnapshotInPlace(t *testing.T) {
 	if r.inPlace(spans[0]) == nil {
 		t.Fatal("the SDK's snapshot no longer has spanData's layout: update spanData")
 	}
-	if r.inPlace(opaque{spans[0]}) != nil || r.inPlace(benchSpan(0)) != nil {
+	if r.inPlace(opaque{spans[0]}) != nil || r.inPlace(otlptest.Spans(1)[0]) != nil {
 		t.Fatal("a span of another type is read in place")
 	}
 }

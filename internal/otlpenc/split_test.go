@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // encodeAll encodes spans into one request and returns a copy of its bytes.
@@ -141,7 +143,7 @@ func TestSplitKeepsUnknownEnvelopeFields(t *testing.T) {
 }
 
 func TestSplitAndCountErrors(t *testing.T) {
-	one := encodeAll(t, benchSpans(1))
+	one := encodeAll(t, otlptest.Spans(1))
 	tests := []struct {
 		name   string
 		body   []byte
