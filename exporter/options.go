@@ -235,7 +235,7 @@ func WithWorkers(n int) Option {
 
 // WithMaxConcurrency sets the ceiling of the adaptive concurrency. The
 // default is 1024. The number of requests in flight starts at 16 and
-// follows what the backend sustains: it doubles per round trip while round
+// follows what the backend sustains: it triples per round trip while round
 // trips stay flat and requests succeed, shrinks by 10% on 429, 503, 502,
 // 504, RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by
 // one per round trip after that. Stats.ConcurrencyLimit and the

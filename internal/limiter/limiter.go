@@ -7,7 +7,7 @@
 //
 //   - Slow start: while nothing has signalled congestion, every request
 //     that completes with a flat round trip while the limit was in full
-//     use raises the limit by one, which doubles it per round trip. A far
+//     use raises the limit by two, which triples it per round trip. A far
 //     backend reaches the concurrency its latency needs within a few
 //     round trips instead of one step per round trip.
 //   - Congestion avoidance: after the first congestion signal, the limit
@@ -77,6 +77,11 @@ const (
 	tolerance      = 1.5
 	toleranceFloor = 5 * time.Millisecond
 	decrease       = 0.9
+	// slowStartGrowth is what each request that completes in full use
+	// adds to the limit in slow start: the limit triples per round trip,
+	// so that a backend a second away gets the 400 requests in flight that
+	// 200,000 spans/s need within three round trips of the start.
+	slowStartGrowth = 2
 	// cooldown is how many round trips the limit holds after a decrease
 	// before growing again.
 	cooldown = 10
@@ -163,7 +168,7 @@ func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bo
 			return
 		}
 		if l.slowStart {
-			l.limit++
+			l.limit += slowStartGrowth
 		} else if now.Sub(l.lastDrop) >= cooldown*l.window() {
 			// After congestion, the limit that caused it is approached
 			// again only once it has held for a while, so that refusals

@@ -30,13 +30,14 @@ func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal)
 	}
 }
 
-func TestSlowStartDoublesPerRoundTrip(t *testing.T) {
-	l := New(Config{Min: 1, Max: 1000, Initial: 4})
+func TestSlowStartTriplesPerRoundTrip(t *testing.T) {
+	l := New(Config{Min: 1, Max: 10000, Initial: 4})
 	now := t0
+	want := 4
 	for i := range 5 {
 		round(t, l, now, 500*time.Millisecond, Success)
 		now = now.Add(500 * time.Millisecond)
-		if want := 4 << (i + 1); l.Limit() != want {
+		if want *= 3; l.Limit() != want {
 			t.Fatalf("after %d round trips: limit %d, want %d", i+1, l.Limit(), want)
 		}
 	}
