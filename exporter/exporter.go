@@ -515,10 +515,11 @@ func (e *Exporter) stop(ctx context.Context) {
 		e.report.Note(fmt.Sprintf("disk spool: %d spans kept in %s for the next start", kept, e.cfg.spoolDir))
 	}
 	if n := e.books.Snapshot().Dropped[ledger.Deadline]; n > 0 {
-		e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, context.DeadlineExceeded)
-		if err := ctx.Err(); err != nil {
-			e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, err)
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.DeadlineExceeded
 		}
+		e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, cause)
 	}
 	close(e.settled)
 	e.metrics.retire()

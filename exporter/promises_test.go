@@ -460,3 +460,27 @@ func TestGRPCStatusIsTheConventionsString(t *testing.T) {
 }
 
 var _ sdktrace.SpanExporter = (*exporter.Exporter)(nil)
+
+func TestResumedDeliveryIsLogged(t *testing.T) {
+	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	core, logs := observer.New(zapcore.InfoLevel)
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithWorkers(1),
+		exporter.WithLogger(zap.New(core)),
+		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxElapsedTime: time.Minute}))
+	_ = exp.ExportSpans(context.Background(), otlptest.Spans(3))
+	if err := shutdownWithin(t, exp, bound); err != nil {
+		t.Fatal(err)
+	}
+	if exp.Stats().Exported != 3 {
+		t.Fatalf("%+v", exp.Stats())
+	}
+	if logs.FilterMessageSnippet("delivery resumed after").Len() != 1 {
+		t.Fatalf("want one line saying delivery resumed: %v", logs.All())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
@@ -109,14 +110,14 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 		if msg := resp.Message; msg != "" && resp.Rejected == 0 {
 			e.report.Warn("backend message", msg)
 		}
-		if down, dropped, ok := e.outage.end(e.cfg.clock.Now(), e.books.Snapshot().DroppedTotal()); ok {
+		if down, dropped, ok := e.outage.end(e.cfg.clock.Now(), e.droppedTotal); ok {
 			e.report.Note(fmt.Sprintf("delivery resumed after %v; %d spans dropped meanwhile",
 				down.Round(time.Millisecond), dropped))
 		}
 		return
 	}
 	if transport.Classify(err).Kind == transport.Retryable {
-		e.outage.begin(e.cfg.clock.Now(), e.books.Snapshot().DroppedTotal())
+		e.outage.begin(e.cfg.clock.Now(), e.droppedTotal)
 	}
 }
 
@@ -185,29 +186,42 @@ func signal(err error) limiter.Signal {
 	return limiter.Neutral
 }
 
+// droppedTotal is the number of spans dropped so far.
+func (e *Exporter) droppedTotal() int64 { return e.books.Snapshot().DroppedTotal() }
+
 // outage remembers when deliveries started failing, so that the fallback
-// logger can say when, and at what cost, they resumed.
+// logger can say when, and at what cost, they resumed. Outside an outage
+// it costs one atomic load per attempt.
 type outage struct {
+	active  atomic.Bool
 	mu      sync.Mutex
 	since   time.Time
 	dropped int64 // spans dropped before the outage began
 }
 
-func (o *outage) begin(now time.Time, dropped int64) {
+func (o *outage) begin(now time.Time, dropped func() int64) {
+	if o.active.Load() {
+		return
+	}
 	o.mu.Lock()
 	if o.since.IsZero() {
-		o.since, o.dropped = now, dropped
+		o.since, o.dropped = now, dropped()
+		o.active.Store(true)
 	}
 	o.mu.Unlock()
 }
 
-func (o *outage) end(now time.Time, dropped int64) (time.Duration, int64, bool) {
+func (o *outage) end(now time.Time, dropped func() int64) (time.Duration, int64, bool) {
+	if !o.active.Load() {
+		return 0, 0, false
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.since.IsZero() {
 		return 0, 0, false
 	}
-	d, n := now.Sub(o.since), dropped-o.dropped
+	d, n := now.Sub(o.since), dropped()-o.dropped
 	o.since = time.Time{}
+	o.active.Store(false)
 	return d, n, true
 }

@@ -171,3 +171,21 @@ func TestCodeNames(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSUsesHTTP2(t *testing.T) {
+	var proto atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c := NewHTTP(HTTPConfig{URL: srv.URL, TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig})
+	defer c.Close()
+	if _, err := c.Send(context.Background(), &Body{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := proto.Load(); got != "HTTP/2.0" {
+		t.Fatalf("request made over %v, want HTTP/2.0", got)
+	}
+}
