@@ -292,6 +292,12 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			break
 		}
 	}
+	if admitted > 0 {
+		// A far backend that has not answered yet tells the limiter
+		// nothing; new spans waiting while the limit is in full use
+		// let it probe for more concurrency.
+		e.limit.Probe(e.cfg.clock.Now())
+	}
 	if e.queueReady != nil && admitted > 0 {
 		select {
 		case e.queueReady <- struct{}{}:

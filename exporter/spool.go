@@ -187,10 +187,7 @@ func (e *Exporter) dispatchSpool() {
 	defer e.workers.Done()
 	d := e.disk
 	for {
-		slot, err := e.limit.Acquire(context.Background())
-		if err != nil {
-			return
-		}
+		slot := e.acquire()
 		for {
 			wake := e.books.Room()
 			batch, spans, size, err := e.queue.TryTake(nil, 0, int64(e.cfg.maxRequestBytes))

@@ -20,10 +20,7 @@ import (
 func (e *Exporter) dispatch() {
 	defer e.workers.Done()
 	for {
-		slot, err := e.limit.Acquire(context.Background())
-		if err != nil {
-			return
-		}
+		slot := e.acquire()
 		batch, spans, size, err := e.queue.Take(context.Background(), nil, 0, int64(e.cfg.maxRequestBytes))
 		if err != nil {
 			e.limit.Release(slot)
@@ -33,6 +30,12 @@ func (e *Exporter) dispatch() {
 		e.workers.Add(1)
 		go e.deliver(slot, batch, spans, size)
 	}
+}
+
+// acquire waits for a slot of the concurrency limit.
+func (e *Exporter) acquire() limiter.Slot {
+	slot, _ := e.limit.Acquire(context.Background())
+	return slot
 }
 
 // deliver sends one request made of batch, then releases its memory and

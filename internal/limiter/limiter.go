@@ -10,6 +10,14 @@
 //     use raises the limit by two, which triples it per round trip. A far
 //     backend reaches the concurrency its latency needs within a few
 //     round trips instead of one step per round trip.
+//   - Probing a far backend: in slow start, a limit in full use for
+//     ProbeInterval while no request has come back at all doubles, so
+//     that a backend a second away gets the concurrency its latency needs
+//     within half a second, before its first answer could say so. Any
+//     answer, refusals and errors included, stops the probing until the
+//     limit is in full use again with nothing coming back; the memory
+//     budget in front of the limiter bounds what the probing can put in
+//     flight.
 //   - Congestion avoidance: after the first congestion signal, the limit
 //     holds for ten round trips, then grows by one per round trip's worth
 //     of completions, so that against a backend that refuses past a fixed
@@ -66,7 +74,11 @@ type Limiter struct {
 	rttShort    float64 // EWMA of recent round trips, seconds
 	rttLong     float64 // EWMA over a longer horizon: the baseline
 	lastDrop    time.Time
-	wake        chan struct{} // closed when a slot frees
+	// answered is set by every answer and cleared by Probe: a probe
+	// interval with no answer is one in which nothing was learnt.
+	answered  bool
+	lastProbe time.Time
+	wake      chan struct{} // closed when a slot frees
 }
 
 const (
@@ -82,6 +94,9 @@ const (
 	// so that a backend a second away gets the 400 requests in flight that
 	// 200,000 spans/s need within three round trips of the start.
 	slowStartGrowth = 2
+	// ProbeInterval is how long a limit in full use must go without any
+	// answer before slow start doubles it (see Probe).
+	ProbeInterval = 100 * time.Millisecond
 	// cooldown is how many round trips the limit holds after a decrease
 	// before growing again.
 	cooldown = 10
@@ -101,24 +116,61 @@ type Slot struct{ saturations uint64 }
 // Acquire waits for a free slot, or until ctx is done.
 func (l *Limiter) Acquire(ctx context.Context) (Slot, error) {
 	for {
-		l.mu.Lock()
-		if l.inFlight < int(l.limit) {
-			slot := Slot{l.saturations}
-			l.inFlight++
-			if l.inFlight >= int(l.limit) {
-				l.saturations++
-			}
-			l.mu.Unlock()
+		slot, ok, wake := l.TryAcquire()
+		if ok {
 			return slot, nil
 		}
-		wake := l.wake
-		l.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
 			return Slot{}, ctx.Err()
 		}
 	}
+}
+
+// TryAcquire takes a free slot if there is one; otherwise it returns a
+// channel that is closed when one may have freed or the limit changed.
+func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight < int(l.limit) {
+		slot := Slot{l.saturations}
+		l.inFlight++
+		if l.inFlight >= int(l.limit) {
+			l.saturations++
+		}
+		return slot, true, nil
+	}
+	return Slot{}, false, l.wake
+}
+
+// Probe is called at now when more work has come to wait for a slot. In
+// slow start, when the limit is in full use and no
+// request has come back since the previous probe at least ProbeInterval
+// ago, it doubles the limit (up to Max) and reports true.
+func (l *Limiter) Probe(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.slowStart || l.inFlight < int(l.limit) {
+		l.lastProbe = time.Time{}
+		return false
+	}
+	if l.answered || l.lastProbe.IsZero() {
+		l.answered = false
+		l.lastProbe = now
+		return false
+	}
+	if now.Sub(l.lastProbe) < ProbeInterval {
+		return false
+	}
+	l.lastProbe = now
+	grown := min(l.limit*2, float64(l.cfg.Max))
+	if grown == l.limit {
+		return false
+	}
+	l.limit = grown
+	l.wakeLocked()
+	return true
 }
 
 // Observe adapts the limit to how one attempt of the request in slot
@@ -145,6 +197,7 @@ func (l *Limiter) wakeLocked() {
 }
 
 func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bool) {
+	l.answered = true
 	// Only accepted requests measure the round trip: a refusal comes back
 	// faster than real work and would hide a backend's latency.
 	if rtt > 0 && s == Success {

@@ -205,3 +205,108 @@ func TestAcquireWaitsForASlot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// fill takes every free slot.
+func fill(t *testing.T, l *Limiter) []Slot {
+	t.Helper()
+	var slots []Slot
+	for {
+		slot, ok, _ := l.TryAcquire()
+		if !ok {
+			return slots
+		}
+		slots = append(slots, slot)
+	}
+}
+
+func TestProbeDoublesWhileNothingAnswers(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 4})
+	fill(t, l)
+	now := t0
+	if l.Probe(now) {
+		t.Fatal("the first probe grew the limit; it should only start the interval")
+	}
+	if l.Probe(now.Add(ProbeInterval-time.Millisecond)) || l.Limit() != 4 {
+		t.Fatalf("grew before an interval passed: limit %d", l.Limit())
+	}
+	for _, want := range []int{8, 16, 32, 64, 100, 100} {
+		before := l.Limit()
+		now = now.Add(ProbeInterval)
+		grew := l.Probe(now)
+		fill(t, l)
+		if l.Limit() != want || grew != (want != before) {
+			t.Fatalf("limit %d → %d (grew %v), want %d", before, l.Limit(), grew, want)
+		}
+	}
+	if l.Limit() != 100 {
+		t.Fatalf("limit %d, want the ceiling 100", l.Limit())
+	}
+}
+
+func TestProbeWaitsWhileAnswersComeBack(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 4})
+	slots := fill(t, l)
+	now := t0
+	l.Probe(now)
+	for i := range 3 {
+		now = now.Add(ProbeInterval)
+		// An answer of any kind, even a failure that says nothing about
+		// load, means the backend is there: growth waits for successes.
+		l.Observe(slots[i], now, 0, Neutral)
+		if l.Probe(now) || l.Limit() != 4 {
+			t.Fatalf("probe %d grew the limit to %d although an answer came back", i, l.Limit())
+		}
+	}
+}
+
+func TestProbeNeedsALimitInFullUse(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 4})
+	slot, _, _ := l.TryAcquire()
+	for i := range 5 {
+		if l.Probe(t0.Add(time.Duration(i) * ProbeInterval)) {
+			t.Fatalf("probe %d grew a limit with free slots", i)
+		}
+	}
+	l.Release(slot)
+	if l.Limit() != 4 {
+		t.Fatalf("limit %d", l.Limit())
+	}
+}
+
+func TestProbeEndsWithSlowStart(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 8})
+	slots := fill(t, l)
+	l.Observe(slots[0], t0, time.Millisecond, Backpressure)
+	l.Release(slots[0])
+	fill(t, l)
+	limit := l.Limit()
+	for i := range 5 {
+		if l.Probe(t0.Add(time.Duration(i+1) * ProbeInterval)) {
+			t.Fatal("probe grew the limit after congestion")
+		}
+	}
+	if l.Limit() != limit {
+		t.Fatalf("limit %d, want %d", l.Limit(), limit)
+	}
+}
+
+func TestProbeWakesAWaiter(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 1})
+	fill(t, l)
+	_, ok, wake := l.TryAcquire()
+	if ok {
+		t.Fatal("slot granted beyond the limit")
+	}
+	l.Probe(t0)
+	if !l.Probe(t0.Add(ProbeInterval)) {
+		t.Fatal("probe did not grow the limit")
+	}
+	select {
+	case <-wake:
+	default:
+		t.Fatal("the waiter was not woken by the larger limit")
+	}
+	if _, ok, _ := l.TryAcquire(); !ok {
+		t.Fatal("no slot after the limit grew")
+	}
+}
