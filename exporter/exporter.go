@@ -292,12 +292,8 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			break
 		}
 	}
-	if admitted > 0 {
-		// A far backend that has not answered yet tells the limiter
-		// nothing; new spans waiting while the limit is in full use
-		// let it probe for more concurrency.
-		e.limit.Probe(e.cfg.clock.Now())
-	}
+	// Spans dropped for want of memory are demand too.
+	e.demand()
 	if e.queueReady != nil && admitted > 0 {
 		select {
 		case e.queueReady <- struct{}{}:
@@ -308,6 +304,14 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		return ErrShutdown
 	}
 	return nil
+}
+
+// demand tells the concurrency limit when a whole request's worth of
+// spans waits for a slot, in memory or on disk (see limiter.Waiting).
+func (e *Exporter) demand() {
+	if e.queue.Bytes() >= int64(e.cfg.maxRequestBytes) || e.spoolWaiting() {
+		e.limit.Waiting(e.cfg.clock.Now())
+	}
 }
 
 // errMemoryFull is the cause of spans dropped because the memory budget

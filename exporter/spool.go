@@ -179,6 +179,12 @@ func (e *Exporter) backlog() bool {
 	return d.held.Load() > 0 || d.s.Backlog()
 }
 
+// spoolWaiting reports whether spans wait on disk, or on their way to it.
+func (e *Exporter) spoolWaiting() bool {
+	d := e.disk
+	return d != nil && !d.broken.Load() && (d.held.Load() > 0 || d.s.Backlog())
+}
+
 // dispatchSpool is dispatch with a spool: memory first (it holds what is
 // older than the backlog, or, fresh first, what is newer), then the
 // spool's backlog, until the queue is closed and empty and either the

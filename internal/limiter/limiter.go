@@ -7,11 +7,13 @@
 //
 //   - Slow start: while nothing has signalled congestion, every request
 //     that completes with a flat round trip while the limit was in full
-//     use raises the limit by two, which triples it per round trip. A far
+//     use, with a whole request's worth of work waiting, raises the limit
+//     by two, which triples it per round trip. A far
 //     backend reaches the concurrency its latency needs within a few
 //     round trips instead of one step per round trip.
-//   - Probing a far backend: in slow start, a limit in full use for
-//     ProbeInterval while no request has come back at all doubles, so
+//   - Probing a far backend: in slow start, a limit in full use, with
+//     work waiting, for ProbeInterval while no request has come back at
+//     all doubles, so
 //     that a backend a second away gets the concurrency its latency needs
 //     within half a second, before its first answer could say so. Any
 //     answer, refusals and errors included, stops the probing until the
@@ -67,14 +69,15 @@ type Limiter struct {
 	mu       sync.Mutex
 	limit    float64
 	inFlight int
-	// saturations counts the moments the limit was in full use; a request
+	// saturations counts the moments the limit was in full use with a
+	// request's worth of work waiting (Waiting); a request
 	// in flight at such a moment may raise the limit when it completes.
 	saturations uint64
 	slowStart   bool
 	rttShort    float64 // EWMA of recent round trips, seconds
 	rttLong     float64 // EWMA over a longer horizon: the baseline
 	lastDrop    time.Time
-	// answered is set by every answer and cleared by Probe: a probe
+	// answered is set by every answer and cleared by Waiting: a probe
 	// interval with no answer is one in which nothing was learnt.
 	answered  bool
 	lastProbe time.Time
@@ -95,7 +98,7 @@ const (
 	// 200,000 spans/s need within three round trips of the start.
 	slowStartGrowth = 2
 	// ProbeInterval is how long a limit in full use must go without any
-	// answer before slow start doubles it (see Probe).
+	// answer before slow start doubles it (see Waiting).
 	ProbeInterval = 100 * time.Millisecond
 	// cooldown is how many round trips the limit holds after a decrease
 	// before growing again.
@@ -136,23 +139,32 @@ func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
 	if l.inFlight < int(l.limit) {
 		slot := Slot{l.saturations}
 		l.inFlight++
-		if l.inFlight >= int(l.limit) {
-			l.saturations++
-		}
 		return slot, true, nil
 	}
 	return Slot{}, false, l.wake
 }
 
-// Probe is called at now when more work has come to wait for a slot. In
-// slow start, when the limit is in full use and no
-// request has come back since the previous probe at least ProbeInterval
-// ago, it doubles the limit (up to Max) and reports true.
-func (l *Limiter) Probe(now time.Time) bool {
+// Waiting tells the limiter, at now, that work enough for a whole request
+// waits for a slot. Only then is a limit in full use short of what the
+// load needs: requests in flight at such a moment raise the limit in slow
+// start when they complete, and a limit the load keeps full while a
+// request's worth waits grows to carry it, not to send every small batch
+// on its own.
+//
+// In slow start, when no request has come back since the previous call at
+// least ProbeInterval ago, Waiting also doubles the limit (up to Max) and
+// reports true: a backend that has not answered yet has said nothing
+// about the concurrency it takes, and waiting for its first answer would
+// leave a far one with the initial limit for a whole round trip.
+func (l *Limiter) Waiting(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.slowStart || l.inFlight < int(l.limit) {
+	if l.inFlight < int(l.limit) {
 		l.lastProbe = time.Time{}
+		return false
+	}
+	l.saturations++
+	if !l.slowStart {
 		return false
 	}
 	if l.answered || l.lastProbe.IsZero() {

@@ -12,8 +12,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Unix(1000, 0)
 
-// round runs one round trip's worth of requests: it fills every slot, then
-// ends them all at now with rtt and signal s.
+// round runs one round trip's worth of requests: it fills every slot, says
+// that more work waits, then ends them all at now with rtt and signal s.
 func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal) {
 	t.Helper()
 	n := l.Limit()
@@ -24,6 +24,7 @@ func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal)
 			t.Fatal(err)
 		}
 	}
+	l.Waiting(now)
 	for _, slot := range slots {
 		l.Observe(slot, now, rtt, s)
 		l.Release(slot)
@@ -159,6 +160,7 @@ func TestSettlesAtABackendsCapacity(t *testing.T) {
 		for i := range slots {
 			slots[i], _ = l.Acquire(context.Background())
 		}
+		l.Waiting(now)
 		for i, slot := range slots {
 			if i < 4 {
 				served++
@@ -223,16 +225,16 @@ func TestProbeDoublesWhileNothingAnswers(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	fill(t, l)
 	now := t0
-	if l.Probe(now) {
+	if l.Waiting(now) {
 		t.Fatal("the first probe grew the limit; it should only start the interval")
 	}
-	if l.Probe(now.Add(ProbeInterval-time.Millisecond)) || l.Limit() != 4 {
+	if l.Waiting(now.Add(ProbeInterval-time.Millisecond)) || l.Limit() != 4 {
 		t.Fatalf("grew before an interval passed: limit %d", l.Limit())
 	}
 	for _, want := range []int{8, 16, 32, 64, 100, 100} {
 		before := l.Limit()
 		now = now.Add(ProbeInterval)
-		grew := l.Probe(now)
+		grew := l.Waiting(now)
 		fill(t, l)
 		if l.Limit() != want || grew != (want != before) {
 			t.Fatalf("limit %d → %d (grew %v), want %d", before, l.Limit(), grew, want)
@@ -247,23 +249,23 @@ func TestProbeWaitsWhileAnswersComeBack(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	slots := fill(t, l)
 	now := t0
-	l.Probe(now)
+	l.Waiting(now)
 	for i := range 3 {
 		now = now.Add(ProbeInterval)
 		// An answer of any kind, even a failure that says nothing about
 		// load, means the backend is there: growth waits for successes.
 		l.Observe(slots[i], now, 0, Neutral)
-		if l.Probe(now) || l.Limit() != 4 {
+		if l.Waiting(now) || l.Limit() != 4 {
 			t.Fatalf("probe %d grew the limit to %d although an answer came back", i, l.Limit())
 		}
 	}
 }
 
-func TestProbeNeedsALimitInFullUse(t *testing.T) {
+func TestWaitingNeedsALimitInFullUse(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	slot, _, _ := l.TryAcquire()
 	for i := range 5 {
-		if l.Probe(t0.Add(time.Duration(i) * ProbeInterval)) {
+		if l.Waiting(t0.Add(time.Duration(i) * ProbeInterval)) {
 			t.Fatalf("probe %d grew a limit with free slots", i)
 		}
 	}
@@ -281,7 +283,7 @@ func TestProbeEndsWithSlowStart(t *testing.T) {
 	fill(t, l)
 	limit := l.Limit()
 	for i := range 5 {
-		if l.Probe(t0.Add(time.Duration(i+1) * ProbeInterval)) {
+		if l.Waiting(t0.Add(time.Duration(i+1) * ProbeInterval)) {
 			t.Fatal("probe grew the limit after congestion")
 		}
 	}
@@ -297,8 +299,8 @@ func TestProbeWakesAWaiter(t *testing.T) {
 	if ok {
 		t.Fatal("slot granted beyond the limit")
 	}
-	l.Probe(t0)
-	if !l.Probe(t0.Add(ProbeInterval)) {
+	l.Waiting(t0)
+	if !l.Waiting(t0.Add(ProbeInterval)) {
 		t.Fatal("probe did not grow the limit")
 	}
 	select {
@@ -308,5 +310,26 @@ func TestProbeWakesAWaiter(t *testing.T) {
 	}
 	if _, ok, _ := l.TryAcquire(); !ok {
 		t.Fatal("no slot after the limit grew")
+	}
+}
+
+func TestFullLimitGrowsOnlyWithWorkWaiting(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 4})
+	now := t0
+	for range 5 {
+		// Every slot in use, but nothing more waits: the load fits.
+		slots := fill(t, l)
+		for _, slot := range slots {
+			l.Observe(slot, now, 100*time.Millisecond, Success)
+			l.Release(slot)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	if l.Limit() != 4 {
+		t.Fatalf("limit %d grew with no work waiting", l.Limit())
+	}
+	round(t, l, now, 100*time.Millisecond, Success)
+	if l.Limit() != 12 {
+		t.Fatalf("limit %d after a round with work waiting, want 12", l.Limit())
 	}
 }
