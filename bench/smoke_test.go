@@ -188,3 +188,57 @@ func checkAccounting(t *testing.T, res *scenario.Result, complete bool) {
 		}
 	}
 }
+
+// TestSpoolSmoke runs an outage that the memory budget cannot hold
+// through ours with and without a disk spool. Without, the excess is
+// dropped as queue_full; with, it goes to disk and everything handed to
+// the exporter reaches the receiver once the backend is back. The budget
+// is small enough that the spool must be used whatever the machine's
+// speed.
+func TestSpoolSmoke(t *testing.T) {
+	sc := scenario.Scenario{
+		Name: "outage", Outage: scenario.Unavailable,
+		OutageStart: 200 * time.Millisecond, OutageFor: 1500 * time.Millisecond,
+		Duration: 2500 * time.Millisecond, Spool: true,
+	}
+	kinds := sc.Pipelines([]scenario.Kind{scenario.Ours})
+	if len(kinds) != 2 || kinds[1] != scenario.OursSpool {
+		t.Fatalf("spool pipelines %v, want ours and ours with a spool", kinds)
+	}
+	for _, kind := range kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			res, err := scenario.Run(context.Background(), sc, kind, scenario.RunConfig{
+				Rate:            30_000,
+				MemoryBudget:    2 << 20,
+				ShutdownTimeout: time.Minute,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ShutdownErr != "" || res.Unsettled {
+				t.Fatalf("shutdown: %q, unsettled %v", res.ShutdownErr, res.Unsettled)
+			}
+			st := res.Exporter
+			t.Logf("ended %d, handed %d, delivered %d, watch %+v", res.Ended, res.Handed, res.Delivered, res.Watch)
+			if st.Accepted != res.Handed {
+				t.Errorf("accepted %d, want the %d spans handed to ExportSpans", st.Accepted, res.Handed)
+			}
+			if got := st.Exported + st.Dropped.Total() + st.Queued + st.Spooled + st.InFlight; got != st.Accepted {
+				t.Errorf("books do not balance: %+v", *st)
+			}
+			if kind == scenario.Ours {
+				if st.Dropped.QueueFull == 0 {
+					t.Errorf("memory-only: nothing dropped as queue_full through an outage of %s at a 2 MiB budget", sc.OutageFor)
+				}
+				return
+			}
+			if res.Watch.PeakSpooled == 0 || res.Watch.PeakSpoolBytes == 0 {
+				t.Errorf("the spool was never used: %+v", res.Watch)
+			}
+			if st.Dropped.Total() != 0 || st.Spooled != 0 || st.Exported != res.Handed || res.Delivered < res.Handed {
+				t.Errorf("handed %d, exported %d, delivered %d, dropped %+v, left spooled %d; want all delivered",
+					res.Handed, st.Exported, res.Delivered, st.Dropped, st.Spooled)
+			}
+		})
+	}
+}

@@ -61,6 +61,8 @@ const benchModule = "github.com/tracekeeper/tracekeeper/bench"
 
 type options struct {
 	duration, outage, shutdown time.Duration
+	longOutage                 time.Duration
+	spoolMax                   byteSize
 	rate, goroutines, bspQueue int
 	scenarios, pipelines       string
 	decode, gzip               bool
@@ -89,10 +91,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each latency scenario offers load; the outage scenarios run twice as long")
 	fs.DurationVar(&o.outage, "outage", 2*time.Second, "how long the backend is down in the outage scenarios")
+	fs.DurationVar(&o.longOutage, "long-outage", 30*time.Second, fmt.Sprintf("how long the backend answers 503 in the long-outage scenario, at %d spans/s; 0 leaves it out", scenario.LongOutageRate))
+	fs.Var(&o.spoolMax, "spool-max", "disk budget of ours with a spool, such as 2GiB (WithSpool); empty keeps its default")
 	fs.DurationVar(&o.shutdown, "shutdown", scenario.DefaultShutdownTimeout, "deadline of each pipeline's shutdown after the load")
 	fs.IntVar(&o.rate, "rate", scenario.DefaultRate, "offered load, spans per second")
 	fs.IntVar(&o.goroutines, "goroutines", scenario.DefaultGoroutines, "goroutines ending spans")
-	fs.StringVar(&o.scenarios, "scenarios", "all", "comma-separated scenarios to run: "+strings.Join(names(scenario.Standard(time.Second, time.Second)), ", "))
+	fs.StringVar(&o.scenarios, "scenarios", "all", "comma-separated scenarios to run: "+
+		strings.Join(names(standard(time.Second, time.Second, 30*time.Second)), ", "))
 	fs.StringVar(&o.pipelines, "pipelines", "stock,tracekeeper", "comma-separated pipelines to run")
 	fs.IntVar(&o.bspQueue, "bsp-queue", 0, "the BatchSpanProcessor's queue size for both pipelines; 0 keeps the SDK's default of 2048")
 	fs.BoolVar(&o.decode, "decode", false, "decode every request fully in the receiver (costs CPU shared with the pipelines)")
@@ -151,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			prefix := fmt.Sprintf("[%2d/%d] %-15s %-17s", n, runs, sc.Name, k)
 			cfg := scenario.RunConfig{
 				Rate: o.rate, Goroutines: o.goroutines, ShutdownTimeout: o.shutdown, Decode: o.decode,
-				BSPQueue: o.bspQueue, Gzip: o.gzip, MemoryBudget: int(o.budget),
+				BSPQueue: o.bspQueue, Gzip: o.gzip, MemoryBudget: int(o.budget), SpoolMaxBytes: int64(o.spoolMax),
 			}
 			if live {
 				cfg.Progress = func(p scenario.Progress) {
@@ -346,11 +351,24 @@ func names(scs []scenario.Scenario) []string {
 	return out
 }
 
+// standard is the comparison's scenarios: scenario.Standard, then the
+// long outage unless longOutage is zero.
+func standard(duration, outage, longOutage time.Duration) []scenario.Scenario {
+	std := scenario.Standard(duration, outage)
+	if longOutage > 0 {
+		std = append(std, scenario.LongOutage(longOutage))
+	}
+	return std
+}
+
 func pickScenarios(o options) ([]scenario.Scenario, error) {
 	if o.duration <= 0 || o.outage < 0 {
 		return nil, errors.New("-duration must be positive and -outage not negative")
 	}
-	std := scenario.Standard(o.duration, o.outage)
+	if o.longOutage < 0 {
+		return nil, errors.New("-long-outage must not be negative")
+	}
+	std := standard(o.duration, o.outage, o.longOutage)
 	if o.scenarios == "" || o.scenarios == "all" {
 		return std, nil
 	}

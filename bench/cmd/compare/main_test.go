@@ -97,12 +97,13 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
-	for _, want := range []string{"latency-20ms", "outage-refused", "delivered stock", "wrote " + svg} {
+	for _, want := range []string{"latency-20ms", "outage-refused", "delivered stock", "tracekeeper-spool", "peak on disk", "wrote " + svg} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
-	if !strings.Contains(stderr.String(), "[ 4/4]") {
+	// The outage also runs ours with a spool: five runs.
+	if !strings.Contains(stderr.String(), "[ 5/5]") {
 		t.Errorf("progress lacks the last run:\n%s", stderr.String())
 	}
 	page, err := os.ReadFile(md)

@@ -10,16 +10,17 @@ import (
 
 // Pair holds the pipelines' results for one scenario; any may be nil when
 // that pipeline was not run. Fixed is ours with a fixed pool of workers,
-// which only the overload scenarios run.
+// which only the overload scenarios run; Spool is ours with a disk spool,
+// which only the spool scenarios run.
 type Pair struct {
-	Scenario           scenario.Scenario
-	Stock, Ours, Fixed *scenario.Result
+	Scenario                  scenario.Scenario
+	Stock, Ours, Fixed, Spool *scenario.Result
 }
 
 // results returns the pair's results that are there, stock first.
 func (p Pair) results() []*scenario.Result {
 	var out []*scenario.Result
-	for _, r := range []*scenario.Result{p.Stock, p.Ours, p.Fixed} {
+	for _, r := range []*scenario.Result{p.Stock, p.Ours, p.Fixed, p.Spool} {
 		if r != nil {
 			out = append(out, r)
 		}
@@ -46,6 +47,8 @@ func Pairs(results []*scenario.Result) []Pair {
 			out[i].Ours = r
 		case scenario.OursFixed:
 			out[i].Fixed = r
+		case scenario.OursSpool:
+			out[i].Spool = r
 		}
 	}
 	return out

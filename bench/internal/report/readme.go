@@ -104,8 +104,8 @@ func README(w io.Writer, results []*scenario.Result, meta Meta, rd Readme) error
 	if meta.Load != "" {
 		fmt.Fprintf(&b, " (load average %s at the start)", meta.Load)
 	}
-	fmt.Fprintf(&b, ". Each scenario ends spans with 8 attributes at %s spans/s from %d goroutines for %s",
-		count(int64(meta.Rate)), scenario.DefaultGoroutines, durations(pairs))
+	fmt.Fprintf(&b, ". Each scenario ends spans with 8 attributes at %s spans/s from %d goroutines for %s%s",
+		count(int64(meta.Rate)), scenario.DefaultGoroutines, durations(pairs), ownRates(pairs))
 	fmt.Fprintf(&b, ", against an OTLP/HTTP receiver embedded in the same process, then gives each pipeline %s to shut down. ",
 		meta.ShutdownTimeout)
 	b.WriteString(setup(meta) + ":\n\n")
@@ -132,6 +132,11 @@ func README(w io.Writer, results []*scenario.Result, meta Meta, rd Readme) error
 		b.WriteString("\nRefused share: the backend's 503s as a share of all the requests it answered, over the " +
 			"whole run and over the load's second half alone.\n")
 	}
+	if hasSpool(pairs) {
+		b.WriteString("\nThe outages again, with ours also run with a disk spool (`exporter.WithSpool`): " +
+			"every pipeline's delivery of what it was handed, the disk and heap it used, and its CPU time per span.\n\n")
+		writeMarkdown(&b, spool(pairs))
+	}
 	if rd.Page != "" {
 		fmt.Fprintf(&b, "\nThe full tables, with where every span went, are in [%s](%s). In this run:\n\n", rd.Page, rd.Page)
 	} else {
@@ -155,10 +160,29 @@ func README(w io.Writer, results []*scenario.Result, meta Meta, rd Readme) error
 	return nil
 }
 
-// durations describes how long the scenarios offered load.
+// ownRates names the scenarios that offered a load of their own, with
+// how much and for how long, as a parenthesis; empty when there are none.
+func ownRates(pairs []Pair) string {
+	var parts []string
+	for _, p := range pairs {
+		if sc := p.Scenario; sc.Rate > 0 {
+			parts = append(parts, fmt.Sprintf("`%s` at %s spans/s for %s", sc.Name, count(int64(sc.Rate)), sc.Duration))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// durations describes how long the scenarios at the common rate offered
+// load.
 func durations(pairs []Pair) string {
 	var plain, outage time.Duration
 	for _, p := range pairs {
+		if p.Scenario.Rate > 0 {
+			continue
+		}
 		if p.Scenario.Outage != scenario.Available {
 			outage = p.Scenario.Duration
 		} else {

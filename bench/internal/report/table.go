@@ -92,6 +92,64 @@ func overload(pairs []Pair) table {
 	return t
 }
 
+// spool is the table of the scenarios run with and without a disk spool:
+// what each of ours delivered of what it was handed, what it cost, and
+// what the spool held.
+func spool(pairs []Pair) table {
+	t := table{header: []string{
+		"scenario", "pipeline", "handed to exporter", "delivered", "delivered of handed", "exporter drops",
+		"left at deadline", "peak on disk", "peak spans on disk", "peak heap", "CPU per handed span", "books balance",
+	}}
+	for _, p := range pairs {
+		if p.Spool == nil {
+			continue
+		}
+		for _, r := range []*scenario.Result{p.Stock, p.Ours, p.Spool} {
+			if r == nil {
+				continue
+			}
+			onDisk, spans := "–", "–"
+			if r.Pipeline == scenario.OursSpool {
+				onDisk, spans = mib(uint64(r.Watch.PeakSpoolBytes)), count(r.Watch.PeakSpooled)
+			}
+			t.rows = append(t.rows, []string{
+				p.Scenario.Name, string(r.Pipeline), count(r.Handed), count(r.Delivered),
+				pct(handedPct(r)), exporterDrops(r), leftOver(r), onDisk, spans,
+				mib(r.Usage.PeakLiveHeap), perHanded(r), balance(r),
+			})
+		}
+	}
+	return t
+}
+
+// hasSpool reports whether any pair ran ours with a spool.
+func hasSpool(pairs []Pair) bool {
+	for _, p := range pairs {
+		if p.Spool != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// handedPct is the share of the spans handed to the exporter that the
+// receiver got, in percent.
+func handedPct(r *scenario.Result) float64 {
+	if r.Handed == 0 {
+		return 0
+	}
+	return 100 * float64(r.Delivered) / float64(r.Handed)
+}
+
+// perHanded is the process's CPU time per span handed to the exporter:
+// what a span costs whether or not it could be delivered.
+func perHanded(r *scenario.Result) string {
+	if r.Handed == 0 {
+		return "–"
+	}
+	return dur(r.Usage.CPU / time.Duration(r.Handed))
+}
+
 // pipelineName names a result's pipeline, with the pool size of a fixed
 // one.
 func pipelineName(r *scenario.Result) string {
@@ -244,6 +302,10 @@ func Text(w io.Writer, results []*scenario.Result) error {
 		b.WriteString("\n")
 		writeText(&b, overload(pairs))
 	}
+	if hasSpool(pairs) {
+		b.WriteString("\n")
+		writeText(&b, spool(pairs))
+	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("report: write text: %w", err)
@@ -290,8 +352,8 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 	pairs := Pairs(results)
 	var b strings.Builder
 	b.WriteString("# Stock batcher vs tracekeeper: delivery under load\n\n")
-	fmt.Fprintf(&b, "Offered load: %s spans/s with 8 attributes each, ended from %d goroutines; ",
-		count(int64(meta.Rate)), scenario.DefaultGoroutines)
+	fmt.Fprintf(&b, "Offered load: %s spans/s%s with 8 attributes each, ended from %d goroutines; ",
+		count(int64(meta.Rate)), ownRates(pairs), scenario.DefaultGoroutines)
 	fmt.Fprintf(&b, "each pipeline then gets %s to shut down. ", meta.ShutdownTimeout)
 	b.WriteString(setup(meta) + " ")
 	b.WriteString("against the same embedded OTLP/HTTP receiver, " +
@@ -340,6 +402,12 @@ func Markdown(w io.Writer, results []*scenario.Result, meta Meta, chart string) 
 		writeMarkdown(&b, overload(pairs))
 		b.WriteString("\n" + overloadNotes)
 	}
+	if hasSpool(pairs) {
+		b.WriteString("\n## Disk spool\n\n")
+		b.WriteString(spoolIntro)
+		writeMarkdown(&b, spool(pairs))
+		b.WriteString("\n" + spoolNotes)
+	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("report: write markdown: %w", err)
@@ -356,6 +424,16 @@ const overloadNotes = "Requests served: answered with success. Refused share: re
 	"of all the requests the backend answered, over the whole run and over the load's second half alone " +
 	"(the steady state, after the limit has come down from its start). Peak at backend: the most requests " +
 	"it served at once. Limit mean: the exporter's concurrency limit averaged over the load's second half.\n"
+
+const spoolIntro = "The outage scenarios also run ours with a disk spool (`exporter.WithSpool`, " +
+	"in a fresh temporary directory, its disk budget at the default unless -spool-max says otherwise): " +
+	"what the memory budget cannot hold goes to disk and is sent once the backend is back.\n\n"
+
+const spoolNotes = "Delivered of handed: the spans the receiver got as a share of those the " +
+	"BatchSpanProcessor handed to the exporter. Peak on disk: the most disk the spool used " +
+	"(Stats.SpoolBytes), and the most spans it held (Stats.Spooled), sampled while the load ran. " +
+	"CPU per handed span: the process's CPU time, from the start of the load to the end of the shutdown, " +
+	"per span handed to the exporter, delivered or not.\n"
 
 // setup says how the pipelines were configured, as a sentence ending in
 // the receiver they ran against.

@@ -34,6 +34,9 @@ const (
 	// adaptive concurrency. Only the overload scenarios run it, with as
 	// many workers as the backend serves requests at once.
 	OursFixed Kind = "tracekeeper-fixed"
+	// OursSpool is Ours with a disk spool (exporter.WithSpool in
+	// PipelineConfig.SpoolDir). Only the scenarios with Spool set run it.
+	OursSpool Kind = "tracekeeper-spool"
 )
 
 // Kinds lists the pipelines every scenario runs, in the order tables show
@@ -56,6 +59,11 @@ type PipelineConfig struct {
 	// Workers is the fixed number of requests in flight of OursFixed
 	// (exporter.WithWorkers); other pipelines ignore it.
 	Workers int
+	// SpoolDir and SpoolMaxBytes are the directory and disk budget of
+	// OursSpool's spool (exporter.WithSpool); other pipelines ignore
+	// them.
+	SpoolDir      string
+	SpoolMaxBytes int64
 }
 
 // Pipeline is a TracerProvider whose spans go through a BatchSpanProcessor
@@ -102,7 +110,7 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineCo
 			return nil, fmt.Errorf("scenario: stock exporter: %w", err)
 		}
 		inner = exp
-	case Ours, OursFixed:
+	case Ours, OursFixed, OursSpool:
 		eopts := []exporter.Option{exporter.WithEndpoint(endpoint), exporter.WithInsecure(),
 			exporter.WithLogger(countingLogger())}
 		if cfg.Gzip {
@@ -116,6 +124,12 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineCo
 				return nil, fmt.Errorf("scenario: pipeline %s needs a positive number of workers", kind)
 			}
 			eopts = append(eopts, exporter.WithWorkers(cfg.Workers))
+		}
+		if kind == OursSpool {
+			if cfg.SpoolDir == "" {
+				return nil, fmt.Errorf("scenario: pipeline %s needs a spool directory", kind)
+			}
+			eopts = append(eopts, exporter.WithSpool(cfg.SpoolDir, cfg.SpoolMaxBytes))
 		}
 		p.Exporter = exporter.New(eopts...)
 		inner = p.Exporter

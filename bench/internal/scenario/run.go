@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -34,6 +35,12 @@ type Scenario struct {
 	OutageFor   time.Duration
 	// Duration is how long the load is offered.
 	Duration time.Duration
+	// Rate, when positive, is the offered load in spans per second of
+	// this scenario, in place of RunConfig.Rate.
+	Rate int
+	// Spool makes the scenario also run OursSpool: ours with a disk
+	// spool.
+	Spool bool
 }
 
 // Label describes the backend condition in a few words.
@@ -50,11 +57,15 @@ func (s Scenario) Label() string {
 // Pipelines returns the pipelines the scenario runs out of those chosen:
 // kinds, followed in an overload scenario by OursFixed when Ours is
 // among them, so that the adaptive concurrency and a fixed pool as large
-// as the backend's capacity run side by side.
+// as the backend's capacity run side by side, and in a spool scenario by
+// OursSpool, so that ours with and without a disk spool do.
 func (s Scenario) Pipelines(kinds []Kind) []Kind {
 	out := append([]Kind(nil), kinds...)
 	if s.MaxConcurrent > 0 && slices.Contains(kinds, Ours) && !slices.Contains(kinds, OursFixed) {
 		out = append(out, OursFixed)
+	}
+	if s.Spool && slices.Contains(kinds, Ours) && !slices.Contains(kinds, OursSpool) {
+		out = append(out, OursSpool)
 	}
 	return out
 }
@@ -70,7 +81,8 @@ const (
 // 20, 100, 500 and 1000 ms for duration each; then an outage of outage
 // answering 503, and one refusing connections, each in a run of twice
 // duration that starts the outage after a fifth of duration, so that the
-// pipelines have time to recover; then an overloaded backend serving
+// pipelines have time to recover, and each also run by ours with a disk
+// spool; then an overloaded backend serving
 // OverloadConcurrent requests at once, each after OverloadLatency, and
 // answering 503 beyond, for duration.
 func Standard(duration, outage time.Duration) []Scenario {
@@ -91,6 +103,7 @@ func Standard(duration, outage time.Duration) []Scenario {
 			OutageStart: duration / 5,
 			OutageFor:   outage,
 			Duration:    2 * duration,
+			Spool:       true,
 		})
 	}
 	return append(out, Scenario{
@@ -99,6 +112,25 @@ func Standard(duration, outage time.Duration) []Scenario {
 		MaxConcurrent: OverloadConcurrent,
 		Duration:      duration,
 	})
+}
+
+// LongOutageRate is the offered load of the LongOutage scenario.
+const LongOutageRate = 50_000
+
+// LongOutage returns the scenario of a long outage: at LongOutageRate
+// spans per second, the backend answers 503 for outage, from one second
+// into the load; the load goes on for half as long again after it, so
+// that what piled up can be sent. Ours also runs it with a disk spool.
+func LongOutage(outage time.Duration) Scenario {
+	return Scenario{
+		Name:        "outage-" + outage.String(),
+		Outage:      Unavailable,
+		OutageStart: time.Second,
+		OutageFor:   outage,
+		Duration:    time.Second + outage + outage/2,
+		Rate:        LongOutageRate,
+		Spool:       true,
+	}
 }
 
 // Defaults of RunConfig.
@@ -136,6 +168,9 @@ type RunConfig struct {
 	// MemoryBudget, when positive, is our exporter's memory budget
 	// (exporter.WithMemoryBudget); zero keeps its default.
 	MemoryBudget int
+	// SpoolMaxBytes is the disk budget of OursSpool's spool; zero keeps
+	// the exporter's default.
+	SpoolMaxBytes int64
 	// Progress, when not nil, is called about once per ProgressEvery
 	// (default one second) while the load runs.
 	Progress      func(Progress)
@@ -215,6 +250,10 @@ type Watch struct {
 	// flight (Stats.QueueBytes + Stats.InFlightBytes); Budget is its
 	// memory budget.
 	PeakHeld, Budget int64
+	// PeakSpoolBytes is the most disk the spool used (Stats.SpoolBytes)
+	// and PeakSpooled the most spans it held (Stats.Spooled); zero
+	// without a spool.
+	PeakSpoolBytes, PeakSpooled int64
 }
 
 // RefusedPct is the share of the requests a receiver answered that it
@@ -253,6 +292,9 @@ func (r *Result) CPUPerDelivered() time.Duration {
 // pipeline down within cfg.ShutdownTimeout and reports what arrived.
 func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, error) {
 	cfg = cfg.withDefaults()
+	if sc.Rate > 0 {
+		cfg.Rate = sc.Rate
+	}
 	recv, err := NewReceiver(ReceiverConfig{
 		Latency: sc.Latency, MaxConcurrent: sc.MaxConcurrent, Decode: cfg.Decode, Clock: cfg.Clock,
 	})
@@ -260,9 +302,19 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 		return nil, err
 	}
 	defer recv.Close()
-	p, err := NewPipeline(ctx, kind, recv.Addr(), PipelineConfig{
+	pcfg := PipelineConfig{
 		BSPQueue: cfg.BSPQueue, Gzip: cfg.Gzip, MemoryBudget: cfg.MemoryBudget, Workers: sc.MaxConcurrent,
-	})
+		SpoolMaxBytes: cfg.SpoolMaxBytes,
+	}
+	if kind == OursSpool {
+		dir, err := os.MkdirTemp("", "tracekeeper-spool-")
+		if err != nil {
+			return nil, fmt.Errorf("scenario: spool directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		pcfg.SpoolDir = dir
+	}
+	p, err := NewPipeline(ctx, kind, recv.Addr(), pcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,8 @@ func (w *watcher) sample() {
 	w.w.EndLimit = st.ConcurrencyLimit
 	w.w.RoundTrip = st.RoundTrip
 	w.w.PeakHeld = max(w.w.PeakHeld, st.QueueBytes+st.InFlightBytes)
+	w.w.PeakSpoolBytes = max(w.w.PeakSpoolBytes, st.SpoolBytes)
+	w.w.PeakSpooled = max(w.w.PeakSpooled, st.Spooled)
 	if w.clock.Since(w.start) >= w.half {
 		w.steadySum += st.ConcurrencyLimit
 		w.steady++
