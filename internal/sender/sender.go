@@ -82,7 +82,22 @@ type Config struct {
 type Sender struct {
 	cfg       Config
 	recovered recovery
+
+	// nextProbe is when a delivery waiting out a long backoff may next
+	// try early, on behalf of all those waiting (see wait).
+	probeMu   sync.Mutex
+	nextProbe time.Time
 }
+
+// ProbeEvery is how often, at most, one of the deliveries waiting out a
+// backoff longer than twice as long tries early: after a long outage,
+// when every request in flight waits tens of seconds for its next
+// attempt, the first one to find the backend back ends the others' waits
+// too (a success ends every wait), so delivery resumes within about
+// ProbeEvery of the backend's return instead of at the next backoff's
+// end. One attempt per ProbeEvery, whatever the number of waiting
+// deliveries, is all the extra load a down backend gets.
+const ProbeEvery = time.Second
 
 // New returns a Sender.
 func New(cfg Config) *Sender {
@@ -253,14 +268,41 @@ func halves(body *transport.Body, spans int) (a, b half, ok bool) {
 }
 
 // wait blocks for d on the clock, or, when early is set, until a delivery
-// succeeds; false if ctx ended first.
+// succeeds or, for a d longer than twice ProbeEvery, until this delivery
+// takes the turn to probe (see ProbeEvery); false if ctx ended first.
 func (s *Sender) wait(ctx context.Context, d time.Duration, early bool) bool {
+	if !early {
+		return s.sleep(ctx, d, nil)
+	}
+	recovered := s.recovered.wait()
+	if d <= 2*ProbeEvery {
+		return s.sleep(ctx, d, recovered)
+	}
+	end := s.cfg.Clock.Now().Add(d)
+	for {
+		step := min(ProbeEvery, end.Sub(s.cfg.Clock.Now()))
+		if step <= 0 {
+			return true
+		}
+		if !s.sleep(ctx, step, recovered) {
+			return false
+		}
+		select {
+		case <-recovered:
+			return true
+		default:
+		}
+		if s.probeTurn(s.cfg.Clock.Now()) {
+			return true
+		}
+	}
+}
+
+// sleep blocks for d on the clock, or until recovered is closed; false if
+// ctx ended first.
+func (s *Sender) sleep(ctx context.Context, d time.Duration, recovered <-chan struct{}) bool {
 	t := s.cfg.Clock.NewTimer(d)
 	defer t.Stop()
-	var recovered <-chan struct{}
-	if early {
-		recovered = s.recovered.wait()
-	}
 	select {
 	case <-t.Chan():
 		return true
@@ -269,6 +311,18 @@ func (s *Sender) wait(ctx context.Context, d time.Duration, early bool) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// probeTurn reports whether the caller, at now, takes the turn to try
+// early; one caller per ProbeEvery does.
+func (s *Sender) probeTurn(now time.Time) bool {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if now.Before(s.nextProbe) {
+		return false
+	}
+	s.nextProbe = now.Add(ProbeEvery)
+	return true
 }
 
 // recovery lets deliveries waiting to retry learn that one succeeded.

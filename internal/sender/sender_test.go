@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,5 +234,64 @@ func TestASuccessEndsOtherRetryWaits(t *testing.T) {
 	<-done
 	if len(rec.results) != 1 || rec.results[0].Outcome != Exported {
 		t.Fatalf("%+v", rec.results)
+	}
+}
+
+func TestOneProbePerIntervalWhileLongBackoffsWait(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	var down atomic.Bool
+	down.Store(true)
+	c := &client{answers: []func(int) (transport.Response, error){func(int) (transport.Response, error) {
+		if down.Load() {
+			return transport.Response{}, &transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("unavailable")}
+		}
+		return transport.Response{Code: "200"}, nil
+	}}}
+	long := retry.Config{Enabled: true, InitialInterval: 20 * time.Second, MaxInterval: 20 * time.Second, MaxElapsedTime: time.Hour}
+	s := New(Config{Client: c, Retry: long, Clock: clk})
+	const n = 3
+	recs := make([]*record, n)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = &record{}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Deliver(context.Background(), request(t, 1), 1, recs[i]) }()
+	}
+	attempts := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.sizes)
+	}
+	block := func() {
+		t.Helper()
+		if err := clk.BlockUntilContext(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block()
+	if got := attempts(); got != n {
+		t.Fatalf("%d attempts, want %d", got, n)
+	}
+	// The backend stays down: each interval, one of the waiting
+	// deliveries tries early, not all of them.
+	for i := 1; i <= 3; i++ {
+		clk.Advance(ProbeEvery)
+		block()
+		if got := attempts(); got != n+i {
+			t.Fatalf("after %d intervals: %d attempts, want %d", i, got, n+i)
+		}
+	}
+	// Back: the next probe succeeds and ends every other wait, long
+	// before any backoff would have.
+	down.Store(false)
+	clk.Advance(ProbeEvery)
+	wg.Wait()
+	for i, r := range recs {
+		if len(r.results) != 1 || r.results[0].Outcome != Exported {
+			t.Fatalf("delivery %d: %+v", i, r.results)
+		}
+	}
+	if got := attempts(); got != 2*n+3 {
+		t.Fatalf("%d attempts, want %d: one probe per interval, then one each", got, 2*n+3)
 	}
 }
