@@ -204,6 +204,11 @@ func New(opts ...Option) *Exporter {
 			Timeout: cfg.timeout,
 			Clock:   cfg.clock,
 		})
+	}
+	// The metrics exist before any delivery starts: one from the spool
+	// can start at once.
+	e.metrics = newSelfMetrics(cfg, e)
+	if e.cfgErr == nil {
 		e.workers.Add(1)
 		if e.disk != nil {
 			go e.dispatchSpool()
@@ -211,7 +216,6 @@ func New(opts ...Option) *Exporter {
 			go e.dispatch()
 		}
 	}
-	e.metrics = newSelfMetrics(cfg, e)
 	return e
 }
 

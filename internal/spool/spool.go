@@ -11,8 +11,11 @@
 // whose records are all finished is deleted.
 //
 // Crash safety: a torn or corrupt record (power loss, kill -9 mid-write)
-// fails its checksum; it and the rest of its segment are skipped and
-// counted, and the spool goes on with the next segment. Records are made
+// fails its checksum and is skipped and counted. A record damaged within
+// its payload, between sound records, is the only one lost; after a torn
+// tail or a damaged header, where the next record starts is unknown, so
+// the rest of its segment (at most a segment's size) is skipped too, and
+// the spool goes on with the next segment. Records are made
 // durable by Sync: what was appended since the last Sync can be lost to a
 // power loss, never to a process crash (the kernel has it).
 //
@@ -110,8 +113,8 @@ type Recovery struct {
 	// Records and Spans are the unfinished records found, Resent of those
 	// spans were taken for sending by the earlier process.
 	Records, Spans, Resent int
-	// Corrupt counts the segments whose tail was torn or corrupt, and
-	// CorruptBytes the bytes skipped.
+	// Corrupt counts the damaged records skipped alone and the torn or
+	// damaged segment tails cut, and CorruptBytes the bytes skipped.
 	Corrupt      int
 	CorruptBytes int64
 }
@@ -147,6 +150,7 @@ type Spool struct {
 	active   *segment
 	nextID   uint64
 	pending  []entry // in order of age, oldest first; taken ones stay until finished
+	untaken  int     // pending entries not taken
 	diskUsed int64
 	spans    int // in pending entries
 }
@@ -224,6 +228,16 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 	for off < info.Size() {
 		size, spans, ok := readRecord(log, off, info.Size(), hdr[:])
 		if !ok {
+			if next, one := skipOne(log, off, info.Size(), hdr[:]); one {
+				// A record whose own bytes are damaged, between sound
+				// ones: it alone is lost, and it keeps its index so
+				// that the journal's stay true for those after it.
+				rec.Corrupt++
+				rec.CorruptBytes += next - off
+				seg.records++
+				off = next
+				continue
+			}
 			rec.Corrupt++
 			rec.CorruptBytes += info.Size() - off
 			break
@@ -233,6 +247,7 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		if !done[idx] {
 			e := entry{seg: id, index: idx, off: off + headerSize, size: int32(size), spans: int32(spans), resent: taken[idx]}
 			s.pending = append(s.pending, e)
+			s.untaken++
 			s.spans += spans
 			seg.pending++
 			rec.Records++
@@ -290,6 +305,31 @@ func readRecord(f File, off, end int64, hdr []byte) (size, spans int, ok bool) {
 		return 0, 0, false
 	}
 	return size, spans, true
+}
+
+// skipOne reports whether the record at off, which failed its check, is
+// damaged within its own bytes only: its header still has the magic and a
+// length that ends it at the end of the file or where a sound record
+// starts. next is then where the record after it begins. A torn tail, or
+// damage to a length, makes the following records' places unknown.
+func skipOne(f File, off, end int64, hdr []byte) (next int64, ok bool) {
+	if end-off < headerSize {
+		return 0, false
+	}
+	if _, err := f.ReadAt(hdr, off); err != nil || binary.LittleEndian.Uint32(hdr[0:]) != magic {
+		return 0, false
+	}
+	size := int64(binary.LittleEndian.Uint32(hdr[4:]))
+	next = off + headerSize + size
+	if size > maxRecordBytes || next > end {
+		return 0, false
+	}
+	if next == end {
+		return next, true
+	}
+	var h [headerSize]byte
+	_, _, sound := readRecord(f, next, end, h[:])
+	return next, sound
 }
 
 func checksum(spans, payload []byte) uint32 {
@@ -355,6 +395,7 @@ func (s *Spool) Append(payload []byte, spans int) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.pending = append(s.pending, entry{seg: seg.id, index: seg.records, off: seg.size + headerSize, size: int32(len(payload)), spans: int32(spans)})
+	s.untaken++
 	seg.records++
 	seg.pending++
 	seg.size += size
@@ -420,6 +461,7 @@ func (s *Spool) Next(newest bool) (rec Record, payload []byte, ok bool, err erro
 	}
 	e := &s.pending[i]
 	e.taken = true
+	s.untaken--
 	seg := s.segs[e.seg]
 	rec = Record{seg: e.seg, index: e.index, Spans: int(e.spans), Resent: e.resent}
 	payload = make([]byte, e.size)
@@ -446,6 +488,9 @@ func (s *Spool) Return(rec Record) {
 	defer s.mu.Unlock()
 	for i := range s.pending {
 		if e := &s.pending[i]; e.seg == rec.seg && e.index == rec.index {
+			if e.taken {
+				s.untaken++
+			}
 			e.taken = false
 			e.resent = true
 			return
@@ -468,6 +513,9 @@ func (s *Spool) finishLocked(rec Record) {
 	}
 	e := s.pending[i]
 	s.pending = slices.Delete(s.pending, i, i+1)
+	if !e.taken {
+		s.untaken--
+	}
 	s.spans -= int(e.spans)
 	seg := s.segs[e.seg]
 	if seg == nil {
@@ -536,12 +584,7 @@ func (s *Spool) Usage() (records, spans int, disk int64) {
 func (s *Spool) Backlog() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.pending {
-		if !s.pending[i].taken {
-			return true
-		}
-	}
-	return false
+	return s.untaken > 0
 }
 
 // Close syncs, closes the files and releases the lock. Unfinished records

@@ -165,6 +165,65 @@ func TestCorruptChecksumIsSkipped(t *testing.T) {
 	_ = os.WriteFile(name, data, 0o600)
 	s, rec := open(t, dir, 1<<20)
 	defer s.Close()
+	// Only the damaged record is lost: the one after it is sound and
+	// found where its length says.
+	if rec.Records != 2 || rec.Corrupt != 1 || rec.CorruptBytes != int64(headerSize+len(payload(1))) {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 2]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestCorruptRecordKeepsTheJournalTrue(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 4 {
+		_ = s.Append(payload(i), i+1)
+	}
+	// Record 2 is delivered before the crash; record 1 is damaged on
+	// disk afterwards.
+	var taken []Record
+	for range 3 {
+		r, _, ok, err := s.Next(false)
+		if !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		taken = append(taken, r)
+	}
+	s.Return(taken[0])
+	s.Return(taken[1])
+	s.Finish(taken[2])
+	_ = s.Close()
+	name := segments(t, dir)[0]
+	data, _ := os.ReadFile(name)
+	data[headerSize+len(payload(0))+headerSize] ^= 0xff
+	_ = os.WriteFile(name, data, 0o600)
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 2 || rec.Corrupt != 1 {
+		t.Fatalf("recovery %+v", rec)
+	}
+	// Record 2 was finished: the skipped record kept its index, so the
+	// journal still says so, and it is not sent again.
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 3]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestDamagedLengthSkipsTheRestOfTheSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 3 {
+		_ = s.Append(payload(i), i+1)
+	}
+	_ = s.Close()
+	name := segments(t, dir)[0]
+	data, _ := os.ReadFile(name)
+	data[headerSize+len(payload(0))+4] ^= 0x01 // the length of record 1
+	_ = os.WriteFile(name, data, 0o600)
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
 	if rec.Records != 1 || rec.Corrupt != 1 {
 		t.Fatalf("recovery %+v", rec)
 	}
@@ -327,5 +386,32 @@ func TestConcurrentUse(t *testing.T) {
 	left := len(drain(t, s, false))
 	if seen+left != 400 {
 		t.Fatalf("%d taken + %d left != 400 appended", seen, left)
+	}
+}
+
+func TestBacklogFollowsTakeReturnFinish(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	if s.Backlog() {
+		t.Fatal("an empty spool has a backlog")
+	}
+	_ = s.Append(payload(0), 1)
+	_ = s.Append(payload(1), 2)
+	a, _, _, _ := s.Next(false)
+	if !s.Backlog() {
+		t.Fatal("one record not taken, but no backlog")
+	}
+	b, _, _, _ := s.Next(false)
+	if s.Backlog() {
+		t.Fatal("every record taken, yet a backlog")
+	}
+	s.Return(a)
+	if !s.Backlog() {
+		t.Fatal("a returned record is not a backlog")
+	}
+	s.Finish(b)
+	if _, _, ok, _ := s.Next(false); !ok || s.Backlog() {
+		t.Fatalf("ok %v, backlog %v after taking the returned record", ok, s.Backlog())
 	}
 }
