@@ -151,6 +151,9 @@ type Spool struct {
 	nextID   uint64
 	pending  []entry // in order of age, oldest first; taken ones stay until finished
 	untaken  int     // pending entries not taken
+	// named: segment files were created since the last Sync, whose
+	// names the directory must make durable too.
+	named bool
 	diskUsed int64
 	spans    int // in pending entries
 }
@@ -424,6 +427,7 @@ func (s *Spool) rotate() error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.nextID++
+	s.named = true
 	seg := &segment{id: id, log: log, jnl: jnl}
 	s.segs[id] = seg
 	s.active = seg
@@ -560,7 +564,10 @@ func (s *Spool) removeSegmentLocked(seg *segment) {
 	}
 }
 
-// Sync makes what was appended durable.
+// Sync makes what was appended durable: the active segment's records,
+// its journal, and the directory's entries for the segments created since
+// the last Sync, without which a power loss could lose a new segment
+// whole.
 func (s *Spool) Sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -569,6 +576,25 @@ func (s *Spool) Sync() error {
 	}
 	if err := s.active.log.Sync(); err != nil {
 		return fmt.Errorf("spool: %w", err)
+	}
+	if s.active.jnl != nil {
+		if err := s.active.jnl.Sync(); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	if s.named {
+		dir, err := s.fs.OpenFile(s.cfg.Dir, os.O_RDONLY, 0)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		err = dir.Sync()
+		if cerr := dir.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("spool: sync directory: %w", err)
+		}
+		s.named = false
 	}
 	return nil
 }

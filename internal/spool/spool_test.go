@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -413,5 +414,70 @@ func TestBacklogFollowsTakeReturnFinish(t *testing.T) {
 	s.Finish(b)
 	if _, _, ok, _ := s.Next(false); !ok || s.Backlog() {
 		t.Fatalf("ok %v, backlog %v after taking the returned record", ok, s.Backlog())
+	}
+}
+
+// syncFS records which files were synced.
+type syncFS struct {
+	FS
+	mu     sync.Mutex
+	synced []string
+}
+
+func (f *syncFS) OpenFile(n string, flag int, perm os.FileMode) (File, error) {
+	file, err := f.FS.OpenFile(n, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return syncFile{file, n, f}, nil
+}
+
+func (f *syncFS) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.synced
+	f.synced = nil
+	return out
+}
+
+type syncFile struct {
+	File
+	name string
+	fs   *syncFS
+}
+
+func (f syncFile) Sync() error {
+	f.fs.mu.Lock()
+	f.fs.synced = append(f.fs.synced, filepath.Base(f.name))
+	f.fs.mu.Unlock()
+	return f.File.Sync()
+}
+
+func TestSyncMakesNewSegmentsAndTheirJournalDurable(t *testing.T) {
+	dir := t.TempDir()
+	fs := &syncFS{FS: OS}
+	s, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 256, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_ = s.Append(payload(0), 1)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got := fs.take()
+	seg := filepath.Base(segments(t, dir)[0])
+	jnl := strings.TrimSuffix(seg, ".log") + ".jnl"
+	want := []string{seg, jnl, filepath.Base(dir)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("synced %v, want %v: the segment, its journal and the directory naming it", got, want)
+	}
+	// No new segment: the directory need not be synced again.
+	_ = s.Append(payload(1), 2)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.take(); fmt.Sprint(got) != fmt.Sprint(want[:2]) {
+		t.Fatalf("synced %v, want %v", got, want[:2])
 	}
 }
