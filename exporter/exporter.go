@@ -189,9 +189,17 @@ func New(opts ...Option) *Exporter {
 			budget -= e.disk.budget
 			e.queueReady = make(chan struct{}, 1)
 		}
+		// A request in flight holds more than its body: its
+		// connection's buffers, the HTTP request and response. A part
+		// of the budget, at most an eighth, is set aside for that, and
+		// bounds the concurrency.
+		lo, initial, hi := cfg.concurrency()
+		slots := max(1, min(int64(hi), budget/8/requestOverhead))
+		hi = int(slots)
+		lo, initial = min(lo, hi), min(initial, hi)
+		budget -= slots * requestOverhead
 		e.books.SetBudget(budget)
 		e.queue = queue.New[entry](cfg.queueSpans, budget)
-		lo, initial, hi := cfg.concurrency()
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
 		e.send = sender.New(sender.Config{
 			Client: e.client,
@@ -317,6 +325,12 @@ func (e *Exporter) demand() {
 		e.limit.Waiting(e.cfg.clock.Now())
 	}
 }
+
+// requestOverhead is the memory a request in flight holds besides its
+// body, as measured over loopback HTTP/1.1: a connection's read and write
+// buffers (4 KiB each), the cloned headers, the request, response and
+// transport state, rounded up.
+const requestOverhead = 16 << 10
 
 // errMemoryFull is the cause of spans dropped because the memory budget
 // was full.

@@ -225,7 +225,8 @@ func WithRetry(rc RetryConfig) Option {
 // WithWorkers fixes the number of requests in flight at n, turning off
 // the adaptive concurrency (see WithMaxConcurrency). A fixed number suits a
 // backend whose capacity is known; the default adapts to what the backend
-// sustains.
+// sustains. Like the adaptive ceiling, n is capped by the memory budget
+// (see WithMemoryBudget).
 func WithWorkers(n int) Option {
 	return optionFunc(func(c config) config {
 		c.workers = n
@@ -234,11 +235,18 @@ func WithWorkers(n int) Option {
 }
 
 // WithMaxConcurrency sets the ceiling of the adaptive concurrency. The
-// default is 1024. The number of requests in flight starts at 16 and
-// follows what the backend sustains: it triples per round trip while round
-// trips stay flat and requests succeed, shrinks by 10% on 429, 503, 502,
-// 504, RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by
-// one per round trip after that. Stats.ConcurrencyLimit and the
+// default is 1024, and the memory budget caps it further: each request
+// in flight is counted 16 KiB for its connection's buffers and HTTP
+// state besides its body, and at most an eighth of the budget is set
+// aside for that (256 requests at the default 32 MiB).
+//
+// The number of requests in flight starts at 16 and follows what the
+// backend sustains. While a whole request's worth of spans waits for a
+// slot, it triples per round trip as long as round trips stay flat and
+// requests succeed, and, before the backend's first answer, doubles
+// every 100 ms. It shrinks by 10% on 429, 503, 502, 504,
+// RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by one
+// per round trip after that. Stats.ConcurrencyLimit and the
 // tracekeeper.exporter.concurrency.limit metric show where it is.
 func WithMaxConcurrency(n int) Option {
 	return optionFunc(func(c config) config {
@@ -262,8 +270,10 @@ func WithQueueSize(spans int) Option {
 
 // WithMemoryBudget sets the memory the exporter may hold for spans:
 // encoded spans waiting in the queue and requests in flight, retries
-// included. The default is 32 MiB. When it is full, further spans are
-// dropped with reason queue_full (see WithBlockOnFull).
+// included, with the buffers they hold counted at their capacity and 16
+// KiB per request in flight for its connection and HTTP state (see
+// WithMaxConcurrency). The default is 32 MiB. When it is full, further
+// spans are dropped with reason queue_full (see WithBlockOnFull).
 //
 // By Little's law, a budget of B bytes carries about B / L bytes per
 // second to a backend L away: 32 MiB at 100 ms of round trip is 320 MiB/s

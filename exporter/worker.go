@@ -54,9 +54,15 @@ func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int
 		// Hold what is sent: once compressed, the encoded batches go back
 		// to their pool and only the compressed form waits in flight.
 		if done, err := c.Compress(body); err == nil && done {
-			for _, ent := range batch {
-				ent.req.Release()
+			// Drop every reference to the encoded batches too: a
+			// released request still points at its buffer, which
+			// would stay live for as long as this request is in
+			// flight.
+			for i := range batch {
+				batch[i].req.Release()
+				batch[i].req = nil
 			}
+			clear(parts)
 			body.Parts = nil
 			e.books.Resize(body.Held() - held)
 			held = body.Held()
