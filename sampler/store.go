@@ -96,6 +96,7 @@ type traceEntry struct {
 	firstSeen time.Time // clock time its first span ended
 	due       time.Time // clock time its decision delay ends, once its root ended
 	rootEnded bool
+	failed    bool // a held span has status Error
 	state     state
 	outcome   outcome
 	links     [2]links
@@ -147,8 +148,9 @@ func (l *entryList) remove(e *traceEntry) {
 
 // victim is a trace detached from its shard for a decision.
 type victim struct {
-	e     *traceEntry
-	spans *[]sdktrace.ReadOnlySpan
+	e      *traceEntry
+	spans  *[]sdktrace.ReadOnlySpan
+	failed bool // one of spans has status Error
 }
 
 // shard is one lock's worth of held traces and cached decisions. The
@@ -254,12 +256,12 @@ func (sh *shard) detach(e *traceEntry) victim {
 		}
 	}
 	sh.held.traces.Add(-1)
-	v := victim{e: e, spans: e.buf}
+	v := victim{e: e, spans: e.buf, failed: e.failed}
 	if e.buf != nil {
 		sh.spans -= len(*e.buf)
 	}
 	sh.held.bytes.Add(-e.bytes)
-	e.buf, e.bytes = nil, 0
+	e.buf, e.bytes, e.failed = nil, 0, false
 	e.state = stateDeciding
 	return v
 }
