@@ -69,7 +69,8 @@
 // trace (WithMaxSpansPerTrace) and bytes held (WithMaxBytes). The trace and
 // byte limits bound the totals: held traces are spread over up to 16
 // shards by trace ID, each with its own lock, so OnEnd costs one map lookup
-// under a shard lock, but one trace may use the whole budget when the
+// under a shard lock (two for a trace's first span, which also asks the
+// decision cache), but one trace may use the whole budget when the
 // others leave room, and when a limit is exceeded the oldest held trace of
 // any shard is decided first, traces of equal age being taken from every
 // shard in turn. For an instant the totals may exceed a limit by the spans
@@ -84,7 +85,7 @@
 // The resource and instrumentation scope, shared by all spans of a
 // provider, are not counted. The heap retained by held spans stays within
 // WithMaxBytes plus 20% (allocator rounding), whatever the spans' shape;
-// the decision cache (about 60 bytes per remembered trace) is bounded
+// the decision cache (about 45 bytes per remembered trace) is bounded
 // separately by WithDecisionCacheSize.
 //
 // # The cap on kept traces

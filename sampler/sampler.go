@@ -273,18 +273,17 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	var now time.Time // read once, when needed
 	e := sh.traces[id]
-	switch {
-	case e == nil:
+	if e == nil {
+		if o, ok := sh.decided[id]; ok {
+			sh.mu.Unlock()
+			k.late(s, o)
+			return
+		}
 		now = k.cfg.clock.Now()
 		e = newEntry(id, now)
 		size += traceBaseBytes
 		sh.traces[id] = e
 		sh.add(e)
-	case e.state == stateDecided:
-		o := e.outcome
-		sh.mu.Unlock()
-		k.late(s, o)
-		return
 	}
 	if e.buf == nil {
 		e.buf = spanBufs.get()
