@@ -327,12 +327,17 @@ const (
 // One op is a round: a chunk of pairTraces traces through each pipeline,
 // in an order that cycles through the six permutations. The keeper's sweep
 // runs on the benchmark goroutine once per chunk, at the simulated time of
-// its background tick, so its cost is in the keeper's chunk. Reported per
-// span, as medians over rounds of the differences within a round (q1 and
-// q3 give the spread): added (keeper − stock), sdk (record − stock) and
-// own (keeper − record). The garbage collector's work for the spans the
-// keeper holds is shared by whichever chunks it lands in; BenchmarkPipeline,
-// which runs the pipelines one after the other, includes it whole.
+// its background tick, so its cost is in the keeper's chunk. A chunk is
+// timed by the CPU time of the benchmark's thread (on Linux; elsewhere the
+// wall clock), so that other processes on a shared machine do not land in
+// the figures; the batch processors' goroutines and the collector's
+// background workers run on other threads and are left out alike, the
+// collector's assists on this thread are in. Reported per span, as medians
+// over rounds of the differences within a round (q1 and q3 give the
+// spread): added (keeper − stock), sdk (record − stock) and own (keeper −
+// record). The collector's work for the spans the keeper holds is shared
+// by whichever chunks it lands in; BenchmarkPipeline, which runs the
+// pipelines one after the other, includes it whole.
 func BenchmarkKeeperAdded(b *testing.B) {
 	if defaultTick(DefaultDecisionDelay) != pairTraces*benchTraceInterval {
 		b.Fatal("a chunk is no longer one sweep period")
@@ -362,6 +367,7 @@ func BenchmarkKeeperAdded(b *testing.B) {
 	rounds := max(b.N, pairMinRounds)
 	added, sdk, own, base := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
 	var held heldSampler
+	defer threadClock{}.lock()()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for r := range rounds {
@@ -385,6 +391,7 @@ func BenchmarkKeeperAdded(b *testing.B) {
 	report(sdk, "sdk")
 	report(own, "own")
 	b.ReportMetric(float64(rounds), "rounds")
+	b.Logf("chunks timed by %s", threadClockName)
 	allocs := func(s *pairSide) float64 {
 		return testing.AllocsPerRun(4, s.chunk) / pairSpans
 	}
@@ -419,9 +426,10 @@ type pairSide struct {
 }
 
 // chunk runs pairTraces traces, one trace per millisecond of the side's
-// clock, then the keeper's sweep, and records the time per span.
+// clock, then the keeper's sweep, and records the time per span, by
+// threadClock.
 func (s *pairSide) chunk() {
-	t0 := time.Now()
+	t0 := threadClock{}.now()
 	for range pairTraces {
 		_, root := runTrace(s.tr, s.n%benchErrorEvery == benchErrorEvery-1)
 		root.End()
@@ -431,7 +439,7 @@ func (s *pairSide) chunk() {
 	if s.keep != nil {
 		s.batch = s.keep.sweep(s.clk.Now(), s.batch[:0])
 	}
-	s.last = float64(time.Since(t0).Nanoseconds()) / pairSpans
+	s.last = float64(threadClock{}.now()-t0) / pairSpans
 }
 
 // recordOnlyHead answers as the ErrorKeeper's default head does: a local
