@@ -156,7 +156,10 @@
 // decision. A span ending after the decision cache forgot its trace starts
 // a new held trace of its own. Recording every span costs what the SDK
 // charges for a recorded span, where the stock ratio sampler makes 95% of
-// spans non-recording; the package benchmarks show the difference.
+// spans non-recording. BenchmarkKeeperAdded measures both parts in one
+// run, at a 5% head with 1% of traces failing: on a 2-core AMD EPYC the
+// keeper adds about 2.2 µs per span to the stock pipeline's 0.8 µs, 1.4 µs
+// of it the SDK's recording and 0.7 µs its own holding and deciding.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by
