@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -298,4 +300,186 @@ func runTrace(tr trace.Tracer, fail bool) (context.Context, trace.Span) {
 		child.End()
 	}
 	return ctx, root
+}
+
+// Shape of BenchmarkKeeperAdded: a chunk is one sweep period of traces
+// (100 ms of the simulated clock at one trace per millisecond), so that
+// every chunk of the keeper contains exactly one sweep and the medians
+// cannot leave the sweep out.
+const (
+	pairTraces    = 100 // defaultTick(DefaultDecisionDelay) / benchTraceInterval, checked below
+	pairSpans     = pairTraces * benchSpansPerTrace
+	pairMinRounds = 10
+)
+
+// BenchmarkKeeperAdded measures, in one process, what ErrorKeeping adds
+// per span to the stock pipeline at a 5% head ratio with one trace in a
+// hundred failing, and how much of it is the SDK recording the spans the
+// stock sampler would not record. Three pipelines, each a TracerProvider
+// with a BatchSpanProcessor and an exporter that counts:
+//
+//	stock   ParentBased(TraceIDRatioBased(0.05))
+//	record  the keeper's head answers (sampled where the ratio samples,
+//	        RecordOnly elsewhere) and a processor that hands sampled spans
+//	        on and ignores the others: the SDK's recording cost alone
+//	keeper  ErrorKeeping at the same ratio
+//
+// One op is a round: a chunk of pairTraces traces through each pipeline,
+// in an order that cycles through the six permutations. The keeper's sweep
+// runs on the benchmark goroutine once per chunk, at the simulated time of
+// its background tick, so its cost is in the keeper's chunk. A chunk is
+// timed by the CPU time of the benchmark's thread (on Linux; elsewhere the
+// wall clock), so that other processes on a shared machine do not land in
+// the figures; the batch processors' goroutines and the collector's
+// background workers run on other threads and are left out alike, the
+// collector's assists on this thread are in. Reported per span, as medians
+// over rounds of the differences within a round (q1 and q3 give the
+// spread): added (keeper − stock), sdk (record − stock) and own (keeper −
+// record). The collector's work for the spans the keeper holds is shared
+// by whichever chunks it lands in; BenchmarkPipeline, which runs the
+// pipelines one after the other, includes it whole.
+func BenchmarkKeeperAdded(b *testing.B) {
+	if defaultTick(DefaultDecisionDelay) != pairTraces*benchTraceInterval {
+		b.Fatal("a chunk is no longer one sweep period")
+	}
+	mk := func(name string, sampler sdktrace.Sampler, proc sdktrace.SpanProcessor) *pairSide {
+		return &pairSide{name: name, tp: sdktrace.NewTracerProvider(
+			sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(proc))}
+	}
+	bsp := func() sdktrace.SpanProcessor { return sdktrace.NewBatchSpanProcessor(newErrorCountingExporter()) }
+	clk := clockwork.NewFakeClock()
+	keep := ErrorKeeping(bsp(), withClock(clk), withTick(time.Hour), WithRatio(benchRatio),
+		WithMeterProvider(noopmetric.NewMeterProvider()))
+	stock := mk("stock", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(benchRatio)), bsp())
+	record := mk("record", recordOnlyHead{sdktrace.TraceIDRatioBased(benchRatio)}, sampledOnly{bsp()})
+	keeper := mk("keeper", keep, keep)
+	keeper.keep, keeper.clk = keep, clk
+	sides := []*pairSide{stock, record, keeper}
+	for _, s := range sides {
+		s.tr = s.tp.Tracer("bench")
+		if s.clk == nil {
+			s.clk = clockwork.NewFakeClock() // advanced alike, so the harness costs the same
+		}
+		for range benchWarmupTraces / pairTraces {
+			s.chunk()
+		}
+	}
+	rounds := max(b.N, pairMinRounds)
+	added, sdk, own, base := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
+	var held heldSampler
+	defer threadClock{}.lock()()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for r := range rounds {
+		for _, i := range permutations[r%len(permutations)] {
+			sides[i].chunk()
+		}
+		base[r] = stock.last
+		added[r] = keeper.last - stock.last
+		sdk[r] = record.last - stock.last
+		own[r] = keeper.last - record.last
+		held.add(keep.Stats())
+	}
+	b.StopTimer()
+	report := func(v []float64, unit string) {
+		b.ReportMetric(quantile(v, 0.5), unit+"-ns/span")
+		b.ReportMetric(quantile(v, 0.25), unit+"-q1-ns/span")
+		b.ReportMetric(quantile(v, 0.75), unit+"-q3-ns/span")
+	}
+	b.ReportMetric(quantile(base, 0.5), "stock-ns/span")
+	report(added, "added")
+	report(sdk, "sdk")
+	report(own, "own")
+	b.ReportMetric(float64(rounds), "rounds")
+	b.Logf("chunks timed by %s", threadClockName)
+	allocs := func(s *pairSide) float64 {
+		return testing.AllocsPerRun(4, s.chunk) / pairSpans
+	}
+	sa, ra, ka := allocs(stock), allocs(record), allocs(keeper)
+	b.ReportMetric(ka-sa, "added-allocs/span")
+	b.ReportMetric(ka-ra, "own-allocs/span")
+	held.report(b)
+	if st := keep.Stats(); st.EvictedMaxTraces+st.EvictedMaxBytes+st.EvictedMaxSpans > 0 || st.RateLimited > 0 {
+		b.Logf("limits reached: %+v", st)
+	}
+	for _, s := range sides {
+		if err := s.tp.Shutdown(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// permutations of the three sides, cycled through round by round so that
+// no side is always first or always after the same one.
+var permutations = [][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}}
+
+// pairSide is one pipeline of BenchmarkKeeperAdded.
+type pairSide struct {
+	name  string
+	tp    *sdktrace.TracerProvider
+	tr    trace.Tracer
+	clk   *clockwork.FakeClock
+	keep  *ErrorKeeper // the keeper side only
+	batch []victim
+	n     int     // traces so far
+	last  float64 // ns per span of the latest chunk
+}
+
+// chunk runs pairTraces traces, one trace per millisecond of the side's
+// clock, then the keeper's sweep, and records the time per span, by
+// threadClock.
+func (s *pairSide) chunk() {
+	t0 := threadClock{}.now()
+	for range pairTraces {
+		_, root := runTrace(s.tr, s.n%benchErrorEvery == benchErrorEvery-1)
+		root.End()
+		s.n++
+		s.clk.Advance(benchTraceInterval)
+	}
+	if s.keep != nil {
+		s.batch = s.keep.sweep(s.clk.Now(), s.batch[:0])
+	}
+	s.last = float64(threadClock{}.now()-t0) / pairSpans
+}
+
+// recordOnlyHead answers as the ErrorKeeper's default head does: a local
+// parent is followed, a new trace or a remote parent is sampled by the
+// ratio, and what the ratio drops is recorded without being sampled.
+type recordOnlyHead struct{ ratio sdktrace.Sampler }
+
+func (h recordOnlyHead) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	psc := trace.SpanContextFromContext(p.ParentContext)
+	r := sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: psc.TraceState()}
+	switch {
+	case psc.IsValid():
+		if psc.IsSampled() {
+			r.Decision = sdktrace.RecordAndSample
+		}
+	default:
+		r = h.ratio.ShouldSample(p)
+		if r.Decision == sdktrace.Drop {
+			r.Decision = sdktrace.RecordOnly
+		}
+	}
+	return r
+}
+
+func (recordOnlyHead) Description() string { return "recordOnlyHead" }
+
+// sampledOnly hands sampled spans to next and does nothing with the others.
+type sampledOnly struct{ sdktrace.SpanProcessor }
+
+func (p sampledOnly) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanContext().IsSampled() {
+		p.SpanProcessor.OnEnd(s)
+	}
+}
+
+// quantile returns the q-quantile of v by the nearest rank, sorting v.
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[min(len(v)-1, int(q*float64(len(v))))]
 }

@@ -69,7 +69,8 @@
 // trace (WithMaxSpansPerTrace) and bytes held (WithMaxBytes). The trace and
 // byte limits bound the totals: held traces are spread over up to 16
 // shards by trace ID, each with its own lock, so OnEnd costs one map lookup
-// under a shard lock, but one trace may use the whole budget when the
+// under a shard lock (two for a trace's first span, which also asks the
+// decision cache), but one trace may use the whole budget when the
 // others leave room, and when a limit is exceeded the oldest held trace of
 // any shard is decided first, traces of equal age being taken from every
 // shard in turn. For an instant the totals may exceed a limit by the spans
@@ -84,7 +85,7 @@
 // The resource and instrumentation scope, shared by all spans of a
 // provider, are not counted. The heap retained by held spans stays within
 // WithMaxBytes plus 20% (allocator rounding), whatever the spans' shape;
-// the decision cache (about 60 bytes per remembered trace) is bounded
+// the decision cache (about 45 bytes per remembered trace) is bounded
 // separately by WithDecisionCacheSize.
 //
 // # The cap on kept traces
@@ -155,7 +156,10 @@
 // decision. A span ending after the decision cache forgot its trace starts
 // a new held trace of its own. Recording every span costs what the SDK
 // charges for a recorded span, where the stock ratio sampler makes 95% of
-// spans non-recording; the package benchmarks show the difference.
+// spans non-recording. BenchmarkKeeperAdded measures both parts in one
+// run, at a 5% head with 1% of traces failing: on a 2-core AMD EPYC the
+// keeper adds about 2.2 µs per span to the stock pipeline's 0.8 µs, 1.4 µs
+// of it the SDK's recording and 0.7 µs its own holding and deciding.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by

@@ -257,7 +257,8 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
-	size := estimateBytes(s, sc)
+	status := s.Status()
+	size := estimateBytes(s, sc, status.Description)
 	parent := s.Parent()
 	isRoot := !parent.IsValid() || parent.IsRemote()
 
@@ -272,23 +273,25 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	var now time.Time // read once, when needed
 	e := sh.traces[id]
-	switch {
-	case e == nil:
+	if e == nil {
+		if o, ok := sh.decided[id]; ok {
+			sh.mu.Unlock()
+			k.late(s, o)
+			return
+		}
 		now = k.cfg.clock.Now()
 		e = newEntry(id, now)
 		size += traceBaseBytes
 		sh.traces[id] = e
 		sh.add(e)
-	case e.state == stateDecided:
-		o := e.outcome
-		sh.mu.Unlock()
-		k.late(s, o)
-		return
 	}
 	if e.buf == nil {
 		e.buf = spanBufs.get()
 	}
 	*e.buf = append(*e.buf, s)
+	if status.Code == codes.Error {
+		e.failed = true
+	}
 	sh.grow(e, size)
 	if e.state == statePending {
 		if isRoot && !e.rootEnded {
@@ -365,7 +368,7 @@ func (k *ErrorKeeper) decide(victims []victim) {
 			return
 		}
 		v := &victims[i]
-		o := k.evaluate(*v.spans)
+		o := k.evaluate(v)
 		if o.kept() && k.limiter != nil && !k.limiter.AllowN(k.cfg.clock.Now(), 1) {
 			o = outcomeRateLimited
 		}
@@ -451,13 +454,14 @@ func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
 	}
 }
 
-// evaluate applies the keep rules in order: error, latency, predicate.
-func (k *ErrorKeeper) evaluate(spans []sdktrace.ReadOnlySpan) outcome {
-	for _, s := range spans {
-		if s.Status().Code == codes.Error {
-			return outcomeError
-		}
+// evaluate applies the keep rules in order to a detached trace: error
+// (noted by OnEnd as the spans were held, so the spans are not read again
+// here), latency, predicate.
+func (k *ErrorKeeper) evaluate(v *victim) outcome {
+	if v.failed {
+		return outcomeError
 	}
+	spans := *v.spans
 	if k.cfg.latency > 0 && len(spans) > 0 {
 		first, last := spans[0].StartTime(), spans[0].EndTime()
 		for _, s := range spans[1:] {

@@ -149,7 +149,10 @@ const (
 	traceMemberBytes = 32  // one tracestate list member
 )
 
-func estimateBytes(s sdktrace.ReadOnlySpan, sc trace.SpanContext) int64 {
+// estimateBytes takes the span's context and status description from the
+// caller, which has read them already: every accessor of the SDK's span
+// snapshot copies the whole snapshot.
+func estimateBytes(s sdktrace.ReadOnlySpan, sc trace.SpanContext, statusDesc string) int64 {
 	n := spanBaseBytes + len(s.Name()) + attrsBytes(s.Attributes())
 	if evs := s.Events(); len(evs) > 0 {
 		n += eventBytes * cap(evs)
@@ -163,7 +166,7 @@ func estimateBytes(s sdktrace.ReadOnlySpan, sc trace.SpanContext) int64 {
 			n += traceStateBytes(lks[i].SpanContext.TraceState()) + attrsBytes(lks[i].Attributes)
 		}
 	}
-	n += len(s.Status().Description)
+	n += len(statusDesc)
 	n += traceStateBytes(sc.TraceState())
 	return int64(n)
 }

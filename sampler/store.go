@@ -64,18 +64,7 @@ type state uint8
 const (
 	statePending  state = iota // held, waiting for its deadline
 	stateDeciding              // detached, being decided without the lock
-	stateDecided               // a shared decision marker in the cache
 )
-
-// decided holds one shared, immutable entry per outcome. A decided trace's
-// map slot points at one of them, so the decision cache costs a map slot
-// and a ring slot per trace, not an entry.
-var decided = func() (d [numOutcomes]traceEntry) {
-	for o := range d {
-		d[o] = traceEntry{state: stateDecided, outcome: outcome(o)}
-	}
-	return d
-}()
 
 // List indexes of the two intrusive lists an entry can be on.
 const (
@@ -96,8 +85,8 @@ type traceEntry struct {
 	firstSeen time.Time // clock time its first span ended
 	due       time.Time // clock time its decision delay ends, once its root ended
 	rootEnded bool
+	failed    bool // a held span has status Error
 	state     state
-	outcome   outcome
 	links     [2]links
 }
 
@@ -147,8 +136,9 @@ func (l *entryList) remove(e *traceEntry) {
 
 // victim is a trace detached from its shard for a decision.
 type victim struct {
-	e     *traceEntry
-	spans *[]sdktrace.ReadOnlySpan
+	e      *traceEntry
+	spans  *[]sdktrace.ReadOnlySpan
+	failed bool // one of spans has status Error
 }
 
 // shard is one lock's worth of held traces and cached decisions. The
@@ -156,7 +146,7 @@ type victim struct {
 // ErrorKeeper.
 type shard struct {
 	mu        sync.Mutex
-	traces    map[trace.TraceID]*traceEntry // pending, deciding and decided
+	traces    map[trace.TraceID]*traceEntry // pending and deciding
 	age, root entryList
 	spans     int     // spans held, deciding traces' late arrivals included
 	held      *totals // the ErrorKeeper's
@@ -166,7 +156,12 @@ type shard struct {
 	// across shards.
 	oldest atomic.Int64
 
-	ring     []trace.TraceID // decided trace IDs, oldest overwritten first
+	// The decision cache: decided holds the outcomes of the trace IDs in
+	// ring, the oldest overwritten first. It is a map apart from traces,
+	// without pointers, so that the collector does not scan it and the
+	// map that OnEnd mostly hits stays small.
+	decided  map[trace.TraceID]outcome
+	ring     []trace.TraceID
 	ringNext int
 	ringLen  int
 
@@ -197,6 +192,7 @@ func (k *ErrorKeeper) initShards() {
 	for i := range k.shards {
 		sh := &k.shards[i]
 		sh.traces = make(map[trace.TraceID]*traceEntry)
+		sh.decided = make(map[trace.TraceID]outcome)
 		sh.age.which = ageList
 		sh.root.which = rootList
 		sh.oldest.Store(noneHeld)
@@ -254,12 +250,12 @@ func (sh *shard) detach(e *traceEntry) victim {
 		}
 	}
 	sh.held.traces.Add(-1)
-	v := victim{e: e, spans: e.buf}
+	v := victim{e: e, spans: e.buf, failed: e.failed}
 	if e.buf != nil {
 		sh.spans -= len(*e.buf)
 	}
 	sh.held.bytes.Add(-e.bytes)
-	e.buf, e.bytes = nil, 0
+	e.buf, e.bytes, e.failed = nil, 0, false
 	e.state = stateDeciding
 	return v
 }
@@ -275,19 +271,18 @@ func (sh *shard) finish(e *traceEntry, o outcome, remember bool) *[]sdktrace.Rea
 	}
 	sh.held.bytes.Add(-e.bytes)
 	e.buf, e.bytes = nil, 0
+	delete(sh.traces, e.id)
 	if !remember || len(sh.ring) == 0 {
-		delete(sh.traces, e.id)
 		return extra
 	}
-	sh.traces[e.id] = &decided[o]
 	if sh.ringLen == len(sh.ring) {
-		old := sh.ring[sh.ringNext]
-		if d := sh.traces[old]; d != nil && d.state == stateDecided {
-			delete(sh.traces, old)
-		}
+		// A trace ID is in the ring once: it is remembered only when
+		// decided, and decided again only after it was forgotten.
+		delete(sh.decided, sh.ring[sh.ringNext])
 	} else {
 		sh.ringLen++
 	}
+	sh.decided[e.id] = o
 	sh.ring[sh.ringNext] = e.id
 	sh.ringNext = (sh.ringNext + 1) % len(sh.ring)
 	return extra
@@ -299,6 +294,7 @@ func (sh *shard) clear() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	clear(sh.traces)
+	clear(sh.decided)
 	sh.ring = nil
 	sh.ringLen, sh.ringNext = 0, 0
 }
