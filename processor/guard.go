@@ -77,6 +77,8 @@ type state struct {
 	// without reading the span's scope, which costs more than the rest
 	// of the name's check (a read-only span copies itself to return it).
 	anyName *valueSet
+	// pairs holds the attributes known to pass, for admitted.
+	pairs *pairSet
 }
 
 // maxAnyNames bounds state.anyName; names beyond it are checked against
@@ -128,6 +130,7 @@ func (g *Guard) newState() *state {
 		attrs:   newKeyTable(g.cfg.maxKeys),
 		names:   newKeyTable(g.cfg.maxKeys),
 		anyName: newValueSet(maxAnyNames),
+		pairs:   newPairSet(),
 	}
 }
 
@@ -167,7 +170,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		s.SetName(name)
 	}
 	var buf *[]attribute.KeyValue
-	for i := g.admitted(st, attrs); i < len(attrs); i++ {
+	for i := g.admitted(st, attrs); i < len(attrs); i = g.after(st, attrs, i) {
 		kv := &attrs[i]
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
@@ -270,7 +273,7 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		view *guardedSpan
 		out  []attribute.KeyValue // the view's copy of attrs
 	)
-	for i := n; i < len(attrs); i++ {
+	for i := n; i < len(attrs); i = g.after(st, attrs, i) {
 		kv := &attrs[i]
 		nv, v := g.guardAttr(st, kv)
 		if v == pass {
@@ -306,7 +309,7 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 // name) would be, returns a view of s with the WouldOverflowKey marker and
 // nothing else changed.
 func (g *Guard) reportOnly(s sdktrace.ReadOnlySpan, st *state, attrs []attribute.KeyValue, n int, overflow bool) sdktrace.ReadOnlySpan {
-	for i := n; i < len(attrs); i++ {
+	for i := n; i < len(attrs); i = g.after(st, attrs, i) {
 		if _, v := g.guardAttr(st, &attrs[i]); v == replaced {
 			overflow = true
 		}
@@ -340,55 +343,70 @@ func markIn(attrs []attribute.KeyValue, key attribute.Key) []attribute.KeyValue 
 }
 
 // admitted returns how many of the leading attributes pass unchanged
-// because their values were admitted before, which in the steady state is
-// all of them. It is the hot path of every span, so it decides only what
-// it can decide quickly and compactly, without locks, allocations or
-// counters: a boolean, a key found in the key cache that is exempt, or a
-// string (when no custom normalizer is configured), integer or float
-// value whose hash its key's table holds. At anything else it stops, and
-// guardAttr decides about the rest of the attributes; its verdict on the
-// attributes admitted passes is the same.
+// because they passed before, which in the steady state is all of them.
+// It is the hot path of every span, so it decides only what it can decide
+// with a hash and a probe, without locks, allocations, counters or finding
+// the key's state: a boolean, an attribute whose fingerprint (see
+// valueHasher.fingerprint) the state's pair set holds, or one of an exempt key the
+// set holds (see exemptPrint). At anything else it stops, and guardAttr
+// decides about that attribute; its verdict on the attributes admitted
+// passes is the same.
 func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
+	pairs := st.pairs.tab.Load()
+	h := &g.hasher
 	custom := g.custom
-	cache := &st.attrs.cache
 	for i := range attrs {
 		kv := &attrs[i]
-		typ := kv.Value.Type()
-		if typ == attribute.BOOL {
+		key := keySeed(string(kv.Key))
+		// h.fingerprint, written out so that only strings cost a call.
+		var fp uint64
+		switch kv.Value.Type() {
+		case attribute.BOOL:
+			continue
+		case attribute.STRING:
+			if !custom {
+				fp = h.keyedStr(key, kv.Value.AsString())
+			}
+		case attribute.INT64:
+			fp = h.keyedNum(key, tagInt64, uint64(kv.Value.AsInt64()))
+		case attribute.FLOAT64:
+			fp = h.keyedNum(key, tagFloat64, math.Float64bits(kv.Value.AsFloat64()))
+		}
+		if fp != 0 && pairs.contains(fp) {
 			continue
 		}
-		key := string(kv.Key)
-		j := keyCacheSlot(key)
-		ks := cache.slots[j].Load()
-		if ks == nil || !sameString(ks.alias, key) {
-			if ks = cache.slots[j^1].Load(); ks == nil || !sameString(ks.alias, key) {
-				return i
-			}
-		}
-		if ks.exempt {
-			continue
-		}
-		var h uint64
-		switch {
-		case typ == attribute.STRING && !custom:
-			h = g.hasher.str(kv.Value.AsString())
-		case typ == attribute.INT64:
-			h = g.hasher.num(tagInt64, uint64(kv.Value.AsInt64()))
-		case typ == attribute.FLOAT64:
-			h = g.hasher.num(tagFloat64, math.Float64bits(kv.Value.AsFloat64()))
-		default:
-			return i
-		}
-		// ks.set.has(h), written out so that it is inlined.
-		if t := ks.set.tab.Load(); t != nil {
-			if !t.contains(h) {
-				return i
-			}
-		} else if !ks.set.inlineHas(h) {
+		if !pairs.contains(g.exemptPrint(key)) {
 			return i
 		}
 	}
 	return len(attrs)
+}
+
+// after returns the index of the first attribute after attrs[i] that
+// admitted does not pass, or len(attrs).
+func (g *Guard) after(st *state, attrs []attribute.KeyValue, i int) int {
+	return i + 1 + g.admitted(st, attrs[i+1:])
+}
+
+// exemptPrint returns the hash that stands in a pair set for every value
+// of the exempt key whose seed is key.
+func (g *Guard) exemptPrint(key uint64) uint64 { return g.hasher.keyedNum(key, tagExempt, 0) }
+
+// remember records in st's pair set that kv, of the key whose state is ks,
+// passes, so that admitted passes it from then on: its fingerprint, or for
+// an exempt key the key's exemptPrint. Only pairs whose key is the very
+// string ks holds (its alias) are recorded: a hash seeded by that identity
+// cannot stand for a different key while st lives.
+func (g *Guard) remember(st *state, ks *keyState, kv *attribute.KeyValue) {
+	if !sameString(ks.alias, string(kv.Key)) {
+		return
+	}
+	key := keySeed(ks.alias)
+	if ks.exempt {
+		st.pairs.add(g.exemptPrint(key))
+	} else if fp := g.hasher.fingerprint(key, &kv.Value, g.custom); fp != 0 && fp != boolPrint {
+		st.pairs.add(fp)
+	}
 }
 
 // guardedSpan is the read-only view handed downstream when the Guard
@@ -522,6 +540,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		}
 	}
 	if ks.exempt {
+		g.remember(st, ks, kv)
 		return "", pass
 	}
 	if typ != attribute.STRING {
@@ -532,6 +551,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 			h = g.hasher.value(&kv.Value)
 		}
 		if ks.set.has(h) || ks.set.admit(h) {
+			g.remember(st, ks, kv)
 			return "", pass
 		}
 		g.counterFor(ks, targetAttribute).Add(1)
@@ -549,12 +569,14 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		if ks.set.has(h) {
 			// Admitted before, as it is or as a normalizer's output;
 			// built-in normalization is idempotent, so it needs none.
+			g.remember(st, ks, kv)
 			return "", pass
 		}
 		v, vd = g.guardNew(ks, v, h)
 	}
 	switch vd {
 	case pass:
+		g.remember(st, ks, kv)
 		return "", pass
 	case rewritten:
 		g.normalizedAttrs.Add(1)

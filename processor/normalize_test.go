@@ -201,19 +201,25 @@ func TestValueHasherDistinguishesValues(t *testing.T) {
 	}
 }
 
-// FuzzValueHasher checks that the short-string hash never returns 0 and
-// that equal strings hash equally whatever their backing memory.
+// FuzzValueHasher checks that the string hash never returns 0 or
+// boolPrint, that equal strings hash equally whatever their backing memory,
+// and that the fuzzer finds no two distinct strings that collide.
 func FuzzValueHasher(f *testing.F) {
 	f.Add("", "a")
 	f.Add("abcdefgh", "abcdefgi")
 	f.Add("0123456789abcdef", "0123456789abcdeg")
 	f.Add("/users/{id}/orders/{id}", "/users/{id}/orders/{ix}")
 	f.Add("a string longer than thirty-two bytes", "a string longer than thirty-two bytez")
+	f.Add(strings.Repeat("x", 97), strings.Repeat("x", 96)+"y")
+	f.Add(strings.Repeat("y", 129), strings.Repeat("y", 128))
 	h := newValueHasher()
 	f.Fuzz(func(t *testing.T, a, b string) {
 		ha, hb := h.str(a), h.str(b)
-		if ha == 0 || hb == 0 {
-			t.Fatal("hash is 0")
+		if ha <= boolPrint || hb <= boolPrint {
+			t.Fatal("hash is 0 or boolPrint")
+		}
+		if a != b && ha == hb {
+			t.Fatalf("%q and %q collide", a, b)
 		}
 		if ha != h.str(strings.Clone(a)) {
 			t.Fatal("hash depends on memory, not bytes")

@@ -390,3 +390,63 @@ func (c *keyCache) put(key string, ks *keyState) {
 	}
 	c.slots[i^1].CompareAndSwap(nil, ks)
 }
+
+// pairSet holds fingerprints of (attribute key, value) pairs known to
+// pass: the key's set admitted the value. It lets the span path decide an
+// admitted attribute with one hash of the value, seeded by the key's
+// identity (keySeed), and one probe, without finding the key's state
+// first. It is only a cache in front of the keys' sets: a pair it does not
+// hold is decided by the key's state, as if it did not exist.
+//
+// Lookups take no lock and read the current table through an atomic
+// pointer. Adding a pair takes the mutex; growing the table copies it
+// into a new one, and readers still holding the old one see a subset.
+// The table is kept at most half full, so that a probe that misses ends
+// soon, and holds at most maxPairs fingerprints (128 KiB of slots); pairs
+// beyond that are decided by their key's state every time.
+type pairSet struct {
+	tab atomic.Pointer[hashTable]
+	mu  sync.Mutex
+	n   int // fingerprints held, guarded by mu
+}
+
+const (
+	maxPairs      = 8192
+	minPairSlots  = 64
+	pairLoadRatio = 2 // slots per fingerprint, at least
+)
+
+func newPairSet() *pairSet {
+	p := &pairSet{}
+	p.tab.Store(newHashTable(minPairSlots))
+	return p
+}
+
+// has reports whether the set holds fingerprint fp.
+func (p *pairSet) has(fp uint64) bool { return p.tab.Load().contains(fp) }
+
+// add records fp, unless the set is full. fp must not be 0.
+func (p *pairSet) add(fp uint64) {
+	if p.has(fp) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tab.Load()
+	if p.n >= maxPairs || t.contains(fp) {
+		return
+	}
+	if (p.n+1)*pairLoadRatio > len(t.slots) {
+		g := newHashTable(len(t.slots) * 2)
+		for i := range t.slots {
+			if v := t.slots[i].Load(); v != 0 {
+				g.insert(v)
+			}
+		}
+		g.insert(fp)
+		p.tab.Store(g)
+	} else {
+		t.insert(fp)
+	}
+	p.n++
+}

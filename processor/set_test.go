@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 func TestValueSetAdmitsUpToLimit(t *testing.T) {
@@ -147,5 +149,45 @@ func TestKeyStateLayout(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("keyState %s at %d, want %d", c.what, c.got, c.want)
 		}
+	}
+}
+
+func TestPairSetGrowsUpToItsBound(t *testing.T) {
+	p := newPairSet()
+	for i := uint64(2); i < maxPairs+2; i++ {
+		p.add(i * 0x9e3779b97f4a7c15)
+		if !p.has(i * 0x9e3779b97f4a7c15) {
+			t.Fatalf("fingerprint %d not held after add", i)
+		}
+	}
+	for i := uint64(2); i < maxPairs+2; i++ {
+		if !p.has(i * 0x9e3779b97f4a7c15) {
+			t.Fatalf("fingerprint %d lost by growth", i)
+		}
+	}
+	p.add(12345)
+	if p.has(12345) {
+		t.Fatal("fingerprint added past maxPairs")
+	}
+	if got, max := len(p.tab.Load().slots), maxPairs*pairLoadRatio; got > max {
+		t.Fatalf("table has %d slots, bound %d", got, max)
+	}
+}
+
+// TestGuardRemembersOnlyTheKeysAlias checks that the pair set records
+// attributes only under the key string the key's state holds: a key
+// string built anew for a span is decided by the key's state every time.
+func TestGuardRemembersOnlyTheKeysAlias(t *testing.T) {
+	g := CardinalityGuard()
+	st := g.state.Load()
+	kv := attribute.String("http.request.method", "GET")
+	g.guardAttr(st, &kv)
+	if g.admitted(st, []attribute.KeyValue{kv}) != 1 {
+		t.Fatal("admitted value of the alias missed the fast path")
+	}
+	built := attribute.String(strings.Clone("http.request.method"), "GET")
+	g.guardAttr(st, &built)
+	if g.admitted(st, []attribute.KeyValue{built}) != 0 {
+		t.Fatal("value under a fresh copy of the key passed the fast path")
 	}
 }
