@@ -65,7 +65,7 @@ type options struct {
 	spoolMax                   byteSize
 	rate, goroutines, bspQueue int
 	scenarios, pipelines       string
-	decode, gzip               bool
+	decode, gzip, h2c          bool
 	budget                     byteSize
 	svg, md, readme            string
 	encodePairs                int
@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.bspQueue, "bsp-queue", 0, "the BatchSpanProcessor's queue size for both pipelines; 0 keeps the SDK's default of 2048")
 	fs.BoolVar(&o.decode, "decode", false, "decode every request fully in the receiver (costs CPU shared with the pipelines)")
 	fs.BoolVar(&o.gzip, "gzip", false, "compress every pipeline's requests with gzip")
+	fs.BoolVar(&o.h2c, "h2c", false, "send every pipeline's requests over HTTP/2 without TLS, through a client of its own (WithHTTPClient)")
 	fs.Var(&o.budget, "budget", "our exporter's memory budget, such as 96MiB (WithMemoryBudget); empty keeps its default")
 	fs.StringVar(&o.svg, "svg", filepath.Join(results, "compare.svg"), "where to write the chart; empty for none")
 	fs.StringVar(&o.md, "md", filepath.Join(results, "compare.md"), "where to write the Markdown table; empty for none")
@@ -135,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ShutdownTimeout: o.shutdown,
 		BSPQueue:        o.bspQueue,
 		Gzip:            o.gzip,
+		H2C:             o.h2c,
 		MemoryBudget:    int(o.budget),
 	}
 	var total time.Duration
@@ -156,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			prefix := fmt.Sprintf("[%2d/%d] %-15s %-17s", n, runs, sc.Name, k)
 			cfg := scenario.RunConfig{
 				Rate: o.rate, Goroutines: o.goroutines, ShutdownTimeout: o.shutdown, Decode: o.decode,
-				BSPQueue: o.bspQueue, Gzip: o.gzip, MemoryBudget: int(o.budget), SpoolMaxBytes: int64(o.spoolMax),
+				BSPQueue: o.bspQueue, Gzip: o.gzip, H2C: o.h2c, MemoryBudget: int(o.budget), SpoolMaxBytes: int64(o.spoolMax),
 			}
 			if live {
 				cfg.Progress = func(p scenario.Progress) {

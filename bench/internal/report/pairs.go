@@ -74,6 +74,8 @@ type Meta struct {
 	BSPQueue int
 	// Gzip says both pipelines compressed their requests with gzip.
 	Gzip bool
+	// H2C says both pipelines sent HTTP/2 without TLS.
+	H2C bool
 	// MemoryBudget is the memory budget our exporter was given; zero
 	// means its default.
 	MemoryBudget int

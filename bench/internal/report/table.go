@@ -446,6 +446,10 @@ func setup(meta Meta) string {
 	if meta.Gzip {
 		changes = append(changes, "gzip compression for both (`otlptracehttp.WithCompression`, `exporter.WithCompression`)")
 	}
+	if meta.H2C {
+		changes = append(changes, "HTTP/2 without TLS for both, each through an `http.Client` of its own "+
+			"(`otlptracehttp.WithHTTPClient`, `exporter.WithHTTPClient`)")
+	}
 	if meta.MemoryBudget > 0 {
 		changes = append(changes, fmt.Sprintf("our memory budget, set to %s (`exporter.WithMemoryBudget`)",
 			mib(uint64(meta.MemoryBudget))))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -59,6 +60,11 @@ type PipelineConfig struct {
 	// Workers is the fixed number of requests in flight of OursFixed
 	// (exporter.WithWorkers); other pipelines ignore it.
 	Workers int
+	// H2C makes every pipeline send HTTP/2 without TLS (prior knowledge)
+	// through a client of its own (otlptracehttp.WithHTTPClient,
+	// exporter.WithHTTPClient), to measure it against HTTP/1.1; the
+	// receiver must accept it (ReceiverConfig.H2C).
+	H2C bool
 	// SpoolDir and SpoolMaxBytes are the directory and disk budget of
 	// OursSpool's spool (exporter.WithSpool); other pipelines ignore
 	// them.
@@ -105,6 +111,9 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineCo
 		if cfg.Gzip {
 			sopts = append(sopts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}
+		if cfg.H2C {
+			sopts = append(sopts, otlptracehttp.WithHTTPClient(h2cClient()))
+		}
 		exp, err := otlptracehttp.New(ctx, sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("scenario: stock exporter: %w", err)
@@ -118,6 +127,9 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineCo
 		}
 		if cfg.MemoryBudget > 0 {
 			eopts = append(eopts, exporter.WithMemoryBudget(cfg.MemoryBudget))
+		}
+		if cfg.H2C {
+			eopts = append(eopts, exporter.WithHTTPClient(h2cClient()))
 		}
 		if kind == OursFixed {
 			if cfg.Workers <= 0 {
@@ -147,6 +159,13 @@ func NewPipeline(ctx context.Context, kind Kind, endpoint string, cfg PipelineCo
 	}, opts...)
 	p.Provider = sdktrace.NewTracerProvider(all...)
 	return p, nil
+}
+
+// h2cClient is an HTTP client that speaks HTTP/2 without TLS only.
+func h2cClient() *http.Client {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: p}}
 }
 
 // Resource is the resource of the generated spans.

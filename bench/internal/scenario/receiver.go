@@ -63,6 +63,9 @@ type ReceiverConfig struct {
 	// counting its spans on the wire. It checks more and costs more CPU
 	// time, which the receiver shares with the pipeline under test.
 	Decode bool
+	// H2C makes the receiver also accept HTTP/2 without TLS (prior
+	// knowledge), besides HTTP/1.1.
+	H2C bool
 	// MaxConcurrent, when positive, is the number of requests the
 	// receiver serves at once, as a backend with a fixed number of
 	// handlers does: a request that arrives while MaxConcurrent are being
@@ -162,6 +165,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnState:         r.track,
 		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	if cfg.H2C {
+		r.srv.Protocols = new(http.Protocols)
+		r.srv.Protocols.SetHTTP1(true)
+		r.srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	r.ln = ln
 	r.serve(ln)

@@ -251,3 +251,20 @@ func TestReceiverMaxConcurrent(t *testing.T) {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}
 }
+
+func TestReceiverH2C(t *testing.T) {
+	r, err := NewReceiver(ReceiverConfig{H2C: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	body := request(t, []int{2})
+	resp, err := h2cClient().Post("http://"+r.Addr()+TracesPath, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || r.Stats().Spans != 2 {
+		t.Fatalf("%s %d, %+v", resp.Proto, resp.StatusCode, r.Stats())
+	}
+}

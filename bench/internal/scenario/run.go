@@ -165,6 +165,9 @@ type RunConfig struct {
 	BSPQueue int
 	// Gzip compresses request bodies in every pipeline.
 	Gzip bool
+	// H2C sends HTTP/2 without TLS in every pipeline (see
+	// PipelineConfig.H2C).
+	H2C bool
 	// MemoryBudget, when positive, is our exporter's memory budget
 	// (exporter.WithMemoryBudget); zero keeps its default.
 	MemoryBudget int
@@ -296,7 +299,7 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 		cfg.Rate = sc.Rate
 	}
 	recv, err := NewReceiver(ReceiverConfig{
-		Latency: sc.Latency, MaxConcurrent: sc.MaxConcurrent, Decode: cfg.Decode, Clock: cfg.Clock,
+		Latency: sc.Latency, MaxConcurrent: sc.MaxConcurrent, Decode: cfg.Decode, Clock: cfg.Clock, H2C: cfg.H2C,
 	})
 	if err != nil {
 		return nil, err
@@ -304,7 +307,7 @@ func Run(ctx context.Context, sc Scenario, kind Kind, cfg RunConfig) (*Result, e
 	defer recv.Close()
 	pcfg := PipelineConfig{
 		BSPQueue: cfg.BSPQueue, Gzip: cfg.Gzip, MemoryBudget: cfg.MemoryBudget, Workers: sc.MaxConcurrent,
-		SpoolMaxBytes: cfg.SpoolMaxBytes,
+		SpoolMaxBytes: cfg.SpoolMaxBytes, H2C: cfg.H2C,
 	}
 	if kind == OursSpool {
 		dir, err := os.MkdirTemp("", "tracekeeper-spool-")
