@@ -192,12 +192,13 @@ func New(opts ...Option) *Exporter {
 		// A request in flight holds more than its body: its
 		// connection's buffers, the HTTP request and response. A part
 		// of the budget, at most an eighth, is set aside for that, and
-		// bounds the concurrency.
+		// bounds the concurrency; a budget barely larger than one
+		// request keeps room for that request first.
 		lo, initial, hi := cfg.concurrency()
 		slots := max(1, min(int64(hi), budget/8/requestOverhead))
 		hi = int(slots)
 		lo, initial = min(lo, hi), min(initial, hi)
-		budget -= slots * requestOverhead
+		budget -= min(slots*requestOverhead, max(0, budget-int64(cfg.maxRequestBytes)))
 		e.books.SetBudget(budget)
 		e.queue = queue.New[entry](cfg.queueSpans, budget)
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
