@@ -10,7 +10,11 @@
 // scopes by their full value) and writes the protobuf wire format directly,
 // in one pass over each span: every span is appended to a pooled arena,
 // nested messages behind a length placeholder filled in once their body is
-// written. When the batch is one request of one resource and scope, the
+// written. A span attribute that is the one an earlier span of the batch
+// had at the same position (the same key and value, down to the address
+// of their strings, as with constant keys and values) is copied from that
+// span's encoding rather than encoded and checked again. When the batch is
+// one request of one resource and scope, the
 // usual case, the envelopes are written in room left in front of the spans
 // and the arena is the request; otherwise the spans are copied into one
 // pooled buffer of exactly the right size per request. Decoding the output

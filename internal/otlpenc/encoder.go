@@ -56,6 +56,7 @@ type Encoder struct {
 	arena    []byte
 	headroom int
 	repairs  int // strings repaired since the counter was last reset
+	memos    [memoAttrs]attrMemo
 
 	snapshots snapshotReader
 }
@@ -180,6 +181,7 @@ func (e *Encoder) reset() {
 	}
 	e.arena = e.arena[:0]
 	e.repairs = 0
+	clear(e.memos[:])
 }
 
 // encodeSpans encodes every span into the arena, in one pass, and links

@@ -139,7 +139,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	if t := unixNano(d.endTime); t != 0 {
 		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	b = e.appendKVs(b, tagSpanAttributes, d.attributes)
+	b = e.appendSpanAttrs(b, d.attributes)
 	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
 	for i := range d.events {
 		b = e.appendEvent(b, &d.events[i])
@@ -156,7 +156,12 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = appendUintOpt(b, tagStatusCode, code)
 	b = append(b, tagSpanFlagsByte0, tagSpanFlagsByte1)
 	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), d.parent))
-	return endLen(b, body, 2)
+	n := len(b)
+	b = endLen(b, body, 2)
+	if shift := len(b) - n; shift != 0 {
+		e.shiftMemos(body, shift)
+	}
+	return b
 }
 
 func (e *Encoder) appendEvent(b []byte, ev *sdktrace.Event) []byte {

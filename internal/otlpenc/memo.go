@@ -1,0 +1,104 @@
+package otlpenc
+
+import (
+	"reflect"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// memoAttrs is how many leading positions of a span's attribute list the
+// encoder remembers.
+const memoAttrs = 16
+
+// valueData mirrors attribute.Value field for field, so that the memos can
+// compare values by their words instead of through methods that copy the
+// value for every call. It is used only if the layouts match (valuesInPlace).
+type valueData struct {
+	vtype    attribute.Type
+	numeric  uint64
+	stringly string
+	slice    any
+}
+
+// valuesInPlace reports whether attribute.Value has valueData's layout.
+var valuesInPlace = sameLayout(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
+
+// attrMemo remembers the last span attribute written at one position of
+// the attribute list, and where its KeyValue field lies in the arena of
+// the batch being encoded. Spans of one kind carry the same keys in the
+// same order and often the same values (the method, the route, the server
+// address, the status code), nearly always the very same strings: an
+// attribute whose key and value are those remembered at its position, the
+// same type, bits and string bytes at the same address, is copied from the
+// arena instead of being encoded and checked again, and runs of such
+// attributes that lie next to each other there are copied at once.
+//
+// Only scalar and string values with a valid key and value are remembered,
+// so a copy never hides a repair from Result.Repaired. The memos live for
+// one Encode call: reset clears them, with the references they hold.
+type attrMemo struct {
+	key      string
+	str      string
+	num      uint64
+	typ      attribute.Type
+	off, end int // the KeyValue field: arena[off:end]; end is 0 for no memo
+}
+
+// sameString reports whether a and b are the same bytes in memory, which
+// implies that they are equal.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
+// appendSpanAttrs appends a span's attributes as Span.attributes fields,
+// copying those it finds in the memos and remembering the others.
+func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
+	if !valuesInPlace {
+		return e.appendKVs(b, tagSpanAttributes, attrs)
+	}
+	from, to := 0, 0 // b[from:to] is still to be copied; arena offsets are never 0
+	n := min(len(attrs), memoAttrs)
+	for i := range n {
+		kv := &attrs[i]
+		v := (*valueData)(unsafe.Pointer(&kv.Value))
+		m := &e.memos[i]
+		if m.end != 0 && v.numeric == m.num && v.vtype == m.typ &&
+			sameString(v.stringly, m.str) && sameString(string(kv.Key), m.key) {
+			if m.off != to {
+				b = append(b, b[from:to]...)
+				from = m.off
+			}
+			to = m.end
+			continue
+		}
+		b = append(b, b[from:to]...)
+		from, to = 0, 0
+		off, repairs := len(b), e.repairs
+		b = e.appendKV(b, tagSpanAttributes, kv)
+		switch v.vtype {
+		case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
+			if e.repairs == repairs {
+				*m = attrMemo{key: string(kv.Key), str: v.stringly, num: v.numeric, typ: v.vtype, off: off, end: len(b)}
+				continue
+			}
+		}
+		m.end = 0
+	}
+	b = append(b, b[from:to]...)
+	if n < len(attrs) {
+		b = e.appendKVs(b, tagSpanAttributes, attrs[n:])
+	}
+	return b
+}
+
+// shiftMemos follows a span body that endLen moved by shift bytes: the
+// memos pointing at or after body point into it.
+func (e *Encoder) shiftMemos(body, shift int) {
+	for i := range e.memos {
+		if m := &e.memos[i]; m.end != 0 && m.off >= body {
+			m.off += shift
+			m.end += shift
+		}
+	}
+}

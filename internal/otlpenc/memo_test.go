@@ -1,0 +1,98 @@
+package otlpenc
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// TestEncodeRepeatedAttributes encodes batches whose spans share
+// attributes, the strings themselves or equal copies, in the shapes that
+// decide whether an attribute is copied from an earlier span: the same
+// key with another value, other types under one key, repaired strings,
+// more attributes than the encoder remembers, and spans whose length
+// prefix takes one, two or three bytes, so that their bodies move after
+// they are written.
+func TestEncodeRepeatedAttributes(t *testing.T) {
+	method := attribute.String("http.request.method", "GET")
+	long := strings.Repeat("n", 20000)
+	many := func(i int) []attribute.KeyValue {
+		var kvs []attribute.KeyValue
+		for j := range memoAttrs + 4 {
+			kvs = append(kvs, attribute.Int("k"+strconv.Itoa(j), j*(i%2)))
+		}
+		return kvs
+	}
+	tests := []struct {
+		name  string
+		attrs func(i int) []attribute.KeyValue
+		span  func(i int, s *tracetest.SpanStub)
+	}{
+		{name: "same attributes", attrs: func(int) []attribute.KeyValue {
+			return []attribute.KeyValue{method, attribute.Int("n", 1), attribute.Bool("b", true), attribute.Float64("f", 0.5)}
+		}},
+		{name: "equal strings built per span", attrs: func(i int) []attribute.KeyValue {
+			return []attribute.KeyValue{attribute.String("k"+strconv.Itoa(i%2), "v"+strconv.Itoa(i%3))}
+		}},
+		{name: "same key, other values and types", attrs: func(i int) []attribute.KeyValue {
+			switch i % 5 {
+			case 0:
+				return []attribute.KeyValue{attribute.Int("v", 0)}
+			case 1:
+				return []attribute.KeyValue{attribute.Bool("v", false)}
+			case 2:
+				return []attribute.KeyValue{attribute.Float64("v", 0)}
+			case 3:
+				return []attribute.KeyValue{attribute.String("v", "")}
+			default:
+				return []attribute.KeyValue{{Key: "v"}, attribute.StringSlice("v", nil)}
+			}
+		}},
+		{name: "repaired strings", attrs: func(i int) []attribute.KeyValue {
+			return []attribute.KeyValue{method, attribute.String("bad\xff", "x"), attribute.String("k", "bad\xfe"), method}
+		}},
+		{name: "more attributes than remembered", attrs: many},
+		{name: "bodies that move", attrs: func(int) []attribute.KeyValue {
+			return []attribute.KeyValue{method, attribute.Int("n", 7)}
+		}, span: func(i int, s *tracetest.SpanStub) {
+			switch i % 3 {
+			case 0:
+				s.Name = "" // under 128 bytes: the body moves back
+			case 1:
+				s.Name = long // 16 KiB and more: the body moves on
+			default:
+				s.Name = strings.Repeat("m", 200)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var spans []sdktrace.ReadOnlySpan
+			for i := range 12 {
+				s := tracetest.SpanStub{Name: "op", SpanContext: spanContext(uint64(i+1), true, false), Attributes: tt.attrs(i)}
+				if tt.span != nil {
+					tt.span(i, &s)
+				}
+				spans = append(spans, s.Snapshot())
+			}
+			enc := NewEncoder()
+			for _, maxBytes := range []int{0, 0, 1 << 20} {
+				var conv converter
+				want := conv.request(spans)
+				reqs, res := enc.Encode(spans, maxBytes, nil)
+				if len(reqs) != 1 || res.TooLarge != 0 {
+					t.Fatalf("%d requests, %+v", len(reqs), res)
+				}
+				assertEqual(t, want, decode(t, reqs[0].Bytes()))
+				if res.Repaired != conv.repaired {
+					t.Errorf("Repaired = %d, want %d", res.Repaired, conv.repaired)
+				}
+				reqs[0].Release()
+			}
+		})
+	}
+}
