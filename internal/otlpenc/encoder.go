@@ -57,6 +57,7 @@ type Encoder struct {
 	headroom int
 	repairs  int // strings repaired since the counter was last reset
 	memos    [memoAttrs]attrMemo
+	name     string // the last span name found valid
 
 	snapshots snapshotReader
 }
@@ -182,6 +183,7 @@ func (e *Encoder) reset() {
 	e.arena = e.arena[:0]
 	e.repairs = 0
 	clear(e.memos[:])
+	e.name = ""
 }
 
 // encodeSpans encodes every span into the arena, in one pass, and links
@@ -204,12 +206,12 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 			read.read(s)
 			d = &read
 		}
-		r, sc := d.resource, d.instrumentationScope
+		r, sc := d.resource, &d.instrumentationScope
 		// Spans of one batch nearly always share their resource pointer
 		// and come in runs of one scope: skip the lookups for those.
-		if g < 0 || r != prevRes || sc != prevScope {
-			g = e.groupOf(r, sc)
-			prevRes, prevScope = r, sc
+		if g < 0 || r != prevRes || !sameScope(sc, &prevScope) {
+			g = e.groupOf(r, *sc)
+			prevRes, prevScope = r, *sc
 		}
 		if len(e.recs) == 0 {
 			sg := &e.scopeGroups[g]
@@ -230,6 +232,15 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		sg.tail = i
 	}
 	e.arena = b
+}
+
+// sameScope reports whether *a == *b, without comparing the bytes of
+// strings that are the same in memory, as they nearly always are.
+func sameScope(a, b *instrumentation.Scope) bool {
+	if sameString(a.Name, b.Name) && sameString(a.Version, b.Version) && sameString(a.SchemaURL, b.SchemaURL) {
+		return a.Attributes.Equals(&b.Attributes)
+	}
+	return *a == *b
 }
 
 // groupOf returns the scope group of spans with resource r and scope sc,

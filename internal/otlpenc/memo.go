@@ -51,44 +51,63 @@ func sameString(a, b string) bool {
 	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
+// holds reports whether kv is the attribute m remembers.
+func (m *attrMemo) holds(kv *attribute.KeyValue) bool {
+	v := (*valueData)(unsafe.Pointer(&kv.Value))
+	return m.end != 0 && v.numeric == m.num && v.vtype == m.typ &&
+		sameString(v.stringly, m.str) && sameString(string(kv.Key), m.key)
+}
+
 // appendSpanAttrs appends a span's attributes as Span.attributes fields,
 // copying those it finds in the memos and remembering the others.
 func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
 	if !valuesInPlace {
 		return e.appendKVs(b, tagSpanAttributes, attrs)
 	}
-	from, to := 0, 0 // b[from:to] is still to be copied; arena offsets are never 0
 	n := min(len(attrs), memoAttrs)
-	for i := range n {
-		kv := &attrs[i]
-		v := (*valueData)(unsafe.Pointer(&kv.Value))
-		m := &e.memos[i]
-		if m.end != 0 && v.numeric == m.num && v.vtype == m.typ &&
-			sameString(v.stringly, m.str) && sameString(string(kv.Key), m.key) {
-			if m.off != to {
-				b = append(b, b[from:to]...)
-				from = m.off
-			}
-			to = m.end
+	memos := e.memos[:n]
+	for i := 0; i < n; {
+		// Copy the longest run of remembered attributes that lie one
+		// after another in the arena at once.
+		j, end := i, memos[i].off
+		for j < n && memos[j].off == end && memos[j].holds(&attrs[j]) {
+			end = memos[j].end
+			j++
+		}
+		if j > i {
+			b = append(b, b[memos[i].off:end]...)
+			i = j
 			continue
 		}
-		b = append(b, b[from:to]...)
-		from, to = 0, 0
-		off, repairs := len(b), e.repairs
-		b = e.appendKV(b, tagSpanAttributes, kv)
-		switch v.vtype {
-		case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
-			if e.repairs == repairs {
-				*m = attrMemo{key: string(kv.Key), str: v.stringly, num: v.numeric, typ: v.vtype, off: off, end: len(b)}
-				continue
-			}
-		}
-		m.end = 0
+		b = e.remember(b, &attrs[i], &memos[i])
+		i++
 	}
-	b = append(b, b[from:to]...)
 	if n < len(attrs) {
 		b = e.appendKVs(b, tagSpanAttributes, attrs[n:])
 	}
+	return b
+}
+
+// remember appends kv, which m does not hold, and makes m remember it
+// when it may be copied. A key that is the one m remembered is known to
+// be valid and is not checked again.
+func (e *Encoder) remember(b []byte, kv *attribute.KeyValue, m *attrMemo) []byte {
+	v := (*valueData)(unsafe.Pointer(&kv.Value))
+	key := string(kv.Key)
+	off, repairs := len(b), e.repairs
+	if m.end != 0 && sameString(key, m.key) {
+		b = e.appendKeyValue(b, tagSpanAttributes, key, &kv.Value)
+	} else {
+		b = e.appendKV(b, tagSpanAttributes, kv)
+	}
+	switch v.vtype {
+	case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
+		if e.repairs == repairs {
+			*m = attrMemo{key: key, str: v.stringly, num: v.numeric, typ: v.vtype, off: off, end: len(b)}
+			return b
+		}
+	}
+	*m = attrMemo{}
 	return b
 }
 

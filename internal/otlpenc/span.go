@@ -131,7 +131,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 		b = append(b, tagSpanParentSpanID, 8)
 		b = append(b, pid[:]...)
 	}
-	b = appendStringOpt(b, tagSpanName, e.str(d.name))
+	b = appendStringOpt(b, tagSpanName, e.spanName(d.name))
 	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
 	if t := unixNano(d.startTime); t != 0 {
 		b = appendFixed64(b, tagSpanStartTime, t)
@@ -162,6 +162,21 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 		e.shiftMemos(body, shift)
 	}
 	return b
+}
+
+// spanName returns the span name s, checked and repaired. Spans of a
+// batch often share their name, the same string: the last valid one is
+// remembered and not checked again.
+func (e *Encoder) spanName(s string) string {
+	if sameString(s, e.name) {
+		return s
+	}
+	repairs := e.repairs
+	v := e.str(s)
+	if e.repairs == repairs {
+		e.name = s
+	}
+	return v
 }
 
 func (e *Encoder) appendEvent(b []byte, ev *sdktrace.Event) []byte {
@@ -283,11 +298,14 @@ func (e *Encoder) checkKVs(b []byte, at int, tag byte, attrs []attribute.KeyValu
 // KeyValue of under 128 bytes with a key, the usual one, is written with
 // one-byte lengths straight; composite values go behind a placeholder.
 func (e *Encoder) appendKV(b []byte, tag byte, kv *attribute.KeyValue) []byte {
-	key := e.str(string(kv.Key))
+	return e.appendKeyValue(b, tag, e.str(string(kv.Key)), &kv.Value)
+}
+
+// appendKeyValue is appendKV for a key already checked, or repaired.
+func (e *Encoder) appendKeyValue(b []byte, tag byte, key string, v *attribute.Value) []byte {
 	kn := len(key)
 	short := kn > 0 && kn < 0x80-2-11 // room left for any scalar value
-	v := &kv.Value
-	var vn int // AnyValue length
+	var vn int                        // AnyValue length
 	switch v.Type() {
 	case attribute.STRING:
 		s := e.str(v.AsString())
