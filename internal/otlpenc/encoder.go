@@ -383,17 +383,20 @@ func (e *Encoder) add(p planState, sg int32, n int) planState {
 // plan cuts the encoded spans, in output order, into requests of at most
 // maxBytes.
 func (e *Encoder) plan(maxBytes int, res *Result) {
-	if maxBytes <= 0 {
-		e.planOne()
+	// A batch that fits in one request, the usual case, is planned as if
+	// there were no limit: sizes only grow as spans are added, so no
+	// request would be closed and no span left out.
+	if e.planOne(); maxBytes <= 0 || len(e.reqs) == 0 || e.reqs[0].size <= maxBytes {
 		return
 	}
+	e.order, e.reqs = e.order[:0], e.reqs[:0]
 	cur, from := emptyPlan, 0
 	for rg := range e.resGroups {
 		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
 			for i := e.scopeGroups[g].head; i >= 0; i = e.recs[i].next {
 				n := e.recs[i].end - e.recs[i].off
 				next := e.add(cur, g, n)
-				if maxBytes > 0 && next.total() > maxBytes {
+				if next.total() > maxBytes {
 					if cur.spans > 0 {
 						e.reqs = append(e.reqs, reqPlan{from: from, to: len(e.order), size: cur.total()})
 						cur, from = emptyPlan, len(e.order)
@@ -414,7 +417,7 @@ func (e *Encoder) plan(maxBytes int, res *Result) {
 	}
 }
 
-// planOne is plan without a limit: every span goes in one request.
+// planOne plans every span into one request, whatever its size.
 func (e *Encoder) planOne() {
 	total := 0
 	for rg := range e.resGroups {
