@@ -2,9 +2,11 @@ package otlpenc
 
 import (
 	"encoding/binary"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -222,7 +224,11 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		off := len(b)
 		e.repairs = 0
 		b = e.appendSpan(b, d)
-		e.recs = append(e.recs, spanRec{off: off, end: len(b), group: g, next: -1, repairs: e.repairs})
+		// Field by field, as with the memos: a struct literal copied in
+		// wider words than it was written stalls.
+		e.recs = e.recs[:i+1] // grown above
+		rec := &e.recs[i]
+		rec.off, rec.end, rec.group, rec.next, rec.repairs = off, len(b), g, -1, e.repairs
 		sg := &e.scopeGroups[g]
 		if sg.head < 0 {
 			sg.head = i
@@ -234,13 +240,35 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 	e.arena = b
 }
 
-// sameScope reports whether *a == *b, without comparing the bytes of
-// strings that are the same in memory, as they nearly always are.
+// sameScope reports whether *a == *b. Spans of one tracer carry copies of
+// one Scope, whose strings lie at the same addresses and whose attribute
+// sets hold the same words: those are compared first.
 func sameScope(a, b *instrumentation.Scope) bool {
-	if sameString(a.Name, b.Name) && sameString(a.Version, b.Version) && sameString(a.SchemaURL, b.SchemaURL) {
-		return a.Attributes.Equals(&b.Attributes)
+	if sameString(a.Name, b.Name) && sameString(a.Version, b.Version) && sameString(a.SchemaURL, b.SchemaURL) &&
+		sameSetWords(&a.Attributes, &b.Attributes) {
+		return true
 	}
 	return *a == *b
+}
+
+// setData mirrors attribute.Set, for sameSetWords; it is used only if the
+// layouts match (setsInPlace).
+type setData struct {
+	hash uint64
+	data any
+}
+
+var setsInPlace = sameLayout(reflect.TypeFor[attribute.Set](), reflect.TypeFor[setData]())
+
+// sameSetWords reports whether a and b are word for word the same: the
+// same hash and the same pointer to the same immutable attributes, which
+// implies they are equal. False says nothing.
+func sameSetWords(a, b *attribute.Set) bool {
+	if !setsInPlace {
+		return false
+	}
+	x, y := (*setData)(unsafe.Pointer(a)), (*setData)(unsafe.Pointer(b))
+	return x.hash == y.hash && *(*[2]unsafe.Pointer)(unsafe.Pointer(&x.data)) == *(*[2]unsafe.Pointer)(unsafe.Pointer(&y.data))
 }
 
 // groupOf returns the scope group of spans with resource r and scope sc,

@@ -103,7 +103,10 @@ func (e *Encoder) remember(b []byte, kv *attribute.KeyValue, m *attrMemo) []byte
 	switch v.vtype {
 	case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
 		if e.repairs == repairs {
-			*m = attrMemo{key: key, str: v.stringly, num: v.numeric, typ: v.vtype, off: off, end: len(b)}
+			// Field by field: a struct literal is built on the stack and
+			// copied in wider words than it was written, which stalls.
+			m.key, m.str, m.num, m.typ = key, v.stringly, v.numeric, v.vtype
+			m.off, m.end = off, len(b)
 			return b
 		}
 	}

@@ -1,13 +1,19 @@
 package otlpenc
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // TestEncodeRepeatedAttributes encodes batches whose spans share
@@ -94,5 +100,68 @@ func TestEncodeRepeatedAttributes(t *testing.T) {
 				reqs[0].Release()
 			}
 		})
+	}
+}
+
+// TestEncodeMirrorsMatch checks the layouts the encoder reads attribute
+// values and sets through, and what it reads there.
+func TestEncodeMirrorsMatch(t *testing.T) {
+	if !valuesInPlace {
+		t.Fatal("attribute.Value no longer has valueData's layout: update valueData")
+	}
+	if !setsInPlace {
+		t.Fatal("attribute.Set no longer has setData's layout: update setData")
+	}
+	for _, tt := range []struct {
+		v   attribute.Value
+		num uint64
+		str string
+	}{
+		{attribute.BoolValue(true), 1, ""},
+		{attribute.Int64Value(-7), uint64(1<<64 - 7), ""},
+		{attribute.Float64Value(0.25), math.Float64bits(0.25), ""},
+		{attribute.StringValue("str"), 0, "str"},
+	} {
+		v := (*valueData)(unsafe.Pointer(&tt.v))
+		if v.vtype != tt.v.Type() || v.numeric != tt.num || v.stringly != tt.str {
+			t.Errorf("%s value: read %+v", tt.v.Type(), *v)
+		}
+	}
+	set := attribute.NewSet(attribute.String("k", "v"))
+	copied, rebuilt := set, attribute.NewSet(attribute.String("k", "v"))
+	other := attribute.NewSet(attribute.String("k", "w"))
+	if !sameSetWords(&set, &copied) || sameSetWords(&set, &other) {
+		t.Error("sameSetWords does not tell copies from other sets")
+	}
+	sc := instrumentation.Scope{Name: "n", Version: "v", Attributes: set}
+	for _, tt := range []struct {
+		b    instrumentation.Scope
+		want bool
+	}{
+		{sc, true},
+		{instrumentation.Scope{Name: strings.Clone("n"), Version: "v", Attributes: rebuilt}, true},
+		{instrumentation.Scope{Name: "n", Version: "v", Attributes: other}, false},
+		{instrumentation.Scope{Name: "n", Version: "v2", Attributes: set}, false},
+		{instrumentation.Scope{Name: "n", Version: "v"}, false},
+	} {
+		if got := sameScope(&sc, &tt.b); got != tt.want || got != (sc == tt.b) {
+			t.Errorf("sameScope(%+v) = %v, want %v", tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestEncodeWithoutMirror encodes through the path taken when
+// attribute.Value's layout is not valueData's, and requires the bytes of
+// the memoized path.
+func TestEncodeWithoutMirror(t *testing.T) {
+	spans := append(otlptest.Spans(40), otlptest.RandomSpans(3, 40)...)
+	want, _ := NewEncoder().Encode(spans, 0, nil)
+	defer want[0].Release()
+	valuesInPlace = false
+	defer func() { valuesInPlace = true }()
+	got, _ := NewEncoder().Encode(spans, 0, nil)
+	defer got[0].Release()
+	if !bytes.Equal(want[0].Bytes(), got[0].Bytes()) {
+		t.Error("the attributes are encoded otherwise without the memos")
 	}
 }
