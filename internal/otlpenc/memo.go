@@ -1,6 +1,7 @@
 package otlpenc
 
 import (
+	"encoding/binary"
 	"reflect"
 	"unsafe"
 
@@ -90,15 +91,27 @@ func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
 
 // remember appends kv, which m does not hold, and makes m remember it
 // when it may be copied. A key that is the one m remembered is known to
-// be valid and is not checked again.
+// be valid and is not checked again; a scalar under that key that takes
+// as many bytes as the one remembered is written by copying the
+// remembered KeyValue and replacing the value's bytes, which end it.
 func (e *Encoder) remember(b []byte, kv *attribute.KeyValue, m *attrMemo) []byte {
 	v := (*valueData)(unsafe.Pointer(&kv.Value))
 	key := string(kv.Key)
 	off, repairs := len(b), e.repairs
-	if m.end != 0 && sameString(key, m.key) {
-		b = e.appendKeyValue(b, tagSpanAttributes, key, &kv.Value)
-	} else {
+	switch {
+	case m.end == 0 || !sameString(key, m.key):
 		b = e.appendKV(b, tagSpanAttributes, kv)
+	case v.vtype == m.typ && v.vtype == attribute.BOOL:
+		b = append(b, b[m.off:m.end]...)
+		b[len(b)-1] = boolByte(v.numeric != 0)
+	case v.vtype == m.typ && v.vtype == attribute.FLOAT64:
+		b = append(b, b[m.off:m.end]...)
+		binary.LittleEndian.PutUint64(b[len(b)-8:], v.numeric)
+	case v.vtype == m.typ && v.vtype == attribute.INT64 && sizeVarint(v.numeric) == sizeVarint(m.num):
+		b = append(b, b[m.off:m.end]...)
+		binary.PutUvarint(b[len(b)-sizeVarint(v.numeric):], v.numeric)
+	default:
+		b = e.appendKeyValue(b, tagSpanAttributes, key, &kv.Value)
 	}
 	switch v.vtype {
 	case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:

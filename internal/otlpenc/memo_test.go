@@ -58,6 +58,14 @@ func TestEncodeRepeatedAttributes(t *testing.T) {
 				return []attribute.KeyValue{{Key: "v"}, attribute.StringSlice("v", nil)}
 			}
 		}},
+		{name: "same keys, other scalars", attrs: func(i int) []attribute.KeyValue {
+			longKey := strings.Repeat("k", 200)
+			return []attribute.KeyValue{
+				attribute.Bool("b", i%3 == 0), attribute.Int("small", i), attribute.Int("wide", i*i*i*997-500),
+				attribute.Float64("f", float64(i)/3), attribute.Bool("", i%2 == 0), attribute.Int("", i*1000),
+				attribute.Bool(longKey, i%2 == 1), attribute.Int(longKey, -i), attribute.Float64(longKey, float64(-i)),
+			}
+		}},
 		{name: "repaired strings", attrs: func(i int) []attribute.KeyValue {
 			return []attribute.KeyValue{method, attribute.String("bad\xff", "x"), attribute.String("k", "bad\xfe"), method}
 		}},
