@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
@@ -120,6 +121,21 @@ func TestEncodeMirrorsMatch(t *testing.T) {
 	if !setsInPlace {
 		t.Fatal("attribute.Set no longer has setData's layout: update setData")
 	}
+	if !contextsInPlace {
+		t.Fatal("trace.SpanContext no longer has spanContextData's layout: update spanContextData")
+	}
+	ts, err := trace.ParseTraceState("k=v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID(3), SpanID: spanID(4), TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true,
+	})
+	var tmp spanContextData
+	if c := contextOf(&sc, &tmp); c.traceID != sc.TraceID() || c.spanID != sc.SpanID() ||
+		c.traceFlags != sc.TraceFlags() || c.traceState.String() != "k=v" || !c.remote {
+		t.Errorf("span context read as %+v", *c)
+	}
 	for _, tt := range []struct {
 		v   attribute.Value
 		num uint64
@@ -141,35 +157,39 @@ func TestEncodeMirrorsMatch(t *testing.T) {
 	if !sameSetWords(&set, &copied) || sameSetWords(&set, &other) {
 		t.Error("sameSetWords does not tell copies from other sets")
 	}
-	sc := instrumentation.Scope{Name: "n", Version: "v", Attributes: set}
+	scope := instrumentation.Scope{Name: "n", Version: "v", Attributes: set}
 	for _, tt := range []struct {
 		b    instrumentation.Scope
 		want bool
 	}{
-		{sc, true},
+		{scope, true},
 		{instrumentation.Scope{Name: strings.Clone("n"), Version: "v", Attributes: rebuilt}, true},
 		{instrumentation.Scope{Name: "n", Version: "v", Attributes: other}, false},
 		{instrumentation.Scope{Name: "n", Version: "v2", Attributes: set}, false},
 		{instrumentation.Scope{Name: "n", Version: "v"}, false},
 	} {
-		if got := sameScope(&sc, &tt.b); got != tt.want || got != (sc == tt.b) {
+		if got := sameScope(&scope, &tt.b); got != tt.want || got != (scope == tt.b) {
 			t.Errorf("sameScope(%+v) = %v, want %v", tt.b, got, tt.want)
 		}
 	}
 }
 
-// TestEncodeWithoutMirror encodes through the path taken when
-// attribute.Value's layout is not valueData's, and requires the bytes of
-// the memoized path.
-func TestEncodeWithoutMirror(t *testing.T) {
+// TestEncodeWithoutMirrors encodes through the paths taken when the
+// layouts of attribute.Value, attribute.Set or trace.SpanContext are not
+// those of their mirrors, and requires the bytes of the paths that read
+// them in place.
+func TestEncodeWithoutMirrors(t *testing.T) {
 	spans := append(otlptest.Spans(40), otlptest.RandomSpans(3, 40)...)
+	spans = append(spans, richSDKSpans(40)...)
 	want, _ := NewEncoder().Encode(spans, 0, nil)
 	defer want[0].Release()
-	valuesInPlace = false
-	defer func() { valuesInPlace = true }()
-	got, _ := NewEncoder().Encode(spans, 0, nil)
-	defer got[0].Release()
-	if !bytes.Equal(want[0].Bytes(), got[0].Bytes()) {
-		t.Error("the attributes are encoded otherwise without the memos")
+	for name, flag := range map[string]*bool{"values": &valuesInPlace, "sets": &setsInPlace, "contexts": &contextsInPlace} {
+		*flag = false
+		got, _ := NewEncoder().Encode(spans, 0, nil)
+		*flag = true
+		if !bytes.Equal(want[0].Bytes(), got[0].Bytes()) {
+			t.Errorf("without the %s mirror, the spans are encoded otherwise", name)
+		}
+		got[0].Release()
 	}
 }

@@ -3,7 +3,9 @@ package otlpenc
 import (
 	"encoding/binary"
 	"math"
+	"reflect"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -26,12 +28,39 @@ type spanRec struct {
 	repairs  int   // strings repaired in this span
 }
 
+// spanContextData mirrors trace.SpanContext field for field. The methods
+// of a SpanContext have value receivers, and the compiler copies the whole
+// context for every call on one held in a span: the encoder reads the
+// fields in place instead when the layouts match (contextsInPlace).
+type spanContextData struct {
+	traceID    trace.TraceID
+	spanID     trace.SpanID
+	traceFlags trace.TraceFlags
+	traceState trace.TraceState
+	remote     bool
+}
+
+var contextsInPlace = sameLayout(reflect.TypeFor[trace.SpanContext](), reflect.TypeFor[spanContextData]())
+
+// contextOf returns the fields of *sc: in place, or read through its
+// methods into *tmp.
+func contextOf(sc *trace.SpanContext, tmp *spanContextData) *spanContextData {
+	if contextsInPlace {
+		return (*spanContextData)(unsafe.Pointer(sc))
+	}
+	*tmp = spanContextData{
+		traceID: sc.TraceID(), spanID: sc.SpanID(), traceFlags: sc.TraceFlags(),
+		traceState: sc.TraceState(), remote: sc.IsRemote(),
+	}
+	return tmp
+}
+
 // spanFlags returns the W3C trace flags in the low byte and, as the stock
 // exporter does, always the "has is_remote" bit plus the "is_remote" bit of
 // remote (the parent for a span, the linked context for a link).
-func spanFlags(tf trace.TraceFlags, remote trace.SpanContext) uint32 {
+func spanFlags(tf trace.TraceFlags, remote bool) uint32 {
 	f := uint32(tf) | flagContextHasIsRemote
-	if remote.IsRemote() {
+	if remote {
 		f |= flagContextIsRemote
 	}
 	return f
@@ -117,19 +146,19 @@ func appendTraceState(b []byte, ts trace.TraceState) []byte {
 func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = append(b, tagSSSpans, 0, 0) // most spans take 128 to 16383 bytes
 	body := len(b)
-	sc := &d.spanContext
-	tid, sid := sc.TraceID(), sc.SpanID()
+	var scTmp, parentTmp spanContextData
+	sc, parent := contextOf(&d.spanContext, &scTmp), contextOf(&d.parent, &parentTmp)
 	b = append(b, tagSpanTraceID, 16)
-	b = append(b, tid[:]...)
+	b = append(b, sc.traceID[:]...)
 	b = append(b, tagSpanSpanID, 8)
-	b = append(b, sid[:]...)
-	if ts := sc.TraceState(); ts.Len() > 0 {
+	b = append(b, sc.spanID[:]...)
+	if ts := sc.traceState; ts.Len() > 0 {
 		b = appendLen(b, tagSpanTraceState, traceStateLen(ts))
 		b = appendTraceState(b, ts)
 	}
-	if pid := d.parent.SpanID(); pid.IsValid() {
+	if parent.spanID.IsValid() {
 		b = append(b, tagSpanParentSpanID, 8)
-		b = append(b, pid[:]...)
+		b = append(b, parent.spanID[:]...)
 	}
 	b = appendStringOpt(b, tagSpanName, e.spanName(d.name))
 	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
@@ -155,7 +184,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = appendStringOpt(b, tagStatusMessage, msg)
 	b = appendUintOpt(b, tagStatusCode, code)
 	b = append(b, tagSpanFlagsByte0, tagSpanFlagsByte1)
-	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), d.parent))
+	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.traceFlags, parent.remote))
 	n := len(b)
 	b = endLen(b, body, 2)
 	if shift := len(b) - n; shift != 0 {
@@ -204,7 +233,7 @@ func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
 	b = append(b, sid[:]...)
 	b = e.appendKVs(b, tagLinkAttributes, l.Attributes)
 	b = appendUintOpt(b, tagLinkDroppedAttrs, clampUint32(l.DroppedAttributeCount))
-	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote()))
 	return endLen(b, body, 1)
 }
 
