@@ -10,13 +10,22 @@
 // scopes by their full value) and writes the protobuf wire format directly,
 // in one pass over each span: every span is appended to a pooled arena,
 // nested messages behind a length placeholder filled in once their body is
-// written. When the batch is one request of one resource and scope, the
-// usual case, the envelopes are written in room left in front of the spans
-// and the arena is the request; otherwise the spans are copied into one
-// pooled buffer of exactly the right size per request. Decoding the output
-// yields a message
-// proto.Equal to what the stock exporter sends for the same spans, with two
-// deliberate differences:
+// written. A span attribute that is the one an earlier span of the batch
+// had at the same position (the same key and value, down to the address of
+// their strings, as with constant keys and values) is copied from that
+// span's encoding rather than encoded and checked again. When the batch is
+// one request of one resource and scope, the usual case, the envelopes are
+// written in room left in front of the spans and the arena is the request;
+// otherwise the spans are copied into one pooled buffer of exactly the
+// right size per request.
+//
+// The SDK's span snapshots, span contexts, attribute values and sets are
+// read in place, through structs that mirror their unexported fields,
+// when a check of their layouts, made once, finds them unchanged; any
+// other span, or a changed layout, is read through the public methods.
+//
+// Decoding the output yields a message proto.Equal to what the stock
+// exporter sends for the same spans, with two deliberate differences:
 //
 //   - Resources appear in the order they are first seen in the batch; the
 //     stock exporter emits them in map iteration order, which is random.

@@ -2,9 +2,11 @@ package otlpenc
 
 import (
 	"encoding/binary"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -56,6 +58,8 @@ type Encoder struct {
 	arena    []byte
 	headroom int
 	repairs  int // strings repaired since the counter was last reset
+	memos    [memoAttrs]attrMemo
+	name     string // the last span name found valid
 
 	snapshots snapshotReader
 }
@@ -180,6 +184,8 @@ func (e *Encoder) reset() {
 	}
 	e.arena = e.arena[:0]
 	e.repairs = 0
+	clear(e.memos[:])
+	e.name = ""
 }
 
 // encodeSpans encodes every span into the arena, in one pass, and links
@@ -202,12 +208,12 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 			read.read(s)
 			d = &read
 		}
-		r, sc := d.resource, d.instrumentationScope
+		r, sc := d.resource, &d.instrumentationScope
 		// Spans of one batch nearly always share their resource pointer
 		// and come in runs of one scope: skip the lookups for those.
-		if g < 0 || r != prevRes || sc != prevScope {
-			g = e.groupOf(r, sc)
-			prevRes, prevScope = r, sc
+		if g < 0 || r != prevRes || !sameScope(sc, &prevScope) {
+			g = e.groupOf(r, *sc)
+			prevRes, prevScope = r, *sc
 		}
 		if len(e.recs) == 0 {
 			sg := &e.scopeGroups[g]
@@ -218,7 +224,11 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		off := len(b)
 		e.repairs = 0
 		b = e.appendSpan(b, d)
-		e.recs = append(e.recs, spanRec{off: off, end: len(b), group: g, next: -1, repairs: e.repairs})
+		// Field by field, as with the memos: a struct literal copied in
+		// wider words than it was written stalls.
+		e.recs = e.recs[:i+1] // grown above
+		rec := &e.recs[i]
+		rec.off, rec.end, rec.group, rec.next, rec.repairs = off, len(b), g, -1, e.repairs
 		sg := &e.scopeGroups[g]
 		if sg.head < 0 {
 			sg.head = i
@@ -228,6 +238,37 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		sg.tail = i
 	}
 	e.arena = b
+}
+
+// sameScope reports whether *a == *b. Spans of one tracer carry copies of
+// one Scope, whose strings lie at the same addresses and whose attribute
+// sets hold the same words: those are compared first.
+func sameScope(a, b *instrumentation.Scope) bool {
+	if sameString(a.Name, b.Name) && sameString(a.Version, b.Version) && sameString(a.SchemaURL, b.SchemaURL) &&
+		sameSetWords(&a.Attributes, &b.Attributes) {
+		return true
+	}
+	return *a == *b
+}
+
+// setData mirrors attribute.Set, for sameSetWords; it is used only if the
+// layouts match (setsInPlace).
+type setData struct {
+	hash uint64
+	data any
+}
+
+var setsInPlace = sameLayout(reflect.TypeFor[attribute.Set](), reflect.TypeFor[setData]())
+
+// sameSetWords reports whether a and b are word for word the same: the
+// same hash and the same pointer to the same immutable attributes, which
+// implies they are equal. False says nothing.
+func sameSetWords(a, b *attribute.Set) bool {
+	if !setsInPlace {
+		return false
+	}
+	x, y := (*setData)(unsafe.Pointer(a)), (*setData)(unsafe.Pointer(b))
+	return x.hash == y.hash && *(*[2]unsafe.Pointer)(unsafe.Pointer(&x.data)) == *(*[2]unsafe.Pointer)(unsafe.Pointer(&y.data))
 }
 
 // groupOf returns the scope group of spans with resource r and scope sc,
@@ -370,17 +411,20 @@ func (e *Encoder) add(p planState, sg int32, n int) planState {
 // plan cuts the encoded spans, in output order, into requests of at most
 // maxBytes.
 func (e *Encoder) plan(maxBytes int, res *Result) {
-	if maxBytes <= 0 {
-		e.planOne()
+	// A batch that fits in one request, the usual case, is planned as if
+	// there were no limit: sizes only grow as spans are added, so no
+	// request would be closed and no span left out.
+	if e.planOne(); maxBytes <= 0 || len(e.reqs) == 0 || e.reqs[0].size <= maxBytes {
 		return
 	}
+	e.order, e.reqs = e.order[:0], e.reqs[:0]
 	cur, from := emptyPlan, 0
 	for rg := range e.resGroups {
 		for g := e.resGroups[rg].first; g >= 0; g = e.scopeGroups[g].next {
 			for i := e.scopeGroups[g].head; i >= 0; i = e.recs[i].next {
 				n := e.recs[i].end - e.recs[i].off
 				next := e.add(cur, g, n)
-				if maxBytes > 0 && next.total() > maxBytes {
+				if next.total() > maxBytes {
 					if cur.spans > 0 {
 						e.reqs = append(e.reqs, reqPlan{from: from, to: len(e.order), size: cur.total()})
 						cur, from = emptyPlan, len(e.order)
@@ -401,7 +445,7 @@ func (e *Encoder) plan(maxBytes int, res *Result) {
 	}
 }
 
-// planOne is plan without a limit: every span goes in one request.
+// planOne plans every span into one request, whatever its size.
 func (e *Encoder) planOne() {
 	total := 0
 	for rg := range e.resGroups {

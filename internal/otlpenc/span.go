@@ -3,7 +3,9 @@ package otlpenc
 import (
 	"encoding/binary"
 	"math"
+	"reflect"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -26,12 +28,39 @@ type spanRec struct {
 	repairs  int   // strings repaired in this span
 }
 
+// spanContextData mirrors trace.SpanContext field for field. The methods
+// of a SpanContext have value receivers, and the compiler copies the whole
+// context for every call on one held in a span: the encoder reads the
+// fields in place instead when the layouts match (contextsInPlace).
+type spanContextData struct {
+	traceID    trace.TraceID
+	spanID     trace.SpanID
+	traceFlags trace.TraceFlags
+	traceState trace.TraceState
+	remote     bool
+}
+
+var contextsInPlace = sameLayout(reflect.TypeFor[trace.SpanContext](), reflect.TypeFor[spanContextData]())
+
+// contextOf returns the fields of *sc: in place, or read through its
+// methods into *tmp.
+func contextOf(sc *trace.SpanContext, tmp *spanContextData) *spanContextData {
+	if contextsInPlace {
+		return (*spanContextData)(unsafe.Pointer(sc))
+	}
+	*tmp = spanContextData{
+		traceID: sc.TraceID(), spanID: sc.SpanID(), traceFlags: sc.TraceFlags(),
+		traceState: sc.TraceState(), remote: sc.IsRemote(),
+	}
+	return tmp
+}
+
 // spanFlags returns the W3C trace flags in the low byte and, as the stock
 // exporter does, always the "has is_remote" bit plus the "is_remote" bit of
 // remote (the parent for a span, the linked context for a link).
-func spanFlags(tf trace.TraceFlags, remote trace.SpanContext) uint32 {
+func spanFlags(tf trace.TraceFlags, remote bool) uint32 {
 	f := uint32(tf) | flagContextHasIsRemote
-	if remote.IsRemote() {
+	if remote {
 		f |= flagContextIsRemote
 	}
 	return f
@@ -117,21 +146,21 @@ func appendTraceState(b []byte, ts trace.TraceState) []byte {
 func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = append(b, tagSSSpans, 0, 0) // most spans take 128 to 16383 bytes
 	body := len(b)
-	sc := &d.spanContext
-	tid, sid := sc.TraceID(), sc.SpanID()
+	var scTmp, parentTmp spanContextData
+	sc, parent := contextOf(&d.spanContext, &scTmp), contextOf(&d.parent, &parentTmp)
 	b = append(b, tagSpanTraceID, 16)
-	b = append(b, tid[:]...)
+	b = append(b, sc.traceID[:]...)
 	b = append(b, tagSpanSpanID, 8)
-	b = append(b, sid[:]...)
-	if ts := sc.TraceState(); ts.Len() > 0 {
+	b = append(b, sc.spanID[:]...)
+	if ts := sc.traceState; ts.Len() > 0 {
 		b = appendLen(b, tagSpanTraceState, traceStateLen(ts))
 		b = appendTraceState(b, ts)
 	}
-	if pid := d.parent.SpanID(); pid.IsValid() {
+	if parent.spanID.IsValid() {
 		b = append(b, tagSpanParentSpanID, 8)
-		b = append(b, pid[:]...)
+		b = append(b, parent.spanID[:]...)
 	}
-	b = appendStringOpt(b, tagSpanName, e.str(d.name))
+	b = appendStringOpt(b, tagSpanName, e.spanName(d.name))
 	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
 	if t := unixNano(d.startTime); t != 0 {
 		b = appendFixed64(b, tagSpanStartTime, t)
@@ -139,7 +168,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	if t := unixNano(d.endTime); t != 0 {
 		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	b = e.appendKVs(b, tagSpanAttributes, d.attributes)
+	b = e.appendSpanAttrs(b, d.attributes)
 	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
 	for i := range d.events {
 		b = e.appendEvent(b, &d.events[i])
@@ -155,8 +184,28 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = appendStringOpt(b, tagStatusMessage, msg)
 	b = appendUintOpt(b, tagStatusCode, code)
 	b = append(b, tagSpanFlagsByte0, tagSpanFlagsByte1)
-	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.TraceFlags(), d.parent))
-	return endLen(b, body, 2)
+	b = binary.LittleEndian.AppendUint32(b, spanFlags(sc.traceFlags, parent.remote))
+	n := len(b)
+	b = endLen(b, body, 2)
+	if shift := len(b) - n; shift != 0 {
+		e.shiftMemos(body, shift)
+	}
+	return b
+}
+
+// spanName returns the span name s, checked and repaired. Spans of a
+// batch often share their name, the same string: the last valid one is
+// remembered and not checked again.
+func (e *Encoder) spanName(s string) string {
+	if sameString(s, e.name) {
+		return s
+	}
+	repairs := e.repairs
+	v := e.str(s)
+	if e.repairs == repairs {
+		e.name = s
+	}
+	return v
 }
 
 func (e *Encoder) appendEvent(b []byte, ev *sdktrace.Event) []byte {
@@ -184,7 +233,7 @@ func (e *Encoder) appendLink(b []byte, l *sdktrace.Link) []byte {
 	b = append(b, sid[:]...)
 	b = e.appendKVs(b, tagLinkAttributes, l.Attributes)
 	b = appendUintOpt(b, tagLinkDroppedAttrs, clampUint32(l.DroppedAttributeCount))
-	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+	b = appendFixed32(b, tagLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote()))
 	return endLen(b, body, 1)
 }
 
@@ -278,11 +327,14 @@ func (e *Encoder) checkKVs(b []byte, at int, tag byte, attrs []attribute.KeyValu
 // KeyValue of under 128 bytes with a key, the usual one, is written with
 // one-byte lengths straight; composite values go behind a placeholder.
 func (e *Encoder) appendKV(b []byte, tag byte, kv *attribute.KeyValue) []byte {
-	key := e.str(string(kv.Key))
+	return e.appendKeyValue(b, tag, e.str(string(kv.Key)), &kv.Value)
+}
+
+// appendKeyValue is appendKV for a key already checked, or repaired.
+func (e *Encoder) appendKeyValue(b []byte, tag byte, key string, v *attribute.Value) []byte {
 	kn := len(key)
 	short := kn > 0 && kn < 0x80-2-11 // room left for any scalar value
-	v := &kv.Value
-	var vn int // AnyValue length
+	var vn int                        // AnyValue length
 	switch v.Type() {
 	case attribute.STRING:
 		s := e.str(v.AsString())
