@@ -322,8 +322,13 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 // demand tells the concurrency limit when a whole request's worth of
 // spans waits for a slot, in memory or on disk (see limiter.Waiting).
 func (e *Exporter) demand() {
-	if e.queue.Bytes() >= int64(e.cfg.maxRequestBytes) || e.spoolWaiting() {
-		e.limit.Waiting(e.cfg.clock.Now())
+	max := int64(e.cfg.maxRequestBytes)
+	n := e.queue.Bytes() / max
+	if e.spoolWaiting() {
+		n += 1 + e.spoolBytes()/max
+	}
+	if n > 0 {
+		e.limit.Waiting(e.cfg.clock.Now(), int(n))
 	}
 }
 

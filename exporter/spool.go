@@ -185,6 +185,12 @@ func (e *Exporter) spoolWaiting() bool {
 	return d != nil && !d.broken.Load() && (d.held.Load() > 0 || d.s.Backlog())
 }
 
+// spoolBytes is the disk the spool uses.
+func (e *Exporter) spoolBytes() int64 {
+	_, _, disk := e.disk.s.Usage()
+	return disk
+}
+
 // dispatchSpool is dispatch with a spool: memory first (it holds what is
 // older than the backlog, or, fresh first, what is newer), then the
 // spool's backlog, until the queue is closed and empty and either the

@@ -13,13 +13,12 @@
 //     round trips instead of one step per round trip.
 //   - Probing a far backend: in slow start, a limit in full use, with
 //     work waiting, for ProbeInterval while no request has come back at
-//     all doubles, so
-//     that a backend a second away gets the concurrency its latency needs
-//     within half a second, before its first answer could say so. Any
-//     answer, refusals and errors included, stops the probing until the
-//     limit is in full use again with nothing coming back; the memory
-//     budget in front of the limiter bounds what the probing can put in
-//     flight.
+//     all grows by as many requests as wait, at most doubling, so that a
+//     backend a second away gets the concurrency its latency needs before
+//     its first answer could say so. Any answer, refusals and errors
+//     included, stops the probing until the limit is in full use again
+//     with nothing coming back; the memory budget in front of the limiter
+//     bounds what the probing can put in flight.
 //   - Congestion avoidance: after the first congestion signal, the limit
 //     holds for ten round trips, then grows by one per round trip's worth
 //     of completions, so that against a backend that refuses past a fixed
@@ -144,19 +143,21 @@ func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
 	return Slot{}, false, l.wake
 }
 
-// Waiting tells the limiter, at now, that work enough for a whole request
-// waits for a slot. Only then is a limit in full use short of what the
+// Waiting tells the limiter, at now, that work enough for requests whole
+// requests (at least one) waits for a slot. Only then is a limit in full use short of what the
 // load needs: requests in flight at such a moment raise the limit in slow
 // start when they complete, and a limit the load keeps full while a
 // request's worth waits grows to carry it, not to send every small batch
 // on its own.
 //
 // In slow start, when no request has come back since the previous call at
-// least ProbeInterval ago, Waiting also doubles the limit (up to Max) and
-// reports true: a backend that has not answered yet has said nothing
-// about the concurrency it takes, and waiting for its first answer would
-// leave a far one with the initial limit for a whole round trip.
-func (l *Limiter) Waiting(now time.Time) bool {
+// least ProbeInterval ago, Waiting also raises the limit by requests, at
+// most doubling it (and up to Max), and reports true: a backend that has
+// not answered yet has said nothing about the concurrency it takes, and
+// waiting for its first answer would leave a far one with the initial
+// limit for a whole round trip. Growing by what waits, not more, keeps
+// every new slot a whole request to carry.
+func (l *Limiter) Waiting(now time.Time, requests int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inFlight < int(l.limit) {
@@ -176,7 +177,7 @@ func (l *Limiter) Waiting(now time.Time) bool {
 		return false
 	}
 	l.lastProbe = now
-	grown := min(l.limit*2, float64(l.cfg.Max))
+	grown := min(l.limit+min(l.limit, float64(max(requests, 1))), float64(l.cfg.Max))
 	if grown == l.limit {
 		return false
 	}

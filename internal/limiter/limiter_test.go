@@ -24,7 +24,7 @@ func round(t *testing.T, l *Limiter, now time.Time, rtt time.Duration, s Signal)
 			t.Fatal(err)
 		}
 	}
-	l.Waiting(now)
+	l.Waiting(now, 1000)
 	for _, slot := range slots {
 		l.Observe(slot, now, rtt, s)
 		l.Release(slot)
@@ -160,7 +160,7 @@ func TestSettlesAtABackendsCapacity(t *testing.T) {
 		for i := range slots {
 			slots[i], _ = l.Acquire(context.Background())
 		}
-		l.Waiting(now)
+		l.Waiting(now, 1000)
 		for i, slot := range slots {
 			if i < 4 {
 				served++
@@ -225,16 +225,16 @@ func TestProbeDoublesWhileNothingAnswers(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	fill(t, l)
 	now := t0
-	if l.Waiting(now) {
+	if l.Waiting(now, 1000) {
 		t.Fatal("the first probe grew the limit; it should only start the interval")
 	}
-	if l.Waiting(now.Add(ProbeInterval-time.Millisecond)) || l.Limit() != 4 {
+	if l.Waiting(now.Add(ProbeInterval-time.Millisecond), 1000) || l.Limit() != 4 {
 		t.Fatalf("grew before an interval passed: limit %d", l.Limit())
 	}
 	for _, want := range []int{8, 16, 32, 64, 100, 100} {
 		before := l.Limit()
 		now = now.Add(ProbeInterval)
-		grew := l.Waiting(now)
+		grew := l.Waiting(now, 1000)
 		fill(t, l)
 		if l.Limit() != want || grew != (want != before) {
 			t.Fatalf("limit %d → %d (grew %v), want %d", before, l.Limit(), grew, want)
@@ -249,13 +249,13 @@ func TestProbeWaitsWhileAnswersComeBack(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	slots := fill(t, l)
 	now := t0
-	l.Waiting(now)
+	l.Waiting(now, 1000)
 	for i := range 3 {
 		now = now.Add(ProbeInterval)
 		// An answer of any kind, even a failure that says nothing about
 		// load, means the backend is there: growth waits for successes.
 		l.Observe(slots[i], now, 0, Neutral)
-		if l.Waiting(now) || l.Limit() != 4 {
+		if l.Waiting(now, 1000) || l.Limit() != 4 {
 			t.Fatalf("probe %d grew the limit to %d although an answer came back", i, l.Limit())
 		}
 	}
@@ -265,7 +265,7 @@ func TestWaitingNeedsALimitInFullUse(t *testing.T) {
 	l := New(Config{Min: 1, Max: 100, Initial: 4})
 	slot, _, _ := l.TryAcquire()
 	for i := range 5 {
-		if l.Waiting(t0.Add(time.Duration(i) * ProbeInterval)) {
+		if l.Waiting(t0.Add(time.Duration(i)*ProbeInterval), 1000) {
 			t.Fatalf("probe %d grew a limit with free slots", i)
 		}
 	}
@@ -283,7 +283,7 @@ func TestProbeEndsWithSlowStart(t *testing.T) {
 	fill(t, l)
 	limit := l.Limit()
 	for i := range 5 {
-		if l.Waiting(t0.Add(time.Duration(i+1) * ProbeInterval)) {
+		if l.Waiting(t0.Add(time.Duration(i+1)*ProbeInterval), 1000) {
 			t.Fatal("probe grew the limit after congestion")
 		}
 	}
@@ -299,8 +299,8 @@ func TestProbeWakesAWaiter(t *testing.T) {
 	if ok {
 		t.Fatal("slot granted beyond the limit")
 	}
-	l.Waiting(t0)
-	if !l.Waiting(t0.Add(ProbeInterval)) {
+	l.Waiting(t0, 1000)
+	if !l.Waiting(t0.Add(ProbeInterval), 1000) {
 		t.Fatal("probe did not grow the limit")
 	}
 	select {
@@ -331,5 +331,20 @@ func TestFullLimitGrowsOnlyWithWorkWaiting(t *testing.T) {
 	round(t, l, now, 100*time.Millisecond, Success)
 	if l.Limit() != 12 {
 		t.Fatalf("limit %d after a round with work waiting, want 12", l.Limit())
+	}
+}
+
+func TestProbeGrowsByWhatWaits(t *testing.T) {
+	l := New(Config{Min: 1, Max: 1000, Initial: 16})
+	fill(t, l)
+	now := t0
+	l.Waiting(now, 3)
+	for _, tc := range []struct{ waiting, want int }{{3, 19}, {1, 20}, {100, 40}} {
+		now = now.Add(ProbeInterval)
+		l.Waiting(now, tc.waiting)
+		fill(t, l)
+		if l.Limit() != tc.want {
+			t.Fatalf("%d requests waiting: limit %d, want %d (grow by what waits, at most double)", tc.waiting, l.Limit(), tc.want)
+		}
 	}
 }
