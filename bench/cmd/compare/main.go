@@ -8,19 +8,22 @@
 //
 //	go -C bench run ./cmd/compare
 //
-// With the defaults it takes about three minutes on a two-core machine,
+// With the defaults it takes about six minutes on a two-core machine,
 // and it rewrites the README's performance block (the lines between
 // <!-- compare:begin --> and <!-- compare:end -->) with what it measured,
 // the paired encode measurement included. A short run, for CI, leaves the
 // README alone:
 //
-//	go -C bench run ./cmd/compare -duration 1s -outage 500ms
+//	go -C bench run ./cmd/compare -duration 1s -outage 500ms -long-outage 3s
 //
 // Every scenario offers the same load (-rate spans per second, each with
 // eight attributes) for -duration; the outage scenarios run twice as long,
 // with the receiver down for -outage after a fifth of -duration. The
 // overload scenario also runs ours with a fixed pool of workers as large
-// as the backend's capacity. Each pipeline is then shut down with a
+// as the backend's capacity, and the outages also run ours with a disk
+// spool. The long outage offers 50,000 spans/s with the receiver
+// answering 503 for -long-outage, from one second in, and goes on half as
+// long again after it. Each pipeline is then shut down with a
 // deadline of -shutdown; the spans the receiver has answered by then are
 // the delivered ones.
 //
