@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // Cache bounds. A process normally has one resource and a few dozen
@@ -258,7 +260,7 @@ type setData struct {
 	data any
 }
 
-var setsInPlace = sameLayout(reflect.TypeFor[attribute.Set](), reflect.TypeFor[setData]())
+var setsInPlace = mirror.Matches(reflect.TypeFor[attribute.Set](), reflect.TypeFor[setData]())
 
 // sameSetWords reports whether a and b are word for word the same: the
 // same hash and the same pointer to the same immutable attributes, which

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // memoAttrs is how many leading positions of a span's attribute list the
@@ -23,7 +25,7 @@ type valueData struct {
 }
 
 // valuesInPlace reports whether attribute.Value has valueData's layout.
-var valuesInPlace = sameLayout(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
+var valuesInPlace = mirror.Matches(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
 
 // attrMemo remembers the last span attribute written at one position of
 // the attribute list, and where its KeyValue field lies in the arena of

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // spanData is what the encoder reads from a span. Its fields are, name for
@@ -83,7 +85,7 @@ func (r *snapshotReader) inPlace(s sdktrace.ReadOnlySpan) *spanData {
 			return nil
 		}
 		r.typ, r.checked = t, true
-		r.ok = sameLayout(t.Elem(), reflect.TypeFor[spanData]())
+		r.ok = mirror.Matches(t.Elem(), reflect.TypeFor[spanData]())
 	}
 	if !r.ok {
 		return nil
@@ -94,19 +96,4 @@ func (r *snapshotReader) inPlace(s sdktrace.ReadOnlySpan) *spanData {
 // isSnapshot reports whether t is a pointer to the SDK's snapshot type.
 func isSnapshot(t reflect.Type) bool {
 	return t.Kind() == reflect.Pointer && t.Elem().Name() == "snapshot" && t.Elem().PkgPath() == sdkTracePkg
-}
-
-// sameLayout reports whether structs a and b have the same fields, with
-// the same names, types and offsets, and the same size.
-func sameLayout(a, b reflect.Type) bool {
-	if a.Kind() != reflect.Struct || a.Size() != b.Size() || a.NumField() != b.NumField() {
-		return false
-	}
-	for i := range a.NumField() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.Name != fb.Name || fa.Type != fb.Type || fa.Offset != fb.Offset {
-			return false
-		}
-	}
-	return true
 }

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // Span flag bits of the OTLP SpanFlags enum.
@@ -40,7 +42,7 @@ type spanContextData struct {
 	remote     bool
 }
 
-var contextsInPlace = sameLayout(reflect.TypeFor[trace.SpanContext](), reflect.TypeFor[spanContextData]())
+var contextsInPlace = mirror.Matches(reflect.TypeFor[trace.SpanContext](), reflect.TypeFor[spanContextData]())
 
 // contextOf returns the fields of *sc: in place, or read through its
 // methods into *tmp.
