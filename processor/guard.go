@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -355,22 +354,35 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 	pairs := st.pairs.tab.Load()
 	h := &g.hasher
 	custom := g.custom
+	inPlace := valuesInPlace
 	for i := range attrs {
 		kv := &attrs[i]
+		// rawValue and h.rawFingerprint, written out so that only
+		// strings cost a call.
+		var (
+			typ attribute.Type
+			num uint64
+			str string
+		)
+		if inPlace {
+			d := (*valueData)(unsafe.Pointer(&kv.Value))
+			typ, num, str = d.vtype, d.numeric, d.stringly
+		} else {
+			typ, num, str = rawByMethods(&kv.Value)
+		}
 		key := keySeed(string(kv.Key))
-		// h.fingerprint, written out so that only strings cost a call.
 		var fp uint64
-		switch kv.Value.Type() {
+		switch typ {
 		case attribute.BOOL:
 			continue
 		case attribute.STRING:
 			if !custom {
-				fp = h.keyedStr(key, kv.Value.AsString())
+				fp = h.keyedStr(key, str)
 			}
 		case attribute.INT64:
-			fp = h.keyedNum(key, tagInt64, uint64(kv.Value.AsInt64()))
+			fp = h.keyedNum(key, tagInt64, num)
 		case attribute.FLOAT64:
-			fp = h.keyedNum(key, tagFloat64, math.Float64bits(kv.Value.AsFloat64()))
+			fp = h.keyedNum(key, tagFloat64, num)
 		}
 		if fp != 0 && pairs.contains(fp) {
 			continue

@@ -526,8 +526,20 @@ func endedSpan(t *testing.T, name string, attrs ...attribute.KeyValue) sdktrace.
 
 // TestGuardFastPathAgrees checks the hot path against the full check: an
 // attribute that admitted lets pass is passed by guardAttr too, and in the
-// steady state admitted decides about every value type it handles.
+// steady state admitted decides about every value type it handles, whether
+// it reads values in place or, as when attribute.Value's layout changes,
+// through their methods.
 func TestGuardFastPathAgrees(t *testing.T) {
+	for _, inPlace := range []bool{true, false} {
+		t.Run(map[bool]string{true: "in place", false: "methods"}[inPlace], func(t *testing.T) {
+			defer func(was bool) { valuesInPlace = was }(valuesInPlace)
+			valuesInPlace = inPlace
+			testGuardFastPathAgrees(t)
+		})
+	}
+}
+
+func testGuardFastPathAgrees(t *testing.T) {
 	attrs := []attribute.KeyValue{
 		attribute.String("http.request.method", "GET"),
 		attribute.String("http.route", "/users/{id}"),

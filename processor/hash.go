@@ -4,9 +4,12 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"reflect"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // valueHasher maps attribute values to the non-zero 64-bit hashes a
@@ -75,19 +78,65 @@ func (h *valueHasher) keyedStr(key uint64, s string) uint64 {
 // not hold: strings when custom normalizers are configured (they run on
 // every value), and types other than strings, integers and floats.
 func (h *valueHasher) fingerprint(key uint64, v *attribute.Value, custom bool) uint64 {
-	switch v.Type() {
+	typ, num, str := rawValue(v)
+	return h.rawFingerprint(key, typ, num, str, custom)
+}
+
+// rawFingerprint is fingerprint of a value read by rawValue.
+func (h *valueHasher) rawFingerprint(key uint64, typ attribute.Type, num uint64, str string, custom bool) uint64 {
+	switch typ {
 	case attribute.BOOL:
 		return boolPrint
 	case attribute.STRING:
 		if !custom {
-			return h.keyedStr(key, v.AsString())
+			return h.keyedStr(key, str)
 		}
 	case attribute.INT64:
-		return h.keyedNum(key, tagInt64, uint64(v.AsInt64()))
+		return h.keyedNum(key, tagInt64, num)
 	case attribute.FLOAT64:
-		return h.keyedNum(key, tagFloat64, math.Float64bits(v.AsFloat64()))
+		return h.keyedNum(key, tagFloat64, num)
 	}
 	return 0
+}
+
+// valueData mirrors attribute.Value (see internal/mirror), whose methods
+// have value receivers: each call through them copies the 48-byte value,
+// twice per attribute on the span path, where reading the fields in place
+// costs one load each.
+type valueData struct {
+	vtype    attribute.Type
+	numeric  uint64
+	stringly string
+	slice    any
+}
+
+// valuesInPlace reports whether attribute.Value has valueData's layout,
+// checked once; without it rawValue reads values through their methods.
+var valuesInPlace = mirror.Matches(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
+
+// rawValue returns v's type and, for the types the Guard hashes, its
+// number (the bits of an integer or a float) or its string.
+func rawValue(v *attribute.Value) (typ attribute.Type, num uint64, str string) {
+	if valuesInPlace {
+		d := (*valueData)(unsafe.Pointer(v))
+		return d.vtype, d.numeric, d.stringly
+	}
+	return rawByMethods(v)
+}
+
+// rawByMethods is rawValue through attribute.Value's methods.
+//
+//go:noinline
+func rawByMethods(v *attribute.Value) (typ attribute.Type, num uint64, str string) {
+	switch typ = v.Type(); typ {
+	case attribute.INT64:
+		num = uint64(v.AsInt64())
+	case attribute.FLOAT64:
+		num = math.Float64bits(v.AsFloat64())
+	case attribute.STRING:
+		str = v.AsString()
+	}
+	return typ, num, str
 }
 
 // boolPrint is the fingerprint of every boolean; no hash is 0 or 1.
