@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/tracekeeper/tracekeeper/internal/cputime"
 )
 
 // Workload of the pipeline benchmarks: traces of a root and three
@@ -367,7 +369,7 @@ func BenchmarkKeeperAdded(b *testing.B) {
 	rounds := max(b.N, pairMinRounds)
 	added, sdk, own, base := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
 	var held heldSampler
-	defer threadClock{}.lock()()
+	defer cputime.LockThread()()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for r := range rounds {
@@ -391,7 +393,7 @@ func BenchmarkKeeperAdded(b *testing.B) {
 	report(sdk, "sdk")
 	report(own, "own")
 	b.ReportMetric(float64(rounds), "rounds")
-	b.Logf("chunks timed by %s", threadClockName)
+	b.Logf("chunks timed by %s", cputime.Name)
 	allocs := func(s *pairSide) float64 {
 		return testing.AllocsPerRun(4, s.chunk) / pairSpans
 	}
@@ -427,9 +429,9 @@ type pairSide struct {
 
 // chunk runs pairTraces traces, one trace per millisecond of the side's
 // clock, then the keeper's sweep, and records the time per span, by
-// threadClock.
+// cputime.Now.
 func (s *pairSide) chunk() {
-	t0 := threadClock{}.now()
+	t0 := cputime.Now()
 	for range pairTraces {
 		_, root := runTrace(s.tr, s.n%benchErrorEvery == benchErrorEvery-1)
 		root.End()
@@ -439,7 +441,7 @@ func (s *pairSide) chunk() {
 	if s.keep != nil {
 		s.batch = s.keep.sweep(s.clk.Now(), s.batch[:0])
 	}
-	s.last = float64(threadClock{}.now()-t0) / pairSpans
+	s.last = float64(cputime.Now()-t0) / pairSpans
 }
 
 // recordOnlyHead answers as the ErrorKeeper's default head does: a local
