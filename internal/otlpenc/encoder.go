@@ -62,8 +62,6 @@ type Encoder struct {
 	repairs  int // strings repaired since the counter was last reset
 	memos    [memoAttrs]attrMemo
 	name     string // the last span name found valid
-
-	snapshots snapshotReader
 }
 
 // NewEncoder returns an Encoder with empty caches.
@@ -205,12 +203,12 @@ func (e *Encoder) encodeSpans(spans []sdktrace.ReadOnlySpan) {
 		if s == nil {
 			continue
 		}
-		d := e.snapshots.inPlace(s)
+		d := mirror.SpanOf(s)
 		if d == nil {
-			read.read(s)
+			mirror.ReadSpan(s, &read)
 			d = &read
 		}
-		r, sc := d.resource, &d.instrumentationScope
+		r, sc := d.Resource(), d.InstrumentationScope()
 		// Spans of one batch nearly always share their resource pointer
 		// and come in runs of one scope: skip the lookups for those.
 		if g < 0 || r != prevRes || !sameScope(sc, &prevScope) {

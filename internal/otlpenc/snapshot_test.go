@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
@@ -69,16 +70,16 @@ func richSDKSpans(n int) []sdktrace.ReadOnlySpan {
 }
 
 // TestEncodeSnapshotInPlace checks that the SDK's spans are read in place,
-// which needs spanData to mirror the SDK's snapshot exactly: when an SDK
+// which needs mirror.Span to mirror the SDK's snapshot exactly: when an SDK
 // upgrade changes the snapshot this test fails (the encoder then reads
-// spans through their methods, correct but slower) until spanData follows.
+// spans through their methods, correct but slower) until mirror.Span
+// follows.
 func TestEncodeSnapshotInPlace(t *testing.T) {
 	spans := richSDKSpans(1)
-	var r snapshotReader
-	if r.inPlace(spans[0]) == nil {
-		t.Fatal("the SDK's snapshot no longer has spanData's layout: update spanData")
+	if mirror.SpanOf(spans[0]) == nil {
+		t.Fatal("the SDK's snapshot no longer has mirror.Span's layout: update mirror.Span")
 	}
-	if r.inPlace(opaque{spans[0]}) != nil || r.inPlace(otlptest.Spans(1)[0]) != nil {
+	if mirror.SpanOf(opaque{spans[0]}) != nil || mirror.SpanOf(otlptest.Spans(1)[0]) != nil {
 		t.Fatal("a span of another type is read in place")
 	}
 }

@@ -149,7 +149,7 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 	b = append(b, tagSSSpans, 0, 0) // most spans take 128 to 16383 bytes
 	body := len(b)
 	var scTmp, parentTmp spanContextData
-	sc, parent := contextOf(&d.spanContext, &scTmp), contextOf(&d.parent, &parentTmp)
+	sc, parent := contextOf(d.SpanContext(), &scTmp), contextOf(d.Parent(), &parentTmp)
 	b = append(b, tagSpanTraceID, 16)
 	b = append(b, sc.traceID[:]...)
 	b = append(b, tagSpanSpanID, 8)
@@ -162,26 +162,28 @@ func (e *Encoder) appendSpan(b []byte, d *spanData) []byte {
 		b = append(b, tagSpanParentSpanID, 8)
 		b = append(b, parent.spanID[:]...)
 	}
-	b = appendStringOpt(b, tagSpanName, e.spanName(d.name))
-	b = appendUintOpt(b, tagSpanKind, spanKind(d.spanKind))
-	if t := unixNano(d.startTime); t != 0 {
+	b = appendStringOpt(b, tagSpanName, e.spanName(d.Name()))
+	b = appendUintOpt(b, tagSpanKind, spanKind(d.SpanKind()))
+	if t := unixNano(d.StartTime()); t != 0 {
 		b = appendFixed64(b, tagSpanStartTime, t)
 	}
-	if t := unixNano(d.endTime); t != 0 {
+	if t := unixNano(d.EndTime()); t != 0 {
 		b = appendFixed64(b, tagSpanEndTime, t)
 	}
-	b = e.appendSpanAttrs(b, d.attributes)
-	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.droppedAttributeCount))
-	for i := range d.events {
-		b = e.appendEvent(b, &d.events[i])
+	b = e.appendSpanAttrs(b, d.Attributes())
+	b = appendUintOpt(b, tagSpanDroppedAttrs, clampUint32(d.DroppedAttributes()))
+	evs := d.Events()
+	for i := range evs {
+		b = e.appendEvent(b, &evs[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedEvents, clampUint32(d.droppedEventCount))
-	for i := range d.links {
-		b = e.appendLink(b, &d.links[i])
+	b = appendUintOpt(b, tagSpanDroppedEvents, clampUint32(d.DroppedEvents()))
+	links := d.Links()
+	for i := range links {
+		b = e.appendLink(b, &links[i])
 	}
-	b = appendUintOpt(b, tagSpanDroppedLinks, clampUint32(d.droppedLinkCount))
+	b = appendUintOpt(b, tagSpanDroppedLinks, clampUint32(d.DroppedLinks()))
 	// The stock exporter always sends a Status, even an empty one.
-	msg, code := e.str(d.status.Description), statusCode(d.status.Code)
+	msg, code := e.str(d.Status().Description), statusCode(d.Status().Code)
 	b = appendLen(b, tagSpanStatus, sizeString(msg)+sizeUint(code))
 	b = appendStringOpt(b, tagStatusMessage, msg)
 	b = appendUintOpt(b, tagStatusCode, code)
