@@ -95,16 +95,27 @@ var snapshot atomic.Pointer[snapshotKind]
 // SpanOf returns s's own data when s is an SDK snapshot of the layout Span
 // mirrors, and nil otherwise. It is safe for concurrent use.
 func SpanOf(s sdktrace.ReadOnlySpan) *Span {
+	if k := snapshot.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
+		return (*Span)(reflect.ValueOf(s).UnsafePointer())
+	}
+	return learn(s)
+}
+
+// learn is SpanOf for a span of a type other than the snapshot type
+// learnt, or before one is.
+func learn(s sdktrace.ReadOnlySpan) *Span {
 	t := reflect.TypeOf(s)
 	k := snapshot.Load()
-	if k == nil || k.typ != t {
-		if k != nil || !isSnapshot(t) {
+	if k == nil {
+		if !isSnapshot(t) {
 			return nil
 		}
 		k = &snapshotKind{typ: t, ok: Matches(t.Elem(), reflect.TypeFor[Span]())}
-		snapshot.CompareAndSwap(nil, k)
+		if !snapshot.CompareAndSwap(nil, k) {
+			k = snapshot.Load()
+		}
 	}
-	if !k.ok {
+	if !k.ok || k.typ != t {
 		return nil
 	}
 	return (*Span)(reflect.ValueOf(s).UnsafePointer())
