@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
@@ -258,8 +259,16 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 // sanitize returns s, or a view of s with its name and attributes guarded.
 func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	st := g.current()
-	attrs := s.Attributes()
-	name, nameV := g.spanName(st, s, s.Name(), attrs)
+	var (
+		attrs []attribute.KeyValue
+		name  string
+	)
+	if d := mirror.SpanOf(s); d != nil {
+		attrs, name = d.Attributes(), d.Name() // without copying the span twice
+	} else {
+		attrs, name = s.Attributes(), s.Name()
+	}
+	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
 		return s

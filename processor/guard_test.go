@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"slices"
 	"strconv"
@@ -717,5 +718,37 @@ func TestGuardViewSizes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// opaqueSpan hides the concrete type of a span, so that the Guard reads it
+// through its methods instead of in place.
+type opaqueSpan struct{ sdktrace.ReadOnlySpan }
+
+// TestGuardReadsSpansInPlaceAsThroughMethods checks that an SDK span read
+// in place and the same span read through its methods get the same
+// verdicts: the same name and attributes downstream.
+func TestGuardReadsSpansInPlaceAsThroughMethods(t *testing.T) {
+	spans := []sdktrace.ReadOnlySpan{
+		endedSpan(t, "GET /users/{id}", attribute.String("http.route", "/users/{id}")),
+		endedSpan(t, "GET /users/12345", attribute.String("url.path", "/users/12345/orders"), attribute.Int("n", 7)),
+		endedSpan(t, "op", attribute.String("enduser.id", "a"), attribute.String("enduser.id", "b")),
+		endedSpan(t, "op", attribute.String("enduser.id", "c")),
+	}
+	run := func(wrap func(sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan) (out []string) {
+		rec := tracetest.NewSpanRecorder()
+		g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithKeyLimit("enduser.id", 2), WithDownstream(rec))
+		for _, s := range spans {
+			g.OnEnd(wrap(s))
+		}
+		for _, s := range rec.Ended() {
+			out = append(out, s.Name()+" "+fmt.Sprint(s.Attributes()))
+		}
+		return out
+	}
+	inPlace := run(func(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan { return s })
+	methods := run(func(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan { return opaqueSpan{s} })
+	if !slices.Equal(inPlace, methods) {
+		t.Fatalf("in place:\n%q\nthrough methods:\n%q", inPlace, methods)
 	}
 }
