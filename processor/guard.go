@@ -374,8 +374,8 @@ func (g *Guard) admitted(st *state, attrs []attribute.KeyValue) int {
 			str string
 		)
 		if inPlace {
-			d := (*valueData)(unsafe.Pointer(&kv.Value))
-			typ, num, str = d.vtype, d.numeric, d.stringly
+			d := mirror.ValueOf(&kv.Value)
+			typ, num, str = d.Type(), d.Num(), d.Str()
 		} else {
 			typ, num, str = rawByMethods(&kv.Value)
 		}

@@ -2,8 +2,8 @@ package processor
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"

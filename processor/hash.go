@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
-	"reflect"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -99,27 +98,19 @@ func (h *valueHasher) rawFingerprint(key uint64, typ attribute.Type, num uint64,
 	return 0
 }
 
-// valueData mirrors attribute.Value (see internal/mirror), whose methods
-// have value receivers: each call through them copies the 48-byte value,
-// twice per attribute on the span path, where reading the fields in place
-// costs one load each.
-type valueData struct {
-	vtype    attribute.Type
-	numeric  uint64
-	stringly string
-	slice    any
-}
-
-// valuesInPlace reports whether attribute.Value has valueData's layout,
-// checked once; without it rawValue reads values through their methods.
-var valuesInPlace = mirror.Matches(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
+// valuesInPlace reports whether the Guard reads attribute values in place
+// (mirror.ValueOf): each call of attribute.Value's methods copies the
+// 48-byte value, twice per attribute on the span path, where reading a
+// field in place costs one load. Without it rawValue reads values through
+// their methods.
+var valuesInPlace = mirror.ValueLayoutMatches
 
 // rawValue returns v's type and, for the types the Guard hashes, its
 // number (the bits of an integer or a float) or its string.
 func rawValue(v *attribute.Value) (typ attribute.Type, num uint64, str string) {
 	if valuesInPlace {
-		d := (*valueData)(unsafe.Pointer(v))
-		return d.vtype, d.numeric, d.stringly
+		d := mirror.ValueOf(v)
+		return d.Type(), d.Num(), d.Str()
 	}
 	return rawByMethods(v)
 }

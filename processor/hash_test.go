@@ -8,13 +8,13 @@ import (
 )
 
 // TestValueMirror checks that attribute values are read in place, which
-// needs valueData to mirror attribute.Value exactly: when an upgrade of
+// needs mirror.Value to mirror attribute.Value exactly: when an upgrade of
 // the attribute package changes Value this test fails (the Guard then
-// reads values through their methods, correct but slower) until valueData
+// reads values through their methods, correct but slower) until mirror.Value
 // follows. It also checks that both readings agree.
 func TestValueMirror(t *testing.T) {
 	if !valuesInPlace {
-		t.Fatal("attribute.Value no longer has valueData's layout: update valueData")
+		t.Fatal("attribute.Value no longer has valueData's layout: update mirror.Value")
 	}
 	for _, v := range []attribute.Value{
 		{},

@@ -2,7 +2,6 @@ package otlpenc
 
 import (
 	"encoding/binary"
-	"reflect"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -14,18 +13,10 @@ import (
 // encoder remembers.
 const memoAttrs = 16
 
-// valueData mirrors attribute.Value field for field, so that the memos can
-// compare values by their words instead of through methods that copy the
-// value for every call. It is used only if the layouts match (valuesInPlace).
-type valueData struct {
-	vtype    attribute.Type
-	numeric  uint64
-	stringly string
-	slice    any
-}
-
-// valuesInPlace reports whether attribute.Value has valueData's layout.
-var valuesInPlace = mirror.Matches(reflect.TypeFor[attribute.Value](), reflect.TypeFor[valueData]())
+// valuesInPlace reports whether the memos read attribute values in place
+// (mirror.ValueOf), so that they compare values by their words instead of
+// through methods that copy the value for every call.
+var valuesInPlace = mirror.ValueLayoutMatches
 
 // attrMemo remembers the last span attribute written at one position of
 // the attribute list, and where its KeyValue field lies in the arena of
@@ -56,9 +47,9 @@ func sameString(a, b string) bool {
 
 // holds reports whether kv is the attribute m remembers.
 func (m *attrMemo) holds(kv *attribute.KeyValue) bool {
-	v := (*valueData)(unsafe.Pointer(&kv.Value))
-	return m.end != 0 && v.numeric == m.num && v.vtype == m.typ &&
-		sameString(v.stringly, m.str) && sameString(string(kv.Key), m.key)
+	v := mirror.ValueOf(&kv.Value)
+	return m.end != 0 && v.Num() == m.num && v.Type() == m.typ &&
+		sameString(v.Str(), m.str) && sameString(string(kv.Key), m.key)
 }
 
 // appendSpanAttrs appends a span's attributes as Span.attributes fields,
@@ -97,30 +88,30 @@ func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
 // as many bytes as the one remembered is written by copying the
 // remembered KeyValue and replacing the value's bytes, which end it.
 func (e *Encoder) remember(b []byte, kv *attribute.KeyValue, m *attrMemo) []byte {
-	v := (*valueData)(unsafe.Pointer(&kv.Value))
+	v := mirror.ValueOf(&kv.Value)
 	key := string(kv.Key)
 	off, repairs := len(b), e.repairs
 	switch {
 	case m.end == 0 || !sameString(key, m.key):
 		b = e.appendKV(b, tagSpanAttributes, kv)
-	case v.vtype == m.typ && v.vtype == attribute.BOOL:
+	case v.Type() == m.typ && v.Type() == attribute.BOOL:
 		b = append(b, b[m.off:m.end]...)
-		b[len(b)-1] = boolByte(v.numeric != 0)
-	case v.vtype == m.typ && v.vtype == attribute.FLOAT64:
+		b[len(b)-1] = boolByte(v.Num() != 0)
+	case v.Type() == m.typ && v.Type() == attribute.FLOAT64:
 		b = append(b, b[m.off:m.end]...)
-		binary.LittleEndian.PutUint64(b[len(b)-8:], v.numeric)
-	case v.vtype == m.typ && v.vtype == attribute.INT64 && sizeVarint(v.numeric) == sizeVarint(m.num):
+		binary.LittleEndian.PutUint64(b[len(b)-8:], v.Num())
+	case v.Type() == m.typ && v.Type() == attribute.INT64 && sizeVarint(v.Num()) == sizeVarint(m.num):
 		b = append(b, b[m.off:m.end]...)
-		binary.PutUvarint(b[len(b)-sizeVarint(v.numeric):], v.numeric)
+		binary.PutUvarint(b[len(b)-sizeVarint(v.Num()):], v.Num())
 	default:
 		b = e.appendKeyValue(b, tagSpanAttributes, key, &kv.Value)
 	}
-	switch v.vtype {
+	switch v.Type() {
 	case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
 		if e.repairs == repairs {
 			// Field by field: a struct literal is built on the stack and
 			// copied in wider words than it was written, which stalls.
-			m.key, m.str, m.num, m.typ = key, v.stringly, v.numeric, v.vtype
+			m.key, m.str, m.num, m.typ = key, v.Str(), v.Num(), v.Type()
 			m.off, m.end = off, len(b)
 			return b
 		}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
@@ -116,7 +116,7 @@ func TestEncodeRepeatedAttributes(t *testing.T) {
 // values and sets through, and what it reads there.
 func TestEncodeMirrorsMatch(t *testing.T) {
 	if !valuesInPlace {
-		t.Fatal("attribute.Value no longer has valueData's layout: update valueData")
+		t.Fatal("attribute.Value no longer has valueData's layout: update mirror.Value")
 	}
 	if !setsInPlace {
 		t.Fatal("attribute.Set no longer has setData's layout: update setData")
@@ -146,8 +146,8 @@ func TestEncodeMirrorsMatch(t *testing.T) {
 		{attribute.Float64Value(0.25), math.Float64bits(0.25), ""},
 		{attribute.StringValue("str"), 0, "str"},
 	} {
-		v := (*valueData)(unsafe.Pointer(&tt.v))
-		if v.vtype != tt.v.Type() || v.numeric != tt.num || v.stringly != tt.str {
+		v := mirror.ValueOf(&tt.v)
+		if v.Type() != tt.v.Type() || v.Num() != tt.num || v.Str() != tt.str {
 			t.Errorf("%s value: read %+v", tt.v.Type(), *v)
 		}
 	}
