@@ -144,16 +144,16 @@ type Spool struct {
 	fs   FS
 	lock io.Closer
 
-	mu       sync.Mutex
-	closed   bool
-	segs     map[uint64]*segment
-	active   *segment
-	nextID   uint64
-	pending  []entry // in order of age, oldest first; taken ones stay until finished
-	untaken  int     // pending entries not taken
+	mu      sync.Mutex
+	closed  bool
+	segs    map[uint64]*segment
+	active  *segment
+	nextID  uint64
+	pending []entry // in order of age, oldest first; taken ones stay until finished
+	untaken int     // pending entries not taken
 	// named: segment files were created since the last Sync, whose
 	// names the directory must make durable too.
-	named bool
+	named    bool
 	diskUsed int64
 	spans    int // in pending entries
 }
