@@ -243,8 +243,8 @@ func WithWorkers(n int) Option {
 // The number of requests in flight starts at 16 and follows what the
 // backend sustains. While a whole request's worth of spans waits for a
 // slot, it triples per round trip as long as round trips stay flat and
-// requests succeed, and, before the backend's first answer, doubles
-// every 100 ms. It shrinks by 10% on 429, 503, 502, 504,
+// requests succeed, and, before the backend's first answer, grows every
+// 100 ms by as many requests as wait, at most doubling. It shrinks by 10% on 429, 503, 502, 504,
 // RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by one
 // per round trip after that. Stats.ConcurrencyLimit and the
 // tracekeeper.exporter.concurrency.limit metric show where it is.
