@@ -187,6 +187,7 @@ func New(opts ...Option) *Exporter {
 		if e.disk != nil {
 			// A quarter of the budget holds what waits for the disk.
 			budget -= e.disk.budget
+			e.queueReady = make(chan struct{}, 1)
 		}
 		// A request in flight holds more than its body: its
 		// connection's buffers, the HTTP request and response. A part
@@ -200,7 +201,6 @@ func New(opts ...Option) *Exporter {
 		budget -= min(slots*requestOverhead, max(0, budget-int64(cfg.maxRequestBytes)))
 		e.books.SetBudget(budget)
 		e.queue = queue.New[entry](cfg.queueSpans, budget)
-		e.queueReady = make(chan struct{}, 1)
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
 		e.send = sender.New(sender.Config{
 			Client: e.client,

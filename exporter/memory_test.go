@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
-	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
@@ -101,42 +100,5 @@ func TestMemoryBudgetBoundsTheHeap(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// TestRetryWaitGivesItsSlotBack has a pool of one worker and a backend
-// that refuses one batch with 503 every time, with a backoff of an hour:
-// while that batch waits to retry, the next one goes out on the slot it
-// gave back.
-func TestRetryWaitGivesItsSlotBack(t *testing.T) {
-	rcv := otlptest.NewHTTP(t, func(_ int, body []byte, w http.ResponseWriter, _ *http.Request) bool {
-		if n, _ := otlpenc.CountSpans(body); n == 3 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
-	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
-		exporter.WithWorkers(1),
-		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: time.Hour, MaxInterval: time.Hour, MaxElapsedTime: 2 * time.Hour}))
-	ctx := context.Background()
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	_ = exp.ExportSpans(ctx, otlptest.Spans(3))
-	if err := rcv.WaitRequests(wctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	_ = exp.ExportSpans(ctx, otlptest.Spans(5))
-	for rcv.Spans() < 5 {
-		if err := rcv.WaitRequests(wctx, rcv.Requests()+1); err != nil {
-			t.Fatalf("the second batch was not sent while the first waited to retry: %v", err)
-		}
-	}
-	sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	_ = exp.Shutdown(sctx)
-	scancel()
-	_ = exp.Shutdown(ctx)
-	if st := exp.Stats(); st.Exported != 5 || st.Dropped.Total() != 3 {
-		t.Fatalf("exported %d, dropped %+v; want the 5 sent and the 3 refused dropped at the deadline", st.Exported, st.Dropped)
 	}
 }

@@ -232,16 +232,12 @@ func (e *Exporter) dispatchSpool() {
 				e.limit.Release(slot)
 				return
 			}
-			// Nothing to send: wait without the slot, which a request
-			// resuming after a retry wait may need.
-			e.limit.Release(slot)
 			select {
 			case <-d.wake:
 			case <-wake:
 			case <-e.queueReady:
 			case <-e.hardCtx.Done():
 			}
-			slot = e.acquire()
 		}
 	}
 }
@@ -258,13 +254,13 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 			held = body.Held()
 		}
 	}
-	h := hooks{e: e, slot: slot, holding: true, spooled: true}
+	h := hooks{e: e, slot: slot, spooled: true}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, rec.Spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
 	body.Release()
 	e.books.Resize(-held)
-	h.release()
+	e.limit.Release(slot)
 	if h.kept > 0 {
 		e.disk.s.Return(rec)
 	} else {
