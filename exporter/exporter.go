@@ -194,6 +194,10 @@ func New(opts ...Option) *Exporter {
 		// of the budget, at most an eighth, is set aside for that, and
 		// bounds the concurrency; a budget barely larger than one
 		// request keeps room for that request first.
+		if cfg.compression == GzipCompression && cfg.protocol != ProtocolGRPC {
+			// The compressors' state, about a megabyte each, one per core.
+			budget -= min(transport.CompressorsMemory(), max(0, budget-int64(cfg.maxRequestBytes)))
+		}
 		lo, initial, hi := cfg.concurrency()
 		slots := max(1, min(int64(hi), budget/8/requestOverhead))
 		hi = int(slots)

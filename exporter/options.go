@@ -270,9 +270,10 @@ func WithQueueSize(spans int) Option {
 
 // WithMemoryBudget sets the memory the exporter may hold for spans:
 // encoded spans waiting in the queue and requests in flight, retries
-// included, with the buffers they hold counted at their capacity and 16
-// KiB per request in flight for its connection and HTTP state (see
-// WithMaxConcurrency). The default is 32 MiB. When it is full, further
+// included, with the buffers they hold counted at their capacity, 16 KiB
+// per request in flight for its connection and HTTP state (see
+// WithMaxConcurrency), and, with gzip over HTTP, the compressors' state
+// (about 1.2 MiB each, one per core). The default is 32 MiB. When it is full, further
 // spans are dropped with reason queue_full (see WithBlockOnFull).
 //
 // By Little's law, a budget of B bytes carries about B / L bytes per
