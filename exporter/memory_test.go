@@ -94,6 +94,11 @@ func TestMemoryBudgetBoundsTheHeap(t *testing.T) {
 				cancel()
 				t.Logf("heap +%.1f MiB, held at most %.1f MiB, budget %d MiB, limit %d, accepted %d, dropped %d",
 					float64(peak)/(1<<20), float64(held)/(1<<20), c.budget>>20, st.ConcurrencyLimit, st.Accepted, st.Dropped.Total())
+				// Each request in flight is counted 16 KiB, within an
+				// eighth of the budget: that caps the concurrency.
+				if most := int64(c.budget) / 8 / (16 << 10); st.ConcurrencyLimit > most {
+					t.Errorf("concurrency limit %d, more than the %d requests an eighth of the budget allows", st.ConcurrencyLimit, most)
+				}
 				if limit := 1.2 * float64(c.budget); float64(peak) > limit {
 					t.Errorf("live heap rose %s above where it started, more than the budget of %d MiB + 20%%",
 						fmt.Sprintf("%.1f MiB", float64(peak)/(1<<20)), c.budget>>20)

@@ -91,6 +91,29 @@ func segments(t *testing.T, dir string) []string {
 	return m
 }
 
+// damage flips the bits of mask in the byte at off of dir's only segment.
+func damage(t *testing.T, dir string, off int, mask byte) {
+	t.Helper()
+	name := segments(t, dir)[0]
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off] ^= mask
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recordAt is the offset of record i in a segment of payload(0), payload(1)…
+func recordAt(i int) int {
+	off := 0
+	for j := range i {
+		off += headerSize + len(payload(j))
+	}
+	return off
+}
+
 func TestRestartSendsOnlyWhatWasNotFinished(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := open(t, dir, 1<<20)
@@ -159,11 +182,7 @@ func TestCorruptChecksumIsSkipped(t *testing.T) {
 		_ = s.Append(payload(i), i+1)
 	}
 	_ = s.Close()
-	name := segments(t, dir)[0]
-	data, _ := os.ReadFile(name)
-	second := headerSize + len(payload(0))
-	data[second+headerSize+3] ^= 0xff // a payload byte of record 1
-	_ = os.WriteFile(name, data, 0o600)
+	damage(t, dir, recordAt(1)+headerSize+3, 0xff) // a payload byte of record 1
 	s, rec := open(t, dir, 1<<20)
 	defer s.Close()
 	// Only the damaged record is lost: the one after it is sound and
@@ -196,10 +215,7 @@ func TestCorruptRecordKeepsTheJournalTrue(t *testing.T) {
 	s.Return(taken[1])
 	s.Finish(taken[2])
 	_ = s.Close()
-	name := segments(t, dir)[0]
-	data, _ := os.ReadFile(name)
-	data[headerSize+len(payload(0))+headerSize] ^= 0xff
-	_ = os.WriteFile(name, data, 0o600)
+	damage(t, dir, recordAt(1)+headerSize, 0xff)
 	s, rec := open(t, dir, 1<<20)
 	defer s.Close()
 	if rec.Records != 2 || rec.Corrupt != 1 {
@@ -219,10 +235,7 @@ func TestDamagedLengthSkipsTheRestOfTheSegment(t *testing.T) {
 		_ = s.Append(payload(i), i+1)
 	}
 	_ = s.Close()
-	name := segments(t, dir)[0]
-	data, _ := os.ReadFile(name)
-	data[headerSize+len(payload(0))+4] ^= 0x01 // the length of record 1
-	_ = os.WriteFile(name, data, 0o600)
+	damage(t, dir, recordAt(1)+4, 0x01) // the length of record 1
 	s, rec := open(t, dir, 1<<20)
 	defer s.Close()
 	if rec.Records != 1 || rec.Corrupt != 1 {
