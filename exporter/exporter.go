@@ -70,10 +70,16 @@ type Exporter struct {
 	metrics *selfMetrics
 	outage  outage
 	disk    *disk // nil without a spool
-	// queueReady is signalled when a batch is queued, for the dispatcher
-	// of an exporter with a spool, which cannot block on the queue alone.
+	// queueReady is signalled when a batch is queued, for the
+	// dispatchers, which wait for work without a slot.
 	queueReady chan struct{}
-	encPool    sync.Pool // *encoding
+	// requests holds a token for each request taken from the queue or
+	// the spool until it ends, retry waits included. The limit bounds
+	// the attempts in flight; this bounds the requests, so that a
+	// backend refusing every attempt at once cannot have every queued
+	// batch leave to wait for a retry, each on a goroutine of its own.
+	requests chan struct{}
+	encPool  sync.Pool // *encoding
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -187,7 +193,6 @@ func New(opts ...Option) *Exporter {
 		if e.disk != nil {
 			// A quarter of the budget holds what waits for the disk.
 			budget -= e.disk.budget
-			e.queueReady = make(chan struct{}, 1)
 		}
 		// A request in flight holds more than its body: its
 		// connection's buffers, the HTTP request and response. A part
@@ -199,13 +204,23 @@ func New(opts ...Option) *Exporter {
 			budget -= min(transport.CompressorsMemory(), max(0, budget-int64(cfg.maxRequestBytes)))
 		}
 		lo, initial, hi := cfg.concurrency()
-		slots := max(1, min(int64(hi), budget/8/requestOverhead))
+		room := max(1, budget/8/requestOverhead)
+		slots := min(int64(hi), room)
 		hi = int(slots)
+		// A fixed pool's requests keep their worker through their
+		// retries; adaptive requests wait to retry without a slot, as
+		// many as the room for requests in flight.
+		requests := hi
+		if cfg.workers <= 0 {
+			requests = int(min(room, int64(maxRequests)))
+		}
 		lo, initial = min(lo, hi), min(initial, hi)
 		budget -= min(slots*requestOverhead, max(0, budget-int64(cfg.maxRequestBytes)))
 		e.books.SetBudget(budget)
 		e.queue = queue.New[entry](cfg.queueSpans, budget)
+		e.queueReady = make(chan struct{}, 1)
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
+		e.requests = make(chan struct{}, requests)
 		e.send = sender.New(sender.Config{
 			Client: e.client,
 			Retry: retry.Config{
@@ -341,6 +356,10 @@ func (e *Exporter) demand() {
 // buffers (4 KiB each), the cloned headers, the request, response and
 // transport state, rounded up.
 const requestOverhead = 16 << 10
+
+// maxRequests bounds the requests out of the queue at once, in flight or
+// waiting to retry, whatever the budget: each is a goroutine.
+const maxRequests = 1024
 
 // errMemoryFull is the cause of spans dropped because the memory budget
 // was full.

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -631,4 +633,58 @@ func TestMalformedHeadersFromTheEnvironmentAreReportedNeverQuoted(t *testing.T) 
 			}
 		})
 	}
+}
+
+// TestRequestsWaitingToRetryAreBounded has a backend that refuses every
+// connection and a backoff of an hour, and many small requests queued:
+// requests wait to retry without a slot, but no more of them leave the
+// queue than the exporter allows out at once, so the goroutines stay
+// bounded and the rest stays queued.
+func TestRequestsWaitingToRetryAreBounded(t *testing.T) {
+	addr := refusedAddr(t)
+	base := runtime.NumGoroutine()
+	e := New(WithEndpoint(addr), WithInsecure(), WithLogger(zap.NewNop()),
+		WithCompression(GzipCompression), WithMaxRequestSize(1<<10),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Hour, MaxInterval: time.Hour, MaxElapsedTime: 2 * time.Hour}))
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = e.Shutdown(ctx)
+		cancel()
+	}()
+	// An eighth of the budget, less the compressors', at 16 KiB each.
+	most := cap(e.requests)
+	if most < 200 || most > 256 {
+		t.Fatalf("%d requests allowed out at once at the default budget, want about 256", most)
+	}
+	ctx := context.Background()
+	for range 4 * most {
+		_ = e.ExportSpans(ctx, otlptest.Spans(3))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(e.requests) < most {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d requests left the queue", len(e.requests), most)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := e.Stats()
+	if st.Queued == 0 {
+		t.Fatalf("nothing left queued: %+v", st)
+	}
+	if g := runtime.NumGoroutine() - base; g > most+32 {
+		t.Fatalf("%d goroutines for %d requests out at once", g, most)
+	}
+	checkInvariant(t, st)
+}
+
+// refusedAddr is a loopback address where nothing listens.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

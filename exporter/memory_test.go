@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
+	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
@@ -105,5 +106,69 @@ func TestMemoryBudgetBoundsTheHeap(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRetryWaitGivesItsSlotBack has an adaptive limit of one request in
+// flight and a backend that refuses one batch with 503 every time, with a
+// backoff of an hour: while that batch waits to retry, the next one goes
+// out on the slot it gave back. A fixed pool of one worker keeps its
+// request through the wait instead.
+func TestRetryWaitGivesItsSlotBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opt   exporter.Option
+		sends bool
+	}{
+		{"adaptive", exporter.WithMaxConcurrency(1), true},
+		{"fixed pool", exporter.WithWorkers(1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { retryWait(t, tc.opt, tc.sends) })
+	}
+}
+
+func retryWait(t *testing.T, opt exporter.Option, sends bool) {
+	rcv := otlptest.NewHTTP(t, func(_ int, body []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if n, _ := otlpenc.CountSpans(body); n == 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		opt,
+		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: time.Hour, MaxInterval: time.Hour, MaxElapsedTime: 2 * time.Hour}))
+	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_ = exp.ExportSpans(ctx, otlptest.Spans(3))
+	if err := rcv.WaitRequests(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = exp.ExportSpans(ctx, otlptest.Spans(5))
+	if !sends {
+		// The 5 stay queued while the one worker waits: a Shutdown
+		// deadline drops all 8.
+		sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_ = exp.Shutdown(sctx)
+		scancel()
+		_ = exp.Shutdown(ctx)
+		if st := exp.Stats(); st.Exported != 0 || st.Dropped.Total() != 8 || rcv.Requests() != 1 {
+			t.Fatalf("exported %d, dropped %+v after %d requests; want one request and 8 dropped at the deadline",
+				st.Exported, st.Dropped, rcv.Requests())
+		}
+		return
+	}
+	for rcv.Spans() < 5 {
+		if err := rcv.WaitRequests(wctx, rcv.Requests()+1); err != nil {
+			t.Fatalf("the second batch was not sent while the first waited to retry: %v", err)
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = exp.Shutdown(sctx)
+	scancel()
+	_ = exp.Shutdown(ctx)
+	if st := exp.Stats(); st.Exported != 5 || st.Dropped.Total() != 3 {
+		t.Fatalf("exported %d, dropped %+v; want the 5 sent and the 3 refused dropped at the deadline", st.Exported, st.Dropped)
 	}
 }

@@ -246,7 +246,10 @@ func WithWorkers(n int) Option {
 // requests succeed, and, before the backend's first answer, grows every
 // 100 ms by as many requests as wait, at most doubling. It shrinks by 10% on 429, 503, 502, 504,
 // RESOURCE_EXHAUSTED, timeouts or rising round trips, and grows by one
-// per round trip after that. Stats.ConcurrencyLimit and the
+// per round trip after that. A refusal that comes back at once, from a
+// backend at its capacity, lowers it to the requests the backend holds
+// (the others in flight) instead. Requests waiting to retry give their
+// slot back meanwhile. Stats.ConcurrencyLimit and the
 // tracekeeper.exporter.concurrency.limit metric show where it is.
 func WithMaxConcurrency(n int) Option {
 	return optionFunc(func(c config) config {

@@ -199,6 +199,7 @@ func (e *Exporter) dispatchSpool() {
 	defer e.workers.Done()
 	d := e.disk
 	for {
+		e.requests <- struct{}{}
 		slot := e.acquire()
 		for {
 			wake := e.books.Room()
@@ -230,14 +231,19 @@ func (e *Exporter) dispatchSpool() {
 			// the Shutdown deadline; then it stays on disk.
 			if closed && (e.hardCtx.Err() != nil || !d.s.Backlog()) {
 				e.limit.Release(slot)
+				<-e.requests
 				return
 			}
+			// Nothing to send: wait without the slot, which a request
+			// resuming after a retry wait may need.
+			e.limit.Release(slot)
 			select {
 			case <-d.wake:
 			case <-wake:
 			case <-e.queueReady:
 			case <-e.hardCtx.Done():
 			}
+			slot = e.acquire()
 		}
 	}
 }
@@ -245,6 +251,7 @@ func (e *Exporter) dispatchSpool() {
 // deliverSpooled sends a record read back from the spool.
 func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload []byte) {
 	defer e.workers.Done()
+	defer func() { <-e.requests }()
 	held := int64(cap(payload))
 	body := &transport.Body{Parts: [][]byte{payload}}
 	if c, ok := e.client.(compressor); ok {
@@ -254,13 +261,13 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 			held = body.Held()
 		}
 	}
-	h := hooks{e: e, slot: slot, spooled: true}
+	h := hooks{e: e, slot: slot, holding: true, spooled: true}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, rec.Spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
 	body.Release()
 	e.books.Resize(-held)
-	e.limit.Release(slot)
+	h.release()
 	if h.kept > 0 {
 		e.disk.s.Return(rec)
 	} else {

@@ -20,15 +20,27 @@ import (
 func (e *Exporter) dispatch() {
 	defer e.workers.Done()
 	for {
+		e.requests <- struct{}{}
 		slot := e.acquire()
-		batch, spans, size, err := e.queue.Take(context.Background(), nil, 0, int64(e.cfg.maxRequestBytes))
-		if err != nil {
+		for {
+			batch, spans, size, err := e.queue.TryTake(nil, 0, int64(e.cfg.maxRequestBytes))
+			if err != nil {
+				e.limit.Release(slot)
+				<-e.requests
+				return // closed and drained
+			}
+			if len(batch) > 0 {
+				e.books.Fly(spans, size)
+				e.workers.Add(1)
+				go e.deliver(slot, batch, spans, size)
+				break
+			}
+			// Nothing queued: wait without the slot, which a request
+			// resuming after a retry wait may need.
 			e.limit.Release(slot)
-			return // closed and drained
+			<-e.queueReady
+			slot = e.acquire()
 		}
-		e.books.Fly(spans, size)
-		e.workers.Add(1)
-		go e.deliver(slot, batch, spans, size)
 	}
 }
 
@@ -42,6 +54,7 @@ func (e *Exporter) acquire() limiter.Slot {
 // its slot.
 func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int64) {
 	defer e.workers.Done()
+	defer func() { <-e.requests }()
 	// Encoded ExportTraceServiceRequests concatenate into one valid
 	// request (resource_spans is a repeated field): the batches are sent
 	// as the parts of one request, without copying.
@@ -68,14 +81,14 @@ func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int
 			held = body.Held()
 		}
 	}
-	h := hooks{e: e, slot: slot}
+	h := hooks{e: e, slot: slot, holding: true}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
 	compressed := body.Parts == nil
 	body.Release()
 	e.books.Resize(-held)
-	e.limit.Release(slot)
+	h.release()
 	for _, ent := range batch {
 		if !compressed {
 			ent.req.Release()
@@ -103,6 +116,12 @@ func (e *Exporter) release(ent entry) {
 type hooks struct {
 	e    *Exporter
 	slot limiter.Slot
+	// holding: the request holds its slot. It gives it back while it
+	// waits to retry and takes one again, within the limit, before the
+	// next attempt: the limit bounds the attempts in flight, and a
+	// request refused for backpressure does not keep a slot idle for its
+	// whole backoff. What it holds in memory stays counted meanwhile.
+	holding bool
 	// spooled: the request was read back from the spool, which keeps it
 	// if it cannot be sent; kept counts its spans so kept.
 	spooled bool
@@ -130,7 +149,27 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	}
 }
 
+func (h *hooks) Resuming() {
+	if h.holding {
+		return
+	}
+	// A Shutdown deadline ends the wait; the attempt that follows then
+	// fails at once and the request is abandoned, without a slot.
+	if slot, err := h.e.limit.Acquire(h.e.hardCtx); err == nil {
+		h.slot, h.holding = slot, true
+	}
+}
+
+// release gives the request's slot back, if it holds one.
+func (h *hooks) release() {
+	if h.holding {
+		h.e.limit.Release(h.slot)
+		h.holding = false
+	}
+}
+
 func (h *hooks) Retrying(spans int, delay time.Duration, err error) {
+	h.release()
 	if h.e.hardCtx.Err() != nil {
 		return
 	}

@@ -26,8 +26,17 @@
 //   - A congestion signal (backpressure: HTTP 429, 503, gRPC
 //     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout; or a
 //     round trip rising well above its long-term mean) multiplies the
-//     limit by 0.9, at most once per round trip, so that one burst of
-//     refusals from requests sent together counts once.
+//     limit by 0.9, at most once per round trip and only for an attempt
+//     sent after the previous decrease, so that one burst of refusals
+//     from requests sent together counts once.
+//   - A backpressure signal also says how much the backend holds: the
+//     other attempts still in flight when the refusal comes back. The
+//     limit drops to that count, but not below half of what it was
+//     before the decrease. A refusal comes back in a fraction of a round
+//     trip and frees its slot at once: without this, against a backend
+//     that serves N requests at once and refuses the rest, the slots
+//     above N would turn into a stream of refusals for as many round
+//     trips as the multiplicative decrease takes to come down to N.
 //
 // The limit stays within [Min, Max]. Other failures (connection refused,
 // permanent errors) neither raise nor lower it: they say nothing about
@@ -68,6 +77,13 @@ type Limiter struct {
 	mu       sync.Mutex
 	limit    float64
 	inFlight int
+	// next numbers the slots as they are taken; cutSeq is the last one
+	// taken before the latest decrease, and cutFrom the limit before it.
+	next    uint64
+	cutSeq  uint64
+	cutFrom float64
+	// completions counts accepted requests since the latest decrease.
+	completions int
 	// saturations counts the moments the limit was in full use with a
 	// request's worth of work waiting (Waiting); a request
 	// in flight at such a moment may raise the limit when it completes.
@@ -102,6 +118,13 @@ const (
 	// cooldown is how many round trips the limit holds after a decrease
 	// before growing again.
 	cooldown = 10
+	// cooldownCompletions is how many accepted requests, at least, the
+	// hold after a decrease lasts, so that with a capacity of one or two
+	// the refusals stay a few percent of the requests.
+	cooldownCompletions = 32
+	// fastRefusal: a refusal faster than this fraction of the accepted
+	// requests' round trip was refused on arrival (see held).
+	fastRefusal = 0.25
 )
 
 // New returns a Limiter.
@@ -113,7 +136,7 @@ func New(cfg Config) *Limiter {
 }
 
 // Slot is a place in flight, from Acquire to Release.
-type Slot struct{ saturations uint64 }
+type Slot struct{ saturations, seq uint64 }
 
 // Acquire waits for a free slot, or until ctx is done.
 func (l *Limiter) Acquire(ctx context.Context) (Slot, error) {
@@ -136,7 +159,8 @@ func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inFlight < int(l.limit) {
-		slot := Slot{l.saturations}
+		l.next++
+		slot := Slot{l.saturations, l.next}
 		l.inFlight++
 		return slot, true, nil
 	}
@@ -191,7 +215,7 @@ func (l *Limiter) Waiting(now time.Time, requests int) bool {
 // answer). A request may make several attempts.
 func (l *Limiter) Observe(slot Slot, now time.Time, rtt time.Duration, s Signal) {
 	l.mu.Lock()
-	l.observe(now, rtt, s, l.saturations > slot.saturations)
+	l.observe(slot, now, rtt, s)
 	l.wakeLocked()
 	l.mu.Unlock()
 }
@@ -209,7 +233,8 @@ func (l *Limiter) wakeLocked() {
 	l.wake = make(chan struct{})
 }
 
-func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bool) {
+func (l *Limiter) observe(slot Slot, now time.Time, rtt time.Duration, s Signal) {
+	limited := l.saturations > slot.saturations
 	l.answered = true
 	// Only accepted requests measure the round trip: a refusal comes back
 	// faster than real work and would hide a backend's latency.
@@ -227,7 +252,7 @@ func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bo
 		return
 	case Success:
 		if l.rising() {
-			l.shrink(now)
+			l.shrink(slot, now)
 			return
 		}
 		if !limited {
@@ -235,7 +260,7 @@ func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bo
 		}
 		if l.slowStart {
 			l.limit += slowStartGrowth
-		} else if now.Sub(l.lastDrop) >= cooldown*l.window() {
+		} else if l.completions++; l.completions >= cooldownCompletions && now.Sub(l.lastDrop) >= cooldown*l.window() {
 			// After congestion, the limit that caused it is approached
 			// again only once it has held for a while, so that refusals
 			// stay a few percent of the requests.
@@ -243,8 +268,41 @@ func (l *Limiter) observe(now time.Time, rtt time.Duration, s Signal, limited bo
 		}
 		l.limit = min(l.limit, float64(l.cfg.Max))
 	case Backpressure:
-		l.shrink(now)
+		if l.refusedOnArrival(rtt) {
+			l.held(slot, now)
+		} else {
+			l.shrink(slot, now)
+		}
 	}
+}
+
+// refusedOnArrival reports whether a refusal came back in a fraction of
+// the accepted requests' round trip, or before any was accepted: the
+// backend turned it away without working on it, as one at its capacity
+// does.
+func (l *Limiter) refusedOnArrival(rtt time.Duration) bool {
+	return rtt > 0 && (l.rttLong == 0 || rtt.Seconds() < l.rttLong*fastRefusal)
+}
+
+// held lowers the limit to what a backend that refuses on arrival
+// holds: the other attempts in flight when the refusal comes back. That
+// count, not a fraction of the limit, is its capacity, but a burst of
+// refusals takes the limit down by at most half of what it was before it.
+// With no other attempt in flight the backend refuses all it gets, which
+// says nothing of its capacity: the limit decreases multiplicatively.
+func (l *Limiter) held(slot Slot, now time.Time) {
+	others := l.inFlight - 1
+	if others <= 0 {
+		l.shrink(slot, now)
+		return
+	}
+	l.slowStart = false
+	if slot.seq > l.cutSeq {
+		l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
+		l.completions = 0
+	}
+	floor := math.Max(float64(others), math.Floor(l.cutFrom/2))
+	l.limit = math.Max(float64(l.cfg.Min), math.Min(l.limit, floor))
 }
 
 // rising reports whether recent round trips are well above the baseline.
@@ -260,13 +318,15 @@ func (l *Limiter) window() time.Duration {
 	return time.Duration(l.rttLong * float64(time.Second))
 }
 
-// shrink lowers the limit, at most once per round trip.
-func (l *Limiter) shrink(now time.Time) {
+// shrink lowers the limit, at most once per round trip, and only for an
+// attempt in a slot taken after the previous decrease.
+func (l *Limiter) shrink(slot Slot, now time.Time) {
 	l.slowStart = false
-	if !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < l.window() {
+	if slot.seq <= l.cutSeq || !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < l.window() {
 		return
 	}
-	l.lastDrop = now
+	l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
+	l.completions = 0
 	l.limit = math.Max(float64(l.cfg.Min), math.Floor(l.limit*decrease))
 	// The baseline follows a backend that got slower for good, so that
 	// the limit does not keep shrinking against it.

@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -346,5 +348,87 @@ func TestProbeGrowsByWhatWaits(t *testing.T) {
 		if l.Limit() != tc.want {
 			t.Fatalf("%d requests waiting: limit %d, want %d (grow by what waits, at most double)", tc.waiting, l.Limit(), tc.want)
 		}
+	}
+}
+
+// TestFastRefusalsDoNotCrowdOutCapacity drives the limiter against a
+// simulated backend that serves capacity requests at once, each for
+// 100 ms, and refuses the rest within a millisecond, with always more
+// work waiting. A refused attempt frees its slot at once, as a request
+// waiting to retry does; the limiter must still keep the backend's
+// capacity busy and refusals rare, from the start and in steady state.
+func TestFastRefusalsDoNotCrowdOutCapacity(t *testing.T) {
+	for _, capacity := range []int{1, 4, 16, 100} {
+		t.Run(fmt.Sprint(capacity), func(t *testing.T) {
+			const (
+				serve  = 100 * time.Millisecond
+				refuse = time.Millisecond
+				length = 60 * time.Second
+			)
+			l := New(Config{Min: 1, Max: 1000, Initial: 16})
+			type attempt struct {
+				slot     Slot
+				end      time.Time
+				accepted bool
+			}
+			var flying []attempt
+			now, serving := t0, 0
+			var served, refused, firstRefused int
+			for now.Before(t0.Add(length)) {
+				for {
+					slot, ok, _ := l.TryAcquire()
+					if !ok {
+						l.Waiting(now, 1000)
+						break
+					}
+					a := attempt{slot: slot, end: now.Add(refuse)}
+					if serving < capacity {
+						serving++
+						a.accepted, a.end = true, now.Add(serve)
+					}
+					flying = append(flying, a)
+				}
+				// The next attempt to end.
+				next := 0
+				for i := range flying {
+					if flying[i].end.Before(flying[next].end) {
+						next = i
+					}
+				}
+				a := flying[next]
+				flying = slices.Delete(flying, next, next+1)
+				now = a.end
+				steady := now.Sub(t0) >= length/2
+				if a.accepted {
+					serving--
+					l.Observe(a.slot, now, serve, Success)
+					if steady {
+						served++
+					}
+				} else {
+					l.Observe(a.slot, now, refuse, Backpressure)
+					switch {
+					case steady:
+						refused++
+					case now.Sub(t0) < 2*time.Second:
+						firstRefused++
+					}
+				}
+				l.Release(a.slot)
+			}
+			most := float64(capacity) * (length / 2).Seconds() / serve.Seconds()
+			share := float64(refused) / float64(served+refused)
+			t.Logf("capacity %d: served %d of %.0f in steady state, refused %.1f%%; %d refused in the first 2 s; limit %d",
+				capacity, served, most, 100*share, firstRefused, l.Limit())
+			if float64(served) < 0.97*most {
+				t.Errorf("served %d in steady state, less than 97%% of the %.0f the backend could serve", served, most)
+			}
+			if share > 0.05 {
+				t.Errorf("refused %.1f%% of attempts in steady state", 100*share)
+			}
+			if firstRefused > 2*16+2*capacity { // two bursts of the initial limit, and some
+				t.Errorf("%d attempts refused in the first 2 s", firstRefused)
+			}
+		})
 	}
 }

@@ -62,6 +62,9 @@ type Hooks interface {
 	Attempted(retry bool, rtt time.Duration, resp transport.Response, err error)
 	// Retrying is called before waiting delay to retry.
 	Retrying(spans int, delay time.Duration, err error)
+	// Resuming is called after a retry wait, just before the attempt it
+	// waited for; it may block.
+	Resuming()
 	// Finished is called exactly once for each part of the request,
 	// which together hold all its spans.
 	Finished(Result)
@@ -213,6 +216,7 @@ func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, 
 		d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
 		return false
 	}
+	d.h.Resuming()
 	return true
 }
 
