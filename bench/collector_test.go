@@ -1,9 +1,11 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -288,4 +290,26 @@ func flatten(t *testing.T, tds []ptrace.Traces) []*tracepb.ResourceSpans {
 		return string(out[i].ScopeSpans[0].Spans[0].SpanId) < string(out[j].ScopeSpans[0].Spans[0].SpanId)
 	})
 	return out
+}
+
+// TestCollectorDoesNotSpeakH2C records why the exporter offers no option
+// for HTTP/2 without TLS: the Collector's OTLP/HTTP receiver, and so every
+// backend built on it, answers an h2c request in HTTP/1.1, so such an
+// option would fail every request to the most common plaintext backend.
+// A backend known to speak h2c is reached with WithHTTPClient.
+func TestCollectorDoesNotSpeakH2C(t *testing.T) {
+	col := startCollector(t, 0)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: p}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Post("http://"+col.httpAddr+"/v1/traces", "application/x-protobuf", bytes.NewReader(nil))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("the Collector's receiver answered h2c with %s over %s: an h2c option would now work with it", resp.Status, resp.Proto)
+	}
+	if !strings.Contains(err.Error(), "HTTP/1.1") {
+		t.Fatalf("h2c failed for another reason than an HTTP/1.1 answer: %v", err)
+	}
 }
