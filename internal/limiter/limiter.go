@@ -286,8 +286,9 @@ func (l *Limiter) refusedOnArrival(rtt time.Duration) bool {
 
 // held lowers the limit to what a backend that refuses on arrival
 // holds: the other attempts in flight when the refusal comes back. That
-// count, not a fraction of the limit, is its capacity, but a burst of
-// refusals takes the limit down by at most half of what it was before it.
+// count, not a fraction of the limit, is its capacity, but the refusals
+// of the attempts sent since the latest decrease take the limit down by
+// at most half of what it was before it.
 // With no other attempt in flight the backend refuses all it gets, which
 // says nothing of its capacity: the limit decreases multiplicatively.
 func (l *Limiter) held(slot Slot, now time.Time) {
