@@ -449,6 +449,35 @@ func TestEncodeSteadyStateAllocs(t *testing.T) {
 	}
 }
 
+// Released requests survive garbage collections, which empty a
+// sync.Pool: a process that collects often still encodes without
+// allocating.
+func TestEncodeAllocsAcrossCollections(t *testing.T) {
+	spans := otlptest.Spans(512)
+	enc := NewEncoder()
+	var out []*Request
+	run := func() {
+		out, _ = enc.Encode(spans, 0, out[:0])
+		for _, r := range out {
+			r.Release()
+		}
+	}
+	run()
+	run()
+	var ms runtime.MemStats
+	for i := range 10 {
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		run()
+		runtime.ReadMemStats(&ms)
+		if n := ms.Mallocs - before; n != 0 {
+			t.Fatalf("Encode %d after two collections allocated %d times, want 0", i, n)
+		}
+	}
+}
+
 func TestEncodeSDKSpans(t *testing.T) {
 	spans := otlptest.SDKSpans(20)
 	reqs, res := NewEncoder().Encode(spans, 0, nil)
