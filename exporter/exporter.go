@@ -73,7 +73,13 @@ type Exporter struct {
 	// queueReady is signalled when a batch is queued, for the dispatcher
 	// of an exporter with a spool, which cannot block on the queue alone.
 	queueReady chan struct{}
-	encPool    sync.Pool // *encoding
+	// encoding is the encoder kept for the next call: the
+	// BatchSpanProcessor calls from one goroutine, and a sync.Pool alone
+	// loses its encoder, with the arena and caches it has grown, at every
+	// other garbage collection, and whenever the caller moves to another
+	// P. Concurrent calls take theirs from encPool.
+	encoding atomic.Pointer[encoding]
+	encPool  sync.Pool // *encoding
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -258,12 +264,17 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		return ErrShutdown
 	}
 
-	es := e.encPool.Get().(*encoding)
+	es := e.encoding.Swap(nil)
+	if es == nil {
+		es = e.encPool.Get().(*encoding)
+	}
 	reqs, res := es.enc.Encode(spans, e.cfg.maxRequestBytes, es.reqs[:0])
 	defer func() {
 		clear(reqs)
 		es.reqs = reqs[:0]
-		e.encPool.Put(es)
+		if !e.encoding.CompareAndSwap(nil, es) {
+			e.encPool.Put(es)
+		}
 	}()
 
 	if e.cfg.blockOnFull > 0 {

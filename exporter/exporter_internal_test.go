@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -590,6 +591,35 @@ func TestExportSpansDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = e.ExportSpans(context.Background(), batch) }); n != 0 {
 		t.Fatalf("ExportSpans allocates %v times per call, want 0", n)
+	}
+	checkInvariant(t, e.Stats())
+}
+
+// A process that allocates fast collects garbage tens of times a second:
+// the encoder and its buffers must survive collections, or ExportSpans
+// would allocate a batch's worth of memory for most batches.
+func TestExportSpansDoesNotAllocateAcrossCollections(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
+	defer shutdown(t, e)
+	batch := otlptest.Indexed(64)
+	for range 10 {
+		_ = e.ExportSpans(context.Background(), batch)
+	}
+	var ms runtime.MemStats
+	for i := range 10 {
+		// Two collections empty every sync.Pool.
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		_ = e.ExportSpans(context.Background(), batch)
+		runtime.ReadMemStats(&ms)
+		if n := ms.Mallocs - before; n != 0 {
+			t.Fatalf("call %d after two collections: ExportSpans allocated %d times, want 0", i, n)
+		}
 	}
 	checkInvariant(t, e.Stats())
 }
