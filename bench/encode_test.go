@@ -204,8 +204,10 @@ func perSpan(b *testing.B, n int, op func()) {
 // BenchmarkEncodePaired measures the ratio BenchmarkEncode is quoted for,
 // stock (tracetransform + proto.Marshal) against tracekeeper, from runs
 // that alternate in one process (see package encodecost): every iteration
-// encodes the 512-span batch once with each, the side that goes first
-// alternating. Reported are the median and spread of the pairs' ratios
+// is a pair of turns, one per side, the side that goes first alternating;
+// a turn starts with a garbage collection and one untimed batch, then
+// times encodecost.SampleBatches batches of the same 512 spans back to
+// back by the thread's CPU time. Reported are the median and spread of the pairs' ratios
 // (ratio-median, ratio-min, ratio-max), the median time per span of each
 // side (stock-ns/span, ours-ns/span) and their allocations per span. At
 // least ten pairs run whatever b.N is; ns/op is the time of one pair. The

@@ -79,6 +79,12 @@ type Exporter struct {
 	// backend refusing every attempt at once cannot have every queued
 	// batch leave to wait for a retry, each on a goroutine of its own.
 	requests chan struct{}
+	// encoding is the encoder kept for the next call: the
+	// BatchSpanProcessor calls from one goroutine, and a sync.Pool alone
+	// loses its encoder, with the arena and caches it has grown, at every
+	// other garbage collection, and whenever the caller moves to another
+	// P. Concurrent calls take theirs from encPool.
+	encoding atomic.Pointer[encoding]
 	encPool  sync.Pool // *encoding
 
 	stopping atomic.Bool
@@ -273,12 +279,17 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		return ErrShutdown
 	}
 
-	es := e.encPool.Get().(*encoding)
+	es := e.encoding.Swap(nil)
+	if es == nil {
+		es = e.encPool.Get().(*encoding)
+	}
 	reqs, res := es.enc.Encode(spans, e.cfg.maxRequestBytes, es.reqs[:0])
 	defer func() {
 		clear(reqs)
 		es.reqs = reqs[:0]
-		e.encPool.Put(es)
+		if !e.encoding.CompareAndSwap(nil, es) {
+			e.encPool.Put(es)
+		}
 	}()
 
 	if e.cfg.blockOnFull > 0 {

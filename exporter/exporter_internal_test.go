@@ -596,6 +596,41 @@ func TestExportSpansDoesNotAllocate(t *testing.T) {
 	checkInvariant(t, e.Stats())
 }
 
+// A process that allocates fast collects garbage tens of times a second:
+// the encoder and its buffers must survive collections, or ExportSpans
+// would allocate a batch's worth of memory for most batches.
+func TestExportSpansDoesNotAllocateAcrossCollections(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
+	defer shutdown(t, e)
+	batch := otlptest.Indexed(64)
+	for range 10 {
+		_ = e.ExportSpans(context.Background(), batch)
+	}
+	// As testing.AllocsPerRun does, the average is rounded down: a stray
+	// allocation elsewhere in the process does not count, a batch that
+	// grows a new arena does.
+	var ms runtime.MemStats
+	var total uint64
+	const runs = 10
+	for range runs {
+		// Two collections empty every sync.Pool.
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		_ = e.ExportSpans(context.Background(), batch)
+		runtime.ReadMemStats(&ms)
+		total += ms.Mallocs - before
+	}
+	if n := total / runs; n != 0 {
+		t.Fatalf("after two collections, ExportSpans allocates %d times per call, want 0", n)
+	}
+	checkInvariant(t, e.Stats())
+}
+
 func TestMalformedHeadersFromTheEnvironmentAreReportedNeverQuoted(t *testing.T) {
 	for _, v := range []string{
 		"Authorization: Basic U0VDUkVUU0VDUkVU==",

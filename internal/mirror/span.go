@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -88,6 +89,15 @@ const sdkTracePkg = "go.opentelemetry.io/otel/sdk/trace"
 type snapshotKind struct {
 	typ reflect.Type
 	ok  bool
+	// itab is the type word of a ReadOnlySpan holding such a snapshot,
+	// or nil if an interface value was not found to be made of a type
+	// word and a data word: SpanOf then compares reflect types instead.
+	itab unsafe.Pointer
+}
+
+// ifaceWords is the layout of a non-empty interface value.
+type ifaceWords struct {
+	itab, data unsafe.Pointer
 }
 
 var snapshot atomic.Pointer[snapshotKind]
@@ -95,8 +105,15 @@ var snapshot atomic.Pointer[snapshotKind]
 // SpanOf returns s's own data when s is an SDK snapshot of the layout Span
 // mirrors, and nil otherwise. It is safe for concurrent use.
 func SpanOf(s sdktrace.ReadOnlySpan) *Span {
-	if k := snapshot.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
-		return (*Span)(reflect.ValueOf(s).UnsafePointer())
+	if k := snapshot.Load(); k != nil && k.ok {
+		// A type word is that of one concrete type: the same as the
+		// learnt one's, the span is a snapshot.
+		if w := (*ifaceWords)(unsafe.Pointer(&s)); k.itab != nil && w.itab == k.itab {
+			return (*Span)(w.data)
+		}
+		if k.typ == reflect.TypeOf(s) {
+			return (*Span)(reflect.ValueOf(s).UnsafePointer())
+		}
 	}
 	return learn(s)
 }
@@ -111,6 +128,9 @@ func learn(s sdktrace.ReadOnlySpan) *Span {
 			return nil
 		}
 		k = &snapshotKind{typ: t, ok: Matches(t.Elem(), reflect.TypeFor[Span]())}
+		if w := (*ifaceWords)(unsafe.Pointer(&s)); w.data == reflect.ValueOf(s).UnsafePointer() && w.itab != nil {
+			k.itab = w.itab
+		}
 		if !snapshot.CompareAndSwap(nil, k) {
 			k = snapshot.Load()
 		}

@@ -53,8 +53,10 @@
 //
 // # Concurrency
 //
-// An Encoder is not safe for concurrent use; keep one per goroutine or in a
-// sync.Pool. Requests are independent of the Encoder that produced them and
+// An Encoder is not safe for concurrent use; keep one per goroutine. A
+// sync.Pool alone loses it, with the arena and caches it has grown, at
+// every other garbage collection, which a process ending spans fast runs
+// tens of times a second. Requests are independent of the Encoder that produced them and
 // must be released exactly once. Split, CountSpans and AppendJSON are safe
 // for concurrent use.
 package otlpenc

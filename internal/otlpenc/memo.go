@@ -52,8 +52,48 @@ func (m *attrMemo) holds(kv *attribute.KeyValue) bool {
 		sameString(v.Str(), m.str) && sameString(string(kv.Key), m.key)
 }
 
+// patchable reports whether kv differs from the attribute m remembers by
+// a scalar of the same type and encoded size under the very same key:
+// its KeyValue field is m's with the value's last bytes replaced (see
+// patch).
+func (m *attrMemo) patchable(kv *attribute.KeyValue) bool {
+	v := mirror.ValueOf(&kv.Value)
+	if m.end == 0 || v.Type() != m.typ || !sameString(string(kv.Key), m.key) || v.Str() != "" {
+		return false
+	}
+	switch m.typ {
+	case attribute.BOOL, attribute.FLOAT64:
+		return true
+	case attribute.INT64:
+		return sizeVarint(v.Num()) == sizeVarint(m.num)
+	}
+	return false
+}
+
+// patch writes num, a value of m's type and of the same encoded size as
+// m's, over the end of field, a copy of m's KeyValue field, and makes m
+// remember it.
+func (m *attrMemo) patch(field []byte, num uint64) {
+	switch m.typ {
+	case attribute.BOOL:
+		field[len(field)-1] = boolByte(num != 0)
+	case attribute.FLOAT64:
+		binary.LittleEndian.PutUint64(field[len(field)-8:], num)
+	case attribute.INT64:
+		binary.PutUvarint(field[len(field)-sizeVarint(num):], num)
+	}
+	m.num = num
+}
+
 // appendSpanAttrs appends a span's attributes as Span.attributes fields,
 // copying those it finds in the memos and remembering the others.
+//
+// The memos follow the copies: after each span they point at its own
+// fields, so that a span like the one before it finds its attributes one
+// after another in the arena and copies them at once. An attribute that
+// differs from the remembered one only by a scalar of the same encoded
+// size (a flag, a status code) does not break the run: it is copied with
+// the others, and its value written over the copy.
 func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
 	if !valuesInPlace {
 		return e.appendKVs(b, tagSpanAttributes, attrs)
@@ -61,15 +101,32 @@ func (e *Encoder) appendSpanAttrs(b []byte, attrs []attribute.KeyValue) []byte {
 	n := min(len(attrs), memoAttrs)
 	memos := e.memos[:n]
 	for i := 0; i < n; {
-		// Copy the longest run of remembered attributes that lie one
-		// after another in the arena at once.
-		j, end := i, memos[i].off
-		for j < n && memos[j].off == end && memos[j].holds(&attrs[j]) {
+		// Copy the longest run of remembered (or patchable) attributes
+		// that lie one after another in the arena at once.
+		j, start := i, memos[i].off
+		end := start
+		var patches uint16
+		for j < n && memos[j].off == end {
+			if !memos[j].holds(&attrs[j]) {
+				if !memos[j].patchable(&attrs[j]) {
+					break
+				}
+				patches |= 1 << (j - i)
+			}
 			end = memos[j].end
 			j++
 		}
 		if j > i {
-			b = append(b, b[memos[i].off:end]...)
+			shift := len(b) - start
+			b = append(b, b[start:end]...)
+			for k := i; k < j; k++ {
+				m := &memos[k]
+				m.off += shift
+				m.end += shift
+				if patches&(1<<(k-i)) != 0 {
+					m.patch(b[m.off:m.end], mirror.ValueOf(&attrs[k].Value).Num())
+				}
+			}
 			i = j
 			continue
 		}

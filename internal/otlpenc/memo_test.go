@@ -67,6 +67,18 @@ func TestEncodeRepeatedAttributes(t *testing.T) {
 				attribute.Bool(longKey, i%2 == 1), attribute.Int(longKey, -i), attribute.Float64(longKey, float64(-i)),
 			}
 		}},
+		{name: "runs with scalars written over the copy", attrs: func(i int) []attribute.KeyValue {
+			routes := []string{"/a", "/b/{id}"}
+			return []attribute.KeyValue{
+				method, attribute.Int("status", 200+(i%4)*100), attribute.String("route", routes[i/3%2]),
+				attribute.Bool("hit", i%2 == 0), attribute.Int("port", 443+(i%5)*60000), attribute.Float64("load", float64(i)/7),
+				method,
+			}
+		}, span: func(i int, s *tracetest.SpanStub) {
+			if i%4 == 3 {
+				s.Name = strings.Repeat("m", 200) // the body moves on, with the memos in it
+			}
+		}},
 		{name: "repaired strings", attrs: func(i int) []attribute.KeyValue {
 			return []attribute.KeyValue{method, attribute.String("bad\xff", "x"), attribute.String("k", "bad\xfe"), method}
 		}},

@@ -7,19 +7,50 @@ import "sync"
 // to the garbage collector so that one burst does not pin its memory.
 const maxPooledBody = 16 << 20
 
-// pool is a sync.Pool of *T.
-type pool[T any] struct{ p sync.Pool }
+// keptRequests and maxKeptBody bound the released requests kept out of
+// the garbage collector's reach: at most keptRequests buffers of at most
+// maxKeptBody bytes each.
+const (
+	keptRequests = 8
+	maxKeptBody  = 512 << 10
+)
 
-func (p *pool[T]) get() *T {
-	if v, ok := p.p.Get().(*T); ok {
-		return v
-	}
-	return new(T)
+// requestPool hands out released requests: first those it keeps, then
+// those of a sync.Pool. A sync.Pool is emptied by every second garbage
+// collection, and a process that allocates fast collects tens of times a
+// second: a pool alone would then hand out new buffers to grow span by
+// span, and the encoder would allocate a batch's worth of memory for most
+// batches. The few requests kept are the ones a steady stream of batches
+// cycles through.
+type requestPool struct {
+	kept chan *Request
+	p    sync.Pool
 }
 
-func (p *pool[T]) put(v *T) { p.p.Put(v) }
+func (p *requestPool) get() *Request {
+	select {
+	case r := <-p.kept:
+		return r
+	default:
+	}
+	if r, ok := p.p.Get().(*Request); ok {
+		return r
+	}
+	return new(Request)
+}
 
-var requests pool[Request]
+func (p *requestPool) put(r *Request) {
+	if cap(r.body) <= maxKeptBody {
+		select {
+		case p.kept <- r:
+			return
+		default:
+		}
+	}
+	p.p.Put(r)
+}
+
+var requests = requestPool{kept: make(chan *Request, keptRequests)}
 
 // Request is one encoded ExportTraceServiceRequest.
 //

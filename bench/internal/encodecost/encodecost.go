@@ -6,9 +6,10 @@
 // proto.Marshal's the request as otlptracehttp does before it sends
 // (tracetransform + proto.Marshal, HTTP left out); ours is
 // otlpenc.Encoder.Encode into pooled requests, released after each batch.
-// Runs alternate, the side that goes first alternating too, so that noise
-// from the rest of the machine falls on both alike; each pair gives one
-// ratio, stock's time over ours.
+// Turns alternate, the side that goes first alternating too, so that
+// noise from the rest of the machine falls on both alike; each pair of
+// turns gives one ratio, stock's time over ours (see Pairer.Run for how a
+// turn is timed).
 package encodecost
 
 import (
@@ -17,7 +18,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tracekeeper/tracekeeper/bench/internal/otlpparity"
+	"github.com/tracekeeper/tracekeeper/internal/cputime"
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 )
 
@@ -35,6 +36,10 @@ const Batch = 512
 
 // MinPairs is the fewest pairs Run measures.
 const MinPairs = 10
+
+// SampleBatches is the number of batches each side encodes back to back
+// in one timed turn.
+const SampleBatches = 4
 
 // MarshalClient is an otlptrace.Client that does in process what the stock
 // otlptracehttp client does before it touches the network: wrap the
@@ -122,18 +127,34 @@ func (p *Pairer) encodeOurs() {
 }
 
 // Run times pairs pairs (at least MinPairs) and returns their summary.
+//
+// Both sides are timed alike, by the CPU time of the thread they run on
+// (see package cputime), so that other processes taking the CPU do not
+// count. Each side's turn starts with a garbage collection, so that no
+// collection of the other side's garbage runs into its time, and one
+// untimed batch, so that the caches hold this side's code and data; then
+// SampleBatches batches are timed back to back, as the side runs batch
+// after batch. The stock side's turn thus includes the collection work its
+// own garbage makes its thread do (assists), not what the collector's
+// background workers do on other threads: the ratio errs, if at all, in
+// the stock side's favour.
 func (p *Pairer) Run(ctx context.Context, pairs int) (Result, error) {
 	pairs = max(pairs, MinPairs)
-	n := float64(len(p.spans))
+	n := float64(len(p.spans) * SampleBatches)
 	stockNs, oursNs, ratios := make([]float64, pairs), make([]float64, pairs), make([]float64, pairs)
 	var stockAllocs, oursAllocs uint64
 	var ms runtime.MemStats
+	defer cputime.LockThread()()
 	timed := func(op func(), allocs *uint64) float64 {
+		runtime.GC()
+		op()
 		runtime.ReadMemStats(&ms)
 		m0 := ms.Mallocs
-		t0 := time.Now()
-		op()
-		d := time.Since(t0)
+		t0 := cputime.Now()
+		for range SampleBatches {
+			op()
+		}
+		d := cputime.Now() - t0
 		runtime.ReadMemStats(&ms)
 		*allocs += ms.Mallocs - m0
 		return float64(d.Nanoseconds()) / n
