@@ -47,6 +47,7 @@ type Guard struct {
 	custom    bool         // custom normalizers are configured
 	rename    bool         // WithHTTPRouteSpanNames
 	report    bool         // WithReportOnly
+	spanFast  bool         // spans are looked up in the state's spanCache
 	reset     int64        // the reset interval in nanoseconds, or 0
 	nextReset atomic.Int64 // unix nanoseconds; used only with a reset interval
 	hasher    valueHasher
@@ -79,6 +80,8 @@ type state struct {
 	anyName *valueSet
 	// pairs holds the attributes known to pass, for admitted.
 	pairs *pairSet
+	// spans holds spans that passed unchanged, by identity.
+	spans spanCache
 }
 
 // maxAnyNames bounds state.anyName; names beyond it are checked against
@@ -111,6 +114,11 @@ func CardinalityGuard(opts ...Option) *Guard {
 		hasher:   newValueHasher(),
 		replaced: newReplacedCounters(),
 	}
+	// The span cache matches values by identity, which needs them read in
+	// place, and holds only spans whose verdict depends on nothing but
+	// their name and attributes: custom normalizers may not be pure, and
+	// WithHTTPRouteSpanNames looks at the span's kind too.
+	g.spanFast = valuesInPlace && !g.custom && !g.rename
 	g.state.Store(g.newState())
 	if cfg.reset > 0 {
 		g.nextReset.Store(cfg.clock.Now().UnixNano() + int64(cfg.reset))
@@ -163,8 +171,16 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	}
 	st := g.current()
 	attrs := s.Attributes()
-	name, nameV := g.spanName(st, s, s.Name(), attrs)
+	orig := s.Name()
+	var sh uint64
+	if g.spanFast {
+		if sh = st.spans.hash(orig, attrs); sh != 0 && st.spans.has(sh, orig, attrs) {
+			return
+		}
+	}
+	name, nameV := g.spanName(st, s, orig, attrs)
 	overflow := nameV == replaced
+	clean := nameV == pass
 	report := g.report
 	if nameV != pass && !report {
 		s.SetName(name)
@@ -176,6 +192,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		if v == pass {
 			continue
 		}
+		clean = false
 		overflow = overflow || v == replaced
 		if report {
 			continue
@@ -195,6 +212,9 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if buf != nil {
 		s.SetAttributes(*buf...)
 		scratch.put(buf)
+	}
+	if clean && sh != 0 {
+		st.spans.learn(sh, orig, attrs)
 	}
 }
 
@@ -268,9 +288,19 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	} else {
 		attrs, name = s.Attributes(), s.Name()
 	}
+	var sh uint64
+	if g.spanFast {
+		if sh = st.spans.hash(name, attrs); sh != 0 && st.spans.has(sh, name, attrs) {
+			return s
+		}
+	}
+	orig := name
 	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
+		if sh != 0 {
+			st.spans.learn(sh, orig, attrs)
+		}
 		return s
 	}
 	if g.report {
@@ -304,6 +334,9 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	if view == nil {
 		if nameV == pass {
+			if sh != 0 && !overflow {
+				st.spans.learn(sh, orig, attrs)
+			}
 			return s
 		}
 		view, out = &guardedSpan{ReadOnlySpan: s}, attrs

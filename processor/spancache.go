@@ -1,0 +1,213 @@
+package processor
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
+)
+
+// spanCache remembers, by identity, spans that passed the Guard unchanged,
+// so that a span made of the very same strings and numbers again passes
+// with a comparison per attribute instead of a hash and a probe.
+//
+// Instrumentation mostly builds the attributes of a span from strings made
+// once, constants or strings built at startup, so span after span the same
+// key and value strings arrive with the same data pointers and lengths,
+// and the SDK copies only the KeyValue headers into each span. An entry
+// records the identity of a span's name and of each of its attributes: the
+// data pointer and length of the key and of a string value, the type, and
+// the bits of a number or boolean. It holds those pointers, which keeps
+// the strings' memory alive, so while the entry exists a string with the
+// same pointer and length has the same bytes: a span that matches an
+// entry is, byte for byte, one that passed unchanged in the same state,
+// and since admitted values stay admitted until a reset, it passes again.
+// A span that does not match is checked as if the cache did not exist.
+//
+// Lookups take no lock: a slot's entry is immutable once published
+// through an atomic pointer. A span's identities are hashed cheaply (the
+// match is exact, so the hash only spreads spans over the slots) and it is
+// learnt only on its second consecutive sighting in its slot with the
+// same hash: attributes whose strings are new on every span (a user agent
+// copied from each request, say) never repeat their identity, so such
+// spans never allocate an entry. An entry that has matched once keeps its
+// slot until the state is reset; one that never matched may be replaced.
+// A span may sit in either slot of a pair, so that two spans whose hashes
+// pick the same slot can both be held.
+// The number of entries made per state is bounded (maxSpanInstalls), and
+// so is the memory they hold: at most spanCacheSlots live entries of at
+// most maxCachedAttrs attributes and maxEntryBytes of strings each.
+type spanCache struct {
+	slots    [spanCacheSlots]spanSlot
+	installs atomic.Int32
+}
+
+const (
+	spanCacheBits   = 8
+	spanCacheSlots  = 1 << spanCacheBits
+	maxCachedAttrs  = 16
+	maxSpanInstalls = 4 * spanCacheSlots
+	// maxEntryBytes bounds the bytes of the strings (name, keys and
+	// values) of a span the cache holds.
+	maxEntryBytes = 2048
+)
+
+type spanSlot struct {
+	e    atomic.Pointer[spanEntry]
+	cand atomic.Uint64 // the hash of the last span seen missing here
+}
+
+// spanEntry is the identity of a span that passed unchanged.
+type spanEntry struct {
+	name    unsafe.Pointer // the name's data, nil when empty
+	nameLen int
+	hit     atomic.Bool // matched a span since it was made
+	attrs   []idAttr
+}
+
+// idAttr is the identity of one attribute. key and str point to the data
+// of the key and of a string value (nil when empty), and keep it alive;
+// meta packs the key's length, the value's type and the string's length.
+type idAttr struct {
+	key, str unsafe.Pointer
+	num      uint64
+	meta     uint64
+}
+
+// Limits of meta's packing; longer keys or strings are not cached.
+const (
+	maxIDKeyLen = 1 << 16
+	maxIDStrLen = 1 << 40
+)
+
+// strData returns the data pointer of s, or nil when s is empty: the
+// pointer of an empty string may point just past another object, which an
+// entry must not keep.
+func strData(s string) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.StringData(s))
+}
+
+// identity returns kv's identity. Call it only for an attribute hash
+// accepted.
+func identity(kv *attribute.KeyValue) idAttr {
+	d := mirror.ValueOf(&kv.Value)
+	k, s := string(kv.Key), d.Str()
+	return idAttr{key: strData(k), str: strData(s), num: d.Num(), meta: idMeta(len(k), d.Type(), len(s))}
+}
+
+func idMeta(keyLen int, typ attribute.Type, strLen int) uint64 {
+	return uint64(keyLen)<<48 | uint64(typ)<<40 | uint64(strLen)
+}
+
+// hash returns the hash of the identities of a span's name and attributes,
+// never 0, or 0 when the cache does not hold such a span: one with more
+// than maxCachedAttrs attributes, a value of a type other than a boolean,
+// an integer, a float or a string, or a key or string too long for
+// idAttr.meta. Use it only when mirror.ValueLayoutMatches.
+func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
+	if len(attrs) > maxCachedAttrs || len(name) >= maxIDStrLen {
+		return 0
+	}
+	acc := uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) ^ uint64(len(name))<<40 ^ uint64(len(attrs))<<56
+	for i := range attrs {
+		kv := &attrs[i]
+		d := mirror.ValueOf(&kv.Value)
+		switch d.Type() {
+		case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
+		default:
+			return 0
+		}
+		k, s := string(kv.Key), d.Str()
+		if uint64(len(k))>>16|uint64(len(s))>>40 != 0 {
+			return 0
+		}
+		x := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))) ^
+			bits.RotateLeft64(uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))), 17) ^
+			d.Num() ^ uint64(len(s)) ^ uint64(len(k))<<48
+		acc = bits.RotateLeft64(acc, 23) ^ x
+	}
+	acc *= 0x9e3779b97f4a7c15
+	return acc | 1
+}
+
+// has reports whether a span whose hash is h, with this name and these
+// attributes, matches an entry: in the slot h picks or the other slot of
+// its pair.
+func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool {
+	i := h >> (64 - spanCacheBits)
+	e := c.slots[i].e.Load()
+	if e == nil || !e.matches(name, attrs) {
+		if e = c.slots[i^1].e.Load(); e == nil || !e.matches(name, attrs) {
+			return false
+		}
+	}
+	if !e.hit.Load() {
+		e.hit.Store(true)
+	}
+	return true
+}
+
+// matches reports whether a span with this name and these attributes, of
+// which hash accepted every one, is the one e records. Lengths are
+// compared before pointers, whose bits are masked out where the length
+// is 0 (see strData).
+func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
+	if len(attrs) != len(e.attrs) || e.nameLen != len(name) ||
+		(uintptr(unsafe.Pointer(unsafe.StringData(name)))^uintptr(e.name))&lenMask(len(name)) != 0 {
+		return false
+	}
+	ids := e.attrs[:len(attrs)]
+	for i := range attrs {
+		kv, b := &attrs[i], &ids[i]
+		d := mirror.ValueOf(&kv.Value)
+		k, s := string(kv.Key), d.Str()
+		if b.meta != idMeta(len(k), d.Type(), len(s)) || b.num != d.Num() ||
+			(uintptr(unsafe.Pointer(unsafe.StringData(k)))^uintptr(b.key))&lenMask(len(k))|
+				(uintptr(unsafe.Pointer(unsafe.StringData(s)))^uintptr(b.str))&lenMask(len(s)) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// lenMask returns all ones for n > 0 and 0 for n == 0.
+func lenMask(n int) uintptr { return -uintptr(min(n, 1)) }
+
+// learn is told that the span of hash h (not 0), with this name and these
+// attributes, passed unchanged and matched no entry. It records the span
+// at its second consecutive sighting in the slot h picks, in that slot or
+// the other of its pair, unless both hold an entry that has matched or the
+// state made maxSpanInstalls entries already.
+func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
+	i := h >> (64 - spanCacheBits)
+	s := &c.slots[i]
+	if e := s.e.Load(); e != nil && e.hit.Load() {
+		if e = c.slots[i^1].e.Load(); e != nil && e.hit.Load() {
+			return
+		}
+		s = &c.slots[i^1]
+	}
+	first := &c.slots[i]
+	if first.cand.Load() != h {
+		first.cand.Store(h)
+		return
+	}
+	size := len(name)
+	for i := range attrs {
+		size += len(attrs[i].Key) + len(mirror.ValueOf(&attrs[i].Value).Str())
+	}
+	if size > maxEntryBytes || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
+		return
+	}
+	e := &spanEntry{name: strData(name), nameLen: len(name), attrs: make([]idAttr, len(attrs))}
+	for i := range attrs {
+		e.attrs[i] = identity(&attrs[i])
+	}
+	s.e.Store(e)
+}

@@ -1,0 +1,246 @@
+package processor
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// cached reports whether c holds a span of this name and these
+// attributes.
+func cached(c *spanCache, name string, attrs []attribute.KeyValue) bool {
+	h := c.hash(name, attrs)
+	return h != 0 && c.has(h, name, attrs)
+}
+
+// learnt feeds the cache a span as the Guard does when it passed
+// unchanged, n times.
+func learnt(c *spanCache, n int, name string, attrs []attribute.KeyValue) {
+	for range n {
+		if h := c.hash(name, attrs); h != 0 && !c.has(h, name, attrs) {
+			c.learn(h, name, attrs)
+		}
+	}
+}
+
+// TestSpanCacheHoldsRepeatedSpans checks, in both wirings, that a span
+// built from the same strings again is held after it passed twice, and
+// that the spans keep passing unchanged, whether their strings are those
+// very ones or copies.
+func TestSpanCacheHoldsRepeatedSpans(t *testing.T) {
+	if !valuesInPlace {
+		t.Skip("attribute.Value's layout changed: the span cache is off")
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"),
+		attribute.String("http.route", "/users/{id}"),
+		attribute.Int("http.response.status_code", 200),
+		attribute.Float64("ratio", 0.5),
+		attribute.Bool("ok", true),
+		attribute.String("empty", ""),
+	}
+	copies := make([]attribute.KeyValue, len(attrs))
+	for i, kv := range attrs {
+		copies[i] = kv
+		if kv.Value.Type() == attribute.STRING {
+			copies[i] = attribute.String(strings.Clone(string(kv.Key)), strings.Clone(kv.Value.AsString()))
+		}
+	}
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t)
+			st := p.guard.state.Load()
+			for i := range 3 {
+				for _, a := range [][]attribute.KeyValue{attrs, copies} {
+					got := p.span("GET /users/{id}", a)
+					if got.Name() != "GET /users/{id}" || marked(got) || len(got.Attributes()) != len(a) {
+						t.Fatalf("span %d changed: %q %v", i, got.Name(), got.Attributes())
+					}
+					for j, kv := range got.Attributes() {
+						if kv != a[j] {
+							t.Fatalf("span %d: attribute %v became %v", i, a[j], kv)
+						}
+					}
+				}
+			}
+			if !cached(&st.spans, "GET /users/{id}", attrs) {
+				t.Fatal("a span that passed three times is not held")
+			}
+		})
+	}
+}
+
+// TestSpanCacheMatchesIdentities checks that an entry matches a span of
+// the same name and attributes by identity only: a string of the same
+// bytes elsewhere, a string that shares the pointer but not the length,
+// another type with the same bits or another count do not match; empty
+// strings match whatever their pointer.
+func TestSpanCacheMatchesIdentities(t *testing.T) {
+	if !valuesInPlace {
+		t.Skip("attribute.Value's layout changed: the span cache is off")
+	}
+	backing := "abcdefgh"
+	name := "GET /x"
+	base := []attribute.KeyValue{
+		attribute.String("a", backing[:3]),
+		attribute.Int64("n", 1),
+		attribute.String("e", backing[8:]),
+	}
+	c := &spanCache{}
+	learnt(c, 2, name, base)
+	with := func(i int, kv attribute.KeyValue) []attribute.KeyValue {
+		a := append([]attribute.KeyValue(nil), base...)
+		a[i] = kv
+		return a
+	}
+	for _, tc := range []struct {
+		what  string
+		name  string
+		attrs []attribute.KeyValue
+		want  bool
+	}{
+		{"the same span", name, base, true},
+		{"another empty string", name, with(2, attribute.String("e", backing[2:2])), true},
+		{"a copy of a value", name, with(0, attribute.String("a", strings.Clone(backing[:3]))), false},
+		{"a copy of a key", name, with(0, attribute.String(strings.Clone("a"), backing[:3])), false},
+		{"a longer value at the same address", name, with(0, attribute.String("a", backing[:4])), false},
+		{"another number", name, with(1, attribute.Int64("n", 2)), false},
+		{"a boolean of the same bits", name, with(1, attribute.Bool("n", true)), false},
+		{"a copy of the name", strings.Clone(name), base, false},
+		{"a prefix of the name", name[:5], base, false},
+		{"one attribute less", name, base[:2], false},
+	} {
+		if got := cached(c, tc.name, tc.attrs); got != tc.want {
+			t.Errorf("%s: held %v, want %v", tc.what, got, tc.want)
+		}
+	}
+	if h := c.hash(name, append(base[:1:1], attribute.StringSlice("s", []string{"x"}))); h != 0 {
+		t.Error("a span with a slice value is hashed for the cache")
+	}
+	if h := c.hash(name, make([]attribute.KeyValue, maxCachedAttrs+1)); h != 0 {
+		t.Error("a span of too many attributes is hashed for the cache")
+	}
+}
+
+// TestSpanCacheSkipsFreshStrings checks that spans whose strings are new
+// every time, as values copied from each request are, make no entry, and
+// that the entries made are bounded.
+func TestSpanCacheSkipsFreshStrings(t *testing.T) {
+	if !valuesInPlace {
+		t.Skip("attribute.Value's layout changed: the span cache is off")
+	}
+	p := newWrapping(t)
+	st := p.guard.state.Load()
+	for i := range 200 {
+		ua := "agent/" + strconv.Itoa(i%2) // the same two contents, fresh strings
+		p.span("GET /", []attribute.KeyValue{attribute.String("user_agent.original", ua)})
+	}
+	if n := st.spans.installs.Load(); n != 0 {
+		t.Fatalf("%d entries made for spans of fresh strings", n)
+	}
+
+	c := &spanCache{}
+	names := make([]string, 3*maxSpanInstalls)
+	for i := range names {
+		names[i] = "op " + strconv.Itoa(i)
+	}
+	for _, n := range names {
+		learnt(c, 2, n, nil) // made, and replaceable since never matched
+	}
+	if n := c.installs.Load(); n != maxSpanInstalls {
+		t.Fatalf("%d entries made, bound %d", n, maxSpanInstalls)
+	}
+	big := []attribute.KeyValue{attribute.String("k", strings.Repeat("x", maxEntryBytes))}
+	d := &spanCache{}
+	learnt(d, 3, "op", big)
+	if n := d.installs.Load(); n != 0 {
+		t.Fatalf("a span of more than %d bytes of strings is held", maxEntryBytes)
+	}
+}
+
+// TestSpanCacheKeepsVerdicts checks that holding a span changes no
+// verdict: another value of a full key is still replaced, the cache of a
+// reset state is empty, so a held value that no longer fits is replaced,
+// and with the options whose verdicts depend on more than the name and
+// attributes the cache is off.
+func TestSpanCacheKeepsVerdicts(t *testing.T) {
+	if !valuesInPlace {
+		t.Skip("attribute.Value's layout changed: the span cache is off")
+	}
+	clk := clockwork.NewFakeClock()
+	p := newWrapping(t, WithKeyLimit("tenant", 1), WithResetInterval(time.Minute), withClock(clk))
+	a := []attribute.KeyValue{attribute.String("tenant", "a")}
+	b := []attribute.KeyValue{attribute.String("tenant", "b")}
+	for range 3 {
+		if s := p.span("op", a); marked(s) {
+			t.Fatal("the first value of a key was replaced")
+		}
+	}
+	if !cached(&p.guard.state.Load().spans, "op", a) {
+		t.Fatal("a span that passed three times is not held")
+	}
+	if s := p.span("op", b); !marked(s) {
+		t.Fatal("a second value of a key limited to one passed")
+	}
+	clk.Advance(2 * time.Minute)
+	if s := p.span("op", b); marked(s) {
+		t.Fatal("after the reset, the first value was replaced")
+	}
+	if s := p.span("op", a); !marked(s) {
+		t.Fatal("after the reset, a value held before passed a full key")
+	}
+
+	for _, opts := range [][]Option{
+		{WithNormalizer(func(_, v string) (string, bool) { return v, false })},
+		{WithHTTPRouteSpanNames(true)},
+	} {
+		if g := CardinalityGuard(append(opts, WithMeterProvider(noop.NewMeterProvider()))...); g.spanFast {
+			t.Error("span cache on with an option whose verdicts depend on more than identities")
+		}
+	}
+}
+
+// TestSpanCacheConcurrentSpans ends the same spans from several goroutines
+// while the cache learns them, for the race detector.
+func TestSpanCacheConcurrentSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	g := CardinalityGuard(WithMeterProvider(noop.NewMeterProvider()), WithDownstream(rec))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(g))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	shapes := make([][]trace.SpanStartOption, 8)
+	for i := range shapes {
+		shapes[i] = []trace.SpanStartOption{trace.WithAttributes(
+			attribute.String("http.route", "/r/"+strconv.Itoa(i)),
+			attribute.Int("http.response.status_code", 200+i))}
+	}
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 500 {
+				_, s := tp.Tracer("test").Start(context.Background(), "op", shapes[(i+w)%len(shapes)]...)
+				s.End()
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	for _, s := range rec.Ended() {
+		if marked(s) || s.Name() != "op" {
+			t.Fatalf("span changed: %q %v", s.Name(), s.Attributes())
+		}
+	}
+}
