@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
@@ -172,10 +173,14 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	st := g.current()
 	attrs := s.Attributes()
 	orig := s.Name()
-	var sh uint64
+	var probe spanProbe
 	if g.spanFast {
-		if sh = st.spans.hash(orig, attrs); sh != 0 && st.spans.has(sh, orig, attrs) {
-			return
+		gate := st.spans.gate(orig)
+		if open(gate) || sampled(s.SpanContext().SpanID()) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
+				return
+			}
 		}
 	}
 	name, nameV := g.spanName(st, s, orig, attrs)
@@ -213,8 +218,8 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		s.SetAttributes(*buf...)
 		scratch.put(buf)
 	}
-	if clean && sh != 0 {
-		st.spans.learn(sh, orig, attrs)
+	if probe.h != 0 {
+		st.spans.missed(probe, clean, orig, attrs)
 	}
 }
 
@@ -283,27 +288,35 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		attrs []attribute.KeyValue
 		name  string
 	)
-	if d := mirror.SpanOf(s); d != nil {
+	d := mirror.SpanOf(s)
+	if d != nil {
 		attrs, name = d.Attributes(), d.Name() // without copying the span twice
 	} else {
 		attrs, name = s.Attributes(), s.Name()
 	}
-	var sh uint64
+	var probe spanProbe
 	if g.spanFast {
-		if sh = st.spans.hash(name, attrs); sh != 0 && st.spans.has(sh, name, attrs) {
-			return s
+		gate := st.spans.gate(name)
+		if open(gate) || sampled(spanID(s, d)) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
+				return s
+			}
 		}
 	}
 	orig := name
 	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
-		if sh != 0 {
-			st.spans.learn(sh, orig, attrs)
+		if probe.h != 0 {
+			st.spans.missed(probe, true, orig, attrs)
 		}
 		return s
 	}
 	if g.report {
+		if probe.h != 0 {
+			st.spans.missed(probe, false, orig, attrs)
+		}
 		return g.reportOnly(s, st, attrs, n, nameV == replaced)
 	}
 	overflow := nameV == replaced
@@ -334,15 +347,26 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	if view == nil {
 		if nameV == pass {
-			if sh != 0 && !overflow {
-				st.spans.learn(sh, orig, attrs)
+			if probe.h != 0 {
+				st.spans.missed(probe, !overflow, orig, attrs)
 			}
 			return s
 		}
 		view, out = &guardedSpan{ReadOnlySpan: s}, attrs
 	}
+	if probe.h != 0 {
+		st.spans.missed(probe, false, orig, attrs)
+	}
 	view.name, view.attrs = name, out
 	return view
+}
+
+// spanID returns the ID of s, whose data is d when d is not nil.
+func spanID(s sdktrace.ReadOnlySpan, d *mirror.Span) trace.SpanID {
+	if d != nil {
+		return d.SpanContext().SpanID()
+	}
+	return s.SpanContext().SpanID()
 }
 
 // reportOnly is sanitize in report-only mode: it counts what it would

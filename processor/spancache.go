@@ -1,11 +1,13 @@
 package processor
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"sync/atomic"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
@@ -40,8 +42,16 @@ import (
 // The number of entries made per state is bounded (maxSpanInstalls), and
 // so is the memory they hold: at most spanCacheSlots live entries of at
 // most maxCachedAttrs attributes and maxEntryBytes of strings each.
+//
+// Spans that cannot match, those with a string made anew for each span,
+// would pay for the hash at every span; so spans are also counted by the
+// identity of their name (gates): once missesToSkip spans in a row of a
+// name have missed, spans of that name skip the cache but for one in
+// sampleSkipped of them, chosen by span ID, which keeps looking and learning;
+// a match opens the gate again.
 type spanCache struct {
 	slots    [spanCacheSlots]spanSlot
+	gates    [spanGates]atomic.Uint32 // consecutive misses, up to missesToSkip
 	installs atomic.Int32
 }
 
@@ -53,7 +63,65 @@ const (
 	// maxEntryBytes bounds the bytes of the strings (name, keys and
 	// values) of a span the cache holds.
 	maxEntryBytes = 2048
+
+	spanGatesBits = 8
+	spanGates     = 1 << spanGatesBits
+	missesToSkip  = 32
+	sampleBits    = 5 // one in 1<<sampleBits skipped spans is looked up
 )
+
+// gate returns the miss counter of the spans named name.
+func (c *spanCache) gate(name string) *atomic.Uint32 {
+	x := (uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) ^ uint64(len(name))<<48) * 0x9e3779b97f4a7c15
+	return &c.gates[x>>(64-spanGatesBits)]
+}
+
+// open reports whether a span that gate counts is to be looked up, or
+// whether only a sample of such spans is (see sampled).
+func open(gate *atomic.Uint32) bool { return gate.Load() < missesToSkip }
+
+// sampled reports whether the span of ID id is one of the skipped spans
+// that are looked up all the same: one in 1<<sampleBits, by a hash of the
+// ID, so that IDs that are not random are sampled too.
+func sampled(id trace.SpanID) bool {
+	return binary.LittleEndian.Uint64(id[:])*0x9e3779b97f4a7c15>>(64-sampleBits) == 0
+}
+
+// spanProbe is what lookup found out about a span that missed: its hash
+// and its gate.
+type spanProbe struct {
+	h    uint64
+	gate *atomic.Uint32
+}
+
+// lookup reports whether a span with this name and these attributes,
+// counted by gate, matches an entry. When it does not and the span could
+// be held, it returns the probe to hand to missed once the span has been
+// checked.
+func (c *spanCache) lookup(gate *atomic.Uint32, name string, attrs []attribute.KeyValue) (spanProbe, bool) {
+	h := c.hash(name, attrs)
+	if h == 0 {
+		return spanProbe{}, false
+	}
+	if c.has(h, name, attrs) {
+		if gate.Load() != 0 {
+			gate.Store(0)
+		}
+		return spanProbe{}, true
+	}
+	return spanProbe{h, gate}, false
+}
+
+// missed is told the outcome of the check of a span that lookup missed:
+// whether it passed unchanged (clean), in which case learn records it.
+func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribute.KeyValue) {
+	if clean {
+		c.learn(p.h, name, attrs)
+	}
+	if n := p.gate.Load(); n < missesToSkip {
+		p.gate.Store(n + 1)
+	}
+}
 
 type spanSlot struct {
 	e    atomic.Pointer[spanEntry]
@@ -70,18 +138,14 @@ type spanEntry struct {
 
 // idAttr is the identity of one attribute. key and str point to the data
 // of the key and of a string value (nil when empty), and keep it alive;
-// meta packs the key's length, the value's type and the string's length.
+// word holds the bits of a number or boolean, or the length of a string
+// (attribute.Value keeps no number with a string), and meta the value's
+// type and the key's length.
 type idAttr struct {
 	key, str unsafe.Pointer
-	num      uint64
+	word     uint64
 	meta     uint64
 }
-
-// Limits of meta's packing; longer keys or strings are not cached.
-const (
-	maxIDKeyLen = 1 << 16
-	maxIDStrLen = 1 << 40
-)
 
 // strData returns the data pointer of s, or nil when s is empty: the
 // pointer of an empty string may point just past another object, which an
@@ -93,40 +157,50 @@ func strData(s string) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.StringData(s))
 }
 
-// identity returns kv's identity. Call it only for an attribute hash
-// accepted.
+// identity returns kv's identity.
 func identity(kv *attribute.KeyValue) idAttr {
 	d := mirror.ValueOf(&kv.Value)
 	k, s := string(kv.Key), d.Str()
-	return idAttr{key: strData(k), str: strData(s), num: d.Num(), meta: idMeta(len(k), d.Type(), len(s))}
+	return idAttr{key: strData(k), str: strData(s), word: d.Num() ^ uint64(len(s)), meta: idMeta(d.Type(), len(k))}
 }
 
-func idMeta(keyLen int, typ attribute.Type, strLen int) uint64 {
-	return uint64(keyLen)<<48 | uint64(typ)<<40 | uint64(strLen)
+func idMeta(typ attribute.Type, keyLen int) uint64 { return uint64(typ)<<56 ^ uint64(keyLen) }
+
+// cacheable reports whether the cache may hold a span with this name and
+// these attributes: at most maxCachedAttrs of them, each a boolean, an
+// integer, a float or a string, with at most maxEntryBytes of strings in
+// all.
+func cacheable(name string, attrs []attribute.KeyValue) bool {
+	if len(attrs) > maxCachedAttrs {
+		return false
+	}
+	size := len(name)
+	for i := range attrs {
+		d := mirror.ValueOf(&attrs[i].Value)
+		switch d.Type() {
+		case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
+		default:
+			return false
+		}
+		size += len(attrs[i].Key) + len(d.Str())
+	}
+	return size <= maxEntryBytes
 }
 
 // hash returns the hash of the identities of a span's name and attributes,
-// never 0, or 0 when the cache does not hold such a span: one with more
-// than maxCachedAttrs attributes, a value of a type other than a boolean,
-// an integer, a float or a string, or a key or string too long for
-// idAttr.meta. Use it only when mirror.ValueLayoutMatches.
+// never 0, or 0 for a span of more than maxCachedAttrs attributes. It only
+// spreads spans over the slots: an entry is matched exactly, and only
+// spans cacheable accepts are held. Use it only when
+// mirror.ValueLayoutMatches.
 func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
-	if len(attrs) > maxCachedAttrs || len(name) >= maxIDStrLen {
+	if len(attrs) > maxCachedAttrs {
 		return 0
 	}
 	acc := uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) ^ uint64(len(name))<<40 ^ uint64(len(attrs))<<56
 	for i := range attrs {
 		kv := &attrs[i]
 		d := mirror.ValueOf(&kv.Value)
-		switch d.Type() {
-		case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.STRING:
-		default:
-			return 0
-		}
 		k, s := string(kv.Key), d.Str()
-		if uint64(len(k))>>16|uint64(len(s))>>40 != 0 {
-			return 0
-		}
 		x := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))) ^
 			bits.RotateLeft64(uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))), 17) ^
 			d.Num() ^ uint64(len(s)) ^ uint64(len(k))<<48
@@ -153,10 +227,10 @@ func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool 
 	return true
 }
 
-// matches reports whether a span with this name and these attributes, of
-// which hash accepted every one, is the one e records. Lengths are
-// compared before pointers, whose bits are masked out where the length
-// is 0 (see strData).
+// matches reports whether a span with this name and these attributes is
+// the one e records. Lengths and types are compared before pointers,
+// whose bits are masked out where the length is 0 (see strData); an
+// attribute of a type e cannot hold differs from e's in meta.
 func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
 	if len(attrs) != len(e.attrs) || e.nameLen != len(name) ||
 		(uintptr(unsafe.Pointer(unsafe.StringData(name)))^uintptr(e.name))&lenMask(len(name)) != 0 {
@@ -167,7 +241,7 @@ func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
 		kv, b := &attrs[i], &ids[i]
 		d := mirror.ValueOf(&kv.Value)
 		k, s := string(kv.Key), d.Str()
-		if b.meta != idMeta(len(k), d.Type(), len(s)) || b.num != d.Num() ||
+		if b.meta != idMeta(d.Type(), len(k)) || b.word != d.Num()^uint64(len(s)) ||
 			(uintptr(unsafe.Pointer(unsafe.StringData(k)))^uintptr(b.key))&lenMask(len(k))|
 				(uintptr(unsafe.Pointer(unsafe.StringData(s)))^uintptr(b.str))&lenMask(len(s)) != 0 {
 			return false
@@ -198,11 +272,7 @@ func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
 		first.cand.Store(h)
 		return
 	}
-	size := len(name)
-	for i := range attrs {
-		size += len(attrs[i].Key) + len(mirror.ValueOf(&attrs[i].Value).Str())
-	}
-	if size > maxEntryBytes || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
+	if !cacheable(name, attrs) || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
 		return
 	}
 	e := &spanEntry{name: strData(name), nameLen: len(name), attrs: make([]idAttr, len(attrs))}
