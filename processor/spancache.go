@@ -130,14 +130,14 @@ type spanSlot struct {
 
 // spanEntry is the identity of a span that passed unchanged.
 type spanEntry struct {
-	name    unsafe.Pointer // the name's data, nil when empty
+	name    unsafe.Pointer // the name's data
 	nameLen int
 	hit     atomic.Bool // matched a span since it was made
 	attrs   []idAttr
 }
 
 // idAttr is the identity of one attribute. key and str point to the data
-// of the key and of a string value (nil when empty), and keep it alive;
+// of the key and of a string value, and keep it alive;
 // word holds the bits of a number or boolean, or the length of a string
 // (attribute.Value keeps no number with a string), and meta the value's
 // type and the key's length.
@@ -147,15 +147,11 @@ type idAttr struct {
 	meta     uint64
 }
 
-// strData returns the data pointer of s, or nil when s is empty: the
-// pointer of an empty string may point just past another object, which an
-// entry must not keep.
-func strData(s string) unsafe.Pointer {
-	if len(s) == 0 {
-		return nil
-	}
-	return unsafe.Pointer(unsafe.StringData(s))
-}
+// strData returns the data pointer of s. Go never makes the pointer of an
+// empty string point past the end of an object (slicing at the end keeps
+// the base pointer), so it is safe to keep; two empty strings of different
+// pointers only fail to match.
+func strData(s string) unsafe.Pointer { return unsafe.Pointer(unsafe.StringData(s)) }
 
 // identity returns kv's identity.
 func identity(kv *attribute.KeyValue) idAttr {
@@ -196,14 +192,11 @@ func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
 	if len(attrs) > maxCachedAttrs {
 		return 0
 	}
-	acc := uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) ^ uint64(len(name))<<40 ^ uint64(len(attrs))<<56
+	acc := uint64(uintptr(strData(name))) ^ uint64(len(name))<<40 ^ uint64(len(attrs))<<56
 	for i := range attrs {
 		kv := &attrs[i]
 		d := mirror.ValueOf(&kv.Value)
-		k, s := string(kv.Key), d.Str()
-		x := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))) ^
-			bits.RotateLeft64(uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))), 17) ^
-			d.Num() ^ uint64(len(s)) ^ uint64(len(k))<<48
+		x := uint64(uintptr(strData(string(kv.Key)))) ^ bits.RotateLeft64(uint64(uintptr(strData(d.Str()))), 17) ^ d.Num()
 		acc = bits.RotateLeft64(acc, 23) ^ x
 	}
 	acc *= 0x9e3779b97f4a7c15
@@ -228,12 +221,10 @@ func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool 
 }
 
 // matches reports whether a span with this name and these attributes is
-// the one e records. Lengths and types are compared before pointers,
-// whose bits are masked out where the length is 0 (see strData); an
+// the one e records: the same pointers, lengths, types and numbers. An
 // attribute of a type e cannot hold differs from e's in meta.
 func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
-	if len(attrs) != len(e.attrs) || e.nameLen != len(name) ||
-		(uintptr(unsafe.Pointer(unsafe.StringData(name)))^uintptr(e.name))&lenMask(len(name)) != 0 {
+	if len(attrs) != len(e.attrs) || e.nameLen != len(name) || e.name != strData(name) {
 		return false
 	}
 	ids := e.attrs[:len(attrs)]
@@ -241,17 +232,13 @@ func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
 		kv, b := &attrs[i], &ids[i]
 		d := mirror.ValueOf(&kv.Value)
 		k, s := string(kv.Key), d.Str()
-		if b.meta != idMeta(d.Type(), len(k)) || b.word != d.Num()^uint64(len(s)) ||
-			(uintptr(unsafe.Pointer(unsafe.StringData(k)))^uintptr(b.key))&lenMask(len(k))|
-				(uintptr(unsafe.Pointer(unsafe.StringData(s)))^uintptr(b.str))&lenMask(len(s)) != 0 {
+		if b.key != strData(k) || b.str != strData(s) ||
+			b.word != d.Num()^uint64(len(s)) || b.meta != idMeta(d.Type(), len(k)) {
 			return false
 		}
 	}
 	return true
 }
-
-// lenMask returns all ones for n > 0 and 0 for n == 0.
-func lenMask(n int) uintptr { return -uintptr(min(n, 1)) }
 
 // learn is told that the span of hash h (not 0), with this name and these
 // attributes, passed unchanged and matched no entry. It records the span
