@@ -38,17 +38,17 @@ import (
 // spans never allocate an entry. An entry that has matched once keeps its
 // slot until the state is reset; one that never matched may be replaced.
 // A span may sit in either slot of a pair, so that two spans whose hashes
-// pick the same slot can both be held.
-// The number of entries made per state is bounded (maxSpanInstalls), and
-// so is the memory they hold: at most spanCacheSlots live entries of at
-// most maxCachedAttrs attributes and maxEntryBytes of strings each.
+// pick the same slot can both be held. The number of entries made per
+// state is bounded (maxSpanInstalls), and so is the memory they hold: at
+// most spanCacheSlots live entries of at most maxCachedAttrs attributes
+// and maxEntryBytes of strings each.
 //
 // Spans that cannot match, those with a string made anew for each span,
 // would pay for the hash at every span; so spans are also counted by the
-// identity of their name (gates): once missesToSkip spans in a row of a
-// name have missed, spans of that name skip the cache but for one in
-// sampleSkipped of them, chosen by span ID, which keeps looking and learning;
-// a match opens the gate again.
+// identity of their name (gates): once missesToSkip spans of a name in a
+// row have missed, spans of that name skip the cache but for one in
+// 1<<sampleBits of them, chosen by span ID, which keeps looking and
+// learning; a match opens the gate again.
 type spanCache struct {
 	slots    [spanCacheSlots]spanSlot
 	gates    [spanGates]atomic.Uint32 // consecutive misses, up to missesToSkip
@@ -62,7 +62,7 @@ const (
 	maxSpanInstalls = 4 * spanCacheSlots
 	// maxEntryBytes bounds the bytes of the strings (name, keys and
 	// values) of a span the cache holds.
-	maxEntryBytes = 2048
+	maxEntryBytes = 1024
 
 	spanGatesBits = 8
 	spanGates     = 1 << spanGatesBits
