@@ -262,9 +262,38 @@ func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
 	if !cacheable(name, attrs) || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
 		return
 	}
-	e := &spanEntry{name: strData(name), nameLen: len(name), attrs: make([]idAttr, len(attrs))}
+	e := newSpanEntry(len(attrs))
+	e.name, e.nameLen = strData(name), len(name)
 	for i := range attrs {
 		e.attrs[i] = identity(&attrs[i])
 	}
 	s.e.Store(e)
+}
+
+// newSpanEntry returns an entry for n attributes, at most maxCachedAttrs,
+// with their identities in the same allocation, after the rest.
+func newSpanEntry(n int) *spanEntry {
+	switch {
+	case n <= 4:
+		e := &struct {
+			spanEntry
+			buf [4]idAttr
+		}{}
+		e.attrs = e.buf[:n]
+		return &e.spanEntry
+	case n <= 8:
+		e := &struct {
+			spanEntry
+			buf [8]idAttr
+		}{}
+		e.attrs = e.buf[:n]
+		return &e.spanEntry
+	default:
+		e := &struct {
+			spanEntry
+			buf [maxCachedAttrs]idAttr
+		}{}
+		e.attrs = e.buf[:n]
+		return &e.spanEntry
+	}
 }
