@@ -218,10 +218,10 @@
 // the pairs that passed before, without finding the key's own state
 // first. When the spans of a name keep missing the cache (a string made
 // for each request, a user agent or a path, is enough), only one in 32 of
-// them is looked up there, so they pay a few nanoseconds for it.
-// The span name is checked without reading the
-// span's instrumentation scope when it was admitted before, because on an
-// ended span that read costs more than the rest of the check.
+// them is looked up there, and the others pay a little for being counted
+// out. The span name is checked without reading the span's
+// instrumentation scope when it was admitted before, because on an ended
+// span that read costs more than the rest of the check.
 //
 // BenchmarkGuardAdded measures what the Guard adds to a real
 // TracerProvider ending server spans with eight attributes, paired with
@@ -229,7 +229,11 @@
 // under a BatchSpanProcessor. Both use strings made once, so they measure
 // the span cache's path; BenchmarkGuardAdded's plain-fresh and
 // wrapping-fresh give each span a user agent string of its own, which
-// misses it.
+// misses it. On a 2-core AMD EPYC, in a run where the span itself took
+// 1.34 µs, go test -run '^$' -bench GuardAdded -benchtime 64000x
+// ./processor/ gave medians of 87 ns (plain) and 95 ns (wrapping), with
+// no allocation, against about 145 ns before the span cache; the fresh
+// spans cost 172 to 218 ns, 20 to 35 ns more than before it.
 //
 // # Metrics, Stats and logs
 //
