@@ -315,3 +315,84 @@ func TestSpanCacheGates(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSpanCacheAgrees checks that the span cache changes no outcome: two
+// Guards, one with the cache and one without, are handed the same ended
+// spans, built from the fuzzed strings themselves, from copies of them and
+// from new values, in both wirings' paths, and must return the same names
+// and attributes.
+func FuzzSpanCacheAgrees(f *testing.F) {
+	f.Add("url.path", "/users/123", "GET /users/{id}", uint8(0))
+	f.Add("k", "", "", uint8(7))
+	f.Add(string(OverflowKey), "true", OverflowValue, uint8(3))
+	f.Add("http.route", "/a/{id}", "op", uint8(255))
+	f.Fuzz(func(t *testing.T, key, value, name string, seed uint8) {
+		if !valuesInPlace {
+			t.Skip("attribute.Value's layout changed: the span cache is off")
+		}
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		opts := []Option{WithMeterProvider(noop.NewMeterProvider()), WithValueLimit(2), WithSpanNameLimit(2), WithKeyLimit("n", 1)}
+		on := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
+		off := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
+		off.spanFast = false
+		plainOn, plainOff := CardinalityGuard(opts...), CardinalityGuard(opts...)
+		plainOff.spanFast = false
+		for i := range 12 {
+			k, v, n := key, value, name
+			switch (int(seed) + i) % 4 {
+			case 1:
+				k, v, n = strings.Clone(key), strings.Clone(value), strings.Clone(name)
+			case 2:
+				v = value + strconv.Itoa(i%3)
+			case 3:
+				v = value[:len(value)/2]
+			}
+			// n is limited to one value, and its second one comes last.
+			attrs := []attribute.KeyValue{attribute.String(k, v), attribute.Int("n", i/8), attribute.Bool("b", true)}
+			_, s := tp.Tracer("fuzz").Start(context.Background(), n, trace.WithAttributes(attrs...))
+			a, b := snapshotOf(on.sanitize(s.(sdktrace.ReadOnlySpan))), snapshotOf(off.sanitize(s.(sdktrace.ReadOnlySpan)))
+			if !sameSpan(a, b) {
+				t.Fatalf("span %d, started: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
+			}
+			s.End()
+			all := rec.Ended()
+			ended := all[len(all)-1]
+			a, b = snapshotOf(on.sanitize(ended)), snapshotOf(off.sanitize(ended))
+			if !sameSpan(a, b) {
+				t.Fatalf("span %d, ended: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
+			}
+			// The plain wiring rewrites live spans; each Guard gets its own.
+			_, x := tp.Tracer("fuzz").Start(context.Background(), n, trace.WithAttributes(attrs...))
+			_, y := tp.Tracer("fuzz").Start(context.Background(), n, trace.WithAttributes(attrs...))
+			plainOn.OnStart(context.Background(), x.(sdktrace.ReadWriteSpan))
+			plainOff.OnStart(context.Background(), y.(sdktrace.ReadWriteSpan))
+			a, b = snapshotOf(x.(sdktrace.ReadOnlySpan)), snapshotOf(y.(sdktrace.ReadOnlySpan))
+			if !sameSpan(a, b) {
+				t.Fatalf("span %d, plain: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
+			}
+			x.End()
+			y.End()
+		}
+	})
+}
+
+type spanData struct {
+	name  string
+	attrs []attribute.KeyValue
+}
+
+func snapshotOf(s sdktrace.ReadOnlySpan) spanData { return spanData{s.Name(), s.Attributes()} }
+
+func sameSpan(a, b spanData) bool {
+	if a.name != b.name || len(a.attrs) != len(b.attrs) {
+		return false
+	}
+	for i := range a.attrs {
+		if a.attrs[i] != b.attrs[i] {
+			return false
+		}
+	}
+	return true
+}
