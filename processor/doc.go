@@ -125,7 +125,8 @@
 // WithHTTPRouteSpanNames keeps up to 1024 of the names it builds. The
 // cache of spans that passed unchanged (see Cost) holds at most 256 of
 // them, of at most 16 attributes and 1 KiB of strings each, and keeps
-// those strings alive (under 420 KiB in all). The worst case with all
+// those strings alive (under 420 KiB in all, more only if they are parts
+// of longer strings). The worst case with all
 // defaults, every key and scope full, is under 18 MiB; a typical service
 // uses a few hundred KiB.
 // Keys and scope names longer than 256 bytes are not tracked.
