@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
@@ -47,6 +48,7 @@ type Guard struct {
 	custom    bool         // custom normalizers are configured
 	rename    bool         // WithHTTPRouteSpanNames
 	report    bool         // WithReportOnly
+	spanFast  bool         // spans are looked up in the state's spanCache
 	reset     int64        // the reset interval in nanoseconds, or 0
 	nextReset atomic.Int64 // unix nanoseconds; used only with a reset interval
 	hasher    valueHasher
@@ -79,6 +81,8 @@ type state struct {
 	anyName *valueSet
 	// pairs holds the attributes known to pass, for admitted.
 	pairs *pairSet
+	// spans holds spans that passed unchanged, by identity.
+	spans spanCache
 }
 
 // maxAnyNames bounds state.anyName; names beyond it are checked against
@@ -111,6 +115,11 @@ func CardinalityGuard(opts ...Option) *Guard {
 		hasher:   newValueHasher(),
 		replaced: newReplacedCounters(),
 	}
+	// The span cache matches values by identity, which needs them read in
+	// place, and holds only spans whose verdict depends on nothing but
+	// their name and attributes: custom normalizers may not be pure, and
+	// WithHTTPRouteSpanNames looks at the span's kind too.
+	g.spanFast = valuesInPlace && !g.custom && !g.rename
 	g.state.Store(g.newState())
 	if cfg.reset > 0 {
 		g.nextReset.Store(cfg.clock.Now().UnixNano() + int64(cfg.reset))
@@ -163,8 +172,20 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	}
 	st := g.current()
 	attrs := s.Attributes()
-	name, nameV := g.spanName(st, s, s.Name(), attrs)
+	orig := s.Name()
+	var probe spanProbe
+	if g.spanFast {
+		gate := st.spans.gate(orig)
+		if open(gate) || sampled(s.SpanContext().SpanID()) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
+				return
+			}
+		}
+	}
+	name, nameV := g.spanName(st, s, orig, attrs)
 	overflow := nameV == replaced
+	clean := nameV == pass
 	report := g.report
 	if nameV != pass && !report {
 		s.SetName(name)
@@ -176,6 +197,7 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		if v == pass {
 			continue
 		}
+		clean = false
 		overflow = overflow || v == replaced
 		if report {
 			continue
@@ -195,6 +217,9 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if buf != nil {
 		s.SetAttributes(*buf...)
 		scratch.put(buf)
+	}
+	if probe.h != 0 {
+		st.spans.missed(probe, clean, orig, attrs)
 	}
 }
 
@@ -263,17 +288,35 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		attrs []attribute.KeyValue
 		name  string
 	)
-	if d := mirror.SpanOf(s); d != nil {
+	d := mirror.SpanOf(s)
+	if d != nil {
 		attrs, name = d.Attributes(), d.Name() // without copying the span twice
 	} else {
 		attrs, name = s.Attributes(), s.Name()
 	}
+	var probe spanProbe
+	if g.spanFast {
+		gate := st.spans.gate(name)
+		if open(gate) || sampled(spanID(s, d)) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
+				return s
+			}
+		}
+	}
+	orig := name
 	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)
 	if n == len(attrs) && nameV == pass {
+		if probe.h != 0 {
+			st.spans.missed(probe, true, orig, attrs)
+		}
 		return s
 	}
 	if g.report {
+		if probe.h != 0 {
+			st.spans.missed(probe, false, orig, attrs)
+		}
 		return g.reportOnly(s, st, attrs, n, nameV == replaced)
 	}
 	overflow := nameV == replaced
@@ -304,12 +347,26 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 	}
 	if view == nil {
 		if nameV == pass {
+			if probe.h != 0 {
+				st.spans.missed(probe, !overflow, orig, attrs)
+			}
 			return s
 		}
 		view, out = &guardedSpan{ReadOnlySpan: s}, attrs
 	}
+	if probe.h != 0 {
+		st.spans.missed(probe, false, orig, attrs)
+	}
 	view.name, view.attrs = name, out
 	return view
+}
+
+// spanID returns the ID of s, whose data is d when d is not nil.
+func spanID(s sdktrace.ReadOnlySpan, d *mirror.Span) trace.SpanID {
+	if d != nil {
+		return d.SpanContext().SpanID()
+	}
+	return s.SpanContext().SpanID()
 }
 
 // reportOnly is sanitize in report-only mode: it counts what it would
