@@ -288,7 +288,9 @@ func (l *Limiter) refusedOnArrival(rtt time.Duration) bool {
 // holds: the other attempts in flight when the refusal comes back. That
 // count, not a fraction of the limit, is its capacity, but the refusals
 // of the attempts sent since the latest decrease take the limit down by
-// at most half of what it was before it.
+// at most half of what it was before it. A first refusal with all the
+// other slots, or all but one, in flight is one attempt over: the limit
+// steps back by one.
 // With no other attempt in flight the backend refuses all it gets, which
 // says nothing of its capacity: the limit decreases multiplicatively.
 func (l *Limiter) held(slot Slot, now time.Time) {
@@ -301,6 +303,14 @@ func (l *Limiter) held(slot Slot, now time.Time) {
 	if slot.seq > l.cutSeq {
 		l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
 		l.completions = 0
+		if whole := math.Floor(l.limit); float64(others) >= whole-2 {
+			// One attempt over the capacity: the limit the backend took
+			// before the growth that overshot. A request it was just
+			// finishing may still count there, so one fewer in flight
+			// here says the same.
+			l.limit = math.Max(float64(l.cfg.Min), math.Max(float64(others), whole-1))
+			return
+		}
 	}
 	floor := math.Max(float64(others), math.Floor(l.cutFrom/2))
 	l.limit = math.Max(float64(l.cfg.Min), math.Min(l.limit, floor))
