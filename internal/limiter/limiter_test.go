@@ -432,3 +432,29 @@ func TestFastRefusalsDoNotCrowdOutCapacity(t *testing.T) {
 		})
 	}
 }
+
+// TestOneOverTheCapacityStepsBackByOne has five requests in flight
+// against a backend that holds four: two complete, and the attempt sent
+// in their place is refused on arrival while the backend still counts one
+// of them. Three others are in flight, but the backend held four: the
+// limit steps back to four, not to the three it saw.
+func TestOneOverTheCapacityStepsBackByOne(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 5})
+	slots := fill(t, l)
+	if len(slots) != 5 {
+		t.Fatalf("%d slots", len(slots))
+	}
+	for _, s := range slots[:2] {
+		l.Observe(s, t0, 100*time.Millisecond, Success)
+		l.Release(s)
+	}
+	next, ok, _ := l.TryAcquire()
+	if !ok {
+		t.Fatal("no slot")
+	}
+	l.Observe(next, t0.Add(time.Millisecond), time.Millisecond, Backpressure)
+	l.Release(next)
+	if got := l.Limit(); got != 4 {
+		t.Fatalf("limit %d after one refusal at five, want 4", got)
+	}
+}
