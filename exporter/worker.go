@@ -82,10 +82,17 @@ func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int
 		}
 	}
 	h := hooks{e: e, slot: slot, holding: true}
+	if body.Parts != nil {
+		h.body, h.batch, h.size = body, batch, held
+	}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
 	compressed := body.Parts == nil
+	if !compressed {
+		// With what it took along while it waited to retry.
+		batch, held = h.batch, h.size
+	}
 	body.Release()
 	e.books.Resize(-held)
 	h.release()
@@ -126,6 +133,13 @@ type hooks struct {
 	// if it cannot be sent; kept counts its spans so kept.
 	spooled bool
 	kept    int
+	// body, batch and size are the request's uncompressed body, the
+	// queued batches it is made of and their memory, which grow when it
+	// takes along what was queued while it waited to retry; body is nil
+	// for a compressed request.
+	body  *transport.Body
+	batch []entry
+	size  int64
 }
 
 var _ sender.Hooks = (*hooks)(nil)
@@ -149,15 +163,45 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	}
 }
 
-func (h *hooks) Resuming() {
-	if h.holding {
-		return
-	}
-	// A Shutdown deadline ends the wait; the attempt that follows then
-	// fails at once and the request is abandoned, without a slot.
-	if slot, err := h.e.limit.Acquire(h.e.hardCtx); err == nil {
+func (h *hooks) Resuming(grow bool) int {
+	if !h.holding {
+		// A Shutdown deadline ends the wait; the attempt that follows
+		// then fails at once and the request is abandoned, without a
+		// slot.
+		slot, err := h.e.limit.Acquire(h.e.hardCtx)
+		if err != nil {
+			return 0
+		}
 		h.slot, h.holding = slot, true
 	}
+	if !grow || h.body == nil {
+		return 0
+	}
+	return h.grow()
+}
+
+// grow adds to the request what was queued while it waited to retry, up
+// to the maximum request size, and returns the spans added: a request
+// refused while the queue was short (a backend at its capacity refuses
+// the small first batches too) would otherwise keep its place in the
+// backend's capacity for a fraction of what a request can carry.
+func (h *hooks) grow() int {
+	e := h.e
+	room := int64(e.cfg.maxRequestBytes) - h.size
+	if room <= 0 {
+		return 0
+	}
+	more, spans, size, err := e.queue.TryTakeWithin(nil, 0, room)
+	if err != nil || len(more) == 0 {
+		return 0
+	}
+	e.books.Fly(spans, size)
+	for _, ent := range more {
+		h.body.Parts = append(h.body.Parts, ent.req.Bytes())
+	}
+	h.batch = append(h.batch, more...)
+	h.size += size
+	return spans
 }
 
 // release gives the request's slot back, if it holds one.

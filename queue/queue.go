@@ -314,6 +314,28 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 	return out, items, bytes, nil
 }
 
+// TryTakeWithin is TryTake that never goes past maxBytes: it takes
+// nothing, with a nil error, when the first entry alone is larger.
+func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
+	out = dst[:0]
+	q.mu.Lock()
+	if q.ring.n == 0 || q.ring.front().bytes > maxBytes {
+		closed := q.closed && q.ring.n == 0
+		q.mu.Unlock()
+		if closed {
+			return out, 0, 0, ErrClosed
+		}
+		return out, 0, 0, nil
+	}
+	out, items, bytes = q.take(out, maxItems, maxBytes)
+	wake := q.admit()
+	q.mu.Unlock()
+	if wake {
+		q.wakeTaker()
+	}
+	return out, items, bytes, nil
+}
+
 // Drain removes every entry in the queue, appends them to dst[:0] and
 // returns the result. It never waits and does not close the queue. If
 // putters are blocked in Put on an open queue, the room Drain frees admits

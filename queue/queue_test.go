@@ -856,3 +856,33 @@ func FuzzOperations(f *testing.F) {
 		}
 	})
 }
+
+func TestTryTakeWithinNeverGoesPastMaxBytes(t *testing.T) {
+	q := New[string](10, 0)
+	for _, e := range []struct {
+		v     string
+		bytes int64
+	}{{"a", 300}, {"b", 300}, {"c", 500}} {
+		if err := q.TryPut(e.v, 1, e.bytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, _, _, err := q.TryTakeWithin(nil, 0, 200); len(out) != 0 || err != nil {
+		t.Fatalf("took %v, %v with room for less than the first entry", out, err)
+	}
+	out, items, bytes, err := q.TryTakeWithin(nil, 0, 700)
+	if err != nil || !slices.Equal(out, []string{"a", "b"}) || items != 2 || bytes != 600 {
+		t.Fatalf("TryTakeWithin(700) = %v, %d, %d, %v; want a and b", out, items, bytes, err)
+	}
+	if q.Len() != 1 {
+		t.Fatalf("%d left, want c", q.Len())
+	}
+	q.Close()
+	if out, _, _, err := q.TryTakeWithin(nil, 0, 100); len(out) != 0 || err != nil {
+		t.Fatalf("closed with c left: %v, %v; want nothing and no error", out, err)
+	}
+	_, _, _, _ = q.TryTake(nil, 0, 0)
+	if _, _, _, err := q.TryTakeWithin(nil, 0, 100); err != ErrClosed {
+		t.Fatalf("closed and empty: %v, want ErrClosed", err)
+	}
+}

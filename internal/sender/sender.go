@@ -63,8 +63,10 @@ type Hooks interface {
 	// Retrying is called before waiting delay to retry.
 	Retrying(spans int, delay time.Duration, err error)
 	// Resuming is called after a retry wait, just before the attempt it
-	// waited for; it may block.
-	Resuming()
+	// waited for; it may block. When grow is set, it may append parts to
+	// the request's body, up to the maximum request size, and returns the
+	// spans they hold.
+	Resuming(grow bool) int
 	// Finished is called exactly once for each part of the request,
 	// which together hold all its spans.
 	Finished(Result)
@@ -175,7 +177,7 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 			if te.Paced && split {
 				// Smaller and still refused: this may be a quota, not a
 				// size. Wait as before a retry, then split further.
-				if !d.pause(parts, spans, te, err) {
+				if _, ok := d.pause(parts, spans, te, err, false); !ok {
 					return
 				}
 			}
@@ -194,30 +196,34 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 			d.finish(parts, spans, 0, Permanent, err)
 			return
 		}
-		if !d.pause(parts, spans, te, err) {
+		// A whole request waiting to retry may take along what was
+		// queued meanwhile; a part of a split may not.
+		added, ok := d.pause(parts, spans, te, err, !split)
+		if !ok {
 			return
 		}
+		spans += added
 	}
 }
 
-// pause waits before the next attempt; false when the request ended
-// instead (budget spent or context done), its outcome reported.
-func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, err error) bool {
+// pause waits before the next attempt, and reports the spans the hooks
+// added to parts when grow is set; false when the request ended instead
+// (budget spent or context done), its outcome reported.
+func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, err error, grow bool) (int, bool) {
 	s := d.s
 	delay, ok := d.bo.Next(s.cfg.Clock.Now(), te.Throttle)
 	if !ok {
 		d.finish(parts, spans, 0, Exhausted, fmt.Errorf("giving up: %w", err))
-		return false
+		return 0, false
 	}
 	d.h.Retrying(spans, delay, err)
 	// A backend that asked for a delay gets it; otherwise another
 	// delivery's success ends the wait early.
 	if !s.wait(d.ctx, delay, te.Throttle == 0) {
 		d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
-		return false
+		return 0, false
 	}
-	d.h.Resuming()
-	return true
+	return d.h.Resuming(grow && parts.Parts != nil), true
 }
 
 func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {

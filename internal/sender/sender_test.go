@@ -61,7 +61,7 @@ func (r *record) Retrying(_ int, d time.Duration, _ error) {
 	r.retries = append(r.retries, d)
 	r.mu.Unlock()
 }
-func (r *record) Resuming()           {}
+func (r *record) Resuming(bool) int   { return 0 }
 func (r *record) Finished(res Result) { r.mu.Lock(); r.results = append(r.results, res); r.mu.Unlock() }
 
 func request(t *testing.T, n int) *transport.Body {
