@@ -79,6 +79,10 @@ type Exporter struct {
 	// backend refusing every attempt at once cannot have every queued
 	// batch leave to wait for a retry, each on a goroutine of its own.
 	requests chan struct{}
+	// reserveMax bounds what reserve sets aside; reserved is what it
+	// last set.
+	reserveMax int64
+	reserved   atomic.Int64
 	// encoding is the encoder kept for the next call: the
 	// BatchSpanProcessor calls from one goroutine, and a sync.Pool alone
 	// loses its encoder, with the arena and caches it has grown, at every
@@ -202,9 +206,11 @@ func New(opts ...Option) *Exporter {
 		}
 		// A request in flight holds more than its body: its
 		// connection's buffers, the HTTP request and response. A part
-		// of the budget, at most an eighth, is set aside for that, and
-		// bounds the concurrency; a budget barely larger than one
-		// request keeps room for that request first.
+		// of the budget, as many times requestOverhead as the limit
+		// lets requests fly and at most an eighth, is set aside for
+		// that (see reserve), and bounds the concurrency; a budget
+		// barely larger than one request keeps room for that request
+		// first.
 		if cfg.compression == GzipCompression && cfg.protocol != ProtocolGRPC {
 			// The compressors' state, about a megabyte each, one per core.
 			budget -= min(transport.CompressorsMemory(), max(0, budget-int64(cfg.maxRequestBytes)))
@@ -221,11 +227,12 @@ func New(opts ...Option) *Exporter {
 			requests = int(min(room, int64(maxRequests)))
 		}
 		lo, initial = min(lo, hi), min(initial, hi)
-		budget -= min(slots*requestOverhead, max(0, budget-int64(cfg.maxRequestBytes)))
 		e.books.SetBudget(budget)
+		e.reserveMax = max(0, budget-int64(cfg.maxRequestBytes))
 		e.queue = queue.New[entry](cfg.queueSpans, budget)
 		e.queueReady = make(chan struct{}, 1)
 		e.limit = limiter.New(limiter.Config{Min: lo, Initial: initial, Max: hi})
+		e.reserve()
 		e.requests = make(chan struct{}, requests)
 		e.send = sender.New(sender.Config{
 			Client: e.client,
@@ -357,8 +364,20 @@ func (e *Exporter) demand() {
 	if e.spoolWaiting() {
 		n += 1 + e.spoolBytes()/max
 	}
-	if n > 0 {
-		e.limit.Waiting(e.cfg.clock.Now(), int(n))
+	if n > 0 && e.limit.Waiting(e.cfg.clock.Now(), int(n)) {
+		e.reserve()
+	}
+}
+
+// reserve sets aside in the budget what the requests the limit lets fly
+// hold besides their bodies. It follows the limit, so that a limit that
+// settled low leaves the rest to the queue; when the limit grows past
+// what is free, admissions wait for the queue to drain.
+func (e *Exporter) reserve() {
+	r := min(int64(e.limit.Limit())*requestOverhead, e.reserveMax)
+	if r != e.reserved.Load() {
+		e.reserved.Store(r)
+		e.books.SetReserve(r)
 	}
 }
 

@@ -723,3 +723,28 @@ func refusedAddr(t *testing.T) string {
 	_ = ln.Close()
 	return addr
 }
+
+// TestReserveFollowsTheLimit checks that the part of the budget set aside
+// for requests in flight is 16 KiB per request the limit lets fly, not
+// the most the budget allows.
+func TestReserveFollowsTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want int64
+	}{
+		{"adaptive, initial limit", nil, 16 * requestOverhead},
+		{"fixed pool of 4", []Option{WithWorkers(4)}, 4 * requestOverhead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(append([]Option{WithEndpoint(refusedAddr(t)), WithInsecure(), WithLogger(zap.NewNop())}, tc.opts...)...)
+			defer shutdown(t, e)
+			if got := e.reserved.Load(); got != tc.want {
+				t.Fatalf("reserved %d, want %d", got, tc.want)
+			}
+			if !e.books.Fits(int64(e.cfg.memoryBudget) - tc.want) {
+				t.Fatalf("the spans may not use the budget less the reserve: %+v", e.books.Snapshot())
+			}
+		})
+	}
+}

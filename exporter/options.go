@@ -238,7 +238,9 @@ func WithWorkers(n int) Option {
 // default is 1024, and the memory budget caps it further: each request
 // in flight is counted 16 KiB for its connection's buffers and HTTP
 // state besides its body, and at most an eighth of the budget is set
-// aside for that (256 requests at the default 32 MiB).
+// aside for that (256 requests at the default 32 MiB). What is set aside
+// follows the current limit, 16 KiB per request it lets fly; the rest of
+// the budget holds spans.
 //
 // The number of requests in flight starts at 16 and follows what the
 // backend sustains. While a whole request's worth of spans waits for a

@@ -148,6 +148,7 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	e := h.e
 	e.books.Attempt(retry)
 	e.limit.Observe(h.slot, e.cfg.clock.Now(), rtt, signal(err))
+	e.reserve()
 	if err == nil {
 		if msg := resp.Message; msg != "" && resp.Rejected == 0 {
 			e.report.Warn("backend message", msg)

@@ -89,13 +89,28 @@ type Ledger struct {
 	mu     sync.Mutex
 	b      Books
 	budget int64
-	room   chan struct{} // closed when memory is released; nil when nobody waits
+	// reserve is the part of the budget set aside for what the spans'
+	// requests hold besides their bodies; it follows their number.
+	reserve int64
+	room    chan struct{} // closed when memory is released; nil when nobody waits
 }
 
 // SetBudget sets the memory the queued and in-flight spans may hold.
 func (l *Ledger) SetBudget(bytes int64) {
 	l.mu.Lock()
 	l.budget = bytes
+	l.mu.Unlock()
+}
+
+// SetReserve sets aside bytes of the budget, which the queued and
+// in-flight spans may not take. Lowering it frees room.
+func (l *Ledger) SetReserve(bytes int64) {
+	l.mu.Lock()
+	lower := bytes < l.reserve
+	l.reserve = bytes
+	if lower {
+		l.freedLocked()
+	}
 	l.mu.Unlock()
 }
 
@@ -138,7 +153,7 @@ func (l *Ledger) Accept(n, tooLarge, repaired int, reqs []Req, memory bool) (adm
 		return 0
 	}
 	for _, r := range reqs {
-		if l.b.QueueBytes+l.b.InFlightBytes+r.Bytes > l.budget {
+		if l.b.QueueBytes+l.b.InFlightBytes+r.Bytes > l.budget-l.reserve {
 			break
 		}
 		l.b.QueueBytes += r.Bytes
@@ -213,7 +228,7 @@ func (l *Ledger) Room() <-chan struct{} {
 func (l *Ledger) Fits(bytes int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.QueueBytes+l.b.InFlightBytes+bytes <= l.budget
+	return l.b.QueueBytes+l.b.InFlightBytes+bytes <= l.budget-l.reserve
 }
 
 // freedLocked wakes the callers waiting for room.

@@ -147,3 +147,32 @@ func drops(kv ...any) [NumReasons]int64 {
 	}
 	return d
 }
+
+func TestTheReserveIsNotTheSpans(t *testing.T) {
+	var l Ledger
+	l.SetBudget(100)
+	l.SetReserve(40)
+	if got := l.Accept(6, 0, 0, []Req{{3, 50}, {3, 20}}, true); got != 1 {
+		t.Fatalf("admitted %d with 60 bytes free, want 1", got)
+	}
+	if l.Fits(11) || !l.Fits(10) {
+		t.Fatalf("fits: %+v", l.Snapshot())
+	}
+	room := l.Room()
+	l.SetReserve(10)
+	select {
+	case <-room:
+	default:
+		t.Fatal("lowering the reserve did not signal room")
+	}
+	if !l.Fits(40) || l.Fits(41) {
+		t.Fatalf("after lowering the reserve: %+v", l.Snapshot())
+	}
+	room = l.Room()
+	l.SetReserve(30)
+	select {
+	case <-room:
+		t.Fatal("raising the reserve signalled room")
+	default:
+	}
+}
