@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -676,7 +675,7 @@ func TestMalformedHeadersFromTheEnvironmentAreReportedNeverQuoted(t *testing.T) 
 // queue than the exporter allows out at once, so the goroutines stay
 // bounded and the rest stays queued.
 func TestRequestsWaitingToRetryAreBounded(t *testing.T) {
-	addr := refusedAddr(t)
+	addr := otlptest.RefusedAddr(t)
 	base := runtime.NumGoroutine()
 	e := New(WithEndpoint(addr), WithInsecure(), WithLogger(zap.NewNop()),
 		WithCompression(GzipCompression), WithMaxRequestSize(1<<10),
@@ -712,18 +711,6 @@ func TestRequestsWaitingToRetryAreBounded(t *testing.T) {
 	checkInvariant(t, st)
 }
 
-// refusedAddr is a loopback address where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // TestReserveFollowsTheLimit checks that the part of the budget set aside
 // for requests in flight is 16 KiB per request the limit lets fly, not
 // the most the budget allows.
@@ -737,7 +724,7 @@ func TestReserveFollowsTheLimit(t *testing.T) {
 		{"fixed pool of 4", []Option{WithWorkers(4)}, 4 * requestOverhead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := New(append([]Option{WithEndpoint(refusedAddr(t)), WithInsecure(), WithLogger(zap.NewNop())}, tc.opts...)...)
+			e := New(append([]Option{WithEndpoint(otlptest.RefusedAddr(t)), WithInsecure(), WithLogger(zap.NewNop())}, tc.opts...)...)
 			defer shutdown(t, e)
 			if got := e.reserved.Load(); got != tc.want {
 				t.Fatalf("reserved %d, want %d", got, tc.want)

@@ -3,7 +3,6 @@ package exporter_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -44,15 +43,7 @@ func TestMemoryBudgetBoundsTheHeap(t *testing.T) {
 		t.Cleanup(func() { close(release); srv.Close() })
 		return strings.TrimPrefix(srv.URL, "http://")
 	}
-	refuse := func(t *testing.T) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		return addr
-	}
+	refuse := func(t *testing.T) string { return otlptest.RefusedAddr(t) }
 	configs := []struct {
 		name   string
 		budget int

@@ -295,10 +295,16 @@ func (q *Queue[T]) Take(ctx context.Context, dst []T, maxItems int, maxBytes int
 // TryTake is like Take but never waits: when the queue is empty it returns
 // dst[:0] with a nil error, or ErrClosed if the queue is also closed.
 func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
+	return q.tryTake(dst, maxItems, maxBytes, false)
+}
+
+// tryTake is TryTake; within, it takes nothing when the first entry alone
+// is larger than maxBytes.
+func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
 	q.mu.Lock()
-	if q.ring.n == 0 {
-		closed := q.closed
+	if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
+		closed := q.closed && q.ring.n == 0
 		q.mu.Unlock()
 		if closed {
 			return out, 0, 0, ErrClosed
@@ -317,23 +323,7 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 // TryTakeWithin is TryTake that never goes past maxBytes: it takes
 // nothing, with a nil error, when the first entry alone is larger.
 func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
-	out = dst[:0]
-	q.mu.Lock()
-	if q.ring.n == 0 || q.ring.front().bytes > maxBytes {
-		closed := q.closed && q.ring.n == 0
-		q.mu.Unlock()
-		if closed {
-			return out, 0, 0, ErrClosed
-		}
-		return out, 0, 0, nil
-	}
-	out, items, bytes = q.take(out, maxItems, maxBytes)
-	wake := q.admit()
-	q.mu.Unlock()
-	if wake {
-		q.wakeTaker()
-	}
-	return out, items, bytes, nil
+	return q.tryTake(dst, maxItems, maxBytes, true)
 }
 
 // Drain removes every entry in the queue, appends them to dst[:0] and

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -270,4 +271,17 @@ func Count(req *coltracepb.ExportTraceServiceRequest) int {
 		}
 	}
 	return n
+}
+
+// RefusedAddr returns a loopback host:port where nothing listens, so that
+// connecting to it is refused.
+func RefusedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
