@@ -19,24 +19,29 @@
 //     included, stops the probing until the limit is in full use again
 //     with nothing coming back; the memory budget in front of the limiter
 //     bounds what the probing can put in flight.
-//   - Congestion avoidance: after the first congestion signal, the limit
-//     holds for ten round trips, then grows by one per round trip's worth
-//     of completions, so that against a backend that refuses past a fixed
-//     capacity it stays at that capacity most of the time.
+//   - Congestion avoidance: after a decrease, the limit holds for ten
+//     round trips and at least 32 requests accepted while it was in full
+//     use, then grows by one per round trip's worth of completions, so
+//     that against a backend that refuses past a fixed capacity it stays
+//     at that capacity most of the time.
 //   - A congestion signal (backpressure: HTTP 429, 503, gRPC
 //     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout; or a
 //     round trip rising well above its long-term mean) multiplies the
 //     limit by 0.9, at most once per round trip and only for an attempt
 //     sent after the previous decrease, so that one burst of refusals
 //     from requests sent together counts once.
-//   - A backpressure signal also says how much the backend holds: the
-//     other attempts still in flight when the refusal comes back. The
-//     limit drops to that count, but not below half of what it was
-//     before the decrease. A refusal comes back in a fraction of a round
-//     trip and frees its slot at once: without this, against a backend
-//     that serves N requests at once and refuses the rest, the slots
-//     above N would turn into a stream of refusals for as many round
-//     trips as the multiplicative decrease takes to come down to N.
+//   - A refusal on arrival, one that comes back in under a quarter of the
+//     accepted requests' round trip (or before any was accepted), says
+//     how much the backend holds instead: the other attempts still in
+//     flight. The limit drops to that count, but not below half of what
+//     it was before the decrease; the first such refusal with all other
+//     slots in flight, or all but one, steps it back by one. A refusal
+//     frees its slot at once: without this, against a backend that
+//     serves N requests at once and refuses the rest, the slots above N
+//     would turn into a stream of refusals for as many round trips as the
+//     multiplicative decrease takes to come down to N. With nothing else
+//     in flight, a refusal says nothing of the capacity and the decrease
+//     is multiplicative.
 //
 // The limit stays within [Min, Max]. Other failures (connection refused,
 // permanent errors) neither raise nor lower it: they say nothing about
@@ -260,11 +265,14 @@ func (l *Limiter) observe(slot Slot, now time.Time, rtt time.Duration, s Signal)
 		}
 		if l.slowStart {
 			l.limit += slowStartGrowth
-		} else if l.completions++; l.completions >= cooldownCompletions && now.Sub(l.lastDrop) >= cooldown*l.window() {
+		} else {
 			// After congestion, the limit that caused it is approached
 			// again only once it has held for a while, so that refusals
 			// stay a few percent of the requests.
-			l.limit += 1 / l.limit
+			l.completions++
+			if l.completions >= cooldownCompletions && now.Sub(l.lastDrop) >= cooldown*l.window() {
+				l.limit += 1 / l.limit
+			}
 		}
 		l.limit = min(l.limit, float64(l.cfg.Max))
 	case Backpressure:
@@ -301,8 +309,7 @@ func (l *Limiter) held(slot Slot, now time.Time) {
 	}
 	l.slowStart = false
 	if slot.seq > l.cutSeq {
-		l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
-		l.completions = 0
+		l.cut(now)
 		if whole := math.Floor(l.limit); float64(others) >= whole-2 {
 			// One attempt over the capacity: the limit the backend took
 			// before the growth that overshot. A request it was just
@@ -314,6 +321,13 @@ func (l *Limiter) held(slot Slot, now time.Time) {
 	}
 	floor := math.Max(float64(others), math.Floor(l.cutFrom/2))
 	l.limit = math.Max(float64(l.cfg.Min), math.Min(l.limit, floor))
+}
+
+// cut marks a decrease at now: the attempts sent so far count for it, the
+// limit before it is remembered, and the hold after it starts.
+func (l *Limiter) cut(now time.Time) {
+	l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
+	l.completions = 0
 }
 
 // rising reports whether recent round trips are well above the baseline.
@@ -336,8 +350,7 @@ func (l *Limiter) shrink(slot Slot, now time.Time) {
 	if slot.seq <= l.cutSeq || !l.lastDrop.IsZero() && now.Sub(l.lastDrop) < l.window() {
 		return
 	}
-	l.lastDrop, l.cutSeq, l.cutFrom = now, l.next, l.limit
-	l.completions = 0
+	l.cut(now)
 	l.limit = math.Max(float64(l.cfg.Min), math.Floor(l.limit*decrease))
 	// The baseline follows a backend that got slower for good, so that
 	// the limit does not keep shrinking against it.
