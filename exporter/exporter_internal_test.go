@@ -577,6 +577,11 @@ func TestShutdownAfterShutdownReturnsNil(t *testing.T) {
 	}
 }
 
+// TestExportSpansDoesNotAllocate checks the steady state, and that it
+// survives garbage collections: a process that allocates fast collects
+// tens of times a second, and the encoder and its buffers must outlive
+// them, or ExportSpans would allocate a batch's worth of memory for most
+// batches.
 func TestExportSpansDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
@@ -586,46 +591,15 @@ func TestExportSpansDoesNotAllocate(t *testing.T) {
 	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
 	defer shutdown(t, e)
 	batch := otlptest.Indexed(64)
+	export := func() { _ = e.ExportSpans(context.Background(), batch) }
 	for range 10 {
-		_ = e.ExportSpans(context.Background(), batch)
+		export()
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = e.ExportSpans(context.Background(), batch) }); n != 0 {
-		t.Fatalf("ExportSpans allocates %v times per call, want 0", n)
+	if n := testing.AllocsPerRun(100, export); n != 0 {
+		t.Errorf("ExportSpans allocates %v times per call, want 0", n)
 	}
-	checkInvariant(t, e.Stats())
-}
-
-// A process that allocates fast collects garbage tens of times a second:
-// the encoder and its buffers must survive collections, or ExportSpans
-// would allocate a batch's worth of memory for most batches.
-func TestExportSpansDoesNotAllocateAcrossCollections(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops items at random under the race detector")
-	}
-	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()), WithQueueSize(1))
-	defer shutdown(t, e)
-	batch := otlptest.Indexed(64)
-	for range 10 {
-		_ = e.ExportSpans(context.Background(), batch)
-	}
-	// As testing.AllocsPerRun does, the average is rounded down: a stray
-	// allocation elsewhere in the process does not count, a batch that
-	// grows a new arena does.
-	var ms runtime.MemStats
-	var total uint64
-	const runs = 10
-	for range runs {
-		// Two collections empty every sync.Pool.
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		before := ms.Mallocs
-		_ = e.ExportSpans(context.Background(), batch)
-		runtime.ReadMemStats(&ms)
-		total += ms.Mallocs - before
-	}
-	if n := total / runs; n != 0 {
-		t.Fatalf("after two collections, ExportSpans allocates %d times per call, want 0", n)
+	if n := otlptest.AllocsAcrossCollections(10, export); n != 0 {
+		t.Errorf("after two collections, ExportSpans allocates %d times per call, want 0", n)
 	}
 	checkInvariant(t, e.Stats())
 }

@@ -467,22 +467,7 @@ func TestEncodeAllocsAcrossCollections(t *testing.T) {
 	}
 	run()
 	run()
-	// As testing.AllocsPerRun does, the average is rounded down: a stray
-	// allocation elsewhere in the process does not count, a batch that
-	// grows a new arena does.
-	var ms runtime.MemStats
-	var total uint64
-	const runs = 10
-	for range runs {
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		before := ms.Mallocs
-		run()
-		runtime.ReadMemStats(&ms)
-		total += ms.Mallocs - before
-	}
-	if n := total / runs; n != 0 {
+	if n := otlptest.AllocsAcrossCollections(10, run); n != 0 {
 		t.Fatalf("Encode after two collections allocated %d times per call, want 0", n)
 	}
 }
