@@ -166,44 +166,57 @@ func retryWait(t *testing.T, opt exporter.Option, sends bool) {
 // request, of 3 spans, is refused with 503 once 5 more spans are queued:
 // the retry carries all 8 in one request.
 func TestRetryTakesAlongWhatWasQueued(t *testing.T) {
-	queued := make(chan struct{})
-	rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
-		if n != 1 {
-			return false
-		}
-		select {
-		case <-queued:
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return true
-	})
-	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
-		exporter.WithWorkers(1),
-		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxElapsedTime: time.Minute}))
-	ctx := context.Background()
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	_ = exp.ExportSpans(ctx, otlptest.Spans(3))
-	if err := rcv.WaitRequests(wctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	_ = exp.ExportSpans(ctx, otlptest.Spans(5))
-	close(queued)
-	if err := rcv.WaitRequests(wctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Shutdown(wctx); err != nil {
-		t.Fatal(err)
-	}
-	got := rcv.Received()
-	if len(got) != 2 {
-		t.Fatalf("%d requests, want the refused one and its retry", len(got))
-	}
-	if n, err := otlpenc.CountSpans(got[1].Body); err != nil || n != 8 {
-		t.Fatalf("the retry carried %d spans (%v), want the 3 refused and the 5 queued meanwhile", n, err)
-	}
-	if st := exp.Stats(); st.Exported != 8 || st.Dropped.Total() != 0 || rcv.Spans() != 8 {
-		t.Fatalf("exported %d, dropped %+v, received %d; want all 8", st.Exported, st.Dropped, rcv.Spans())
+	for _, gz := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "gzip"}[gz], func(t *testing.T) {
+			queued := make(chan struct{})
+			rcv := otlptest.NewHTTP(t, func(n int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
+				if n != 1 {
+					return false
+				}
+				select {
+				case <-queued:
+				case <-r.Context().Done():
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			})
+			opts := []exporter.Option{exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+				exporter.WithWorkers(1),
+				exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxElapsedTime: time.Minute})}
+			if gz {
+				opts = append(opts, exporter.WithCompression(exporter.GzipCompression))
+			}
+			exp := exporter.New(opts...)
+			ctx := context.Background()
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_ = exp.ExportSpans(ctx, otlptest.Spans(3))
+			if err := rcv.WaitRequests(wctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			_ = exp.ExportSpans(ctx, otlptest.Spans(5))
+			close(queued)
+			if err := rcv.WaitRequests(wctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			if err := exp.Shutdown(wctx); err != nil {
+				t.Fatal(err)
+			}
+			got := rcv.Received()
+			if len(got) != 2 {
+				t.Fatalf("%d requests, want the refused one and its retry", len(got))
+			}
+			// The receiver reads only one gzip stream: a retry that took
+			// along more data is still one.
+			if got[1].Gzipped != gz {
+				t.Fatalf("retry gzipped %v, want %v", got[1].Gzipped, gz)
+			}
+			if n, err := otlpenc.CountSpans(got[1].Body); err != nil || n != 8 {
+				t.Fatalf("the retry carried %d spans (%v), want the 3 refused and the 5 queued meanwhile", n, err)
+			}
+			if st := exp.Stats(); st.Exported != 8 || st.Dropped.Total() != 0 || rcv.Spans() != 8 || st.QueueBytes+st.InFlightBytes != 0 {
+				t.Fatalf("exported %d, dropped %+v, received %d, %d bytes held; want all 8 and nothing held", st.Exported, st.Dropped, rcv.Spans(), st.QueueBytes+st.InFlightBytes)
+			}
+		})
 	}
 }

@@ -63,6 +63,7 @@ func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int
 		parts[i] = ent.req.Bytes()
 	}
 	body := &transport.Body{Parts: parts}
+	plain := held
 	if c, ok := e.client.(compressor); ok {
 		// Hold what is sent: once compressed, the encoded batches go back
 		// to their pool and only the compressed form waits in flight.
@@ -81,23 +82,17 @@ func (e *Exporter) deliver(slot limiter.Slot, batch []entry, spans int, held int
 			held = body.Held()
 		}
 	}
-	h := hooks{e: e, slot: slot, holding: true}
-	if body.Parts != nil {
-		h.body, h.batch, h.size = body, batch, held
-	}
+	h := hooks{e: e, slot: slot, holding: true, body: body, batch: batch, size: held, plain: plain}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
-	compressed := body.Parts == nil
-	if !compressed {
-		// With what it took along while it waited to retry.
-		batch, held = h.batch, h.size
-	}
+	// With what it took along while it waited to retry.
+	batch, held = h.batch, h.size
 	body.Release()
 	e.books.Resize(-held)
 	h.release()
 	for _, ent := range batch {
-		if !compressed {
+		if ent.req != nil {
 			ent.req.Release()
 		}
 		e.flushes.end(ent.seq)
@@ -133,13 +128,15 @@ type hooks struct {
 	// if it cannot be sent; kept counts its spans so kept.
 	spooled bool
 	kept    int
-	// body, batch and size are the request's uncompressed body, the
-	// queued batches it is made of and their memory, which grow when it
-	// takes along what was queued while it waited to retry; body is nil
-	// for a compressed request.
+	// body, batch, size and plain are the request, the queued batches it
+	// is made of (their buffers released once compressed), the memory it
+	// holds and its uncompressed size, which grow when it takes along what
+	// was queued while it waited to retry; body is nil for a request read
+	// back from the spool.
 	body  *transport.Body
 	batch []entry
 	size  int64
+	plain int64
 }
 
 var _ sender.Hooks = (*hooks)(nil)
@@ -186,9 +183,13 @@ func (h *hooks) Resuming(grow bool) int {
 // refused while the queue was short (a backend at its capacity refuses
 // the small first batches too) would otherwise keep its place in the
 // backend's capacity for a fraction of what a request can carry.
+//
+// A compressed request is compressed again with what it takes along, so
+// that it stays one gzip stream, and holds what it took compressed, like
+// the rest of it.
 func (h *hooks) grow() int {
 	e := h.e
-	room := int64(e.cfg.maxRequestBytes) - h.size
+	room := int64(e.cfg.maxRequestBytes) - h.plain
 	if room <= 0 {
 		return 0
 	}
@@ -197,11 +198,39 @@ func (h *hooks) grow() int {
 		return 0
 	}
 	e.books.Fly(spans, size)
-	for _, ent := range more {
-		h.body.Parts = append(h.body.Parts, ent.req.Bytes())
-	}
 	h.batch = append(h.batch, more...)
 	h.size += size
+	h.plain += size
+	if !h.body.Compressed() {
+		for _, ent := range more {
+			h.body.Parts = append(h.body.Parts, ent.req.Bytes())
+		}
+		return spans
+	}
+	parts := make([][]byte, len(more))
+	for i, ent := range more {
+		parts[i] = ent.req.Bytes()
+	}
+	before := h.body.Held()
+	err = h.body.Extend(parts)
+	clear(parts)
+	n := len(h.batch) - len(more)
+	for i := range more {
+		h.batch[n+i].req.Release()
+		h.batch[n+i].req = nil
+	}
+	if err != nil {
+		// What was taken is lost with its buffers: counted, never sent.
+		h.size -= size
+		h.plain -= size
+		e.books.Resize(-size)
+		e.books.Finish(spans, 0, ledger.PermanentError)
+		e.report.Dropped(int(ledger.PermanentError), int64(spans), fmt.Errorf("exporter: %w", err))
+		return 0
+	}
+	d := h.body.Held() - before - size
+	e.books.Resize(d)
+	h.size += d
 	return spans
 }
 

@@ -36,14 +36,21 @@ type Request struct {
 	Body []byte
 }
 
-// readRequest reads r's body, decompressing it when it is gzipped.
+// readRequest reads r's body, decompressing it when it is gzipped. A
+// gzipped body must be one gzip stream: some backends read only the first
+// member of a concatenation.
 func readRequest(r *http.Request) (Request, error) {
 	body, err := io.ReadAll(r.Body)
 	gz := r.Header.Get("Content-Encoding") == "gzip"
 	if err == nil && gz {
 		var zr *gzip.Reader
-		if zr, err = gzip.NewReader(bytes.NewReader(body)); err == nil {
+		src := bytes.NewReader(body)
+		if zr, err = gzip.NewReader(src); err == nil {
+			zr.Multistream(false)
 			body, err = io.ReadAll(zr)
+			if err == nil && src.Len() > 0 {
+				err = fmt.Errorf("otlptest: %d bytes after the first gzip member", src.Len())
+			}
 		}
 	}
 	return Request{

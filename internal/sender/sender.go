@@ -63,9 +63,9 @@ type Hooks interface {
 	// Retrying is called before waiting delay to retry.
 	Retrying(spans int, delay time.Duration, err error)
 	// Resuming is called after a retry wait, just before the attempt it
-	// waited for; it may block. When grow is set, it may append parts to
-	// the request's body, up to the maximum request size, and returns the
-	// spans they hold.
+	// waited for; it may block. When grow is set, it may add to the
+	// request's body, up to the maximum request size, and returns the
+	// spans it added.
 	Resuming(grow bool) int
 	// Finished is called exactly once for each part of the request,
 	// which together hold all its spans.
@@ -223,7 +223,7 @@ func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, 
 		d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
 		return 0, false
 	}
-	return d.h.Resuming(grow && parts.Parts != nil), true
+	return d.h.Resuming(grow), true
 }
 
 func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {

@@ -225,11 +225,21 @@ func putGzip(g *gzipBuffer) {
 }
 
 // compress returns the gzip encoding of parts in a pooled buffer.
-func compress(parts [][]byte) (*gzipBuffer, error) {
+func compress(parts [][]byte) (*gzipBuffer, error) { return compressFrom(nil, parts) }
+
+// compressFrom returns the gzip encoding of what head reads, if not nil,
+// followed by parts, in a pooled buffer.
+func compressFrom(head io.Reader, parts [][]byte) (*gzipBuffer, error) {
 	g := gzipBuffers.Get().(*gzipBuffer)
 	g.buf.Reset()
 	zw := getGzipWriter(&g.buf)
 	defer putGzipWriter(zw)
+	if head != nil {
+		if _, err := io.Copy(zw, head); err != nil {
+			putGzip(g)
+			return nil, err
+		}
+	}
 	for _, p := range parts {
 		if _, err := zw.Write(p); err != nil {
 			putGzip(g)

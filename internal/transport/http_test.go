@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -221,5 +222,40 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(tc.in, now); got != tc.want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestExtendKeepsOneGzipStream(t *testing.T) {
+	c := NewHTTP(HTTPConfig{URL: "http://127.0.0.1:1/v1/traces", Gzip: true})
+	defer c.Close()
+	if err := (&Body{Parts: [][]byte{[]byte("a")}}).Extend(nil); err == nil {
+		t.Fatal("extending an uncompressed body: no error")
+	}
+	first, more := sampleRequest(t), [][]byte{sampleRequest(t), sampleRequest(t)}
+	b := &Body{Parts: [][]byte{first}}
+	if done, err := c.Compress(b); !done || err != nil {
+		t.Fatalf("Compress: %v, %v", done, err)
+	}
+	b.Parts = nil
+	if err := b.Extend(more); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	src := bytes.NewReader(b.gz.buf.Bytes())
+	zr, err := gzip.NewReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr.Multistream(false)
+	got, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Len() != 0 {
+		t.Fatalf("%d bytes after the first gzip member", src.Len())
+	}
+	want := bytes.Join([][]byte{first, more[0], more[1]}, nil)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("extended body is %d bytes, want the %d of the request and its new parts", len(got), len(want))
 	}
 }

@@ -8,6 +8,8 @@
 package transport
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +59,27 @@ func (b *Body) Plain() ([]byte, error) {
 		return out, nil
 	}
 	return gunzip(b.gz.buf.Bytes())
+}
+
+// Extend appends parts to a compressed body: it decompresses the body into
+// a new gzip stream followed by parts, which every attempt then sends, and
+// releases the earlier compressed form. On error the body is left as it
+// was.
+func (b *Body) Extend(parts [][]byte) error {
+	if b.gz == nil {
+		return errors.New("transport: extending a body that is not compressed")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b.gz.buf.Bytes()))
+	if err != nil {
+		return fmt.Errorf("gzip: %w", err)
+	}
+	g, err := compressFrom(zr, parts)
+	if err != nil {
+		return fmt.Errorf("gzip: %w", err)
+	}
+	putGzip(b.gz)
+	b.gz = g
+	return nil
 }
 
 // Release returns the compressed form's buffer; the body must not be used
