@@ -132,11 +132,7 @@ func retryWait(t *testing.T, opt exporter.Option, sends bool) {
 	ctx := context.Background()
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_ = exp.ExportSpans(ctx, otlptest.Spans(3))
-	if err := rcv.WaitRequests(wctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	_ = exp.ExportSpans(ctx, otlptest.Spans(5))
+	threeThenFive(wctx, t, exp, rcv)
 	// Adaptive, the 5 go out while the 3 wait; a fixed pool's one worker
 	// waits with the 3 and the 5 stay queued.
 	wantExported := 0
@@ -160,6 +156,17 @@ func retryWait(t *testing.T, opt exporter.Option, sends bool) {
 	if !sends && rcv.Requests() != 1 {
 		t.Fatalf("%d requests; the one worker sent another while it waited to retry", rcv.Requests())
 	}
+}
+
+// threeThenFive exports a batch of 3 spans, waits for the receiver to
+// see its request, then exports a batch of 5.
+func threeThenFive(ctx context.Context, t *testing.T, exp *exporter.Exporter, rcv *otlptest.HTTP) {
+	t.Helper()
+	_ = exp.ExportSpans(context.Background(), otlptest.Spans(3))
+	if err := rcv.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = exp.ExportSpans(context.Background(), otlptest.Spans(5))
 }
 
 // TestRetryTakesAlongWhatWasQueued has a pool of one worker whose first
@@ -187,14 +194,9 @@ func TestRetryTakesAlongWhatWasQueued(t *testing.T) {
 				opts = append(opts, exporter.WithCompression(exporter.GzipCompression))
 			}
 			exp := exporter.New(opts...)
-			ctx := context.Background()
-			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			_ = exp.ExportSpans(ctx, otlptest.Spans(3))
-			if err := rcv.WaitRequests(wctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			_ = exp.ExportSpans(ctx, otlptest.Spans(5))
+			threeThenFive(wctx, t, exp, rcv)
 			close(queued)
 			if err := rcv.WaitRequests(wctx, 2); err != nil {
 				t.Fatal(err)
