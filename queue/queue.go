@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -93,6 +94,9 @@ type Queue[T any] struct {
 	// onPark, when set by a test, is called by a goroutine just before it
 	// parks in Put ("put") or Take ("take").
 	onPark func(op string)
+	// onGrow, when set by a test, is called by a taker that grows its
+	// result, with q.mu unlocked.
+	onGrow func()
 }
 
 // New returns an empty queue that holds entries while their total cost stays
@@ -242,7 +246,8 @@ func (q *Queue[T]) Put(ctx context.Context, v T, items int, bytes int64) error {
 // alone oversteps the limits.
 //
 // Taken entries are no longer referenced by the queue. Passing the previous
-// result back as dst keeps Take free of allocations.
+// result back as dst keeps Take free of allocations; when dst must grow,
+// it grows with the queue unlocked, so that putters never wait for it.
 func (q *Queue[T]) Take(ctx context.Context, dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
 	if err := ctx.Err(); err != nil {
@@ -251,6 +256,10 @@ func (q *Queue[T]) Take(ctx context.Context, dst []T, maxItems int, maxBytes int
 	q.mu.Lock()
 	for {
 		if q.ring.n > 0 {
+			var ok bool
+			if out, ok = q.roomFor(out, maxItems, maxBytes); !ok {
+				continue
+			}
 			out, items, bytes = q.take(out, maxItems, maxBytes)
 			wake := q.admit()
 			q.mu.Unlock()
@@ -303,13 +312,19 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
 	q.mu.Lock()
-	if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
-		closed := q.closed && q.ring.n == 0
-		q.mu.Unlock()
-		if closed {
-			return out, 0, 0, ErrClosed
+	for {
+		if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
+			closed := q.closed && q.ring.n == 0
+			q.mu.Unlock()
+			if closed {
+				return out, 0, 0, ErrClosed
+			}
+			return out, 0, 0, nil
 		}
-		return out, 0, 0, nil
+		var ok bool
+		if out, ok = q.roomFor(out, maxItems, maxBytes); ok {
+			break
+		}
 	}
 	out, items, bytes = q.take(out, maxItems, maxBytes)
 	wake := q.admit()
@@ -334,9 +349,15 @@ func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T
 func (q *Queue[T]) Drain(dst []T) []T {
 	out := dst[:0]
 	q.mu.Lock()
-	if q.ring.n == 0 {
-		q.mu.Unlock()
-		return out
+	for {
+		if q.ring.n == 0 {
+			q.mu.Unlock()
+			return out
+		}
+		var ok bool
+		if out, ok = q.roomFor(out, 0, 0); ok {
+			break
+		}
 	}
 	out, _, _ = q.take(out, 0, 0)
 	wake := q.admit()
@@ -393,18 +414,35 @@ func (q *Queue[T]) push(v T, items int, bytes int64) {
 	q.bytes += bytes
 }
 
+// roomFor makes sure that out, which is empty, can hold what take would
+// move within the limits, so that nothing is allocated with q.mu held: a
+// putter never waits for a taker's allocation, and the collector's work
+// that an allocation may be charged with. When out must grow, roomFor
+// unlocks q.mu, grows out, locks q.mu again and reports false: the queue
+// may have changed meanwhile. q.mu must be held and the queue must not be
+// empty.
+func (q *Queue[T]) roomFor(out []T, maxItems int, maxBytes int64) ([]T, bool) {
+	n := q.ring.countWithin(maxItems, maxBytes)
+	if n <= cap(out) {
+		return out, true
+	}
+	q.mu.Unlock()
+	if q.onGrow != nil {
+		q.onGrow()
+	}
+	out = slices.Grow(out, n)
+	q.mu.Lock()
+	return out, false
+}
+
 // take moves entries from the front to out within the limits, always
 // taking the first, and refunds their cost. q.mu must be held and the queue
 // must not be empty.
 func (q *Queue[T]) take(out []T, maxItems int, maxBytes int64) ([]T, int, int64) {
 	var items int
 	var bytes int64
-	for q.ring.n > 0 {
+	for range q.ring.countWithin(maxItems, maxBytes) {
 		e := q.ring.front()
-		if items > 0 && ((maxItems > 0 && items+e.items > maxItems) ||
-			(maxBytes > 0 && bytes+e.bytes > maxBytes)) {
-			break
-		}
 		out = append(out, e.v)
 		items += e.items
 		bytes += e.bytes
@@ -470,6 +508,24 @@ func (r *ring[T]) push(e entry[T]) {
 }
 
 func (r *ring[T]) front() *entry[T] { return &r.buf[r.head] }
+
+// countWithin is the number of entries from the front whose totals stay
+// within maxItems and maxBytes (unlimited when zero or less), counting the
+// first in any case: what take moves.
+func (r *ring[T]) countWithin(maxItems int, maxBytes int64) int {
+	var items int
+	var bytes int64
+	for k := range r.n {
+		e := &r.buf[(r.head+k)%len(r.buf)]
+		if k > 0 && ((maxItems > 0 && items+e.items > maxItems) ||
+			(maxBytes > 0 && bytes+e.bytes > maxBytes)) {
+			return k
+		}
+		items += e.items
+		bytes += e.bytes
+	}
+	return r.n
+}
 
 // popFront drops the front entry, clearing its slot so that the value can
 // be collected.

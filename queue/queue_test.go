@@ -270,6 +270,46 @@ func TestTakeReusesDst(t *testing.T) {
 	}
 }
 
+// TestTakersGrowWithoutTheLock checks that a taker whose result must grow
+// does so with the lock released, so that putters never wait for an
+// allocation, and that what was put meanwhile is taken too.
+func TestTakersGrowWithoutTheLock(t *testing.T) {
+	for _, op := range []string{"TryTake", "Take", "Drain"} {
+		t.Run(op, func(t *testing.T) {
+			q := New[int](0, 1000)
+			for i := range 20 {
+				_ = q.TryPut(i, 1, 1)
+			}
+			grows := 0
+			q.onGrow = func() {
+				if !q.mu.TryLock() {
+					t.Error("the lock is held while the result grows")
+					return
+				}
+				q.mu.Unlock()
+				if grows++; grows == 1 {
+					for i := 20; i < 120; i++ {
+						_ = q.TryPut(i, 1, 1)
+					}
+				}
+			}
+			var out []int
+			switch op {
+			case "TryTake":
+				out, _, _, _ = q.TryTake(nil, 0, 0)
+			case "Take":
+				out, _, _, _ = q.Take(context.Background(), nil, 0, 0)
+			case "Drain":
+				out = q.Drain(nil)
+			}
+			if len(out) != 120 || out[119] != 119 || grows != 2 {
+				t.Fatalf("took %d entries after %d grows, want all 120 after 2", len(out), grows)
+			}
+			checkAccounting(t, q, 0, 0, 0)
+		})
+	}
+}
+
 func TestTryTakeEmpty(t *testing.T) {
 	q := New[int](10, 0)
 	out, items, bytes, err := q.TryTake(nil, 0, 0)

@@ -137,7 +137,7 @@ func New(cfg Config) *Limiter {
 	cfg.Min = max(cfg.Min, 1)
 	cfg.Max = max(cfg.Max, cfg.Min)
 	cfg.Initial = min(max(cfg.Initial, cfg.Min), cfg.Max)
-	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), slowStart: true, wake: make(chan struct{})}
+	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), slowStart: true}
 }
 
 // Slot is a place in flight, from Acquire to Release.
@@ -161,15 +161,28 @@ func (l *Limiter) Acquire(ctx context.Context) (Slot, error) {
 // TryAcquire takes a free slot if there is one; otherwise it returns a
 // channel that is closed when one may have freed or the limit changed.
 func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.inFlight < int(l.limit) {
-		l.next++
-		slot := Slot{l.saturations, l.next}
-		l.inFlight++
-		return slot, true, nil
+	var fresh chan struct{}
+	for {
+		l.mu.Lock()
+		if l.inFlight < int(l.limit) {
+			l.next++
+			slot := Slot{l.saturations, l.next}
+			l.inFlight++
+			l.mu.Unlock()
+			return slot, true, nil
+		}
+		if l.wake == nil && fresh != nil {
+			l.wake = fresh
+		}
+		if w := l.wake; w != nil {
+			l.mu.Unlock()
+			return Slot{}, false, w
+		}
+		// Nobody waits yet: make the channel without the lock, which
+		// ExportSpans takes too (Waiting), and look again.
+		l.mu.Unlock()
+		fresh = make(chan struct{})
 	}
-	return Slot{}, false, l.wake
 }
 
 // Waiting tells the limiter, at now, that work enough for requests whole
@@ -188,7 +201,18 @@ func (l *Limiter) TryAcquire() (slot Slot, ok bool, wake <-chan struct{}) {
 // every new slot a whole request to carry.
 func (l *Limiter) Waiting(now time.Time, requests int) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	grew := l.waiting(now, requests)
+	var w chan struct{}
+	if grew {
+		w = l.wakeLocked()
+	}
+	l.mu.Unlock()
+	wake(w)
+	return grew
+}
+
+// waiting is Waiting with l.mu held; it reports whether the limit grew.
+func (l *Limiter) waiting(now time.Time, requests int) bool {
 	if l.inFlight < int(l.limit) {
 		l.lastProbe = time.Time{}
 		return false
@@ -211,7 +235,6 @@ func (l *Limiter) Waiting(now time.Time, requests int) bool {
 		return false
 	}
 	l.limit = grown
-	l.wakeLocked()
 	return true
 }
 
@@ -221,21 +244,34 @@ func (l *Limiter) Waiting(now time.Time, requests int) bool {
 func (l *Limiter) Observe(slot Slot, now time.Time, rtt time.Duration, s Signal) {
 	l.mu.Lock()
 	l.observe(slot, now, rtt, s)
-	l.wakeLocked()
+	w := l.wakeLocked()
 	l.mu.Unlock()
+	wake(w)
 }
 
 // Release frees a slot taken by Acquire.
 func (l *Limiter) Release(Slot) {
 	l.mu.Lock()
 	l.inFlight--
-	l.wakeLocked()
+	w := l.wakeLocked()
 	l.mu.Unlock()
+	wake(w)
 }
 
-func (l *Limiter) wakeLocked() {
-	close(l.wake)
-	l.wake = make(chan struct{})
+// wakeLocked detaches the channel that waiters hold, for the caller to
+// close once l.mu is released (wake); the next is made by the next caller
+// that must wait. Nothing is allocated or woken with the lock held.
+func (l *Limiter) wakeLocked() chan struct{} {
+	w := l.wake
+	l.wake = nil
+	return w
+}
+
+// wake closes a channel detached by wakeLocked, if there was one.
+func wake(w chan struct{}) {
+	if w != nil {
+		close(w)
+	}
 }
 
 func (l *Limiter) observe(slot Slot, now time.Time, rtt time.Duration, s Signal) {
