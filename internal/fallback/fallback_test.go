@@ -46,9 +46,13 @@ func (g *gate) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TestDropsAreAggregatedAndReportedLast checks that the first drop is
+// reported at once, and that what follows within the interval is
+// aggregated into one report, written after the notes and warnings.
 func TestDropsAreAggregatedAndReportedLast(t *testing.T) {
 	r, logs := newReporter(t, nil)
 	r.Dropped(0, 3, errors.New("full"))
+	waitLogs(t, logs, 1)
 	r.Dropped(0, 2, errors.New("still full"))
 	r.Dropped(1, 1, nil)
 	r.Warn("retrying", "first")
@@ -58,19 +62,34 @@ func TestDropsAreAggregatedAndReportedLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := logs.All()
-	if len(all) != 3 {
-		t.Fatalf("want a note, a warning and a drop report: %v", all)
+	if len(all) != 4 {
+		t.Fatalf("want the first drop report, then a note, a warning and a drop report: %v", all)
 	}
-	last := all[2]
+	if m := all[0].ContextMap(); all[0].Message != "test: spans dropped" || m["dropped"] != int64(3) || m["queue_full_cause"] != "full" {
+		t.Fatalf("first report %q %v, want the first 3 spans dropped", all[0].Message, m)
+	}
+	last := all[3]
 	if last.Message != "test: spans dropped" {
 		t.Fatalf("the drops are not reported last: %v", all)
 	}
 	m := last.ContextMap()
-	if m["dropped"] != int64(6) || m["queue_full"] != int64(5) || m["queue_full_cause"] != "still full" || m["shutdown"] != int64(1) {
+	if m["dropped"] != int64(3) || m["queue_full"] != int64(2) || m["queue_full_cause"] != "still full" || m["shutdown"] != int64(1) {
 		t.Fatalf("drop report %v", m)
 	}
-	if w := all[1].ContextMap(); w["count"] != int64(2) || w["last"] != "second" {
+	if w := all[2].ContextMap(); w["count"] != int64(2) || w["last"] != "second" {
 		t.Fatalf("warning %v", w)
+	}
+}
+
+// waitLogs waits until logs holds n entries.
+func waitLogs(t *testing.T, logs *observer.ObservedLogs, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.Len() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log entries after 10 s, want %d", logs.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
