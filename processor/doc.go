@@ -163,9 +163,11 @@
 // (those passed to Tracer.Start with trace.WithAttributes, or added by the
 // sampler), rewriting them in place through SetName and SetAttributes.
 // Attributes set after start, and a name changed with SetName, pass
-// unguarded. Reading the attributes in OnStart marks the span's attribute
-// array as shared, so the first SetAttributes after start copies it; that
-// copy usually stands in for the growth the SDK would have done anyway
+// unguarded. A span that the span cache (see Cost) recognizes is read in
+// place, under the span's own lock; for any other span the Guard reads the
+// attributes through the span's methods, which marks its attribute array
+// as shared, so the first SetAttributes after start copies it; that copy
+// usually stands in for the growth the SDK would have done anyway
 // (BenchmarkGuardLateAttributes shows no extra allocation), and costs at
 // most one allocation per span. Register the Guard before the exporting
 // processor so the SDK calls it first.

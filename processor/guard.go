@@ -171,15 +171,34 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		return
 	}
 	st := g.current()
-	attrs := s.Attributes()
-	orig := s.Name()
-	var probe spanProbe
-	if g.spanFast {
-		gate := st.spans.gate(orig)
-		if open(gate) || sampled(s.SpanContext().SpanID()) {
-			var hit bool
-			if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
-				return
+	var (
+		probe spanProbe
+		attrs []attribute.KeyValue
+		orig  string
+	)
+	if l := mirror.LiveOf(s); g.spanFast && l != nil {
+		var (
+			hit bool
+			n   int
+		)
+		if probe, n, hit = st.spans.lookupLive(l); hit {
+			return
+		}
+		attrs, orig = s.Attributes(), s.Name()
+		if probe.h != 0 && n != len(attrs) {
+			// The SDK dropped attributes of a key set twice: the
+			// span is learnt as it now is.
+			probe.h = st.spans.hash(orig, attrs)
+		}
+	} else {
+		attrs, orig = s.Attributes(), s.Name()
+		if g.spanFast {
+			gate := st.spans.gate(orig)
+			if open(gate) || sampled(s.SpanContext().SpanID()) {
+				var hit bool
+				if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
+					return
+				}
 			}
 		}
 	}
