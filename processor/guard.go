@@ -181,10 +181,10 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 			hit bool
 			n   int
 		)
-		if probe, n, hit = st.spans.lookupLive(l); hit {
+		if probe, orig, n, hit = st.spans.lookupLive(l); hit {
 			return
 		}
-		attrs, orig = s.Attributes(), s.Name()
+		attrs = s.Attributes()
 		if probe.h != 0 && n != len(attrs) {
 			// The SDK dropped attributes of a key set twice: the
 			// span is learnt as it now is.

@@ -114,21 +114,21 @@ func (c *spanCache) lookup(gate *atomic.Uint32, name string, attrs []attribute.K
 
 // lookupLive is lookup for the span being recorded l, read in place under
 // its lock, before the SDK removes duplicate keys from its attributes: it
-// also returns how many attributes it looked at. A span matches an entry
-// only if its attributes are exactly those of a span that passed
-// unchanged, and an entry holds no two attributes of one key unless the
-// span it was learnt from passed with both; so a span that matches passes
-// once the SDK has kept only the last attribute of each key too.
-func (c *spanCache) lookupLive(l *mirror.Live) (p spanProbe, n int, hit bool) {
+// also returns the span's name and how many attributes it looked at. A
+// span matches an entry only if its attributes are exactly those of a span
+// that passed unchanged, and an entry holds no two attributes of one key
+// unless the span it was learnt from passed with both; so a span that
+// matches passes once the SDK has kept only the last attribute of each key
+// too.
+func (c *spanCache) lookupLive(l *mirror.Live) (p spanProbe, name string, n int, hit bool) {
 	l.Lock()
-	defer l.Unlock()
 	name, attrs := l.Name(), l.RawAttributes()
 	gate := c.gate(name)
-	if !open(gate) && !sampled(l.SpanContext().SpanID()) {
-		return spanProbe{}, len(attrs), false
+	if open(gate) || sampled(l.SpanContext().SpanID()) {
+		p, hit = c.lookup(gate, name, attrs)
 	}
-	p, hit = c.lookup(gate, name, attrs)
-	return p, len(attrs), hit
+	l.Unlock()
+	return p, name, len(attrs), hit
 }
 
 // missed is told the outcome of the check of a span that lookup missed:
