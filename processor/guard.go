@@ -147,14 +147,20 @@ func (g *Guard) newState() *state {
 // the reset interval has elapsed.
 func (g *Guard) current() *state {
 	if g.reset > 0 {
-		now := g.cfg.clock.Now().UnixNano()
-		if due := g.nextReset.Load(); now >= due &&
-			g.nextReset.CompareAndSwap(due, now+g.reset) {
-			g.state.Store(g.newState())
-			g.resets.Add(1)
-		}
+		g.resetIfDue()
 	}
 	return g.state.Load()
+}
+
+// resetIfDue replaces the state with a new one when the reset interval
+// has elapsed. It is apart from current so that current is inlined.
+func (g *Guard) resetIfDue() {
+	now := g.cfg.clock.Now().UnixNano()
+	if due := g.nextReset.Load(); now >= due &&
+		g.nextReset.CompareAndSwap(due, now+g.reset) {
+		g.state.Store(g.newState())
+		g.resets.Add(1)
+	}
 }
 
 // OnStart implements sdktrace.SpanProcessor.
@@ -176,7 +182,11 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		attrs []attribute.KeyValue
 		orig  string
 	)
-	if l := mirror.LiveOf(s); g.spanFast && l != nil {
+	l := mirror.KnownLive(s)
+	if l == nil {
+		l = mirror.LiveOf(s)
+	}
+	if g.spanFast && l != nil {
 		var (
 			hit bool
 			n   int
@@ -307,7 +317,10 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		attrs []attribute.KeyValue
 		name  string
 	)
-	d := mirror.SpanOf(s)
+	d := mirror.KnownSpan(s)
+	if d == nil {
+		d = mirror.SpanOf(s)
+	}
 	if d != nil {
 		attrs, name = d.Attributes(), d.Name() // without copying the span twice
 	} else {

@@ -77,17 +77,36 @@ type liveKind struct {
 
 var live atomic.Pointer[liveKind]
 
+// liveItab is the type word of the kind learnt plus one, once it is known
+// to have the mirrored layout, or 0, which no type word plus one is, not
+// even that of a nil interface value.
+var liveItab atomic.Uintptr
+
 // LiveOf returns s's own fields when s is an SDK recording span whose
 // leading fields have the layout Live mirrors, and nil otherwise. It is
 // safe for concurrent use.
 func LiveOf(s sdktrace.ReadWriteSpan) *Live {
-	if k := live.Load(); k != nil && k.ok {
-		if w := (*ifaceWords)(unsafe.Pointer(&s)); k.itab != nil && w.itab == k.itab {
-			return (*Live)(w.data)
-		}
-		if k.typ == reflect.TypeOf(s) {
-			return (*Live)(reflect.ValueOf(s).UnsafePointer())
-		}
+	if d := KnownLive(s); d != nil {
+		return d
+	}
+	return liveOfByType(s)
+}
+
+// KnownLive is LiveOf for a span of the type already learnt, and nil for any
+// other, without learning: a test of the span's type word, small enough
+// to be inlined into a hot path that calls LiveOf when it returns nil.
+func KnownLive(s sdktrace.ReadWriteSpan) *Live {
+	w := (*ifaceWords)(unsafe.Pointer(&s))
+	if uintptr(w.itab)+1 != liveItab.Load() {
+		return nil
+	}
+	return (*Live)(w.data)
+}
+
+// liveOfByType is LiveOf for a span whose type word is not the one learnt.
+func liveOfByType(s sdktrace.ReadWriteSpan) *Live {
+	if k := live.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
+		return (*Live)(reflect.ValueOf(s).UnsafePointer())
 	}
 	return learnLive(s)
 }
@@ -107,6 +126,8 @@ func learnLive(s sdktrace.ReadWriteSpan) *Live {
 		}
 		if !live.CompareAndSwap(nil, k) {
 			k = live.Load()
+		} else if k.ok && k.itab != nil {
+			liveItab.Store(uintptr(k.itab) + 1)
 		}
 	}
 	if !k.ok || k.typ != t {

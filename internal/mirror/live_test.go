@@ -61,7 +61,10 @@ func TestLiveOf(t *testing.T) {
 	if name != seen.Name() || !sc.Equal(seen.SpanContext()) || !reflect.DeepEqual(raw, seen.Attributes()) {
 		t.Fatalf("in place %q %v %v, through methods %q %v %v", name, sc, raw, seen.Name(), seen.SpanContext(), seen.Attributes())
 	}
-	if LiveOf(hiddenLive{seen}) != nil || LiveOf(nil) != nil {
+	if KnownLive(seen) != l {
+		t.Fatal("KnownLive does not read a recording span in place once LiveOf has")
+	}
+	if LiveOf(hiddenLive{seen}) != nil || LiveOf(nil) != nil || KnownLive(hiddenLive{seen}) != nil || KnownLive(nil) != nil {
 		t.Fatal("a span of another type is read in place")
 	}
 }
