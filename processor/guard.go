@@ -212,6 +212,14 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 			}
 		}
 	}
+	g.guardStart(s, st, orig, attrs, probe)
+}
+
+// guardStart is OnStart for a span the span cache did not pass: it guards
+// the span's name orig and attributes attrs, and tells the cache the
+// outcome if probe says the span was looked up. It is apart from OnStart
+// so that the spans the cache passes do not pay for its frame.
+func (g *Guard) guardStart(s sdktrace.ReadWriteSpan, st *state, orig string, attrs []attribute.KeyValue, probe spanProbe) {
 	name, nameV := g.spanName(st, s, orig, attrs)
 	overflow := nameV == replaced
 	clean := nameV == pass
@@ -307,6 +315,22 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 	if g.next == nil || g.stopped.Load() {
 		return
 	}
+	// The steady state's path, sanitize's first steps for an SDK
+	// snapshot without a reset interval, written out here: a span the
+	// span cache holds then costs no call but the lookup's.
+	if d := mirror.KnownSpan(s); d != nil && g.spanFast && g.reset == 0 {
+		st := g.state.Load()
+		name, attrs := d.Name(), d.Attributes()
+		if gate := st.spans.gate(name); open(gate) {
+			probe, hit := st.spans.lookup(gate, name, attrs)
+			if hit {
+				g.next.OnEnd(s)
+				return
+			}
+			g.next.OnEnd(g.check(s, st, name, attrs, probe))
+			return
+		}
+	}
 	g.next.OnEnd(g.sanitize(s))
 }
 
@@ -336,6 +360,13 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 			}
 		}
 	}
+	return g.check(s, st, name, attrs, probe)
+}
+
+// check is sanitize for a span the span cache did not pass, of this name
+// and these attributes, with what the cache's lookup found out if the
+// span was looked up.
+func (g *Guard) check(s sdktrace.ReadOnlySpan, st *state, name string, attrs []attribute.KeyValue, probe spanProbe) sdktrace.ReadOnlySpan {
 	orig := name
 	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)
