@@ -321,15 +321,16 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 	if d := mirror.KnownSpan(s); d != nil && g.spanFast && g.reset == 0 {
 		st := g.state.Load()
 		name, attrs := d.Name(), d.Attributes()
-		if gate := st.spans.gate(name); open(gate) {
-			probe, hit := st.spans.lookup(gate, name, attrs)
-			if hit {
+		var probe spanProbe
+		if gate := st.spans.gate(name); open(gate) || sampled(d.SpanContext().SpanID()) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
 				g.next.OnEnd(s)
 				return
 			}
-			g.next.OnEnd(g.check(s, st, name, attrs, probe))
-			return
 		}
+		g.next.OnEnd(g.check(s, st, name, attrs, probe))
+		return
 	}
 	g.next.OnEnd(g.sanitize(s))
 }
