@@ -337,6 +337,12 @@ func FuzzSpanCacheAgrees(f *testing.F) {
 		on := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
 		off := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
 		off.spanFast = false
+		// viaOnEnd is on's twin that the spans reach through OnEnd, as
+		// the SDK hands them over, which has a path of its own for the
+		// SDK's snapshots.
+		passed := tracetest.NewSpanRecorder()
+		viaOnEnd := CardinalityGuard(append(opts, WithDownstream(passed))...)
+		lastPassed := func() spanData { all := passed.Ended(); return snapshotOf(all[len(all)-1]) }
 		plainOn, plainOff := CardinalityGuard(opts...), CardinalityGuard(opts...)
 		plainOff.spanFast = false
 		for i := range 12 {
@@ -356,12 +362,20 @@ func FuzzSpanCacheAgrees(f *testing.F) {
 			if !sameSpan(a, b) {
 				t.Fatalf("span %d, started: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
 			}
+			if viaOnEnd.OnEnd(s.(sdktrace.ReadOnlySpan)); !sameSpan(lastPassed(), b) {
+				c := lastPassed()
+				t.Fatalf("span %d, started: through OnEnd %q %v, without the cache %q %v", i, c.name, c.attrs, b.name, b.attrs)
+			}
 			s.End()
 			all := rec.Ended()
 			ended := all[len(all)-1]
 			a, b = snapshotOf(on.sanitize(ended)), snapshotOf(off.sanitize(ended))
 			if !sameSpan(a, b) {
 				t.Fatalf("span %d, ended: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
+			}
+			if viaOnEnd.OnEnd(ended); !sameSpan(lastPassed(), b) {
+				c := lastPassed()
+				t.Fatalf("span %d, ended: through OnEnd %q %v, without the cache %q %v", i, c.name, c.attrs, b.name, b.attrs)
 			}
 			// The plain wiring rewrites live spans; each Guard gets its own.
 			_, x := tp.Tracer("fuzz").Start(context.Background(), n, trace.WithAttributes(attrs...))
