@@ -147,14 +147,20 @@ func (g *Guard) newState() *state {
 // the reset interval has elapsed.
 func (g *Guard) current() *state {
 	if g.reset > 0 {
-		now := g.cfg.clock.Now().UnixNano()
-		if due := g.nextReset.Load(); now >= due &&
-			g.nextReset.CompareAndSwap(due, now+g.reset) {
-			g.state.Store(g.newState())
-			g.resets.Add(1)
-		}
+		g.resetIfDue()
 	}
 	return g.state.Load()
+}
+
+// resetIfDue replaces the state with a new one when the reset interval
+// has elapsed. It is apart from current so that current is inlined.
+func (g *Guard) resetIfDue() {
+	now := g.cfg.clock.Now().UnixNano()
+	if due := g.nextReset.Load(); now >= due &&
+		g.nextReset.CompareAndSwap(due, now+g.reset) {
+		g.state.Store(g.newState())
+		g.resets.Add(1)
+	}
 }
 
 // OnStart implements sdktrace.SpanProcessor.
@@ -171,18 +177,49 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		return
 	}
 	st := g.current()
-	attrs := s.Attributes()
-	orig := s.Name()
-	var probe spanProbe
-	if g.spanFast {
-		gate := st.spans.gate(orig)
-		if open(gate) || sampled(s.SpanContext().SpanID()) {
-			var hit bool
-			if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
-				return
+	var (
+		probe spanProbe
+		attrs []attribute.KeyValue
+		orig  string
+	)
+	l := mirror.KnownLive(s)
+	if l == nil {
+		l = mirror.LiveOf(s)
+	}
+	if g.spanFast && l != nil {
+		var (
+			hit bool
+			n   int
+		)
+		if probe, orig, n, hit = st.spans.lookupLive(l); hit {
+			return
+		}
+		attrs = s.Attributes()
+		if probe.h != 0 && n != len(attrs) {
+			// The SDK dropped attributes of a key set twice: the
+			// span is learnt as it now is.
+			probe.h = st.spans.hash(orig, attrs)
+		}
+	} else {
+		attrs, orig = s.Attributes(), s.Name()
+		if g.spanFast {
+			gate := st.spans.gate(orig)
+			if open(gate) || sampled(s.SpanContext().SpanID()) {
+				var hit bool
+				if probe, hit = st.spans.lookup(gate, orig, attrs); hit {
+					return
+				}
 			}
 		}
 	}
+	g.guardStart(s, st, orig, attrs, probe)
+}
+
+// guardStart is OnStart for a span the span cache did not pass: it guards
+// the span's name orig and attributes attrs, and tells the cache the
+// outcome if probe says the span was looked up. It is apart from OnStart
+// so that the spans the cache passes do not pay for its frame.
+func (g *Guard) guardStart(s sdktrace.ReadWriteSpan, st *state, orig string, attrs []attribute.KeyValue, probe spanProbe) {
 	name, nameV := g.spanName(st, s, orig, attrs)
 	overflow := nameV == replaced
 	clean := nameV == pass
@@ -278,6 +315,23 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 	if g.next == nil || g.stopped.Load() {
 		return
 	}
+	// The steady state's path, sanitize's first steps for an SDK
+	// snapshot without a reset interval, written out here: a span the
+	// span cache holds then costs no call but the lookup's.
+	if d := mirror.KnownSpan(s); d != nil && g.spanFast && g.reset == 0 {
+		st := g.state.Load()
+		name, attrs := d.Name(), d.Attributes()
+		var probe spanProbe
+		if gate := st.spans.gate(name); open(gate) || sampled(d.SpanContext().SpanID()) {
+			var hit bool
+			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
+				g.next.OnEnd(s)
+				return
+			}
+		}
+		g.next.OnEnd(g.check(s, st, name, attrs, probe))
+		return
+	}
 	g.next.OnEnd(g.sanitize(s))
 }
 
@@ -288,7 +342,10 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 		attrs []attribute.KeyValue
 		name  string
 	)
-	d := mirror.SpanOf(s)
+	d := mirror.KnownSpan(s)
+	if d == nil {
+		d = mirror.SpanOf(s)
+	}
 	if d != nil {
 		attrs, name = d.Attributes(), d.Name() // without copying the span twice
 	} else {
@@ -304,6 +361,13 @@ func (g *Guard) sanitize(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 			}
 		}
 	}
+	return g.check(s, st, name, attrs, probe)
+}
+
+// check is sanitize for a span the span cache did not pass, of this name
+// and these attributes, with what the cache's lookup found out if the
+// span was looked up.
+func (g *Guard) check(s sdktrace.ReadOnlySpan, st *state, name string, attrs []attribute.KeyValue, probe spanProbe) sdktrace.ReadOnlySpan {
 	orig := name
 	name, nameV := g.spanName(st, s, name, attrs)
 	n := g.admitted(st, attrs)

@@ -33,12 +33,15 @@ import (
 // through an atomic pointer. A span's identities are hashed cheaply (the
 // match is exact, so the hash only spreads spans over the slots) and it is
 // learnt only on its second consecutive sighting in its slot with the
-// same hash: attributes whose strings are new on every span (a user agent
-// copied from each request, say) never repeat their identity, so such
-// spans never allocate an entry. An entry that has matched once keeps its
-// slot until the state is reset; one that never matched may be replaced.
-// A span may sit in either slot of a pair, so that two spans whose hashes
-// pick the same slot can both be held. The number of entries made per
+// same hash (the same low 32 bits of it): attributes whose strings are
+// new on every span (a user agent copied from each request, say) never
+// repeat their identity, so such spans never allocate an entry. An entry
+// that has matched once keeps its slot until the state is reset; one that
+// never matched may be replaced. A span may sit in either slot of a pair,
+// so that two spans whose hashes pick the same slot can both be held; each
+// slot also holds a tag of its entry's hash, so that a lookup compares the
+// span with the entry of at most one of the two, the one whose tag is the
+// span's. The number of entries made per
 // state is bounded (maxSpanInstalls), and so is the memory they hold: at
 // most spanCacheSlots live entries of at most maxCachedAttrs attributes
 // and maxEntryBytes of strings each.
@@ -112,6 +115,25 @@ func (c *spanCache) lookup(gate *atomic.Uint32, name string, attrs []attribute.K
 	return spanProbe{h, gate}, false
 }
 
+// lookupLive is lookup for the span being recorded l, read in place under
+// its lock, before the SDK removes duplicate keys from its attributes: it
+// also returns the span's name and how many attributes it looked at. A
+// span matches an entry only if its attributes are exactly those of a span
+// that passed unchanged, and an entry holds no two attributes of one key
+// unless the span it was learnt from passed with both; so a span that
+// matches passes once the SDK has kept only the last attribute of each key
+// too.
+func (c *spanCache) lookupLive(l *mirror.Live) (p spanProbe, name string, n int, hit bool) {
+	l.Lock()
+	name, attrs := l.Name(), l.RawAttributes()
+	gate := c.gate(name)
+	if open(gate) || sampled(l.SpanContext().SpanID()) {
+		p, hit = c.lookup(gate, name, attrs)
+	}
+	l.Unlock()
+	return p, name, len(attrs), hit
+}
+
 // missed is told the outcome of the check of a span that lookup missed:
 // whether it passed unchanged (clean), in which case learn records it.
 func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribute.KeyValue) {
@@ -124,8 +146,14 @@ func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribu
 }
 
 type spanSlot struct {
-	e    atomic.Pointer[spanEntry]
-	cand atomic.Uint64 // the hash of the last span seen missing here
+	e atomic.Pointer[spanEntry]
+	// tag is the low half of the hash of e's span, which has sees in
+	// this line without reading e: of the two slots of a pair it then
+	// compares the span with the entry of the one whose tag is the
+	// span's, or neither. It is stored after e, and e may be seen
+	// with another entry's tag: that only makes a lookup miss.
+	tag  atomic.Uint32
+	cand atomic.Uint32 // the low half of the hash of the last span seen missing here
 }
 
 // spanEntry is the identity of a span that passed unchanged.
@@ -207,10 +235,10 @@ func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
 // attributes, matches an entry: in the slot h picks or the other slot of
 // its pair.
 func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool {
-	i := h >> (64 - spanCacheBits)
-	e := c.slots[i].e.Load()
+	i, tag := h>>(64-spanCacheBits), uint32(h)
+	e := c.slots[i].entry(tag)
 	if e == nil || !e.matches(name, attrs) {
-		if e = c.slots[i^1].e.Load(); e == nil || !e.matches(name, attrs) {
+		if e = c.slots[i^1].entry(tag); e == nil || !e.matches(name, attrs) {
 			return false
 		}
 	}
@@ -218,6 +246,14 @@ func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool 
 		e.hit.Store(true)
 	}
 	return true
+}
+
+// entry returns the slot's entry if its tag is tag, or nil.
+func (s *spanSlot) entry(tag uint32) *spanEntry {
+	if s.tag.Load() != tag {
+		return nil
+	}
+	return s.e.Load()
 }
 
 // matches reports whether a span with this name and these attributes is
@@ -255,8 +291,8 @@ func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
 		s = &c.slots[i^1]
 	}
 	first := &c.slots[i]
-	if first.cand.Load() != h {
-		first.cand.Store(h)
+	if first.cand.Load() != uint32(h) {
+		first.cand.Store(uint32(h))
 		return
 	}
 	if !cacheable(name, attrs) || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
@@ -268,6 +304,7 @@ func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
 		e.attrs[i] = identity(&attrs[i])
 	}
 	s.e.Store(e)
+	s.tag.Store(uint32(h))
 }
 
 // newSpanEntry returns an entry for n attributes, at most maxCachedAttrs,

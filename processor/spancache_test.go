@@ -337,6 +337,12 @@ func FuzzSpanCacheAgrees(f *testing.F) {
 		on := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
 		off := CardinalityGuard(append(opts, WithDownstream(tracetest.NewSpanRecorder()))...)
 		off.spanFast = false
+		// viaOnEnd is on's twin that the spans reach through OnEnd, as
+		// the SDK hands them over, which has a path of its own for the
+		// SDK's snapshots.
+		passed := tracetest.NewSpanRecorder()
+		viaOnEnd := CardinalityGuard(append(opts, WithDownstream(passed))...)
+		lastPassed := func() spanData { all := passed.Ended(); return snapshotOf(all[len(all)-1]) }
 		plainOn, plainOff := CardinalityGuard(opts...), CardinalityGuard(opts...)
 		plainOff.spanFast = false
 		for i := range 12 {
@@ -356,12 +362,20 @@ func FuzzSpanCacheAgrees(f *testing.F) {
 			if !sameSpan(a, b) {
 				t.Fatalf("span %d, started: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
 			}
+			if viaOnEnd.OnEnd(s.(sdktrace.ReadOnlySpan)); !sameSpan(lastPassed(), b) {
+				c := lastPassed()
+				t.Fatalf("span %d, started: through OnEnd %q %v, without the cache %q %v", i, c.name, c.attrs, b.name, b.attrs)
+			}
 			s.End()
 			all := rec.Ended()
 			ended := all[len(all)-1]
 			a, b = snapshotOf(on.sanitize(ended)), snapshotOf(off.sanitize(ended))
 			if !sameSpan(a, b) {
 				t.Fatalf("span %d, ended: with the cache %q %v, without %q %v", i, a.name, a.attrs, b.name, b.attrs)
+			}
+			if viaOnEnd.OnEnd(ended); !sameSpan(lastPassed(), b) {
+				c := lastPassed()
+				t.Fatalf("span %d, ended: through OnEnd %q %v, without the cache %q %v", i, c.name, c.attrs, b.name, b.attrs)
 			}
 			// The plain wiring rewrites live spans; each Guard gets its own.
 			_, x := tp.Tracer("fuzz").Start(context.Background(), n, trace.WithAttributes(attrs...))
@@ -395,4 +409,37 @@ func sameSpan(a, b spanData) bool {
 		}
 	}
 	return true
+}
+
+// TestSpanCacheKeySetTwice checks, in both wirings, that a span started
+// with two values of one key, of which the SDK keeps the last, is guarded
+// as the SDK keeps it, whether or not a span of that last value alone is
+// held by the span cache: the first value is neither admitted nor
+// replaced.
+func TestSpanCacheKeySetTwice(t *testing.T) {
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t, WithKeyLimit("k", 1))
+			kept := []attribute.KeyValue{attribute.String("k", "a"), attribute.Int("n", 1)}
+			twice := []attribute.KeyValue{attribute.String("k", "b"), attribute.Int("n", 1), kept[0]}
+			for i := range 3 {
+				if got := p.span("op", kept); marked(got) || len(got.Attributes()) != 2 {
+					t.Fatalf("span %d of the admitted value changed: %v", i, got.Attributes())
+				}
+				got := p.span("op", twice)
+				if marked(got) || len(got.Attributes()) != 2 || got.Attributes()[0] != kept[0] || got.Attributes()[1] != kept[1] {
+					t.Fatalf("span %d with the key set twice: %v, want %v", i, got.Attributes(), kept)
+				}
+			}
+			if s := p.guard.Stats(); s.ReplacedOverLimit != 0 || s.Values != 3 { // "a", 1 and the name
+				t.Fatalf("stats %+v: the value the SDK dropped was checked", s)
+			}
+			if v, _ := attrOf(p.span("op", twice[:1]), "k"); v.AsString() != OverflowValue {
+				t.Fatalf("a second value of a key of limit 1 passed: %v", v.AsString())
+			}
+		})
+	}
 }

@@ -28,3 +28,21 @@ func Matches(theirs, ours reflect.Type) bool {
 	}
 	return true
 }
+
+// MatchesPrefix reports whether the struct ours has the first fields of
+// the struct theirs: each of its fields has the name, type and offset of
+// the field of theirs in the same place, and ours is no larger than
+// theirs. A pointer to a theirs can then be read as a pointer to an ours.
+func MatchesPrefix(theirs, ours reflect.Type) bool {
+	if theirs.Kind() != reflect.Struct || ours.Kind() != reflect.Struct ||
+		theirs.Size() < ours.Size() || theirs.NumField() < ours.NumField() {
+		return false
+	}
+	for i := range ours.NumField() {
+		a, b := theirs.Field(i), ours.Field(i)
+		if a.Name != b.Name || a.Type != b.Type || a.Offset != b.Offset {
+			return false
+		}
+	}
+	return true
+}

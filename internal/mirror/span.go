@@ -102,18 +102,35 @@ type ifaceWords struct {
 
 var snapshot atomic.Pointer[snapshotKind]
 
+// snapshotItab is the type word of the kind learnt plus one, once it is known
+// to have the mirrored layout, or 0, which no type word plus one is, not
+// even that of a nil interface value.
+var snapshotItab atomic.Uintptr
+
 // SpanOf returns s's own data when s is an SDK snapshot of the layout Span
 // mirrors, and nil otherwise. It is safe for concurrent use.
 func SpanOf(s sdktrace.ReadOnlySpan) *Span {
-	if k := snapshot.Load(); k != nil && k.ok {
-		// A type word is that of one concrete type: the same as the
-		// learnt one's, the span is a snapshot.
-		if w := (*ifaceWords)(unsafe.Pointer(&s)); k.itab != nil && w.itab == k.itab {
-			return (*Span)(w.data)
-		}
-		if k.typ == reflect.TypeOf(s) {
-			return (*Span)(reflect.ValueOf(s).UnsafePointer())
-		}
+	if d := KnownSpan(s); d != nil {
+		return d
+	}
+	return spanOfByType(s)
+}
+
+// KnownSpan is SpanOf for a span of the type already learnt, and nil for any
+// other, without learning: a test of the span's type word, small enough
+// to be inlined into a hot path that calls SpanOf when it returns nil.
+func KnownSpan(s sdktrace.ReadOnlySpan) *Span {
+	w := (*ifaceWords)(unsafe.Pointer(&s))
+	if uintptr(w.itab)+1 != snapshotItab.Load() {
+		return nil
+	}
+	return (*Span)(w.data)
+}
+
+// spanOfByType is SpanOf for a span whose type word is not the one learnt.
+func spanOfByType(s sdktrace.ReadOnlySpan) *Span {
+	if k := snapshot.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
+		return (*Span)(reflect.ValueOf(s).UnsafePointer())
 	}
 	return learn(s)
 }
@@ -133,6 +150,8 @@ func learn(s sdktrace.ReadOnlySpan) *Span {
 		}
 		if !snapshot.CompareAndSwap(nil, k) {
 			k = snapshot.Load()
+		} else if k.ok && k.itab != nil {
+			snapshotItab.Store(uintptr(k.itab) + 1)
 		}
 	}
 	if !k.ok || k.typ != t {

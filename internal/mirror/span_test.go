@@ -47,7 +47,10 @@ func TestSpanOf(t *testing.T) {
 	if !reflect.DeepEqual(*got[0], read) {
 		t.Fatalf("in place %+v, through methods %+v", *got[0], read)
 	}
-	if SpanOf(hidden{span}) != nil || SpanOf(nil) != nil {
+	if KnownSpan(span) != got[0] {
+		t.Fatal("KnownSpan does not read a snapshot in place once SpanOf has")
+	}
+	if SpanOf(hidden{span}) != nil || SpanOf(nil) != nil || KnownSpan(hidden{span}) != nil || KnownSpan(nil) != nil {
 		t.Fatal("a span of another type is read in place")
 	}
 }
