@@ -234,18 +234,9 @@
 // under a BatchSpanProcessor. Both use strings made once, so they measure
 // the span cache's path; BenchmarkGuardAdded's plain-fresh and
 // wrapping-fresh give each span a user agent string of its own, which
-// misses it. On a 2-core AMD EPYC, in a run where the span itself took
-// 1.34 µs, go test -run '^$' -bench GuardAdded -benchtime 64000x
-// ./processor/ gave medians of 87 ns (plain) and 95 ns (wrapping), with
-// no allocation, against about 145 ns before the span cache; the fresh
-// spans cost 172 to 218 ns, 20 to 35 ns more than before it. Since then
-// the plain wiring looks spans up in place under the span's lock, the
-// paths of the spans the cache passes are shorter, and a lookup reads one
-// entry of a slot pair, not two: in runs where the span took 2.0 to 2.4
-// µs (2026-12-01), the medians of eleven runs, interleaved with the code
-// before these changes, were 133 ns plain and 99 ns wrapping, against 153
-// and 118 ns, and 313 and 225 ns on the fresh spans, against 317 and 252
-// ns. A single run's median moves by tens of nanoseconds at that speed.
+// misses it. The README gives the figures measured on this project's
+// machine; a single run's median moves by tens of nanoseconds on a busy
+// host, so compare many interleaved runs (benchstat).
 //
 // # Metrics, Stats and logs
 //
