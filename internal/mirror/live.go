@@ -3,7 +3,6 @@ package mirror
 import (
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -67,20 +66,8 @@ func (l *Live) SpanContext() *trace.SpanContext { return &l.spanContext }
 // the SDK once the lock is released.
 func (l *Live) RawAttributes() []attribute.KeyValue { return l.attributes }
 
-// liveKind is what LiveOf learnt about the SDK's recording span type from
-// the first span it saw, as snapshotKind is for snapshots.
-type liveKind struct {
-	typ  reflect.Type
-	ok   bool
-	itab unsafe.Pointer
-}
-
-var live atomic.Pointer[liveKind]
-
-// liveItab is the type word of the kind learnt plus one, once it is known
-// to have the mirrored layout, or 0, which no type word plus one is, not
-// even that of a nil interface value.
-var liveItab atomic.Uintptr
+// lives learns the SDK's recording span type.
+var lives = learner{is: sdkType("recordingSpan"), fits: func(t reflect.Type) bool { return MatchesPrefix(t, reflect.TypeFor[Live]()) }}
 
 // LiveOf returns s's own fields when s is an SDK recording span whose
 // leading fields have the layout Live mirrors, and nil otherwise. It is
@@ -89,55 +76,12 @@ func LiveOf(s sdktrace.ReadWriteSpan) *Live {
 	if d := KnownLive(s); d != nil {
 		return d
 	}
-	return liveOfByType(s)
+	return (*Live)(lives.of((*ifaceWords)(unsafe.Pointer(&s)), reflect.ValueOf(s)))
 }
 
 // KnownLive is LiveOf for a span of the type already learnt, and nil for any
 // other, without learning: a test of the span's type word, small enough
 // to be inlined into a hot path that calls LiveOf when it returns nil.
 func KnownLive(s sdktrace.ReadWriteSpan) *Live {
-	w := (*ifaceWords)(unsafe.Pointer(&s))
-	if uintptr(w.itab)+1 != liveItab.Load() {
-		return nil
-	}
-	return (*Live)(w.data)
-}
-
-// liveOfByType is LiveOf for a span whose type word is not the one learnt.
-func liveOfByType(s sdktrace.ReadWriteSpan) *Live {
-	if k := live.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
-		return (*Live)(reflect.ValueOf(s).UnsafePointer())
-	}
-	return learnLive(s)
-}
-
-// learnLive is LiveOf for a span of a type other than the recording span
-// type learnt, or before one is.
-func learnLive(s sdktrace.ReadWriteSpan) *Live {
-	t := reflect.TypeOf(s)
-	k := live.Load()
-	if k == nil {
-		if !isRecording(t) {
-			return nil
-		}
-		k = &liveKind{typ: t, ok: MatchesPrefix(t.Elem(), reflect.TypeFor[Live]())}
-		if w := (*ifaceWords)(unsafe.Pointer(&s)); w.data == reflect.ValueOf(s).UnsafePointer() && w.itab != nil {
-			k.itab = w.itab
-		}
-		if !live.CompareAndSwap(nil, k) {
-			k = live.Load()
-		} else if k.ok && k.itab != nil {
-			liveItab.Store(uintptr(k.itab) + 1)
-		}
-	}
-	if !k.ok || k.typ != t {
-		return nil
-	}
-	return (*Live)(reflect.ValueOf(s).UnsafePointer())
-}
-
-// isRecording reports whether t is a pointer to the SDK's recording span
-// type.
-func isRecording(t reflect.Type) bool {
-	return t != nil && t.Kind() == reflect.Pointer && t.Elem().Name() == "recordingSpan" && t.Elem().PkgPath() == sdkTracePkg
+	return (*Live)(lives.known((*ifaceWords)(unsafe.Pointer(&s))))
 }

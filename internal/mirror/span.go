@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"reflect"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -83,29 +82,8 @@ func ReadSpan(s sdktrace.ReadOnlySpan, d *Span) {
 
 const sdkTracePkg = "go.opentelemetry.io/otel/sdk/trace"
 
-// snapshotKind is what SpanOf learnt about the SDK's snapshot type from
-// the first one it saw: the pointer type, and whether it has Span's
-// layout. There is one such type per program, so it is learnt once.
-type snapshotKind struct {
-	typ reflect.Type
-	ok  bool
-	// itab is the type word of a ReadOnlySpan holding such a snapshot,
-	// or nil if an interface value was not found to be made of a type
-	// word and a data word: SpanOf then compares reflect types instead.
-	itab unsafe.Pointer
-}
-
-// ifaceWords is the layout of a non-empty interface value.
-type ifaceWords struct {
-	itab, data unsafe.Pointer
-}
-
-var snapshot atomic.Pointer[snapshotKind]
-
-// snapshotItab is the type word of the kind learnt plus one, once it is known
-// to have the mirrored layout, or 0, which no type word plus one is, not
-// even that of a nil interface value.
-var snapshotItab atomic.Uintptr
+// snapshots learns the SDK's snapshot type.
+var snapshots = learner{is: sdkType("snapshot"), fits: func(t reflect.Type) bool { return Matches(t, reflect.TypeFor[Span]()) }}
 
 // SpanOf returns s's own data when s is an SDK snapshot of the layout Span
 // mirrors, and nil otherwise. It is safe for concurrent use.
@@ -113,54 +91,12 @@ func SpanOf(s sdktrace.ReadOnlySpan) *Span {
 	if d := KnownSpan(s); d != nil {
 		return d
 	}
-	return spanOfByType(s)
+	return (*Span)(snapshots.of((*ifaceWords)(unsafe.Pointer(&s)), reflect.ValueOf(s)))
 }
 
 // KnownSpan is SpanOf for a span of the type already learnt, and nil for any
 // other, without learning: a test of the span's type word, small enough
 // to be inlined into a hot path that calls SpanOf when it returns nil.
 func KnownSpan(s sdktrace.ReadOnlySpan) *Span {
-	w := (*ifaceWords)(unsafe.Pointer(&s))
-	if uintptr(w.itab)+1 != snapshotItab.Load() {
-		return nil
-	}
-	return (*Span)(w.data)
-}
-
-// spanOfByType is SpanOf for a span whose type word is not the one learnt.
-func spanOfByType(s sdktrace.ReadOnlySpan) *Span {
-	if k := snapshot.Load(); k != nil && k.ok && k.typ == reflect.TypeOf(s) {
-		return (*Span)(reflect.ValueOf(s).UnsafePointer())
-	}
-	return learn(s)
-}
-
-// learn is SpanOf for a span of a type other than the snapshot type
-// learnt, or before one is.
-func learn(s sdktrace.ReadOnlySpan) *Span {
-	t := reflect.TypeOf(s)
-	k := snapshot.Load()
-	if k == nil {
-		if !isSnapshot(t) {
-			return nil
-		}
-		k = &snapshotKind{typ: t, ok: Matches(t.Elem(), reflect.TypeFor[Span]())}
-		if w := (*ifaceWords)(unsafe.Pointer(&s)); w.data == reflect.ValueOf(s).UnsafePointer() && w.itab != nil {
-			k.itab = w.itab
-		}
-		if !snapshot.CompareAndSwap(nil, k) {
-			k = snapshot.Load()
-		} else if k.ok && k.itab != nil {
-			snapshotItab.Store(uintptr(k.itab) + 1)
-		}
-	}
-	if !k.ok || k.typ != t {
-		return nil
-	}
-	return (*Span)(reflect.ValueOf(s).UnsafePointer())
-}
-
-// isSnapshot reports whether t is a pointer to the SDK's snapshot type.
-func isSnapshot(t reflect.Type) bool {
-	return t != nil && t.Kind() == reflect.Pointer && t.Elem().Name() == "snapshot" && t.Elem().PkgPath() == sdkTracePkg
+	return (*Span)(snapshots.known((*ifaceWords)(unsafe.Pointer(&s))))
 }
