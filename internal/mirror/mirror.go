@@ -16,17 +16,7 @@ import "reflect"
 // and the same fields in the same order, each with the same name, type and
 // offset.
 func Matches(theirs, ours reflect.Type) bool {
-	if theirs.Kind() != reflect.Struct || ours.Kind() != reflect.Struct ||
-		theirs.Size() != ours.Size() || theirs.NumField() != ours.NumField() {
-		return false
-	}
-	for i := range theirs.NumField() {
-		a, b := theirs.Field(i), ours.Field(i)
-		if a.Name != b.Name || a.Type != b.Type || a.Offset != b.Offset {
-			return false
-		}
-	}
-	return true
+	return MatchesPrefix(theirs, ours) && theirs.Size() == ours.Size() && theirs.NumField() == ours.NumField()
 }
 
 // MatchesPrefix reports whether the struct ours has the first fields of
