@@ -198,13 +198,13 @@ func (h *hooks) grow() int {
 		return 0
 	}
 	e.books.Fly(spans, size)
-	h.batch = append(h.batch, more...)
 	h.size += size
 	h.plain += size
 	if !h.body.Compressed() {
 		for _, ent := range more {
 			h.body.Parts = append(h.body.Parts, ent.req.Bytes())
 		}
+		h.batch = append(h.batch, more...)
 		return spans
 	}
 	parts := make([][]byte, len(more))
@@ -214,11 +214,11 @@ func (h *hooks) grow() int {
 	before := h.body.Held()
 	err = h.body.Extend(parts)
 	clear(parts)
-	n := len(h.batch) - len(more)
 	for i := range more {
-		h.batch[n+i].req.Release()
-		h.batch[n+i].req = nil
+		more[i].req.Release()
+		more[i].req = nil
 	}
+	h.batch = append(h.batch, more...)
 	if err != nil {
 		// What was taken is lost with its buffers: counted, never sent.
 		h.size -= size
