@@ -323,8 +323,9 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 		name, attrs := d.Name(), d.Attributes()
 		var probe spanProbe
 		if gate := st.spans.gate(name); open(gate) || sampled(d.SpanContext().SpanID()) {
+			h, e := st.spans.find(name, attrs)
 			var hit bool
-			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
+			if probe, hit = found(gate, h, e); hit {
 				g.next.OnEnd(s)
 				return
 			}
