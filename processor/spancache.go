@@ -253,9 +253,7 @@ func hashEnd(acc uint64) uint64 { return acc*0x9e3779b97f4a7c15 | 1 }
 
 // find returns the hash of a span with this name and these attributes, as
 // hash does, and the entry it matches, if any: in the slot the hash picks
-// or the other slot of its pair, the one whose tag is the hash's. It is
-// hash and the match written out in one function, which calls nothing: a
-// span the cache holds then costs the two loops and no call's spills.
+// or the other slot of its pair, the one whose tag is the hash's.
 func (c *spanCache) find(name string, attrs []attribute.KeyValue) (uint64, *spanEntry) {
 	if len(attrs) > maxCachedAttrs {
 		return 0, nil
@@ -266,24 +264,31 @@ func (c *spanCache) find(name string, attrs []attribute.KeyValue) (uint64, *span
 	}
 	h := hashEnd(acc)
 	i, tag := h>>(64-spanCacheBits), uint32(h)
-slots:
 	for _, s := range [2]*spanSlot{&c.slots[i], &c.slots[i^1]} {
 		if s.tag.Load() != tag {
 			continue
 		}
-		e := s.e.Load()
-		if e == nil || len(e.attrs) != len(attrs) || e.nameLen != len(name) || e.name != strData(name) {
-			continue
+		if e := s.e.Load(); e != nil && e.nameLen == len(name) && e.name == strData(name) && e.holds(attrs) {
+			return h, e
 		}
-		ids := e.attrs[:len(attrs)]
-		for j := range attrs {
-			if !ids[j].is(&attrs[j]) {
-				continue slots
-			}
-		}
-		return h, e
 	}
 	return h, nil
+}
+
+// holds reports whether attrs have, one for one, the identities of e's
+// attributes. It is apart from find so that its loop keeps all it needs
+// in registers.
+func (e *spanEntry) holds(attrs []attribute.KeyValue) bool {
+	if len(e.attrs) != len(attrs) {
+		return false
+	}
+	ids := e.attrs[:len(attrs)]
+	for j := range attrs {
+		if !ids[j].is(&attrs[j]) {
+			return false
+		}
+	}
+	return true
 }
 
 // is reports whether kv has the identity b: the same pointers, lengths,
