@@ -323,9 +323,8 @@ func (g *Guard) OnEnd(s sdktrace.ReadOnlySpan) {
 		name, attrs := d.Name(), d.Attributes()
 		var probe spanProbe
 		if gate := st.spans.gate(name); open(gate) || sampled(d.SpanContext().SpanID()) {
-			h, e := st.spans.find(name, attrs)
 			var hit bool
-			if probe, hit = found(gate, h, e); hit {
+			if probe, hit = st.spans.lookup(gate, name, attrs); hit {
 				g.next.OnEnd(s)
 				return
 			}

@@ -102,24 +102,15 @@ type spanProbe struct {
 // be held, it returns the probe to hand to missed once the span has been
 // checked.
 func (c *spanCache) lookup(gate *atomic.Uint32, name string, attrs []attribute.KeyValue) (spanProbe, bool) {
-	h, e := c.find(name, attrs)
-	return found(gate, h, e)
-}
-
-// found is lookup's outcome for a span of hash h that matched e, or no
-// entry when e is nil.
-func found(gate *atomic.Uint32, h uint64, e *spanEntry) (spanProbe, bool) {
-	if e != nil {
-		if !e.hit.Load() {
-			e.hit.Store(true)
-		}
+	h := c.hash(name, attrs)
+	if h == 0 {
+		return spanProbe{}, false
+	}
+	if c.has(h, name, attrs) {
 		if gate.Load() != 0 {
 			gate.Store(0)
 		}
 		return spanProbe{}, true
-	}
-	if h == 0 {
-		return spanProbe{}, false
 	}
 	return spanProbe{h, gate}, false
 }
@@ -137,8 +128,7 @@ func (c *spanCache) lookupLive(l *mirror.Live) (p spanProbe, name string, n int,
 	name, attrs := l.Name(), l.RawAttributes()
 	gate := c.gate(name)
 	if open(gate) || sampled(l.SpanContext().SpanID()) {
-		h, e := c.find(name, attrs)
-		p, hit = found(gate, h, e)
+		p, hit = c.lookup(gate, name, attrs)
 	}
 	l.Unlock()
 	return p, name, len(attrs), hit
@@ -157,7 +147,7 @@ func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribu
 
 type spanSlot struct {
 	e atomic.Pointer[spanEntry]
-	// tag is the low half of the hash of e's span, which find sees in
+	// tag is the low half of the hash of e's span, which has sees in
 	// this line without reading e: of the two slots of a pair it then
 	// compares the span with the entry of the one whose tag is the
 	// span's, or neither. It is stored after e, and e may be seen
@@ -230,75 +220,60 @@ func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
 	if len(attrs) > maxCachedAttrs {
 		return 0
 	}
-	acc := hashStart(name, len(attrs))
+	acc := uint64(uintptr(strData(name))) ^ uint64(len(name))<<40 ^ uint64(len(attrs))<<56
 	for i := range attrs {
-		acc = hashAttr(acc, &attrs[i])
+		kv := &attrs[i]
+		d := mirror.ValueOf(&kv.Value)
+		x := uint64(uintptr(strData(string(kv.Key)))) ^ bits.RotateLeft64(uint64(uintptr(strData(d.Str()))), 17) ^ d.Num()
+		acc = bits.RotateLeft64(acc, 23) ^ x
 	}
-	return hashEnd(acc)
+	acc *= 0x9e3779b97f4a7c15
+	return acc | 1
 }
 
-// hashStart, hashAttr and hashEnd are the steps of hash, small enough to
-// be inlined into find.
-func hashStart(name string, n int) uint64 {
-	return uint64(uintptr(strData(name))) ^ uint64(len(name))<<40 ^ uint64(n)<<56
-}
-
-func hashAttr(acc uint64, kv *attribute.KeyValue) uint64 {
-	d := mirror.ValueOf(&kv.Value)
-	x := uint64(uintptr(strData(string(kv.Key)))) ^ bits.RotateLeft64(uint64(uintptr(strData(d.Str()))), 17) ^ d.Num()
-	return bits.RotateLeft64(acc, 23) ^ x
-}
-
-func hashEnd(acc uint64) uint64 { return acc*0x9e3779b97f4a7c15 | 1 }
-
-// find returns the hash of a span with this name and these attributes, as
-// hash does, and the entry it matches, if any: in the slot the hash picks
-// or the other slot of its pair, the one whose tag is the hash's.
-func (c *spanCache) find(name string, attrs []attribute.KeyValue) (uint64, *spanEntry) {
-	if len(attrs) > maxCachedAttrs {
-		return 0, nil
-	}
-	acc := hashStart(name, len(attrs))
-	for i := range attrs {
-		acc = hashAttr(acc, &attrs[i])
-	}
-	h := hashEnd(acc)
+// has reports whether a span whose hash is h, with this name and these
+// attributes, matches an entry: in the slot h picks or the other slot of
+// its pair.
+func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool {
 	i, tag := h>>(64-spanCacheBits), uint32(h)
-	for _, s := range [2]*spanSlot{&c.slots[i], &c.slots[i^1]} {
-		if s.tag.Load() != tag {
-			continue
-		}
-		if e := s.e.Load(); e != nil && e.nameLen == len(name) && e.name == strData(name) && e.holds(attrs) {
-			return h, e
-		}
-	}
-	return h, nil
-}
-
-// holds reports whether attrs have, one for one, the identities of e's
-// attributes. It is apart from find so that its loop keeps all it needs
-// in registers.
-func (e *spanEntry) holds(attrs []attribute.KeyValue) bool {
-	if len(e.attrs) != len(attrs) {
-		return false
-	}
-	ids := e.attrs[:len(attrs)]
-	for j := range attrs {
-		if !ids[j].is(&attrs[j]) {
+	e := c.slots[i].entry(tag)
+	if e == nil || !e.matches(name, attrs) {
+		if e = c.slots[i^1].entry(tag); e == nil || !e.matches(name, attrs) {
 			return false
 		}
+	}
+	if !e.hit.Load() {
+		e.hit.Store(true)
 	}
 	return true
 }
 
-// is reports whether kv has the identity b: the same pointers, lengths,
-// type and number. An attribute of a type an entry cannot hold differs
-// from all of its identities in meta.
-func (b *idAttr) is(kv *attribute.KeyValue) bool {
-	d := mirror.ValueOf(&kv.Value)
-	k, s := string(kv.Key), d.Str()
-	return b.key == strData(k) && b.str == strData(s) &&
-		b.word == d.Num()^uint64(len(s)) && b.meta == idMeta(d.Type(), len(k))
+// entry returns the slot's entry if its tag is tag, or nil.
+func (s *spanSlot) entry(tag uint32) *spanEntry {
+	if s.tag.Load() != tag {
+		return nil
+	}
+	return s.e.Load()
+}
+
+// matches reports whether a span with this name and these attributes is
+// the one e records: the same pointers, lengths, types and numbers. An
+// attribute of a type e cannot hold differs from e's in meta.
+func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
+	if len(attrs) != len(e.attrs) || e.nameLen != len(name) || e.name != strData(name) {
+		return false
+	}
+	ids := e.attrs[:len(attrs)]
+	for i := range attrs {
+		kv, b := &attrs[i], &ids[i]
+		d := mirror.ValueOf(&kv.Value)
+		k, s := string(kv.Key), d.Str()
+		if b.key != strData(k) || b.str != strData(s) ||
+			b.word != d.Num()^uint64(len(s)) || b.meta != idMeta(d.Type(), len(k)) {
+			return false
+		}
+	}
+	return true
 }
 
 // learn is told that the span of hash h (not 0), with this name and these

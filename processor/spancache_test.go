@@ -20,15 +20,15 @@ import (
 // cached reports whether c holds a span of this name and these
 // attributes.
 func cached(c *spanCache, name string, attrs []attribute.KeyValue) bool {
-	_, e := c.find(name, attrs)
-	return e != nil
+	h := c.hash(name, attrs)
+	return h != 0 && c.has(h, name, attrs)
 }
 
 // learnt feeds the cache a span as the Guard does when it passed
 // unchanged, n times.
 func learnt(c *spanCache, n int, name string, attrs []attribute.KeyValue) {
 	for range n {
-		if h, e := c.find(name, attrs); h != 0 && e == nil {
+		if h := c.hash(name, attrs); h != 0 && !c.has(h, name, attrs) {
 			c.learn(h, name, attrs)
 		}
 	}
