@@ -256,11 +256,11 @@ func (q *Queue[T]) Take(ctx context.Context, dst []T, maxItems int, maxBytes int
 	q.mu.Lock()
 	for {
 		if q.ring.n > 0 {
-			var ok bool
-			if out, ok = q.roomFor(out, maxItems, maxBytes); !ok {
+			n, ok := 0, false
+			if out, n, ok = q.roomFor(out, maxItems, maxBytes); !ok {
 				continue
 			}
-			out, items, bytes = q.take(out, maxItems, maxBytes)
+			out, items, bytes = q.take(out, n)
 			wake := q.admit()
 			q.mu.Unlock()
 			if wake {
@@ -311,6 +311,7 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 // is larger than maxBytes.
 func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
+	var n int
 	q.mu.Lock()
 	for {
 		if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
@@ -322,11 +323,11 @@ func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (
 			return out, 0, 0, nil
 		}
 		var ok bool
-		if out, ok = q.roomFor(out, maxItems, maxBytes); ok {
+		if out, n, ok = q.roomFor(out, maxItems, maxBytes); ok {
 			break
 		}
 	}
-	out, items, bytes = q.take(out, maxItems, maxBytes)
+	out, items, bytes = q.take(out, n)
 	wake := q.admit()
 	q.mu.Unlock()
 	if wake {
@@ -348,6 +349,7 @@ func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T
 // first to make Drain final.
 func (q *Queue[T]) Drain(dst []T) []T {
 	out := dst[:0]
+	var n int
 	q.mu.Lock()
 	for {
 		if q.ring.n == 0 {
@@ -355,11 +357,11 @@ func (q *Queue[T]) Drain(dst []T) []T {
 			return out
 		}
 		var ok bool
-		if out, ok = q.roomFor(out, 0, 0); ok {
+		if out, n, ok = q.roomFor(out, 0, 0); ok {
 			break
 		}
 	}
-	out, _, _ = q.take(out, 0, 0)
+	out, _, _ = q.take(out, n)
 	wake := q.admit()
 	q.mu.Unlock()
 	if wake {
@@ -414,17 +416,17 @@ func (q *Queue[T]) push(v T, items int, bytes int64) {
 	q.bytes += bytes
 }
 
-// roomFor makes sure that out, which is empty, can hold what take would
-// move within the limits, so that nothing is allocated with q.mu held: a
-// putter never waits for a taker's allocation, and the collector's work
-// that an allocation may be charged with. When out must grow, roomFor
-// unlocks q.mu, grows out, locks q.mu again and reports false: the queue
-// may have changed meanwhile. q.mu must be held and the queue must not be
-// empty.
-func (q *Queue[T]) roomFor(out []T, maxItems int, maxBytes int64) ([]T, bool) {
-	n := q.ring.countWithin(maxItems, maxBytes)
+// roomFor counts the n entries from the front that stay within the
+// limits and makes sure that out, which is empty, can hold them, so that
+// nothing is allocated with q.mu held: a putter never waits for a taker's
+// allocation, and the collector's work that an allocation may be charged
+// with. When out must grow, roomFor unlocks q.mu, grows out, locks q.mu
+// again and reports false: the queue may have changed meanwhile, and n
+// with it. q.mu must be held and the queue must not be empty.
+func (q *Queue[T]) roomFor(out []T, maxItems int, maxBytes int64) (_ []T, n int, ok bool) {
+	n = q.ring.countWithin(maxItems, maxBytes)
 	if n <= cap(out) {
-		return out, true
+		return out, n, true
 	}
 	q.mu.Unlock()
 	if q.onGrow != nil {
@@ -432,16 +434,15 @@ func (q *Queue[T]) roomFor(out []T, maxItems int, maxBytes int64) ([]T, bool) {
 	}
 	out = slices.Grow(out, n)
 	q.mu.Lock()
-	return out, false
+	return out, 0, false
 }
 
-// take moves entries from the front to out within the limits, always
-// taking the first, and refunds their cost. q.mu must be held and the queue
-// must not be empty.
-func (q *Queue[T]) take(out []T, maxItems int, maxBytes int64) ([]T, int, int64) {
+// take moves the first n entries to out, as counted by roomFor under the
+// same hold of q.mu, and refunds their cost.
+func (q *Queue[T]) take(out []T, n int) ([]T, int, int64) {
 	var items int
 	var bytes int64
-	for range q.ring.countWithin(maxItems, maxBytes) {
+	for range n {
 		e := q.ring.front()
 		out = append(out, e.v)
 		items += e.items
