@@ -182,11 +182,13 @@ func (g *Guard) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 		attrs []attribute.KeyValue
 		orig  string
 	)
-	l := mirror.KnownLive(s)
-	if l == nil {
-		l = mirror.LiveOf(s)
+	var l *mirror.Live // the span read in place, when the span cache is on
+	if g.spanFast {
+		if l = mirror.KnownLive(s); l == nil {
+			l = mirror.LiveOf(s)
+		}
 	}
-	if g.spanFast && l != nil {
+	if l != nil {
 		var (
 			hit bool
 			n   int

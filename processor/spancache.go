@@ -147,7 +147,7 @@ func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribu
 
 type spanSlot struct {
 	e atomic.Pointer[spanEntry]
-	// tag is the low half of the hash of e's span, which has sees in
+	// tag is the low half of the hash of e's span, which has reads in
 	// this line without reading e: of the two slots of a pair it then
 	// compares the span with the entry of the one whose tag is the
 	// span's, or neither. It is stored after e, and e may be seen
