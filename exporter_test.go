@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -454,15 +453,7 @@ func TestSlowBackendNeverBlocksSpanEnd(t *testing.T) {
 
 func TestBackendDown(t *testing.T) {
 	ctx := boundedContext(t)
-	// A loopback port that was just free: nothing listens on it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := otlptest.RefusedAddr(t)
 
 	log, logs := observedLogger(zapcore.WarnLevel)
 	var replay bytes.Buffer

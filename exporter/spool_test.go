@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,18 +20,6 @@ import (
 	"github.com/tracekeeper/tracekeeper/exporter"
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
-
-// deadEndpoint is a loopback address nothing listens on.
-func deadEndpoint(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // waitFor polls cond until it holds, for what ForceFlush does not cover
 // (the spool's backlog); the bound only catches a stuck exporter.
@@ -89,7 +76,7 @@ func TestSpoolRidesOutAnOutage(t *testing.T) {
 
 func TestSpoolKeepsWhatShutdownCouldNotSend(t *testing.T) {
 	dir := t.TempDir()
-	exp := exporter.New(exporter.WithEndpoint(deadEndpoint(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+	exp := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
 		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry))
 	for range 10 {
 		_ = exp.ExportSpans(context.Background(), otlptest.Spans(100))
@@ -181,7 +168,7 @@ func TestSpoolSurvivesKill(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolKillChild$", "-test.v", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), "TRACEKEEPER_TEST_SPOOL_CHILD="+dir, "TRACEKEEPER_TEST_DEAD="+deadEndpoint(t))
+	cmd.Env = append(os.Environ(), "TRACEKEEPER_TEST_SPOOL_CHILD="+dir, "TRACEKEEPER_TEST_DEAD="+otlptest.RefusedAddr(t))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +207,7 @@ func TestSpoolSurvivesKill(t *testing.T) {
 }
 
 func TestSpoolShutdownWhileExporting(t *testing.T) {
-	exp := exporter.New(exporter.WithEndpoint(deadEndpoint(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+	exp := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
 		exporter.WithMemoryBudget(2<<20), exporter.WithSpool(t.TempDir(), 64<<20), exporter.WithRetry(quickRetry))
 	stop := make(chan struct{})
 	done := make(chan struct{})
