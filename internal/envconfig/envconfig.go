@@ -5,8 +5,9 @@
 // traces one, header values are URL-decoded, and timeouts are in
 // milliseconds.
 //
-// A malformed value is reported with the variable's name and left unset,
-// so the caller keeps its default.
+// A malformed value is reported with the variable's name and ignored: a
+// malformed traces-specific variable leaves the generic one in force, and a
+// malformed generic one the caller's default.
 package envconfig
 
 import (
@@ -60,117 +61,153 @@ func Read(lookup Lookup) (Settings, error) {
 	}
 	var s Settings
 	var errs []error
-	get := func(name string) (string, string, bool) {
-		if v, ok := lookup(tracesPrefix + name); ok && strings.TrimSpace(v) != "" {
-			return tracesPrefix + name, strings.TrimSpace(v), true
+	// each calls parse with the traces variable of that name, then with
+	// the generic one, until one is set and parses: a malformed traces
+	// variable is reported and the generic one used, as if it were unset.
+	each := func(name string, parse func(name, v string) error) {
+		for _, n := range []string{tracesPrefix + name, prefix + name} {
+			v, ok := lookup(n)
+			if v = strings.TrimSpace(v); !ok || v == "" {
+				continue
+			}
+			err := parse(n, v)
+			if err == nil {
+				return
+			}
+			errs = append(errs, err)
 		}
-		if v, ok := lookup(prefix + name); ok && strings.TrimSpace(v) != "" {
-			return prefix + name, strings.TrimSpace(v), true
-		}
-		return "", "", false
 	}
 
-	if name, v, ok := get("PROTOCOL"); ok {
+	each("PROTOCOL", func(name, v string) error {
 		switch v {
 		case "grpc", "http/protobuf", "http/json":
 			s.Protocol = v
-		default:
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: unsupported protocol (want grpc, http/protobuf or http/json)", name, v))
+			return nil
 		}
-	}
-	if name, v, ok := get("ENDPOINT"); ok {
-		u, err := url.Parse(v)
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error quotes the URL, credentials included
+		return fmt.Errorf("envconfig: %s=%q: unsupported protocol (want grpc, http/protobuf or http/json)", name, v)
+	})
+	each("ENDPOINT", func(name, v string) error {
+		u, err := parseEndpoint(name, v)
+		if err != nil {
+			return err
 		}
-		switch {
-		case !strings.Contains(v, "://"):
-			// "collector:4318" parses as scheme "collector", and
-			// "127.0.0.1:4318" not at all: say what to write instead.
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q is not a URL: it needs a scheme; write %q (plaintext) or %q (TLS); ignored",
-				name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v)))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("envconfig: %s: %w", name, err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: want an http or https URL", name, redact(u)))
-		case u.Host == "":
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u)))
-		default:
-			if name == prefix+"ENDPOINT" {
-				// The generic endpoint is a base URL: the signal path is
-				// appended to it.
-				u.Path = path.Join("/", u.Path, tracesPath)
-			} else if u.Path == "" {
-				// The traces endpoint is used as is, "/" for no path.
-				u.Path = "/"
-			}
-			s.Endpoint, s.EndpointVar = u, name
+		if name == prefix+"ENDPOINT" {
+			// The generic endpoint is a base URL: the signal path is
+			// appended to it.
+			u.Path = path.Join("/", u.Path, tracesPath)
+		} else if u.Path == "" {
+			// The traces endpoint is used as is, "/" for no path.
+			u.Path = "/"
 		}
-	}
-	if name, v, ok := get("HEADERS"); ok {
+		s.Endpoint, s.EndpointVar = u, name
+		return nil
+	})
+	each("HEADERS", func(name, v string) error {
 		h, err := parseHeaders(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("envconfig: %s: %w", name, err))
-		} else {
-			s.Headers = h
+			return fmt.Errorf("envconfig: %s: %w", name, err)
 		}
-	}
-	if name, v, ok := get("COMPRESSION"); ok {
+		s.Headers = h
+		return nil
+	})
+	each("COMPRESSION", func(name, v string) error {
 		switch v {
 		case "gzip", "none":
 			s.Compression = v
-		default:
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: want gzip or none", name, v))
+			return nil
 		}
-	}
-	if name, v, ok := get("TIMEOUT"); ok {
+		return fmt.Errorf("envconfig: %s=%q: want gzip or none", name, v)
+	})
+	each("TIMEOUT", func(name, v string) error {
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || ms < 0 {
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: want a non-negative number of milliseconds", name, v))
-		} else {
-			d := time.Duration(ms) * time.Millisecond
-			s.Timeout = &d
+			return fmt.Errorf("envconfig: %s=%q: want a non-negative number of milliseconds", name, v)
 		}
-	}
-	if name, v, ok := get("INSECURE"); ok {
+		d := time.Duration(ms) * time.Millisecond
+		s.Timeout = &d
+		return nil
+	})
+	each("INSECURE", func(name, v string) error {
 		b, err := strconv.ParseBool(strings.ToLower(v))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("envconfig: %s=%q: want true or false", name, v))
-		} else {
-			s.Insecure = &b
+			return fmt.Errorf("envconfig: %s=%q: want true or false", name, v)
 		}
-	}
+		s.Insecure = &b
+		return nil
+	})
 
 	var tlsCfg tls.Config
 	haveTLS := false
-	if name, v, ok := get("CERTIFICATE"); ok {
+	each("CERTIFICATE", func(name, v string) error {
 		pool, err := readCertPool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("envconfig: %s: %w", name, err))
-		} else {
-			tlsCfg.RootCAs, haveTLS = pool, true
+			return fmt.Errorf("envconfig: %s: %w", name, err)
 		}
-	}
-	certName, certFile, haveCert := get("CLIENT_CERTIFICATE")
-	keyName, keyFile, haveKey := get("CLIENT_KEY")
-	switch {
-	case haveCert && haveKey:
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("envconfig: %s, %s: %w", certName, keyName, err))
-		} else {
+		tlsCfg.RootCAs, haveTLS = pool, true
+		return nil
+	})
+	// The client certificate and key are read as a pair: the traces pair,
+	// or else the generic one.
+	for _, p := range []string{tracesPrefix, prefix} {
+		cert, set, err := clientCert(lookup, p)
+		if !set {
+			continue
+		}
+		if err == nil {
 			tlsCfg.Certificates, haveTLS = []tls.Certificate{cert}, true
+			break
 		}
-	case haveCert:
-		errs = append(errs, fmt.Errorf("envconfig: %s is set without %sCLIENT_KEY", certName, strings.TrimSuffix(certName, "CLIENT_CERTIFICATE")))
-	case haveKey:
-		errs = append(errs, fmt.Errorf("envconfig: %s is set without %sCLIENT_CERTIFICATE", keyName, strings.TrimSuffix(keyName, "CLIENT_KEY")))
+		errs = append(errs, err)
 	}
 	if haveTLS {
 		s.TLS = &tlsCfg
 	}
 	return s, errors.Join(errs...)
+}
+
+// parseEndpoint checks the endpoint URL v of the variable name.
+func parseEndpoint(name, v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // url.Error quotes the URL, credentials included
+	}
+	switch {
+	case !strings.Contains(v, "://"):
+		// "collector:4318" parses as scheme "collector", and
+		// "127.0.0.1:4318" not at all: say what to write instead.
+		return nil, fmt.Errorf("envconfig: %s=%q is not a URL: it needs a scheme; write %q (plaintext) or %q (TLS); ignored",
+			name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v))
+	case err != nil:
+		return nil, fmt.Errorf("envconfig: %s: %w", name, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("envconfig: %s=%q: want an http or https URL", name, redact(u))
+	case u.Host == "":
+		return nil, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u))
+	}
+	return u, nil
+}
+
+// clientCert reads the client certificate and key variables of one prefix:
+// set reports whether either is set, err what is wrong with them.
+func clientCert(lookup Lookup, p string) (cert tls.Certificate, set bool, err error) {
+	certName, keyName := p+"CLIENT_CERTIFICATE", p+"CLIENT_KEY"
+	certFile, _ := lookup(certName)
+	keyFile, _ := lookup(keyName)
+	certFile, keyFile = strings.TrimSpace(certFile), strings.TrimSpace(keyFile)
+	switch {
+	case certFile == "" && keyFile == "":
+		return cert, false, nil
+	case keyFile == "":
+		return cert, true, fmt.Errorf("envconfig: %s is set without %s", certName, keyName)
+	case certFile == "":
+		return cert, true, fmt.Errorf("envconfig: %s is set without %s", keyName, certName)
+	}
+	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		err = fmt.Errorf("envconfig: %s, %s: %w", certName, keyName, err)
+	}
+	return cert, true, err
 }
 
 // parseHeaders reads "key1=value1,key2=value2" with URL-encoded values (the
@@ -195,6 +232,7 @@ func parseHeaders(v string) (map[string]string, error) {
 			return nil, fmt.Errorf("entry %d does not start with a valid header name followed by '=' (write name=url-encoded-value)", i+1)
 		}
 		value, err := url.PathUnescape(strings.TrimSpace(val))
+		value = strings.TrimSpace(value) // HTTP trims header values
 		if err != nil {
 			return nil, fmt.Errorf("entry %d (key %q) has an invalid URL-encoded value", i+1, key)
 		}

@@ -136,6 +136,19 @@ func TestCertificates(t *testing.T) {
 	if s.TLS == nil || s.TLS.RootCAs == nil || len(s.TLS.Certificates) != 1 {
 		t.Fatalf("got %+v", s.TLS)
 	}
+
+	// A traces pair that is incomplete leaves the generic pair in force.
+	s, err = Read(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": certFile,
+		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE":        certFile,
+		"OTEL_EXPORTER_OTLP_CLIENT_KEY":                keyFile,
+	}))
+	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE is set without OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY") {
+		t.Errorf("incomplete traces pair not reported: %v", err)
+	}
+	if s.TLS == nil || len(s.TLS.Certificates) != 1 {
+		t.Fatalf("generic pair not used: %+v", s.TLS)
+	}
 }
 
 func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
@@ -149,5 +162,39 @@ func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "pw") {
 			t.Errorf("%s: got %v", v, err)
 		}
+	}
+}
+
+// A malformed traces variable is ignored as if unset: the generic one of
+// the same setting stays in force.
+func TestMalformedTracesVariableLeavesTheGenericOne(t *testing.T) {
+	s, err := Read(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":           "http://good.example:4318",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":    "collector:4318",
+		"OTEL_EXPORTER_OTLP_HEADERS":            "x-api-key=k1",
+		"OTEL_EXPORTER_OTLP_TRACES_HEADERS":     "oops",
+		"OTEL_EXPORTER_OTLP_TIMEOUT":            "1500",
+		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT":     "2s",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":        "gzip",
+		"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "zstd",
+		"OTEL_EXPORTER_OTLP_INSECURE":           "true",
+		"OTEL_EXPORTER_OTLP_TRACES_INSECURE":    "maybe",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":           "grpc",
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":    "thrift",
+	}))
+	for _, name := range []string{"TRACES_ENDPOINT", "TRACES_HEADERS", "TRACES_TIMEOUT", "TRACES_COMPRESSION", "TRACES_INSECURE", "TRACES_PROTOCOL"} {
+		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_"+name) {
+			t.Errorf("malformed OTEL_EXPORTER_OTLP_%s not reported: %v", name, err)
+		}
+	}
+	if s.Endpoint == nil || s.Endpoint.String() != "http://good.example:4318/v1/traces" || s.EndpointVar != "OTEL_EXPORTER_OTLP_ENDPOINT" {
+		t.Errorf("endpoint %v from %s, want the generic one", s.Endpoint, s.EndpointVar)
+	}
+	if !reflect.DeepEqual(s.Headers, map[string]string{"x-api-key": "k1"}) {
+		t.Errorf("headers %v, want the generic ones", s.Headers)
+	}
+	if s.Timeout == nil || *s.Timeout != 1500*time.Millisecond || s.Compression != "gzip" ||
+		s.Insecure == nil || !*s.Insecure || s.Protocol != "grpc" {
+		t.Errorf("got %+v, want the generic settings", s)
 	}
 }
