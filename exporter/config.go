@@ -220,25 +220,56 @@ func (c config) targetURL() (*url.URL, error) {
 	if strings.ContainsAny(hostport, "/?#@") {
 		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", hostport)
 	}
+	if c.endpoint == "" {
+		hostport = net.JoinHostPort(defaultHost, c.defaultPort())
+	}
 	if _, port, err := net.SplitHostPort(hostport); err != nil {
-		// A bare host takes the default port; anything else is malformed.
+		// A host without a port keeps it, as in a URL: HTTP uses the
+		// scheme's port and gRPC its own default, 443, as the stock
+		// exporters do. Anything else is malformed.
 		var ae *net.AddrError
 		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
 			return nil, fmt.Errorf("exporter: endpoint %q: %w", hostport, err)
 		}
-		hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), c.defaultPort())
+		if h := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"); h == "" || strings.ContainsAny(h, "[]") ||
+			(h != hostport && net.ParseIP(h) == nil) {
+			return nil, fmt.Errorf("exporter: endpoint %q: invalid host", hostport)
+		}
 	} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return nil, fmt.Errorf("exporter: endpoint %q: invalid port", hostport)
-	}
-	path := c.urlPath
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
 	}
 	scheme := "https"
 	if c.insecure {
 		scheme = "http"
 	}
-	return &url.URL{Scheme: scheme, Host: hostport, Path: path}, nil
+	return &url.URL{Scheme: scheme, Host: hostport, Path: requestPath(c.urlPath)}, nil
+}
+
+// requestPath returns the request path for the configured one, as the
+// stock exporter cleans it: spaces trimmed, the default for an empty path
+// or ".", and a leading slash added when missing.
+func requestPath(p string) string {
+	p = strings.TrimSpace(p)
+	switch {
+	case p == "" || p == ".":
+		return defaultURLPath
+	case !strings.HasPrefix(p, "/"):
+		return "/" + p
+	}
+	return p
+}
+
+// port returns the port requests go to: the endpoint's, or the one a host
+// without a port implies.
+func (c config) port(u *url.URL) (int, bool) {
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		return n, err == nil
+	}
+	if c.protocol == ProtocolGRPC || !c.insecure {
+		return 443, true
+	}
+	return 80, true
 }
 
 // ignoredOptions names the options given that the chosen protocol

@@ -130,9 +130,53 @@ func TestDefaults(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
-	c = newConfig([]Option{WithEndpoint("[::1]"), WithInsecure()})
-	if u, err := c.targetURL(); err != nil || u.String() != "http://[::1]:4318/v1/traces" {
-		t.Fatalf("bare IPv6 host: %v %v", u, err)
+}
+
+// A host without a port is kept as written, as in a URL and as the stock
+// exporters do: HTTP goes to the scheme's port, gRPC to its default, 443.
+// Paths are cleaned as the stock exporter cleans them.
+func TestEndpointWithoutPortAndPaths(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		opts []Option
+		url  string
+		port int
+	}{
+		{"bare host, TLS", nil, []Option{WithEndpoint("collector.example")}, "https://collector.example/v1/traces", 443},
+		{"bare host, plaintext", nil, []Option{WithEndpoint("collector.example"), WithInsecure()}, "http://collector.example/v1/traces", 80},
+		{"bare IPv6 host", nil, []Option{WithEndpoint("[::1]"), WithInsecure()}, "http://[::1]/v1/traces", 80},
+		{"gRPC bare host", nil, []Option{WithEndpoint("collector.example"), WithInsecure(), WithProtocol(ProtocolGRPC)}, "http://collector.example/v1/traces", 443},
+		{"URL without port", nil, []Option{WithEndpointURL("https://api.example.com/v1/traces")}, "https://api.example.com/v1/traces", 443},
+		{"URL without path", nil, []Option{WithEndpointURL("http://collector.example:4318")}, "http://collector.example:4318/", 4318},
+		{"empty path", nil, []Option{WithEndpoint("c.example:1"), WithInsecure(), WithURLPath("")}, "http://c.example:1/v1/traces", 1},
+		{"path without slash", nil, []Option{WithEndpoint("c.example:1"), WithInsecure(), WithURLPath(" v1/x ")}, "http://c.example:1/v1/x", 1},
+		{"env URL without port", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://api.example.com"}, nil, "https://api.example.com/v1/traces", 443},
+		{"env plaintext URL without port", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example"}, nil, "http://collector.example/v1/traces", 80},
+		{"default", nil, nil, "https://localhost:4318/v1/traces", 4318},
+		{"gRPC default", nil, []Option{WithProtocol(ProtocolGRPC)}, "https://localhost:4317/v1/traces", 4317},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c := newConfig(tc.opts)
+			if err := c.validate(); err != nil {
+				t.Fatal(err)
+			}
+			u, err := c.targetURL()
+			if err != nil || u.String() != tc.url {
+				t.Fatalf("URL %v (%v), want %s", u, err, tc.url)
+			}
+			if p, ok := c.port(u); !ok || p != tc.port {
+				t.Errorf("port %d, want %d", p, tc.port)
+			}
+		})
+	}
+	for _, bad := range []string{"[]", "[collector]", "[::1", "::1"} {
+		if err := newConfig([]Option{WithEndpoint(bad)}).validate(); err == nil {
+			t.Errorf("endpoint %q accepted", bad)
+		}
 	}
 }
 
@@ -464,7 +508,7 @@ func TestGRPCDefaultPort(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector")
 	c = newConfig(nil)
-	if u, err := c.targetURL(); err != nil || u.Host != "collector:4317" || c.protocol != ProtocolGRPC || !c.insecure {
+	if u, err := c.targetURL(); err != nil || u.Host != "collector" || c.protocol != ProtocolGRPC || !c.insecure {
 		t.Fatalf("got %v %v %+v", u, err, c)
 	}
 }

@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,12 +61,8 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 		semconv.OTelComponentName(fmt.Sprintf("%s/%d", componentType.Value.AsString(), instances.Add(1)-1)),
 	}
 	if u, err := cfg.targetURL(); err == nil {
-		host, port, _ := net.SplitHostPort(u.Host)
-		if host == "" {
-			host = u.Host
-		}
-		m.base = append(m.base, semconv.ServerAddress(host))
-		if p, err := strconv.Atoi(port); err == nil {
+		m.base = append(m.base, semconv.ServerAddress(u.Hostname()))
+		if p, ok := cfg.port(u); ok {
 			m.base = append(m.base, semconv.ServerPort(p))
 		}
 	}

@@ -81,10 +81,11 @@ type RetryConfig struct {
 	MaxElapsedTime time.Duration
 }
 
-// WithEndpoint sets the backend as "host:port" (or "host" for the default
-// port), without scheme or path. The default is "localhost:4318", or
-// "localhost:4317" with ProtocolGRPC. Connections use TLS unless WithInsecure
-// is given.
+// WithEndpoint sets the backend as "host:port", without scheme or path. A
+// host without a port, as in a URL, means the scheme's port over HTTP (443,
+// or 80 with WithInsecure) and gRPC's default, 443. The default endpoint is
+// "localhost:4318", or "localhost:4317" with ProtocolGRPC. Connections use
+// TLS unless WithInsecure is given.
 //
 // Environment: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT;
 // this option wins over both. Of WithEndpoint and WithEndpointURL, the last
@@ -97,9 +98,10 @@ func WithEndpoint(hostport string) Option {
 }
 
 // WithEndpointURL sets the backend as a full URL such as
-// "http://collector:4318/v1/traces": its host is the endpoint, its scheme
-// chooses between plaintext (http) and TLS (https), and its path, when not
-// empty, replaces the URL path. An unparsable URL is a configuration error.
+// "http://collector:4318/v1/traces": its host is the endpoint (without a
+// port, the scheme's: "https://api.example.com" is port 443), its scheme
+// chooses between plaintext (http) and TLS (https), and its path is the URL
+// path ("/" when it has none). An unparsable URL is a configuration error.
 //
 // Environment: as WithEndpoint; this option wins. Of WithEndpoint and
 // WithEndpointURL, the last one given wins.
@@ -122,15 +124,17 @@ func WithEndpointURL(rawURL string) Option {
 		default:
 			c.endpoint = u.Host
 			c.insecure = u.Scheme == "http"
-			if u.Path != "" {
-				c.urlPath = u.Path
+			c.urlPath = u.Path
+			if c.urlPath == "" {
+				c.urlPath = "/" // a URL without a path is the root
 			}
 		}
 		return c
 	})
 }
 
-// WithURLPath sets the request path. The default is "/v1/traces".
+// WithURLPath sets the request path. The default is "/v1/traces", also for
+// an empty path; a path without a leading slash gets one.
 //
 // OTLP/HTTP only; ignored with ProtocolGRPC. Environment: the path of
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or that of
