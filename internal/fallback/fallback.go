@@ -247,20 +247,23 @@ func (r *Reporter) flush() {
 	r.cfg.Log.Error(prefix+"spans dropped", fields...)
 }
 
+// runWriter takes the pending requests one at a time, so that those it
+// has not taken when Close's deadline passes are still pending, and Close
+// counts them at once.
 func (r *Reporter) runWriter() {
 	defer close(r.wdone)
 	var line []byte
 	for {
-		r.wmu.Lock()
-		batch := r.pending
-		r.pending = nil
-		r.wmu.Unlock()
-		for i, body := range batch {
-			if r.abandon.Load() {
-				r.unwritten.Add(int64(len(batch) - i))
-				r.release(batch[i:])
+		for {
+			r.wmu.Lock()
+			if len(r.pending) == 0 || r.abandon.Load() {
+				r.wmu.Unlock()
 				break
 			}
+			body := r.pending[0]
+			r.pending[0] = nil
+			r.pending = r.pending[1:]
+			r.wmu.Unlock()
 			var err error
 			line, err = r.cfg.Convert(line[:0], body)
 			if err == nil {
@@ -271,7 +274,9 @@ func (r *Reporter) runWriter() {
 				r.unwritten.Add(1)
 				r.Warn("dropped-spans writer failed", err.Error())
 			}
-			r.release(batch[i : i+1])
+			r.wmu.Lock()
+			r.pendBytes -= int64(len(body))
+			r.wmu.Unlock()
 		}
 		select {
 		case <-r.wnudge:
@@ -286,16 +291,6 @@ func (r *Reporter) runWriter() {
 	}
 }
 
-func (r *Reporter) release(bodies [][]byte) {
-	var n int64
-	for _, b := range bodies {
-		n += int64(len(b))
-	}
-	r.wmu.Lock()
-	r.pendBytes -= n
-	r.wmu.Unlock()
-}
-
 // Close writes what is pending and stops, waiting for the logger and the
 // writer until ctx is done. After ctx is done the requests not yet written
 // are abandoned (and counted in Unwritten); a logger or writer still
@@ -306,9 +301,23 @@ func (r *Reporter) Close(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			r.abandon.Store(true)
+			r.abandonPending()
 			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// abandonPending stops the writer from taking more and counts what it had
+// not taken in Unwritten; a request it is writing may still be written.
+func (r *Reporter) abandonPending() {
+	r.wmu.Lock()
+	r.abandon.Store(true)
+	n := len(r.pending)
+	for _, b := range r.pending {
+		r.pendBytes -= int64(len(b))
+	}
+	r.pending = nil
+	r.wmu.Unlock()
+	r.unwritten.Add(int64(n))
 }

@@ -165,3 +165,50 @@ func TestAStalledLoggerBlocksNoCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// enteredGate is a gate that says when a write has begun.
+type enteredGate struct {
+	gate
+	entered chan struct{}
+}
+
+func (g *enteredGate) Write(p []byte) (int, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	return g.gate.Write(p)
+}
+
+// The requests still waiting for a writer that is busy when Close's
+// deadline passes are counted in Unwritten at that moment, not when (or
+// if) the writer returns.
+func TestRequestsBehindABusyWriterAreCountedAtTheDeadline(t *testing.T) {
+	g := &enteredGate{gate: gate{open: make(chan struct{})}, entered: make(chan struct{}, 1)}
+	core, _ := observer.New(zapcore.InfoLevel)
+	r := New(Config{
+		Log: zap.New(core), Clock: clockwork.NewFakeClock(), Interval: time.Hour,
+		Component: "test", Reasons: []string{"queue_full"}, Convert: copyJSON,
+		WriterBudget: 100, Writer: g,
+	})
+	r.WriteDropped([]byte("first"))
+	<-g.entered // the writer holds the first request
+	for range 4 {
+		r.WriteDropped([]byte("0123456789"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close = %v, want the ctx error", err)
+	}
+	if n := r.Unwritten(); n != 4 {
+		t.Fatalf("unwritten = %d at the deadline, want the 4 requests behind the busy writer", n)
+	}
+	close(g.open)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w, n := g.writes.Load(), r.Unwritten(); w != 1 || n != 4 {
+		t.Fatalf("written %d, unwritten %d; want the one being written written and 4 unwritten", w, n)
+	}
+}
