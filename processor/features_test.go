@@ -149,6 +149,43 @@ func TestRouteNamesKeepShortNamesOnly(t *testing.T) {
 	}
 }
 
+// TestGuardResetForgetsRouteNames checks that a reset forgets the route
+// span names kept, as it forgets everything else, so that routes which
+// come after it are kept in their place.
+func TestGuardResetForgetsRouteNames(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	method := attribute.String("http.request.method", "GET")
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			p := w.new(t, WithHTTPRouteSpanNames(true), WithResetInterval(time.Minute), withClock(clk))
+			kept := func() []string {
+				var names []string
+				if m := p.guard.state.Load().routes.m.Load(); m != nil {
+					for k := range *m {
+						names = append(names, k)
+					}
+				}
+				return names
+			}
+			p.kindSpan(trace.SpanKindServer, "GET", []attribute.KeyValue{method, attribute.String("http.route", "/before")})
+			if got := kept(); len(got) != 1 || got[0] != "GET /before" {
+				t.Fatalf("before the reset: kept %q", got)
+			}
+			clk.Advance(time.Minute)
+			s := p.kindSpan(trace.SpanKindServer, "GET", []attribute.KeyValue{method, attribute.String("http.route", "/after")})
+			if s.Name() != "GET /after" {
+				t.Fatalf("after the reset: name %q", s.Name())
+			}
+			if got := kept(); len(got) != 1 || got[0] != "GET /after" {
+				t.Fatalf("after the reset: kept %q, want only the name built since", got)
+			}
+			if r := p.guard.Stats().Resets; r != 1 {
+				t.Fatalf("%d resets, want 1", r)
+			}
+		})
+	}
+}
+
 func wouldOverflow(s sdktrace.ReadOnlySpan) bool {
 	v, ok := attrOf(s, WouldOverflowKey)
 	return ok && v.AsBool()
