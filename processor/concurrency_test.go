@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,4 +257,43 @@ func TestGuardMemoryBounded(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes, documented bound %d", grew, documented)
 	}
 	t.Logf("%d values fed, %d tracked, footprint %d B, heap grew %d B, worst case %d B", fed, s.Values, fp, grew, worst)
+}
+
+// TestGuardRouteNamesMemoryBounded ends server spans with distinct huge
+// routes under WithHTTPRouteSpanNames, and checks that the guard keeps
+// none of the names it builds from them: a huge value costs no memory.
+func TestGuardRouteNamesMemoryBounded(t *testing.T) {
+	const (
+		spans     = maxRouteNames
+		routeSize = 64 << 10
+		tolerance = 4 << 20 // the names alone would be 64 MiB
+	)
+	pad := strings.Repeat("x", routeSize)
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			p := w.new(t, WithHTTPRouteSpanNames(true))
+			method := attribute.String("http.request.method", "GET")
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for i := range spans {
+				route := attribute.String("http.route", "/"+letters(i)+"/"+pad)
+				if s := p.kindSpan(trace.SpanKindServer, "GET", []attribute.KeyValue{method, route}); i == 0 &&
+					s.Name() != "GET "+route.Value.AsString() {
+					t.Fatalf("span not renamed from its route: %.40q", s.Name())
+				}
+				p.rec.Reset()
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+
+			grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+			if grew > tolerance {
+				t.Fatalf("%d spans with %d-byte routes: heap grew by %d bytes, want at most %d", spans, routeSize, grew, tolerance)
+			}
+			t.Logf("heap grew by %d bytes", grew)
+			runtime.KeepAlive(p)
+		})
+	}
 }

@@ -122,13 +122,15 @@
 // allocation. The hashes of up to 4096 admitted span names are also kept
 // across scopes (64 KiB), the fingerprints of up to 8192 admitted
 // attribute values in one table in front of the keys' own (128 KiB), and
-// WithHTTPRouteSpanNames keeps up to 1024 of the names it builds. The
-// cache of spans that passed unchanged (see Cost) holds at most 256 of
-// them, of at most 16 attributes and 1 KiB of strings each, and keeps
-// those strings alive (under 420 KiB in all, more only if they are parts
-// of longer strings). The worst case with all
-// defaults, every key and scope full, is under 18 MiB; a typical service
-// uses a few hundred KiB.
+// WithHTTPRouteSpanNames keeps up to 1024 of the names it builds, those of
+// at most 128 bytes (under 200 KiB), until a reset forgets them; a longer
+// name is built again for each span, costing one allocation, and kept by
+// nothing. The cache of spans that passed unchanged (see Cost) holds at
+// most 256 of them, of at most 16 attributes and 1 KiB of strings each,
+// and keeps those strings alive (under 420 KiB in all, more only if they
+// are parts of longer strings). The worst case with all defaults, every
+// key and scope full, is under 18 MiB, and stays so with
+// WithHTTPRouteSpanNames; a typical service uses a few hundred KiB.
 // Keys and scope names longer than 256 bytes are not tracked.
 //
 // # Wirings and what each covers

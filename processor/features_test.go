@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,75 @@ func TestRouteNamesDoNotAllocateOnceSeen(t *testing.T) {
 	}
 	if n := len(*r.m.Load()); n != maxRouteNames {
 		t.Fatalf("kept %d names, want the bound %d", n, maxRouteNames)
+	}
+}
+
+// TestRouteNamesKeepShortNamesOnly checks that names longer than
+// maxRouteName are built for every span and never kept, and that a name of
+// exactly maxRouteName bytes is kept.
+func TestRouteNamesKeepShortNamesOnly(t *testing.T) {
+	var r routeNames
+	kept := func() int {
+		if m := r.m.Load(); m != nil {
+			return len(*m)
+		}
+		return 0
+	}
+	method := attribute.String("http.request.method", "GET")
+	for _, n := range []int{maxRouteName + 1, 4 * maxRouteName, 64 << 10} {
+		route := "/" + strings.Repeat("r", n-len("GET /"))
+		a := []attribute.KeyValue{method, attribute.String("http.route", route)}
+		if got := r.name(trace.SpanKindServer, a, "GET"); got != "GET "+route {
+			t.Fatalf("%d-byte name: got %d bytes %.40q", n, len(got), got)
+		}
+		if k := kept(); k != 0 {
+			t.Fatalf("%d-byte name: %d names kept, want 0", n, k)
+		}
+	}
+	route := "/" + strings.Repeat("r", maxRouteName-len("GET /"))
+	a := []attribute.KeyValue{method, attribute.String("http.route", route)}
+	if got := r.name(trace.SpanKindServer, a, "GET"); got != "GET "+route {
+		t.Fatalf("name = %q", got)
+	}
+	if k := kept(); k != 1 {
+		t.Fatalf("%d names kept, want the %d-byte one", k, maxRouteName)
+	}
+}
+
+// TestGuardResetForgetsRouteNames checks that a reset forgets the route
+// span names kept, as it forgets everything else, so that routes which
+// come after it are kept in their place.
+func TestGuardResetForgetsRouteNames(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	method := attribute.String("http.request.method", "GET")
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			p := w.new(t, WithHTTPRouteSpanNames(true), WithResetInterval(time.Minute), withClock(clk))
+			kept := func() []string {
+				var names []string
+				if m := p.guard.state.Load().routes.m.Load(); m != nil {
+					for k := range *m {
+						names = append(names, k)
+					}
+				}
+				return names
+			}
+			p.kindSpan(trace.SpanKindServer, "GET", []attribute.KeyValue{method, attribute.String("http.route", "/before")})
+			if got := kept(); len(got) != 1 || got[0] != "GET /before" {
+				t.Fatalf("before the reset: kept %q", got)
+			}
+			clk.Advance(time.Minute)
+			s := p.kindSpan(trace.SpanKindServer, "GET", []attribute.KeyValue{method, attribute.String("http.route", "/after")})
+			if s.Name() != "GET /after" {
+				t.Fatalf("after the reset: name %q", s.Name())
+			}
+			if got := kept(); len(got) != 1 || got[0] != "GET /after" {
+				t.Fatalf("after the reset: kept %q, want only the name built since", got)
+			}
+			if r := p.guard.Stats().Resets; r != 1 {
+				t.Fatalf("%d resets, want 1", r)
+			}
+		})
 	}
 }
 

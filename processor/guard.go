@@ -62,8 +62,6 @@ type Guard struct {
 	marked          atomic.Uint64
 	resets          atomic.Uint64
 
-	routes routeNames // used with WithHTTPRouteSpanNames
-
 	metrics *selfobs.Registration
 	log     *reporter // nil without WithLogger
 }
@@ -83,6 +81,8 @@ type state struct {
 	pairs *pairSet
 	// spans holds spans that passed unchanged, by identity.
 	spans spanCache
+	// routes builds and keeps span names for WithHTTPRouteSpanNames.
+	routes routeNames
 }
 
 // maxAnyNames bounds state.anyName; names beyond it are checked against
@@ -277,7 +277,7 @@ func (g *Guard) spanName(st *state, s sdktrace.ReadOnlySpan, name string, attrs 
 	if !g.rename {
 		return g.guardName(st, s, name)
 	}
-	renamed := g.routes.name(s.SpanKind(), attrs, name)
+	renamed := st.routes.name(s.SpanKind(), attrs, name)
 	nv, v := g.guardName(st, s, renamed)
 	if v == pass && renamed != name {
 		g.normalizedNames.Add(1)

@@ -27,7 +27,10 @@ const idPlaceholder = "{id}"
 // token that is
 //
 //   - all ASCII digits, such as "12345";
-//   - a UUID in its 8-4-4-4-12 hexadecimal form;
+//   - a UUID in its 8-4-4-4-12 hexadecimal form, in either case and
+//     whatever its groups hold: "12345678-1234-1234-1234-123456789012" is
+//     one UUID, not five runs of digits, while a date such as
+//     "2024-01-15", of another shape, becomes "{id}-{id}-{id}";
 //   - at least 16 hexadecimal digits including a decimal digit, such as a
 //     dashless UUID, a trace id or a content hash;
 //   - at least 16 ASCII letters and digits including at least four digits,
@@ -78,14 +81,14 @@ func appendNormalizedIDs(dst []byte, s string) ([]byte, bool) {
 			i += n // kept as it is
 			continue
 		}
-		end := tokenEnd(s, i)
-		if !isIDToken(s[i:end]) {
-			if n := uuidAt(s, i); n > 0 {
-				end = i + n
-			} else {
-				i = end
-				continue
-			}
+		// A UUID spans five tokens, the first of which may be an id
+		// on its own ("12345678-…"), so it is looked for first.
+		var end int
+		if n := uuidAt(s, i); n > 0 {
+			end = i + n
+		} else if end = tokenEnd(s, i); !isIDToken(s[i:end]) {
+			i = end
+			continue
 		}
 		if copied == 0 {
 			// The first replacement: make room at once for s with one

@@ -207,10 +207,11 @@ func WithExemptKeys(keys ...string) Option {
 }
 
 // WithResetInterval makes the Guard forget every admitted value and tracked
-// key once per interval d, so that a long-running process can follow values
-// that change over time. The reset happens at the first span processed after
-// each interval has elapsed. The default, and any d <= 0, is never: admitted
-// values are kept for the life of the Guard.
+// key, and the span names WithHTTPRouteSpanNames kept, once per interval d,
+// so that a long-running process can follow values that change over time.
+// The reset happens at the first span processed after each interval has
+// elapsed. The default, and any d <= 0, is never: admitted values are kept
+// for the life of the Guard.
 func WithResetInterval(d time.Duration) Option {
 	return optionFunc(func(c config) config {
 		if d > 0 {

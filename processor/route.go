@@ -17,15 +17,21 @@ const (
 	otherMethod = "_OTHER"
 )
 
-// maxRouteNames bounds the span names a routeNames keeps. Beyond it, a
-// renamed span costs one allocation for its name.
-const maxRouteNames = 1024
+// maxRouteNames bounds the span names a routeNames keeps, and
+// maxRouteName the length of each, so that it holds at most
+// maxRouteNames × maxRouteName bytes of names whatever the routes. A
+// renamed span whose name is not kept costs one allocation for its name.
+const (
+	maxRouteNames = 1024
+	maxRouteName  = 128
+)
 
 // routeNames builds the names of HTTP server spans from their method and
-// route, "GET /users/{id}", and keeps the names it built so that renaming
-// a span costs no allocation once its name has been seen: lookups read an
-// immutable map through an atomic pointer, and a new name copies the map
-// under the mutex. The zero value is ready to use.
+// route, "GET /users/{id}", and keeps the names it built of up to
+// maxRouteName bytes, so that renaming a span costs no allocation once its
+// name has been seen: lookups read an immutable map through an atomic
+// pointer, and a new name copies the map under the mutex. The zero value
+// is ready to use.
 type routeNames struct {
 	m  atomic.Pointer[map[string]string]
 	mu sync.Mutex
@@ -61,7 +67,10 @@ func (r *routeNames) name(kind trace.SpanKind, attrs []attribute.KeyValue, name 
 		name[len(method)] == ' ' && name[len(method)+1:] == route {
 		return name
 	}
-	var buf [128]byte
+	if len(method)+1+len(route) > maxRouteName {
+		return method + " " + route
+	}
+	var buf [maxRouteName]byte
 	b := append(append(append(buf[:0], method...), ' '), route...)
 	if m := r.m.Load(); m != nil {
 		if v, ok := (*m)[string(b)]; ok { // indexing with string(b) does not allocate
