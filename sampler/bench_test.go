@@ -178,7 +178,7 @@ func (h *heldSampler) report(b *testing.B) {
 }
 
 // BenchmarkOnEnd measures the processor side alone for recorded-only spans:
-// the byte estimate, the shard lookup and the append, with sweeps running
+// the copy, the shard lookup and the append, with sweeps running
 // on the simulated clock. Spans are prebuilt, so the SDK's own cost is out.
 func BenchmarkOnEnd(b *testing.B) {
 	const traces = 1024 // IDs recur after 1 s simulated, well after their decision
