@@ -397,9 +397,10 @@ func (h *heldSpan) keyValues(src []attribute.KeyValue) []attribute.KeyValue {
 
 // value copies an attribute value. Scalars reference nothing. The arrays
 // of bool, int64 and float64 slices and the string of a byte slice are
-// made by the attribute package for the value alone, and are kept and
-// counted as they are. The strings of string slices, slices and maps are
-// copied into h.text, their arrays made anew.
+// made by the attribute package for the value alone (ByteSliceValue
+// copies its bytes), and are kept and counted as they are. The strings of
+// string slices, slices and maps are copied into h.text, their arrays
+// made anew.
 func (h *heldSpan) value(v attribute.Value) attribute.Value {
 	switch v.Type() {
 	case attribute.STRING:
