@@ -122,7 +122,8 @@ const (
 
 // fill copies s into h and sets h.size. sc and status are the span's, read
 // by the caller already: every accessor of the SDK's record copies the
-// whole record.
+// whole record. Every field but the trace state kept for reuse is set
+// anew.
 func (h *heldSpan) fill(s sdktrace.ReadOnlySpan, sc trace.SpanContext, status sdktrace.Status) {
 	name, attrs, evs, lks := s.Name(), s.Attributes(), s.Events(), s.Links()
 
@@ -138,51 +139,49 @@ func (h *heldSpan) fill(s sdktrace.ReadOnlySpan, sc trace.SpanContext, status sd
 		text += textOf(lks[i].Attributes)
 		kvs += len(lks[i].Attributes)
 	}
-	// The copy is put together anew, so that nothing of h's last span
-	// survives but the buffers and the trace state, and stored whole.
-	c := heldSpan{
-		text:  reserve(h.text, text, maxPooledText, minPooledText),
-		kvs:   reserve(h.kvs, kvs, maxPooledKVs, minPooledKVs),
-		boxed: reserve(h.boxed, boxed, maxPooledKVs, minPooledKVs),
-		ts:    h.ts,
-	}
-	c.size = heldSpanBytes + int64(cap(c.text)) + kvBytes*int64(cap(c.kvs)) + valueBytes*int64(cap(c.boxed))
+	h.text = reserve(h.text, text, maxPooledText, minPooledText)
+	h.kvs = reserve(h.kvs, kvs, maxPooledKVs, minPooledKVs)
+	h.boxed = reserve(h.boxed, boxed, maxPooledKVs, minPooledKVs)
+	h.size = heldSpanBytes + int64(cap(h.text)) + kvBytes*int64(cap(h.kvs)) + valueBytes*int64(cap(h.boxed))
 
-	c.name = c.str(name)
-	c.sc = c.spanContext(sc)
-	c.parent = c.spanContext(s.Parent())
-	c.kind = s.SpanKind()
-	c.start, c.end = s.StartTime(), s.EndTime()
-	c.attrs = c.records(attrs)
-	c.status = sdktrace.Status{Code: status.Code, Description: c.str(status.Description)}
-	c.scope = s.InstrumentationScope()
-	c.res = s.Resource()
-	c.childSpans = s.ChildSpanCount()
-	c.droppedAttrs, c.droppedEvents, c.droppedLinks = s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks()
+	h.name = h.str(name)
+	h.sc, h.parent = sc, s.Parent()
+	h.ownContext(&h.sc)
+	h.ownContext(&h.parent)
+	h.kind = s.SpanKind()
+	h.start, h.end = s.StartTime(), s.EndTime()
+	h.attrs = h.records(attrs)
+	h.status = sdktrace.Status{Code: status.Code, Description: h.str(status.Description)}
+	h.scope = s.InstrumentationScope()
+	h.res = s.Resource()
+	h.childSpans = s.ChildSpanCount()
+	h.droppedAttrs, h.droppedEvents, h.droppedLinks = s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks()
 
+	h.events = nil
 	if evs != nil {
-		c.events = slices.Grow([]sdktrace.Event(nil), len(evs))[:len(evs)]
-		c.size += eventBytes * int64(cap(c.events))
+		h.events = slices.Grow([]sdktrace.Event(nil), len(evs))[:len(evs)]
+		h.size += eventBytes * int64(cap(h.events))
 		for i := range evs {
 			ev := &evs[i]
-			c.events[i] = sdktrace.Event{
-				Name: c.str(ev.Name), Attributes: c.keyValues(ev.Attributes),
+			h.events[i] = sdktrace.Event{
+				Name: h.str(ev.Name), Attributes: h.keyValues(ev.Attributes),
 				DroppedAttributeCount: ev.DroppedAttributeCount, Time: ev.Time,
 			}
 		}
 	}
+	h.links = nil
 	if lks != nil {
-		c.links = slices.Grow([]sdktrace.Link(nil), len(lks))[:len(lks)]
-		c.size += linkBytes * int64(cap(c.links))
+		h.links = slices.Grow([]sdktrace.Link(nil), len(lks))[:len(lks)]
+		h.size += linkBytes * int64(cap(h.links))
 		for i := range lks {
 			lk := &lks[i]
-			c.links[i] = sdktrace.Link{
-				SpanContext: c.spanContext(lk.SpanContext), Attributes: c.keyValues(lk.Attributes),
+			h.links[i] = sdktrace.Link{
+				SpanContext: lk.SpanContext, Attributes: h.keyValues(lk.Attributes),
 				DroppedAttributeCount: lk.DroppedAttributeCount,
 			}
+			h.ownContext(&h.links[i].SpanContext)
 		}
 	}
-	*h = c
 }
 
 // attrRecords locates a copy's attribute records in its text. A record is
@@ -438,19 +437,18 @@ func (h *heldSpan) value(v attribute.Value) attribute.Value {
 	return v
 }
 
-// spanContext returns sc with a trace state of its own.
-func (h *heldSpan) spanContext(sc trace.SpanContext) trace.SpanContext {
+// ownContext gives sc a trace state of its own.
+func (h *heldSpan) ownContext(sc *trace.SpanContext) {
 	if sc.TraceState().Len() == 0 {
 		// An empty state may still hold the array of a deleted member.
-		return sc.WithTraceState(trace.TraceState{})
+		*sc = sc.WithTraceState(trace.TraceState{})
+		return
 	}
-	return h.ownTraceState(sc)
+	*sc = sc.WithTraceState(h.traceState(sc.TraceState()))
 }
 
-// ownTraceState returns sc, whose trace state is not empty, with a copy of
-// that state.
-func (h *heldSpan) ownTraceState(sc trace.SpanContext) trace.SpanContext {
-	ts := sc.TraceState()
+// traceState returns a copy of ts, which is not empty.
+func (h *heldSpan) traceState(ts trace.TraceState) trace.TraceState {
 	h.size += traceStateBytes(ts)
 	if !sameTraceState(ts, h.ts) {
 		// String builds a new string; the members parsed from it point
@@ -459,11 +457,11 @@ func (h *heldSpan) ownTraceState(sc trace.SpanContext) trace.SpanContext {
 		if err != nil {
 			// Not a state the trace package would have built: keep it as
 			// it is rather than lose it.
-			return sc
+			return ts
 		}
 		h.ts = owned
 	}
-	return sc.WithTraceState(h.ts)
+	return h.ts
 }
 
 // sameTraceState reports whether a and b have the same members in the same
