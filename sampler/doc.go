@@ -173,10 +173,10 @@
 // spans non-recording; holding a span costs a copy of it. Both are
 // measured in one run of BenchmarkKeeperAdded, at a 5% head with 1% of
 // traces failing and spans of eight attributes: on a 2-core AMD EPYC
-// shared with other work, the keeper adds about 4.4 µs per span to the
-// stock pipeline's 1.1 µs, 1.9 µs of it the SDK's recording and 2.3 µs
-// its own copying, holding and deciding, more than half of it the copy in
-// CPU profiles.
+// shared with other work, the keeper adds about 3.5 µs per span to the
+// stock pipeline's 0.9 µs, 1.5 µs of it the SDK's recording and 1.7 µs
+// its own copying, holding and deciding, about half of it the copy in CPU
+// profiles.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by
