@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tracekeeper/tracekeeper/internal/cputime"
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // Workload of the pipeline benchmarks: traces of a root and three
@@ -228,7 +229,7 @@ func BenchmarkHeldSpanFill(b *testing.B) {
 	h := new(heldSpan)
 	b.ReportAllocs()
 	for b.Loop() {
-		h.fill(s, s.SpanContext(), s.Status())
+		h.fill(dataOf(s, new(mirror.Span)), s.SpanContext(), s.Status())
 	}
 }
 

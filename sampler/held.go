@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // heldSpan is the sampler's own copy of a recorded-only span, made when the
@@ -120,11 +122,24 @@ const (
 	traceMemberBytes = 64 // one tracestate list member (32 B), with the list's growth, and its separators
 )
 
-// fill copies s into h and sets h.size. sc and status are the span's, read
-// by the caller already: every accessor of the SDK's record copies the
-// whole record. Every field but the trace state kept for reuse is set
-// anew.
-func (h *heldSpan) fill(s sdktrace.ReadOnlySpan, sc trace.SpanContext, status sdktrace.Status) {
+// dataOf returns the data of s: the SDK's record read in place, whose
+// accessors would each copy the whole record, or for any other span what
+// its methods return, read into buf.
+func dataOf(s sdktrace.ReadOnlySpan, buf *mirror.Span) *mirror.Span {
+	if d := mirror.KnownSpan(s); d != nil {
+		return d
+	}
+	if d := mirror.SpanOf(s); d != nil {
+		return d
+	}
+	mirror.ReadSpan(s, buf)
+	return buf
+}
+
+// fill copies the span s into h and sets h.size. sc and status are the
+// span's, read by the caller already. Every field but the trace state
+// kept for reuse is set anew.
+func (h *heldSpan) fill(s *mirror.Span, sc trace.SpanContext, status sdktrace.Status) {
 	name, attrs, evs, lks := s.Name(), s.Attributes(), s.Events(), s.Links()
 
 	// Reserve what the copies need first, so that filling never moves
@@ -145,14 +160,14 @@ func (h *heldSpan) fill(s sdktrace.ReadOnlySpan, sc trace.SpanContext, status sd
 	h.size = heldSpanBytes + int64(cap(h.text)) + kvBytes*int64(cap(h.kvs)) + valueBytes*int64(cap(h.boxed))
 
 	h.name = h.str(name)
-	h.sc, h.parent = sc, s.Parent()
+	h.sc, h.parent = sc, *s.Parent()
 	h.ownContext(&h.sc)
 	h.ownContext(&h.parent)
 	h.kind = s.SpanKind()
 	h.start, h.end = s.StartTime(), s.EndTime()
 	h.attrs = h.records(attrs)
 	h.status = sdktrace.Status{Code: status.Code, Description: h.str(status.Description)}
-	h.scope = s.InstrumentationScope()
+	h.scope = *s.InstrumentationScope()
 	h.res = s.Resource()
 	h.childSpans = s.ChildSpanCount()
 	h.droppedAttrs, h.droppedEvents, h.droppedLinks = s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks()

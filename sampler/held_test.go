@@ -15,6 +15,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // everyShape is a span with a value of every attribute type, in the span
@@ -76,7 +78,7 @@ func everyShape(t testing.TB) tracetest.SpanStub {
 // copyOf returns a pooled copy of s, the way OnEnd makes one.
 func copyOf(s sdktrace.ReadOnlySpan) *heldSpan {
 	h := heldSpans.get()
-	h.fill(s, s.SpanContext(), s.Status())
+	h.fill(dataOf(s, new(mirror.Span)), s.SpanContext(), s.Status())
 	return h
 }
 
@@ -236,7 +238,7 @@ func TestHeldSpanDefinesEveryMethod(t *testing.T) {
 func TestHeldSpanSize(t *testing.T) {
 	fresh := func(s sdktrace.ReadOnlySpan) *heldSpan {
 		h := new(heldSpan) // not pooled: buffers of the size this span needs
-		h.fill(s, s.SpanContext(), s.Status())
+		h.fill(dataOf(s, new(mirror.Span)), s.SpanContext(), s.Status())
 		return h
 	}
 	bare := fresh(tracetest.SpanStub{Name: "s"}.Snapshot())

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
@@ -244,7 +245,9 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 // when a memory limit is reached it decides the traces that make room, the
 // oldest first, itself.
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
-	sc := s.SpanContext()
+	var data mirror.Span
+	d := dataOf(s, &data)
+	sc := *d.SpanContext()
 	if sc.IsSampled() {
 		switch {
 		case k.stopped.Load():
@@ -257,9 +260,9 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
-	status := s.Status()
+	status := d.Status()
 	h := heldSpans.get()
-	h.fill(s, sc, status)
+	h.fill(d, sc, status)
 	size := h.size
 	isRoot := !h.parent.IsValid() || h.parent.IsRemote()
 
