@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tracekeeper/tracekeeper/internal/cputime"
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 )
 
 // Workload of the pipeline benchmarks: traces of a root and three
@@ -178,7 +179,7 @@ func (h *heldSampler) report(b *testing.B) {
 }
 
 // BenchmarkOnEnd measures the processor side alone for recorded-only spans:
-// the byte estimate, the shard lookup and the append, with sweeps running
+// the copy, the shard lookup and the append, with sweeps running
 // on the simulated clock. Spans are prebuilt, so the SDK's own cost is out.
 func BenchmarkOnEnd(b *testing.B) {
 	const traces = 1024 // IDs recur after 1 s simulated, well after their decision
@@ -211,6 +212,24 @@ func BenchmarkOnEnd(b *testing.B) {
 		if i%benchSpansPerTrace == benchSpansPerTrace-1 {
 			clk.Advance(benchTraceInterval)
 		}
+	}
+}
+
+// BenchmarkHeldSpanFill measures the copy OnEnd makes of a span it holds,
+// alone: a span of the SDK with the workload's eight attributes, copied
+// again and again into the same value, so that its memory stays in the
+// cache. In the pipeline a pooled copy comes back cold, which costs more.
+func BenchmarkHeldSpanFill(b *testing.B) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	_, sp := tp.Tracer("bench").Start(context.Background(), "SELECT orders", trace.WithAttributes(benchAttrs...))
+	sp.End()
+	s := rec.Ended()[0]
+	h := new(heldSpan)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.fill(dataOf(s, new(mirror.Span)), s.SpanContext(), s.Status())
 	}
 }
 

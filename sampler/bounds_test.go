@@ -19,6 +19,18 @@ func payload(i, n int) string {
 	return strings.Repeat(string(rune('a'+i%26)), n)
 }
 
+// cut returns a short string that points into a fresh 8 KiB one, as a
+// substring of a request body would.
+func cut(i int) string { return payload(i, 8<<10)[:16] }
+
+// truncating are the SDK's default span limits with attribute values
+// shortened to 256 bytes.
+var truncating = func() sdktrace.SpanLimits {
+	l := sdktrace.NewSpanLimits()
+	l.AttributeValueLengthLimit = 256
+	return l
+}()
+
 // heapInUse is the live heap after two collections.
 func heapInUse() uint64 {
 	runtime.GC()
@@ -39,9 +51,11 @@ func TestRetainedHeapStaysWithinMaxBytes(t *testing.T) {
 		partLen  = 1000 // bytes per piece: ~32 KiB per span
 	)
 	shapes := []struct {
-		name string
-		opts func(i int) []trace.SpanStartOption
-		end  func(s trace.Span, i int)
+		name   string
+		limits *sdktrace.SpanLimits                // the provider's, when not the defaults
+		ctx    func(i int) context.Context         // the parent context, when not Background
+		opts   func(i int) []trace.SpanStartOption // options of the span's start
+		end    func(s trace.Span, i int)           // called before the span ends
 	}{
 		{
 			name: "string slice attribute",
@@ -76,22 +90,96 @@ func TestRetainedHeapStaysWithinMaxBytes(t *testing.T) {
 				return []trace.SpanStartOption{trace.WithLinks(links...)}
 			},
 		},
+		{
+			// The SDK shortens a value over the limit by slicing it: what
+			// it keeps points into the whole value.
+			name:   "string shortened by the SDK",
+			limits: &truncating,
+			opts: func(i int) []trace.SpanStartOption {
+				return []trace.SpanStartOption{trace.WithAttributes(attribute.String("payload", payload(i, parts*partLen)))}
+			},
+		},
+		{
+			name:   "string slice shortened by the SDK",
+			limits: &truncating,
+			opts: func(i int) []trace.SpanStartOption {
+				vals := make([]string, 4)
+				for j := range vals {
+					vals[j] = payload(i+j, parts*partLen/4)
+				}
+				return []trace.SpanStartOption{trace.WithAttributes(attribute.StringSlice("payload", vals))}
+			},
+		},
+		{
+			// A user's substring (a request body's first bytes, say)
+			// points into the whole of what it was cut from.
+			name: "substring values",
+			opts: func(i int) []trace.SpanStartOption {
+				return []trace.SpanStartOption{trace.WithAttributes(
+					attribute.String("payload", cut(i)),
+					attribute.StringSlice("payloads", []string{cut(i + 1), cut(i + 2)}),
+					attribute.Map("nested", attribute.String("payload", cut(i+3))),
+					attribute.Slice("list", attribute.StringValue(cut(i+4))),
+				)}
+			},
+		},
+		{
+			name: "substring name, key, status, event and link",
+			opts: func(i int) []trace.SpanStartOption {
+				return []trace.SpanStartOption{
+					trace.WithAttributes(attribute.Int(cut(i), i)),
+					trace.WithLinks(trace.Link{
+						SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+							TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, Remote: true,
+						}),
+						Attributes: []attribute.KeyValue{attribute.String("payload", cut(i+1))},
+					}),
+				}
+			},
+			end: func(s trace.Span, i int) {
+				s.SetName(cut(i + 2))
+				s.SetStatus(codes.Error, cut(i+3))
+				s.AddEvent(cut(i+4), trace.WithAttributes(attribute.String("payload", cut(i+5))))
+			},
+		},
+		{
+			// A tracestate parsed from a header keeps the header's
+			// string: here one member among a run of empty ones.
+			name: "trace state from a larger header",
+			ctx: func(i int) context.Context {
+				ts, err := trace.ParseTraceState("vendor=" + payload(i, 8) + strings.Repeat(",", parts*partLen))
+				if err != nil {
+					panic(err)
+				}
+				return trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+					TraceID: trace.TraceID{byte(i), byte(i >> 8), 1}, SpanID: trace.SpanID{1}, Remote: true, TraceState: ts,
+				}))
+			},
+		},
 	}
 	for _, sh := range shapes {
 		t.Run(sh.name, func(t *testing.T) {
 			clk := clockwork.NewFakeClock()
 			keep := ErrorKeeping(nil, withClock(clk), WithRatio(0), WithMaxBytes(maxBytes),
 				WithMaxKeptPerSecond(0))
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep))
+			tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(keep), sdktrace.WithSpanProcessor(keep)}
+			if sh.limits != nil {
+				tpOpts = append(tpOpts, sdktrace.WithSpanLimits(*sh.limits))
+			}
+			tp := sdktrace.NewTracerProvider(tpOpts...)
 			defer func() { _ = tp.Shutdown(context.Background()) }()
 			tr := tp.Tracer("test")
 
 			for i := range spans {
+				ctx := context.Background()
+				if sh.ctx != nil {
+					ctx = sh.ctx(i)
+				}
 				var opts []trace.SpanStartOption
 				if sh.opts != nil {
 					opts = sh.opts(i)
 				}
-				_, s := tr.Start(context.Background(), "span", opts...)
+				_, s := tr.Start(ctx, "span", opts...)
 				if sh.end != nil {
 					sh.end(s, i)
 				}

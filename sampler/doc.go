@@ -77,16 +77,30 @@
 // other goroutines are adding at the same moment. Nothing blocks and
 // nothing grows without bound.
 //
-// The byte figure (Stats.BytesHeld) is an estimate of everything a held
-// span keeps alive: the SDK's span record, its name, its attributes of
-// every type (the arrays they live in, keys, strings, and the elements of
-// slice and map values), its events and links with their attributes, the
-// status description and the tracestate, plus each held trace's entry.
-// The resource and instrumentation scope, shared by all spans of a
-// provider, are not counted. The heap retained by held spans stays within
-// WithMaxBytes plus 20% (allocator rounding), whatever the spans' shape;
-// the decision cache (about 45 bytes per remembered trace) is bounded
-// separately by WithDecisionCacheSize.
+// A held span is the sampler's own copy, not the SDK's record: a string a
+// span recorded may point into a larger one and keep all of it alive (the
+// SDK shortens a value over SpanLimits.AttributeValueLengthLimit by
+// slicing it, a value may be the first bytes of a request body, a
+// tracestate member points into the header it was parsed from). The copy
+// owns what it holds: its name, its attribute keys and values of every
+// type (string slices, slices and maps included), its events and links
+// with their attributes, the status description and the trace states are
+// copied into buffers of its own, and the record is let go. The byte
+// figure (Stats.BytesHeld) is what the copies keep alive, each copy and
+// its buffers counted by the sizes allocated, plus each held trace's
+// entry and span buffer. The resource and instrumentation scope, shared by all spans of
+// a provider, are not copied and not counted. The heap retained by held
+// spans stays within WithMaxBytes plus 20% (allocator rounding), whatever
+// the spans' shape; the decision cache (about 45 bytes per remembered
+// trace) is bounded separately by WithDecisionCacheSize.
+//
+// Kept spans go downstream with the values they were recorded with. The
+// copies of released spans are reused for later spans, so that holding a
+// span of plain attributes allocates nothing once the sampler has warmed
+// up (events, links, slice and map values, and a trace state other than
+// the last one copied, allocate their copies); with WithPredicate they
+// are not reused, since the predicate may keep the spans it is handed.
+// Copying costs time instead (see What it cannot see).
 //
 // # The cap on kept traces
 //
@@ -156,10 +170,13 @@
 // decision. A span ending after the decision cache forgot its trace starts
 // a new held trace of its own. Recording every span costs what the SDK
 // charges for a recorded span, where the stock ratio sampler makes 95% of
-// spans non-recording. BenchmarkKeeperAdded measures both parts in one
-// run, at a 5% head with 1% of traces failing: on a 2-core AMD EPYC the
-// keeper adds about 1.7 µs per span to the stock pipeline's 0.6 µs, 1.1 µs
-// of it the SDK's recording and 0.5 µs its own holding and deciding.
+// spans non-recording; holding a span costs a copy of it. Both are
+// measured in one run of BenchmarkKeeperAdded, at a 5% head with 1% of
+// traces failing and spans of eight attributes: on a 2-core AMD EPYC
+// shared with other work, the keeper adds about 3.5 µs per span to the
+// stock pipeline's 0.9 µs, 1.5 µs of it the SDK's recording and 1.7 µs
+// its own copying, holding and deciding, about half of it the copy in CPU
+// profiles.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by

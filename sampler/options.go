@@ -210,7 +210,9 @@ func WithLatencyThreshold(d time.Duration) Option {
 // span. keep is called from the background goroutine, or from the goroutine
 // that ends a span when limits force an early decision, never under a lock
 // of this package; it must be safe for concurrent use and must not block.
-// Nil removes the predicate.
+// It is handed the sampler's copy of each span and may keep it; so that
+// it can, the copies are not reused with a predicate set, and holding a
+// span allocates its copy. Nil removes the predicate.
 //
 // Default: none.
 func WithPredicate(keep func(sdktrace.ReadOnlySpan) bool) Option {
@@ -251,12 +253,14 @@ func WithMaxSpansPerTrace(n int) Option {
 }
 
 // WithMaxBytes bounds the memory held by undecided spans, in total over all
-// shards: everything a held span keeps alive, attributes of every type,
-// events and links included (see the package documentation for the
-// estimate), so that the heap they retain stays within n plus 20%. One
-// trace may use the whole of it. When it is exceeded, the oldest held
-// traces are decided early, by the keep rules, until it holds again.
-// Values ≤ 0 are ignored.
+// shards: everything a held span keeps alive. A held span is the
+// sampler's copy, whose strings (attributes of every type, events and
+// links included) are copied into memory of its own, so that none keeps a
+// larger original alive, and whose size is counted from its buffers (see
+// the package documentation); the heap held spans retain stays within n
+// plus 20%. One trace may use the whole of it. When it is exceeded, the
+// oldest held traces are decided early, by the keep rules, until it holds
+// again. Values ≤ 0 are ignored.
 //
 // Default: DefaultMaxBytes (64 MiB).
 func WithMaxBytes(n int64) Option {

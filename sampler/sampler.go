@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
+	"github.com/tracekeeper/tracekeeper/internal/mirror"
 	"github.com/tracekeeper/tracekeeper/internal/selfobs"
 )
 
@@ -244,7 +245,9 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 // when a memory limit is reached it decides the traces that make room, the
 // oldest first, itself.
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
-	sc := s.SpanContext()
+	var data mirror.Span
+	d := dataOf(s, &data)
+	sc := *d.SpanContext()
 	if sc.IsSampled() {
 		switch {
 		case k.stopped.Load():
@@ -257,10 +260,11 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
-	status := s.Status()
-	size := estimateBytes(s, sc, status.Description)
-	parent := s.Parent()
-	isRoot := !parent.IsValid() || parent.IsRemote()
+	status := d.Status()
+	h := heldSpans.get()
+	h.fill(d, sc, status)
+	size := h.size
+	isRoot := !h.parent.IsValid() || h.parent.IsRemote()
 
 	var buf [2]victim
 	victims := buf[:0]
@@ -268,6 +272,7 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	sh.mu.Lock()
 	if k.stopped.Load() {
 		sh.mu.Unlock()
+		heldSpans.put(h)
 		k.stats.droppedShutdown.Add(1)
 		return
 	}
@@ -276,6 +281,7 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	if e == nil {
 		if o, ok := sh.decided[id]; ok {
 			sh.mu.Unlock()
+			heldSpans.put(h)
 			k.late(s, o)
 			return
 		}
@@ -287,8 +293,11 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	if e.buf == nil {
 		e.buf = spanBufs.get()
+		size += spanSlotBytes * int64(cap(*e.buf))
 	}
-	*e.buf = append(*e.buf, s)
+	slots := cap(*e.buf)
+	*e.buf = append(*e.buf, h)
+	size += spanSlotBytes * int64(cap(*e.buf)-slots)
 	if status.Code == codes.Error {
 		e.failed = true
 	}
@@ -414,9 +423,11 @@ func (k *ErrorKeeper) release(victims []victim) uint64 {
 		sh.mu.Unlock()
 		if v.spans != nil {
 			n += uint64(len(*v.spans))
+			k.recycle(*v.spans)
 		}
 		if extra != nil {
 			n += uint64(len(*extra))
+			k.recycle(*extra)
 			spanBufs.put(extra)
 		}
 		spanBufs.put(v.spans)
@@ -428,12 +439,15 @@ func (k *ErrorKeeper) release(victims []victim) uint64 {
 }
 
 // emit hands the spans of a trace decided o downstream, or lets them go.
-// In dry run every span is handed on, marked with the decision.
-func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
+// In dry run every span is handed on, marked with the decision. The
+// copies handed on belong to the downstream from then on; the others are
+// recycled.
+func (k *ErrorKeeper) emit(spans []*heldSpan, o outcome) {
 	kept := o.kept()
 	if !kept && !k.cfg.dryRun {
 		k.inHand.Add(-int64(len(spans)))
 		k.stats.spansReleased.Add(uint64(len(spans)))
+		k.recycle(spans)
 		return
 	}
 	marks := k.marks(o)
@@ -442,6 +456,7 @@ func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
 			rest := len(spans) - i
 			k.inHand.Add(-int64(rest))
 			k.stats.droppedShutdown.Add(uint64(rest))
+			k.recycle(spans[i:])
 			return
 		}
 		if kept {
@@ -451,6 +466,18 @@ func (k *ErrorKeeper) emit(spans []sdktrace.ReadOnlySpan, o outcome) {
 		}
 		k.next.OnEnd(newMarkedSpan(s, marks))
 		k.inHand.Add(-1)
+	}
+}
+
+// recycle pools the copies of spans that nothing will read again. With a
+// predicate they are left to the collector instead: the predicate was
+// handed them and may have kept one.
+func (k *ErrorKeeper) recycle(spans []*heldSpan) {
+	if k.cfg.predicate != nil {
+		return
+	}
+	for _, h := range spans {
+		heldSpans.put(h)
 	}
 }
 

@@ -399,9 +399,9 @@ func TestMemoryBoundHoldsUnderAFloodOfTraces(t *testing.T) {
 		maxBytes  = 32 << 10
 		traces    = 5_000
 		workers   = 4
-		// A span of this test, with its trace's share, is well under it.
-		maxSpanBytes = 2 * (spanBaseBytes + traceBaseBytes)
 	)
+	// A span of this test, with its trace's share, is well under it.
+	maxSpanBytes := 2 * (heldSpanBytes + traceBaseBytes + spanSlotBytes*spanBufCap)
 	h := newHarness(t, WithMaxTraces(maxTraces), WithMaxBytes(maxBytes), WithMaxSpansPerTrace(3))
 
 	var wg sync.WaitGroup

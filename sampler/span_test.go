@@ -117,20 +117,3 @@ func TestRescuedSpanView(t *testing.T) {
 	}
 	var _ sdktrace.ReadOnlySpan = v
 }
-
-func TestEstimateBytes(t *testing.T) {
-	small := tracetest.SpanStub{Name: "s"}.Snapshot()
-	big := tracetest.SpanStub{
-		Name:       "s",
-		Attributes: []attribute.KeyValue{attribute.String("key", strings.Repeat("v", 1000))},
-		Events:     []sdktrace.Event{{Name: "e"}},
-		Links:      []sdktrace.Link{{}},
-	}.Snapshot()
-	if got := estimateBytes(small, small.SpanContext(), small.Status().Description); got != spanBaseBytes+1 {
-		t.Errorf("estimate of a bare span = %d, want %d", got, spanBaseBytes+1)
-	}
-	want := int64(spanBaseBytes + 1 + kvBytes + 3 + 1000 + eventBytes + 1 + linkBytes)
-	if got := estimateBytes(big, big.SpanContext(), big.Status().Description); got != want {
-		t.Errorf("estimate = %d, want %d", got, want)
-	}
-}

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -77,10 +77,15 @@ type links struct {
 	on         bool
 }
 
+// traceBaseBytes is what a held trace keeps alive besides its spans and
+// its span buffer's array: its entry, its slot in the shard's map (with
+// the map's growth) and the buffer's header.
+var traceBaseBytes = allocSize(unsafe.Sizeof(traceEntry{})) + 64 + 24
+
 // traceEntry is one held trace.
 type traceEntry struct {
 	id        trace.TraceID
-	buf       *[]sdktrace.ReadOnlySpan
+	buf       *[]*heldSpan
 	bytes     int64
 	firstSeen time.Time // clock time its first span ended
 	due       time.Time // clock time its decision delay ends, once its root ended
@@ -137,7 +142,7 @@ func (l *entryList) remove(e *traceEntry) {
 // victim is a trace detached from its shard for a decision.
 type victim struct {
 	e      *traceEntry
-	spans  *[]sdktrace.ReadOnlySpan
+	spans  *[]*heldSpan
 	failed bool // one of spans has status Error
 }
 
@@ -264,7 +269,7 @@ func (sh *shard) detach(e *traceEntry) victim {
 // that arrived while it was being decided (nil if none). With remember
 // false, or a cache of size zero, the decision is forgotten at once.
 // Callers hold sh.mu.
-func (sh *shard) finish(e *traceEntry, o outcome, remember bool) *[]sdktrace.ReadOnlySpan {
+func (sh *shard) finish(e *traceEntry, o outcome, remember bool) *[]*heldSpan {
 	extra := e.buf
 	if extra != nil {
 		sh.spans -= len(*extra)
@@ -310,15 +315,15 @@ const (
 	maxPooledSpanBuf = 1024
 )
 
-func (p *spanBufPool) get() *[]sdktrace.ReadOnlySpan {
-	if b, ok := p.p.Get().(*[]sdktrace.ReadOnlySpan); ok {
+func (p *spanBufPool) get() *[]*heldSpan {
+	if b, ok := p.p.Get().(*[]*heldSpan); ok {
 		return b
 	}
-	b := make([]sdktrace.ReadOnlySpan, 0, spanBufCap)
+	b := make([]*heldSpan, 0, spanBufCap)
 	return &b
 }
 
-func (p *spanBufPool) put(b *[]sdktrace.ReadOnlySpan) {
+func (p *spanBufPool) put(b *[]*heldSpan) {
 	if b == nil || cap(*b) > maxPooledSpanBuf {
 		return
 	}

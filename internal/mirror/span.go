@@ -52,6 +52,7 @@ func (d *Span) Attributes() []attribute.KeyValue             { return d.attribut
 func (d *Span) Events() []sdktrace.Event                     { return d.events }
 func (d *Span) Links() []sdktrace.Link                       { return d.links }
 func (d *Span) Status() sdktrace.Status                      { return d.status }
+func (d *Span) ChildSpanCount() int                          { return d.childSpanCount }
 func (d *Span) DroppedAttributes() int                       { return d.droppedAttributeCount }
 func (d *Span) DroppedEvents() int                           { return d.droppedEventCount }
 func (d *Span) DroppedLinks() int                            { return d.droppedLinkCount }
@@ -72,6 +73,7 @@ func ReadSpan(s sdktrace.ReadOnlySpan, d *Span) {
 		events:                s.Events(),
 		links:                 s.Links(),
 		status:                s.Status(),
+		childSpanCount:        s.ChildSpanCount(),
 		droppedAttributeCount: s.DroppedAttributes(),
 		droppedEventCount:     s.DroppedEvents(),
 		droppedLinkCount:      s.DroppedLinks(),
