@@ -317,7 +317,9 @@ const (
 // new spans are dropped with reason spool_full (drop newest). At start,
 // what an earlier process left in dir is delivered (Stats.Recovered). At
 // Shutdown, what cannot be sent before the deadline is written to the
-// spool instead of dropped. Delivery from the spool is at least once: a
+// spool instead of dropped; sending the spool's backlog stops there, or,
+// without a deadline, at the first record of it that cannot be sent, and
+// the rest stays on disk for the next start. Delivery from the spool is at least once: a
 // span that was sent but not answered before a crash is sent again
 // (Stats.Resent). Records are checksummed; a torn or corrupt one is
 // skipped and counted (Stats.SpoolCorrupt). If the disk fails (full,

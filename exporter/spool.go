@@ -30,6 +30,10 @@ type disk struct {
 	corrupt atomic.Int64
 	wake    chan struct{} // the dispatcher's: something to send
 	done    chan struct{} // the writer has stopped
+	// returned counts the records read back that could not be sent and
+	// went back to the backlog: once Shutdown began, one such record
+	// ends the draining of the backlog, which stays on disk.
+	returned atomic.Int64
 
 	// mu orders hand-offs before the close of handoff: an ExportSpans
 	// racing with Shutdown must not send on a closed channel.
@@ -198,6 +202,7 @@ func (e *Exporter) spoolBytes() int64 {
 func (e *Exporter) dispatchSpool() {
 	defer e.workers.Done()
 	d := e.disk
+	returnedAtClose := int64(-1) // d.returned when the queue was first seen closed
 	for {
 		e.requests <- struct{}{}
 		slot := e.acquire()
@@ -211,7 +216,15 @@ func (e *Exporter) dispatchSpool() {
 				break
 			}
 			closed := errors.Is(err, queue.ErrClosed)
-			if e.hardCtx.Err() == nil && e.books.Fits(int64(e.cfg.maxRequestBytes)) {
+			if closed && returnedAtClose < 0 {
+				returnedAtClose = d.returned.Load()
+			}
+			// Once Shutdown began, a record of the backlog that could not
+			// be sent says the backend is unavailable: what is on disk
+			// stays there for the next start instead of being sent again
+			// and again until the deadline, which may never come.
+			gaveUp := closed && d.returned.Load() > returnedAtClose
+			if !gaveUp && e.hardCtx.Err() == nil && e.books.Fits(int64(e.cfg.maxRequestBytes)) {
 				rec, payload, ok, rerr := d.s.Next(d.newest)
 				if rerr != nil {
 					d.corrupt.Add(1)
@@ -229,7 +242,7 @@ func (e *Exporter) dispatchSpool() {
 			}
 			// Once the queue is closed, the backlog is still sent until
 			// the Shutdown deadline; then it stays on disk.
-			if closed && (e.hardCtx.Err() != nil || !d.s.Backlog()) {
+			if closed && (gaveUp || e.hardCtx.Err() != nil || !d.s.Backlog()) {
 				e.limit.Release(slot)
 				<-e.requests
 				return
@@ -270,23 +283,40 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 	h.release()
 	if h.kept > 0 {
 		e.disk.s.Return(rec)
+		e.disk.returned.Add(1)
+		e.disk.signal()
 	} else {
 		e.disk.s.Finish(rec)
 	}
 }
 
-// keep writes in-memory spans that could not be sent to the spool;
-// false when there is no spool or it failed.
-func (e *Exporter) keep(body *transport.Body, spans int) bool {
+// errNoSpool says that spans could not be kept because no spool takes
+// them: there is none, or it failed before.
+var errNoSpool = errors.New("exporter: no working spool")
+
+// keep writes in-memory spans that could not be sent to the spool. It
+// returns errNoSpool when no spool takes them, and the spool's error, its
+// drop reason, when writing them failed; a failed write (other than a full
+// spool) turns the spool off, as the writer does.
+func (e *Exporter) keep(body *transport.Body, spans int) (ledger.Reason, error) {
 	d := e.disk
 	if d == nil || d.broken.Load() || body == nil {
-		return false
+		return 0, errNoSpool
 	}
 	plain, err := body.Plain()
-	if err == nil {
-		err = d.s.Append(plain, spans)
+	if err != nil {
+		return ledger.SpoolError, err
 	}
-	return err == nil
+	switch err = d.s.Append(plain, spans); {
+	case err == nil:
+		return 0, nil
+	case errors.Is(err, spool.ErrFull):
+		return ledger.SpoolFull, err
+	}
+	if d.broken.CompareAndSwap(false, true) {
+		e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
+	}
+	return ledger.SpoolError, err
 }
 
 // spoolCloseSlack bounds how long, past the Shutdown deadline, the spool's

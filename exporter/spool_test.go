@@ -232,3 +232,78 @@ func TestSpoolShutdownWhileExporting(t *testing.T) {
 	}
 	checkBooks(t, exp.Stats())
 }
+
+// With the backend down, Shutdown without a deadline ends once the
+// backlog's records it tried could not be sent, and leaves the backlog on
+// disk; it does not send the same records again and again.
+func TestSpoolShutdownWithoutDeadlineLeavesTheBacklog(t *testing.T) {
+	dir := t.TempDir()
+	const records, perRecord = 64, 50 // more records than requests in flight
+	first := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry), exporter.WithMaxRequestSize(perRecord*500))
+	for range records {
+		_ = first.ExportSpans(context.Background(), otlptest.Spans(perRecord))
+	}
+	if err := shutdownWithin(t, first, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if s := first.Stats(); s.Spooled != records*perRecord || s.SpoolRecords < records/2 {
+		t.Fatalf("want every span on disk, in more records than requests in flight: %+v", s)
+	}
+
+	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	budget := quickRetry
+	budget.MaxElapsedTime = 50 * time.Millisecond
+	next := exporter.New(exporter.WithEndpoint(down.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(budget), exporter.WithMemoryBudget(4<<20)) // a few requests at once
+	done := make(chan error, 1)
+	go func() { done <- next.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown = %v, want nil: nothing was dropped", err)
+		}
+	case <-time.After(bound):
+		t.Fatalf("Shutdown(context.Background()) still sending the backlog after %v: %+v", bound, next.Stats())
+	}
+	s := next.Stats()
+	checkBooks(t, s)
+	if s.Recovered != records*perRecord || s.Spooled != records*perRecord || s.Dropped.Total() != 0 {
+		t.Fatalf("want the whole backlog kept on disk: %+v", s)
+	}
+}
+
+// Spans that failed in memory and find the spool full are dropped with
+// reason spool_full, and the log says the disk could not keep them.
+func TestSpoolFullOfFailedSpansCountsSpoolFull(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	budget := quickRetry
+	budget.MaxElapsedTime = 30 * time.Millisecond
+	exp := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.New(core)),
+		exporter.WithSpool(t.TempDir(), 16<<10), exporter.WithRetry(budget))
+	for range 40 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(100))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	_ = exp.ForceFlush(ctx)
+	_ = shutdownWithin(t, exp, 100*time.Millisecond)
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Dropped.SpoolFull == 0 || s.Dropped.RetriesExhausted != 0 {
+		t.Fatalf("want the spans the full spool could not keep counted spool_full, none retries_exhausted: %+v", s.Dropped)
+	}
+	var said bool
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		if c, ok := m["spool_full_cause"].(string); ok && strings.Contains(c, "could not keep them on disk") {
+			said = true
+		}
+	}
+	if !said {
+		t.Fatalf("no drop report names the full spool: %v", logs.All())
+	}
+}

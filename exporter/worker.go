@@ -273,15 +273,25 @@ var outcomeReason = [...]ledger.Reason{
 // instead: a record read from it stays there (spooled), others are
 // written to it. It reports whether they were kept.
 func (e *Exporter) finished(r sender.Result, spooled bool) (kept bool) {
-	if e.disk != nil && (r.Outcome == sender.Abandoned || r.Outcome == sender.Exhausted) &&
-		(spooled || e.keep(r.Body, r.Spans)) {
-		e.books.Respool(r.Spans)
-		return true
+	reason, cause := outcomeReason[r.Outcome], fmt.Errorf("exporter: %w", r.Err)
+	if e.disk != nil && (r.Outcome == sender.Abandoned || r.Outcome == sender.Exhausted) {
+		if spooled {
+			e.books.Respool(r.Spans)
+			return true
+		}
+		switch why, err := e.keep(r.Body, r.Spans); {
+		case err == nil:
+			e.books.Respool(r.Spans)
+			return true
+		case !errors.Is(err, errNoSpool):
+			// The spool was there and could not take them: that is why
+			// they are lost.
+			reason, cause = why, fmt.Errorf("exporter: could not keep them on disk: %w (after: %w)", err, r.Err)
+		}
 	}
-	reason := outcomeReason[r.Outcome]
 	e.books.Finish(r.Spans, r.Exported, reason)
 	if dropped := r.Spans - r.Exported; dropped > 0 {
-		e.report.Dropped(int(reason), int64(dropped), fmt.Errorf("exporter: %w", r.Err))
+		e.report.Dropped(int(reason), int64(dropped), cause)
 		if r.Body != nil && e.report.Writes() {
 			if plain, err := r.Body.Plain(); err == nil {
 				e.report.WriteDropped(plain)
