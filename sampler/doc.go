@@ -172,11 +172,11 @@
 // charges for a recorded span, where the stock ratio sampler makes 95% of
 // spans non-recording; holding a span costs a copy of it. Both are
 // measured in one run of BenchmarkKeeperAdded, at a 5% head with 1% of
-// traces failing and spans of eight attributes: on a 2-core AMD EPYC
-// shared with other work, the keeper adds about 3.5 µs per span to the
-// stock pipeline's 0.9 µs, 1.5 µs of it the SDK's recording and 1.7 µs
-// its own copying, holding and deciding, about half of it the copy in CPU
-// profiles.
+// traces failing and spans of eight attributes: on a quiet 2-core AMD
+// EPYC, the keeper adds about 3.4 µs per span to the stock pipeline's
+// 1.0 µs, 1.7 µs of it the SDK's recording and 1.6 µs its own copying,
+// holding and deciding; without the copy, its own part was 0.85-1.0 µs in
+// runs alternating with it.
 //
 // Whole-trace tail sampling across services belongs in an OpenTelemetry
 // Collector tier: a first tier with the loadbalancing exporter routing by
