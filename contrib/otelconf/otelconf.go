@@ -14,8 +14,9 @@
 // exporter of the file becomes a tracekeeper exporter, under the batch (or
 // simple) processor the file puts it in, with the file's settings
 // (endpoint, headers, compression, timeout, encoding, TLS files, the
-// batch sizes and delays). Any other exporter is a configuration error
-// that names it. The resource is the file's (attributes, attributes_list,
+// batch sizes and delays). An otlp_http endpoint without a path, such as
+// http://collector:4318, sends to /v1/traces, as otelconf's exporter does.
+// Any other exporter is a configuration error that names it. The resource is the file's (attributes, attributes_list,
 // schema_url) over the SDK's default one; span limits apply.
 //
 // otelconf alone always installs the file's sampler. Here the file's
@@ -307,6 +308,12 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		}
 		if v := h.Endpoint; v != nil && *v != "" {
 			opts = append(opts, exporter.WithEndpointURL(*v))
+			if u, err := url.Parse(*v); err == nil && u.Path == "" {
+				// otelconf applies the URL's path only when it has one;
+				// the exporter takes a URL without one as the root.
+				// An empty path is the default, /v1/traces.
+				opts = append(opts, exporter.WithURLPath(""))
+			}
 		}
 		more, err := common(h.Compression, h.Timeout, h.Headers, h.HeadersList)
 		if err != nil {

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // httpReceiver keeps what each OTLP/HTTP request carried.
 type httpReceiver struct {
 	mu      sync.Mutex
+	paths   []string
 	types   []string
 	headers []http.Header
 	bodies  []string
@@ -49,6 +50,7 @@ func (r *httpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b, _ := io.ReadAll(body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.paths = append(r.paths, req.URL.Path)
 	r.types = append(r.types, req.Header.Get("Content-Type"))
 	r.headers = append(r.headers, req.Header.Clone())
 	r.bodies = append(r.bodies, string(b))
@@ -227,6 +229,62 @@ func TestFileSamplerAloneAndHeadOverride(t *testing.T) {
 				if s := e.Stats(); s.Exported != tc.want {
 					t.Errorf("exported %d, want %d", s.Exported, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// parse parses a configuration written in the test.
+func parse(t *testing.T, yaml string) *otelconf.OpenTelemetryConfiguration {
+	t.Helper()
+	cfg, err := otelconf.ParseYAML([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// sendOne builds the SDK from cfg, ends one span and shuts the SDK down.
+func sendOne(t *testing.T, cfg *otelconf.OpenTelemetryConfiguration) *tkconf.SDK {
+	t.Helper()
+	sdk, err := tkconf.NewSDK(cfg, tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := sdk.TracerProvider().Tracer("t").Start(context.Background(), "op")
+	s.End()
+	if err := sdk.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return sdk
+}
+
+// TestHTTPEndpointPath: an otlp_http endpoint without a path sends to
+// /v1/traces, as otelconf's own exporter does; a path, "/" included, is
+// the request path.
+func TestHTTPEndpointPath(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"", "/v1/traces"},
+		{"/", "/"},
+		{"/v1/traces", "/v1/traces"},
+		{"/custom/traces", "/custom/traces"},
+	} {
+		t.Run("path="+tc.path, func(t *testing.T) {
+			hr := &httpReceiver{}
+			hs := httptest.NewServer(hr)
+			defer hs.Close()
+			sendOne(t, parse(t, `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: `+hs.URL+tc.path+`
+`))
+			hr.mu.Lock()
+			defer hr.mu.Unlock()
+			if len(hr.paths) != 1 || hr.paths[0] != tc.want {
+				t.Errorf("endpoint %q: requests to %v, want one to %s", hs.URL+tc.path, hr.paths, tc.want)
 			}
 		})
 	}
