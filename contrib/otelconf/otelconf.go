@@ -26,6 +26,9 @@
 // with an error is kept besides. WithCardinalityGuard puts the guard in
 // front of everything.
 //
+// With disabled: true, or without a tracer_provider, TracerProvider is a
+// provider that records nothing, and Exporters is empty.
+//
 // Metrics, logs and propagators are built by otelconf itself, from the
 // same file.
 //
@@ -123,8 +126,10 @@ type SDK struct {
 	guard     *processor.Guard
 }
 
-// TracerProvider returns the tracer provider; nil when the file has no
-// tracer_provider or disables the SDK.
+// TracerProvider returns the tracer provider. It is never nil: when the
+// file has no tracer_provider or disables the SDK, it is a provider that
+// samples and records nothing (otelconf's would be a no-op one), so that
+// installing it is always safe.
 func (s *SDK) TracerProvider() *sdktrace.TracerProvider { return s.tp }
 
 // MeterProvider returns otelconf's meter provider.
@@ -179,6 +184,9 @@ func NewSDK(cfg *otelconf.OpenTelemetryConfiguration, opts ...Option) (*SDK, err
 	}
 	sdk := &SDK{conf: conf}
 	if (cfg.Disabled != nil && *cfg.Disabled) || cfg.TracerProvider == nil {
+		// No processor, and no span recorded: Shutdown has nothing to
+		// wait for.
+		sdk.tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 		return sdk, nil
 	}
 	if err := sdk.buildTracing(c, cfg); err != nil {

@@ -290,6 +290,47 @@ tracer_provider:
 	}
 }
 
+// TestWithoutTracingTheProviderRecordsNothing: with the SDK disabled, or
+// without a tracer_provider, the tracer provider is still one to install
+// (as the package documentation does) and it records nothing.
+func TestWithoutTracingTheProviderRecordsNothing(t *testing.T) {
+	for name, yaml := range map[string]string{
+		"disabled": `file_format: "1.0-rc.2"
+disabled: true
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`,
+		"no tracer_provider": `file_format: "1.0-rc.2"
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sdk, err := tkconf.NewSDK(parse(t, yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := sdk.TracerProvider()
+			if tp == nil {
+				t.Fatal("nil tracer provider")
+			}
+			_, s := tp.Tracer("t").Start(context.Background(), "op")
+			if s.IsRecording() || s.SpanContext().IsSampled() {
+				t.Error("the span is recorded")
+			}
+			s.End()
+			if len(sdk.Exporters()) != 0 {
+				t.Errorf("%d exporters built", len(sdk.Exporters()))
+			}
+			if err := sdk.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestUnsupportedExporterIsNamed(t *testing.T) {
 	cfg, err := otelconf.ParseYAML([]byte(`file_format: "1.0-rc.2"
 tracer_provider:
