@@ -14,10 +14,16 @@
 // exporter of the file becomes a tracekeeper exporter, under the batch (or
 // simple) processor the file puts it in, with the file's settings
 // (endpoint, headers, compression, timeout, encoding, TLS files, the
-// batch sizes and delays). An otlp_http endpoint without a path, such as
-// http://collector:4318, sends to /v1/traces, as otelconf's exporter does.
-// Any other exporter is a configuration error that names it. The resource is the file's (attributes, attributes_list,
+// batch sizes and delays). Any other exporter is a configuration error
+// that names it. The resource is the file's (attributes, attributes_list,
 // schema_url) over the SDK's default one; span limits apply.
+//
+// Endpoints are read as otelconf reads them. An otlp_http endpoint is an
+// http or https URL; one without a path, such as http://collector:4318,
+// sends to /v1/traces. An otlp_grpc endpoint is host:port, over TLS unless
+// tls.insecure is true, or an http or https URL, whose scheme chooses
+// plaintext or TLS. An endpoint the exporter would refuse is an error of
+// NewSDK, not spans dropped later.
 //
 // otelconf alone always installs the file's sampler. Here the file's
 // sampler is used as it is, unless WithErrorKeeping is given: then the
@@ -42,10 +48,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/contrib/otelconf"
 	"go.opentelemetry.io/otel/attribute"
@@ -315,13 +324,11 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 			opts = append(opts, exporter.WithEncoding(exporter.EncodingJSON))
 		}
 		if v := h.Endpoint; v != nil && *v != "" {
-			opts = append(opts, exporter.WithEndpointURL(*v))
-			if u, err := url.Parse(*v); err == nil && u.Path == "" {
-				// otelconf applies the URL's path only when it has one;
-				// the exporter takes a URL without one as the root.
-				// An empty path is the default, /v1/traces.
-				opts = append(opts, exporter.WithURLPath(""))
+			more, err := httpEndpoint(*v)
+			if err != nil {
+				return nil, err
 			}
+			opts = append(opts, more...)
 		}
 		more, err := common(h.Compression, h.Timeout, h.Headers, h.HeadersList)
 		if err != nil {
@@ -338,8 +345,15 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 	case e.OTLPGrpc != nil:
 		g := e.OTLPGrpc
 		opts = append(opts, exporter.WithProtocol(exporter.ProtocolGRPC))
+		insecure := g.Tls != nil && g.Tls.Insecure != nil && *g.Tls.Insecure
 		if v := g.Endpoint; v != nil && *v != "" {
-			opts = append(opts, exporter.WithEndpointURL(*v))
+			more, err := grpcEndpoint(*v, insecure)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, more...)
+		} else if insecure {
+			opts = append(opts, exporter.WithInsecure())
 		}
 		more, err := common(g.Compression, g.Timeout, g.Headers, g.HeadersList)
 		if err != nil {
@@ -347,9 +361,6 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		}
 		opts = append(opts, more...)
 		if t := g.Tls; t != nil {
-			if t.Insecure != nil && *t.Insecure {
-				opts = append(opts, exporter.WithInsecure())
-			}
 			tc, err := tlsConfig(t.CaFile, t.CertFile, t.KeyFile)
 			if err != nil {
 				return nil, err
@@ -360,6 +371,95 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		return nil, errors.New("only otlp_http and otlp_grpc exporters are mapped onto tracekeeper (use otelconf.NewSDK for others)")
 	}
 	return exporter.New(append(opts, c.exporterOpts...)...), nil
+}
+
+// httpEndpoint maps an otlp_http endpoint, an http or https URL, as
+// otelconf does: a URL without a path sends to the default path,
+// /v1/traces, where the exporter would take it as the root.
+func httpEndpoint(raw string) ([]exporter.Option, error) {
+	u, err := endpointURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	opts := []exporter.Option{exporter.WithEndpointURL(raw)}
+	if u.Path == "" {
+		opts = append(opts, exporter.WithURLPath("")) // the default
+	}
+	return opts, nil
+}
+
+// grpcEndpoint maps an otlp_grpc endpoint, as otelconf does: an http or
+// https URL, whose scheme chooses plaintext or TLS, or host:port (or a
+// host alone, port 443), over TLS unless the file sets tls.insecure.
+func grpcEndpoint(raw string, insecure bool) ([]exporter.Option, error) {
+	if strings.Contains(raw, "://") {
+		if _, err := endpointURL(raw); err != nil {
+			return nil, err
+		}
+		return []exporter.Option{exporter.WithEndpointURL(raw)}, nil
+	}
+	if err := checkHostPort(raw); err != nil {
+		shown := raw
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			shown = "xxxxx@" + raw[i+1:] // never quote credentials
+		}
+		return nil, fmt.Errorf("endpoint %q: %w (want host:port or an http or https URL)", shown, err)
+	}
+	opts := []exporter.Option{exporter.WithEndpoint(raw)}
+	if insecure {
+		opts = append(opts, exporter.WithInsecure())
+	}
+	return opts, nil
+}
+
+// endpointURL parses an endpoint URL and refuses what the exporter would,
+// so that the mistake is NewSDK's error instead of spans dropped later.
+func endpointURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole URL, credentials included: keep
+		// only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("endpoint: %w (want an http or https URL)", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Errorf("endpoint %q has no host", u.Redacted())
+	}
+	if err := checkHostPort(u.Host); err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", u.Redacted(), err)
+	}
+	return u, nil
+}
+
+// checkHostPort refuses a host and port the exporter would not dial: a
+// port, when there is one, is a number from 1 to 65535.
+func checkHostPort(hostport string) error {
+	if strings.ContainsAny(hostport, "/?#@") ||
+		strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return errors.New("not a host and port")
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		var ae *net.AddrError
+		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
+			return errors.New("not a host and port")
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+		if host == "" || strings.ContainsAny(host, "[]") || (host != hostport && net.ParseIP(host) == nil) {
+			return errors.New("invalid host")
+		}
+		return nil
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("invalid port")
+	}
+	return nil
 }
 
 // common maps the settings both OTLP exporters share.

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -326,6 +327,103 @@ tracer_provider:
 			}
 			if err := sdk.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestGRPCEndpointForms: an otlp_grpc endpoint is host:port, as otelconf
+// accepts it, or an http or https URL. Without a scheme, tls.insecure
+// chooses plaintext; with one, the scheme does, as in otelconf.
+func TestGRPCEndpointForms(t *testing.T) {
+	for _, tc := range []struct {
+		name, form, tls string
+		want            int64 // spans received
+	}{
+		{"host:port", "127.0.0.1:%s", "insecure: true", 1},
+		{"name:port", "localhost:%s", "insecure: true", 1},
+		{"http URL", "http://127.0.0.1:%s", "", 1},
+		{"http URL, insecure", "http://127.0.0.1:%s", "insecure: true", 1},
+		{"https URL wins over insecure", "https://127.0.0.1:%s", "insecure: true", 0},
+		{"host:port over TLS", "127.0.0.1:%s", "insecure: false", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gr, addr := startGRPC(t)
+			_, port, _ := net.SplitHostPort(addr)
+			tlsSection := ""
+			if tc.tls != "" {
+				tlsSection = "\n            tls:\n              " + tc.tls
+			}
+			sdk := sendOne(t, parse(t, fmt.Sprintf(`file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_grpc:
+            endpoint: %s
+            timeout: 5000%s
+`, fmt.Sprintf(tc.form, port), tlsSection)))
+			st := sdk.Exporters()[0].Stats()
+			gr.mu.Lock()
+			got := int64(len(gr.reqs))
+			gr.mu.Unlock()
+			if got != tc.want || st.Exported != tc.want || st.Dropped.Config != 0 {
+				t.Errorf("received %d requests, stats %+v; want %d exported", got, st, tc.want)
+			}
+		})
+	}
+}
+
+// TestInvalidConfigurationIsNewSDKError: what the exporter would refuse,
+// and what otelconf refuses, is NewSDK's error, naming the processor,
+// instead of spans dropped later.
+func TestInvalidConfigurationIsNewSDKError(t *testing.T) {
+	exp := func(body string) string {
+		return `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - batch:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+    - simple:
+        exporter:
+` + body
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"http without scheme", exp(`          otlp_http:
+            endpoint: 127.0.0.1:4318
+`), "want an http or https URL"},
+		{"http scheme", exp(`          otlp_http:
+            endpoint: ftp://collector:4318/v1/traces
+`), "scheme must be http or https"},
+		{"http port", exp(`          otlp_http:
+            endpoint: http://collector:99999/v1/traces
+`), "invalid port"},
+		{"grpc port", exp(`          otlp_grpc:
+            endpoint: collector:grpc
+`), "invalid port"},
+		{"grpc path without scheme", exp(`          otlp_grpc:
+            endpoint: collector:4317/v1/traces
+`), "want host:port or an http or https URL"},
+		{"grpc credentials", exp(`          otlp_grpc:
+            endpoint: user:secret@collector:4317
+`), `endpoint "xxxxx@collector:4317": not a host and port`},
+		{"grpc scheme", exp(`          otlp_grpc:
+            endpoint: unix://collector:4317
+`), "scheme must be http or https"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sdk, err := tkconf.NewSDK(parse(t, tc.yaml), tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))
+			if err == nil {
+				_ = sdk.Shutdown(context.Background())
+				t.Fatalf("no error, want one with %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), "tracer_provider.processors[") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("the error quotes a credential: %v", err)
 			}
 		})
 	}
