@@ -15,15 +15,16 @@
 // simple) processor the file puts it in, with the file's settings
 // (endpoint, headers, compression, timeout, encoding, TLS files, the
 // batch sizes and delays). Any other exporter is a configuration error
-// that names it. The resource is the file's (attributes, attributes_list,
+// that names it, and so is a processor or an exporter entry that names
+// more than one kind, as in otelconf. The resource is the file's (attributes, attributes_list,
 // schema_url) over the SDK's default one; span limits apply.
 //
 // Endpoints are read as otelconf reads them. An otlp_http endpoint is an
 // http or https URL; one without a path, such as http://collector:4318,
 // sends to /v1/traces. An otlp_grpc endpoint is host:port, over TLS unless
 // tls.insecure is true, or an http or https URL, whose scheme chooses
-// plaintext or TLS. An endpoint the exporter would refuse is an error of
-// NewSDK, not spans dropped later.
+// plaintext or TLS. An endpoint or a header the exporter would refuse is
+// an error of NewSDK, not spans dropped later.
 //
 // otelconf alone always installs the file's sampler. Here the file's
 // sampler is used as it is, unless WithErrorKeeping is given: then the
@@ -48,9 +49,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +66,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
 	"github.com/tracekeeper/tracekeeper/processor"
@@ -281,6 +285,8 @@ func (s *SDK) buildTracing(c config, cfg *otelconf.OpenTelemetryConfiguration) e
 // otlp_http or otlp_grpc.
 func (c config) newProcessor(p otelconf.SpanProcessor) (sdktrace.SpanProcessor, *exporter.Exporter, error) {
 	switch {
+	case p.Batch != nil && p.Simple != nil:
+		return nil, nil, errors.New("must not specify multiple span processor types (batch and simple)")
 	case p.Batch != nil:
 		exp, err := c.newExporter(p.Batch.Exporter)
 		if err != nil {
@@ -315,6 +321,18 @@ func (c config) newProcessor(p otelconf.SpanProcessor) (sdktrace.SpanProcessor, 
 // settings come after the environment's (which exporter.New reads), so
 // they win, and WithExporterOptions after both.
 func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error) {
+	var types []string
+	for _, t := range []struct {
+		name string
+		set  bool
+	}{{"console", e.Console != nil}, {"otlp_grpc", e.OTLPGrpc != nil}, {"otlp_http", e.OTLPHttp != nil}} {
+		if t.set {
+			types = append(types, t.name)
+		}
+	}
+	if len(types) > 1 {
+		return nil, fmt.Errorf("must not specify multiple exporters (%s)", strings.Join(types, ", "))
+	}
 	var opts []exporter.Option
 	switch {
 	case e.OTLPHttp != nil:
@@ -500,6 +518,15 @@ func common(compression *string, timeoutMs *int, headers []otelconf.NameStringVa
 	for _, p := range headers {
 		if p.Value != nil {
 			h[p.Name] = *p.Value
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("header name %q is not a token", k)
+		}
+		if !httpguts.ValidHeaderFieldValue(h[k]) {
+			// The value is a credential: never quote it.
+			return nil, fmt.Errorf("the value of header %q holds control characters", k)
 		}
 	}
 	if len(h) > 0 {

@@ -412,6 +412,28 @@ tracer_provider:
 		{"grpc scheme", exp(`          otlp_grpc:
             endpoint: unix://collector:4317
 `), "scheme must be http or https"},
+		{"header name", exp(`          otlp_grpc:
+            endpoint: localhost:4317
+            headers:
+              - name: api key
+                value: "1234"
+`), `header name "api key"`},
+		{"two exporters", exp(`          console:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`), "must not specify multiple exporters (console, otlp_http)"},
+		{"two processor types", `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+      batch:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`, "must not specify multiple span processor types"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sdk, err := tkconf.NewSDK(parse(t, tc.yaml), tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))
