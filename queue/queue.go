@@ -308,13 +308,13 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 }
 
 // tryTake is TryTake; within, it takes nothing when the first entry alone
-// is larger than maxBytes.
+// is larger than a positive maxBytes.
 func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
 	var n int
 	q.mu.Lock()
 	for {
-		if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
+		if q.ring.n == 0 || within && maxBytes > 0 && q.ring.front().bytes > maxBytes {
 			closed := q.closed && q.ring.n == 0
 			q.mu.Unlock()
 			if closed {
@@ -337,7 +337,9 @@ func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (
 }
 
 // TryTakeWithin is TryTake that never goes past maxBytes: it takes
-// nothing, with a nil error, when the first entry alone is larger.
+// nothing, with a nil error, when the first entry alone is larger. As for
+// TryTake, a limit of zero or less is unlimited: TryTakeWithin then takes
+// what TryTake would, and ErrClosed once the queue is closed and empty.
 func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
 	return q.tryTake(dst, maxItems, maxBytes, true)
 }

@@ -845,15 +845,19 @@ func FuzzOperations(f *testing.F) {
 				if want == nil {
 					model = append(model, e)
 				}
-			case 3, 4, 5: // TryTake
+			case 3, 4, 5: // TryTake, and TryTakeWithin for 5
 				limItems, limBytes := a%6, b%60
+				within := op%8 == 5
 				var want []int
 				var wantItems int
 				var wantBytes int64
 				for len(model) > 0 {
 					m := model[0]
-					if len(want) > 0 && ((limItems > 0 && wantItems+m.items > limItems) ||
-						(limBytes > 0 && wantBytes+m.bytes > limBytes)) {
+					overItems := limItems > 0 && wantItems+m.items > limItems
+					overBytes := limBytes > 0 && wantBytes+m.bytes > limBytes
+					// The first entry is always taken, but by
+					// TryTakeWithin only within a byte limit.
+					if len(want) > 0 && (overItems || overBytes) || len(want) == 0 && within && overBytes {
 						break
 					}
 					want = append(want, m.v)
@@ -862,13 +866,17 @@ func FuzzOperations(f *testing.F) {
 					model = model[1:]
 				}
 				var wantErr error
-				if len(want) == 0 && closed {
+				if len(want) == 0 && len(model) == 0 && closed {
 					wantErr = ErrClosed
 				}
-				out, items, bytes, err := q.TryTake(nil, limItems, limBytes)
+				take, name := q.TryTake, "TryTake"
+				if within {
+					take, name = q.TryTakeWithin, "TryTakeWithin"
+				}
+				out, items, bytes, err := take(nil, limItems, limBytes)
 				if !slices.Equal(out, want) || items != wantItems || bytes != wantBytes || err != wantErr {
-					t.Fatalf("TryTake(%d, %d) = %v, %d, %d, %v; want %v, %d, %d, %v",
-						limItems, limBytes, out, items, bytes, err, want, wantItems, wantBytes, wantErr)
+					t.Fatalf("%s(%d, %d) = %v, %d, %d, %v; want %v, %d, %d, %v",
+						name, limItems, limBytes, out, items, bytes, err, want, wantItems, wantBytes, wantErr)
 				}
 			case 6: // Drain
 				var want []int
@@ -924,5 +932,30 @@ func TestTryTakeWithinNeverGoesPastMaxBytes(t *testing.T) {
 	_, _, _, _ = q.TryTake(nil, 0, 0)
 	if _, _, _, err := q.TryTakeWithin(nil, 0, 100); err != ErrClosed {
 		t.Fatalf("closed and empty: %v, want ErrClosed", err)
+	}
+}
+
+// TestTryTakeWithinZeroIsUnlimited: a limit of zero or less is unlimited
+// for TryTakeWithin as for TryTake, so that a drain loop calling it with
+// no byte limit empties a closed queue and then sees ErrClosed.
+func TestTryTakeWithinZeroIsUnlimited(t *testing.T) {
+	for _, limit := range []int64{0, -1} {
+		q := New[string](10, 0)
+		for _, v := range []string{"a", "b", "c"} {
+			if err := q.TryPut(v, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, items, bytes, err := q.TryTakeWithin(nil, 2, limit)
+		if err != nil || !slices.Equal(out, []string{"a", "b"}) || items != 2 || bytes != 200 {
+			t.Fatalf("TryTakeWithin(2, %d) = %v, %d, %d, %v; want a and b", limit, out, items, bytes, err)
+		}
+		q.Close()
+		if out, _, _, err := q.TryTakeWithin(nil, 0, limit); err != nil || !slices.Equal(out, []string{"c"}) {
+			t.Fatalf("closed, TryTakeWithin(0, %d) = %v, %v; want c", limit, out, err)
+		}
+		if _, _, _, err := q.TryTakeWithin(nil, 0, limit); err != ErrClosed {
+			t.Fatalf("closed and empty: %v, want ErrClosed", err)
+		}
 	}
 }
