@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -128,6 +129,18 @@ func TestTryPutBudgets(t *testing.T) {
 			maxItems: 4, maxBytes: 100,
 			puts:    []put{{0, 1, errInvalidCost}, {-1, 1, errInvalidCost}, {1, -1, errInvalidCost}, {1, 0, nil}},
 			wantLen: 1, wantItems: 1,
+		},
+		{
+			name:     "unlimited items never overflow",
+			maxBytes: 100,
+			puts:     []put{{math.MaxInt/2 + 1, 1, nil}, {math.MaxInt/2 + 1, 1, ErrFull}, {math.MaxInt / 2, 1, nil}, {1, 1, ErrFull}},
+			wantLen:  2, wantItems: math.MaxInt, wantBytes: 2,
+		},
+		{
+			name:     "unlimited bytes never overflow",
+			maxItems: 4,
+			puts:     []put{{1, math.MaxInt64/2 + 1, nil}, {1, math.MaxInt64/2 + 1, ErrFull}, {1, math.MaxInt64 / 2, nil}, {1, 1, ErrFull}},
+			wantLen:  2, wantItems: 2, wantBytes: math.MaxInt64,
 		},
 		{
 			name:     "zero bytes where only bytes bound the queue",
@@ -958,4 +971,32 @@ func TestTryTakeWithinZeroIsUnlimited(t *testing.T) {
 			t.Fatalf("closed and empty: %v, want ErrClosed", err)
 		}
 	}
+}
+
+// TestPutWaitsForRoomInTheItemCount: in a queue bounded only by bytes, a
+// Put whose items would carry the total past what an int counts waits,
+// as for a full budget, and is admitted once entries are taken.
+func TestPutWaitsForRoomInTheItemCount(t *testing.T) {
+	ctx := context.Background()
+	q := New[string](0, 100)
+	parks := watchParks(q)
+	big := math.MaxInt/2 + 1
+	if err := q.TryPut("a", big, 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.Put(ctx, "b", big, 1) }()
+	select {
+	case <-parks: // the only goroutine that parks
+	case err := <-done:
+		t.Fatalf("Put returned %v at once; counters %d items, %d bytes", err, q.Items(), q.Bytes())
+	}
+	checkAccounting(t, q, 1, big, 1)
+	if out, _, _, _ := q.Take(ctx, nil, 0, 0); !slices.Equal(out, []string{"a"}) {
+		t.Errorf("Take = %v, want [a]", out)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Put = %v, want nil", err)
+	}
+	checkAccounting(t, q, 1, big, 1)
 }
