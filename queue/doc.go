@@ -13,8 +13,9 @@
 // many entries from the front as fit within the limits the consumer passes,
 // so that one consumer can coalesce several small entries into a single
 // network request of bounded size. TryTake does the same without waiting.
-// TryTakeWithin, for topping up a request already made, never goes past the
-// byte limit: it takes nothing when the first entry alone is larger.
+// TryTakeWithin, for topping up a request already made, never goes past a
+// positive byte limit: it takes nothing when the first entry alone is
+// larger.
 //
 // Close stops new entries from being accepted. Consumers keep receiving what
 // is left and then get ErrClosed; Drain removes everything that is left in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 )
@@ -38,10 +39,13 @@ func (tooLargeError) Is(target error) bool { return target == ErrFull }
 // Every entry has a cost in items and a cost in bytes, given when it is put.
 // The queue has a budget for each, set by New, and holds entries only while
 // the sums of their costs stay within both budgets; a budget of zero or less
-// is unlimited. An entry costs at least one item and never a negative number
-// of bytes; in a queue bounded only by bytes it also costs at least one byte,
-// so that the number of entries stays bounded. Breaking these rules is
-// reported as an error, not a panic.
+// is unlimited, which means up to the largest total its counter holds
+// (math.MaxInt items, math.MaxInt64 bytes): an entry that would carry a sum
+// past that does not fit, as if the budget were full, so that Items and
+// Bytes never overflow. An entry costs at least one item and never a
+// negative number of bytes; in a queue bounded only by bytes it also costs
+// at least one byte, so that the number of entries stays bounded. Breaking
+// these rules is reported as an error, not a panic.
 //
 // There are two ways to put an entry. TryPut never waits: it returns ErrFull
 // when the entry does not fit right now. Put waits for room until its context
@@ -308,13 +312,13 @@ func (q *Queue[T]) TryTake(dst []T, maxItems int, maxBytes int64) (out []T, item
 }
 
 // tryTake is TryTake; within, it takes nothing when the first entry alone
-// is larger than maxBytes.
+// is larger than a positive maxBytes.
 func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (out []T, items int, bytes int64, err error) {
 	out = dst[:0]
 	var n int
 	q.mu.Lock()
 	for {
-		if q.ring.n == 0 || within && q.ring.front().bytes > maxBytes {
+		if q.ring.n == 0 || within && maxBytes > 0 && q.ring.front().bytes > maxBytes {
 			closed := q.closed && q.ring.n == 0
 			q.mu.Unlock()
 			if closed {
@@ -337,7 +341,9 @@ func (q *Queue[T]) tryTake(dst []T, maxItems int, maxBytes int64, within bool) (
 }
 
 // TryTakeWithin is TryTake that never goes past maxBytes: it takes
-// nothing, with a nil error, when the first entry alone is larger.
+// nothing, with a nil error, when the first entry alone is larger. As for
+// TryTake, a limit of zero or less is unlimited: TryTakeWithin then takes
+// what TryTake would, and ErrClosed once the queue is closed and empty.
 func (q *Queue[T]) TryTakeWithin(dst []T, maxItems int, maxBytes int64) (out []T, items int, bytes int64, err error) {
 	return q.tryTake(dst, maxItems, maxBytes, true)
 }
@@ -403,10 +409,17 @@ func (q *Queue[T]) checkCost(items int, bytes int64) error {
 }
 
 // fits reports whether an entry of the given cost fits in the room left.
-// q.mu must be held.
+// An unlimited budget leaves the room up to the largest total its counter
+// holds, so that the totals never overflow. q.mu must be held.
 func (q *Queue[T]) fits(items int, bytes int64) bool {
-	return (q.maxItems == 0 || q.items+items <= q.maxItems) &&
-		(q.maxBytes == 0 || q.bytes+bytes <= q.maxBytes)
+	itemRoom, byteRoom := math.MaxInt-q.items, math.MaxInt64-q.bytes
+	if q.maxItems > 0 {
+		itemRoom = q.maxItems - q.items
+	}
+	if q.maxBytes > 0 {
+		byteRoom = q.maxBytes - q.bytes
+	}
+	return items <= itemRoom && bytes <= byteRoom
 }
 
 // push appends an entry and charges its cost. q.mu must be held.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -128,6 +129,18 @@ func TestTryPutBudgets(t *testing.T) {
 			maxItems: 4, maxBytes: 100,
 			puts:    []put{{0, 1, errInvalidCost}, {-1, 1, errInvalidCost}, {1, -1, errInvalidCost}, {1, 0, nil}},
 			wantLen: 1, wantItems: 1,
+		},
+		{
+			name:     "unlimited items never overflow",
+			maxBytes: 100,
+			puts:     []put{{math.MaxInt/2 + 1, 1, nil}, {math.MaxInt/2 + 1, 1, ErrFull}, {math.MaxInt / 2, 1, nil}, {1, 1, ErrFull}},
+			wantLen:  2, wantItems: math.MaxInt, wantBytes: 2,
+		},
+		{
+			name:     "unlimited bytes never overflow",
+			maxItems: 4,
+			puts:     []put{{1, math.MaxInt64/2 + 1, nil}, {1, math.MaxInt64/2 + 1, ErrFull}, {1, math.MaxInt64 / 2, nil}, {1, 1, ErrFull}},
+			wantLen:  2, wantItems: 2, wantBytes: math.MaxInt64,
 		},
 		{
 			name:     "zero bytes where only bytes bound the queue",
@@ -845,15 +858,19 @@ func FuzzOperations(f *testing.F) {
 				if want == nil {
 					model = append(model, e)
 				}
-			case 3, 4, 5: // TryTake
+			case 3, 4, 5: // TryTake, and TryTakeWithin for 5
 				limItems, limBytes := a%6, b%60
+				within := op%8 == 5
 				var want []int
 				var wantItems int
 				var wantBytes int64
 				for len(model) > 0 {
 					m := model[0]
-					if len(want) > 0 && ((limItems > 0 && wantItems+m.items > limItems) ||
-						(limBytes > 0 && wantBytes+m.bytes > limBytes)) {
+					overItems := limItems > 0 && wantItems+m.items > limItems
+					overBytes := limBytes > 0 && wantBytes+m.bytes > limBytes
+					// The first entry is always taken, but by
+					// TryTakeWithin only within a byte limit.
+					if len(want) > 0 && (overItems || overBytes) || len(want) == 0 && within && overBytes {
 						break
 					}
 					want = append(want, m.v)
@@ -862,13 +879,17 @@ func FuzzOperations(f *testing.F) {
 					model = model[1:]
 				}
 				var wantErr error
-				if len(want) == 0 && closed {
+				if len(want) == 0 && len(model) == 0 && closed {
 					wantErr = ErrClosed
 				}
-				out, items, bytes, err := q.TryTake(nil, limItems, limBytes)
+				take, name := q.TryTake, "TryTake"
+				if within {
+					take, name = q.TryTakeWithin, "TryTakeWithin"
+				}
+				out, items, bytes, err := take(nil, limItems, limBytes)
 				if !slices.Equal(out, want) || items != wantItems || bytes != wantBytes || err != wantErr {
-					t.Fatalf("TryTake(%d, %d) = %v, %d, %d, %v; want %v, %d, %d, %v",
-						limItems, limBytes, out, items, bytes, err, want, wantItems, wantBytes, wantErr)
+					t.Fatalf("%s(%d, %d) = %v, %d, %d, %v; want %v, %d, %d, %v",
+						name, limItems, limBytes, out, items, bytes, err, want, wantItems, wantBytes, wantErr)
 				}
 			case 6: // Drain
 				var want []int
@@ -925,4 +946,57 @@ func TestTryTakeWithinNeverGoesPastMaxBytes(t *testing.T) {
 	if _, _, _, err := q.TryTakeWithin(nil, 0, 100); err != ErrClosed {
 		t.Fatalf("closed and empty: %v, want ErrClosed", err)
 	}
+}
+
+// TestTryTakeWithinZeroIsUnlimited: a limit of zero or less is unlimited
+// for TryTakeWithin as for TryTake, so that a drain loop calling it with
+// no byte limit empties a closed queue and then sees ErrClosed.
+func TestTryTakeWithinZeroIsUnlimited(t *testing.T) {
+	for _, limit := range []int64{0, -1} {
+		q := New[string](10, 0)
+		for _, v := range []string{"a", "b", "c"} {
+			if err := q.TryPut(v, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, items, bytes, err := q.TryTakeWithin(nil, 2, limit)
+		if err != nil || !slices.Equal(out, []string{"a", "b"}) || items != 2 || bytes != 200 {
+			t.Fatalf("TryTakeWithin(2, %d) = %v, %d, %d, %v; want a and b", limit, out, items, bytes, err)
+		}
+		q.Close()
+		if out, _, _, err := q.TryTakeWithin(nil, 0, limit); err != nil || !slices.Equal(out, []string{"c"}) {
+			t.Fatalf("closed, TryTakeWithin(0, %d) = %v, %v; want c", limit, out, err)
+		}
+		if _, _, _, err := q.TryTakeWithin(nil, 0, limit); err != ErrClosed {
+			t.Fatalf("closed and empty: %v, want ErrClosed", err)
+		}
+	}
+}
+
+// TestPutWaitsForRoomInTheItemCount: in a queue bounded only by bytes, a
+// Put whose items would carry the total past what an int counts waits,
+// as for a full budget, and is admitted once entries are taken.
+func TestPutWaitsForRoomInTheItemCount(t *testing.T) {
+	ctx := context.Background()
+	q := New[string](0, 100)
+	parks := watchParks(q)
+	big := math.MaxInt/2 + 1
+	if err := q.TryPut("a", big, 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.Put(ctx, "b", big, 1) }()
+	select {
+	case <-parks: // the only goroutine that parks
+	case err := <-done:
+		t.Fatalf("Put returned %v at once; counters %d items, %d bytes", err, q.Items(), q.Bytes())
+	}
+	checkAccounting(t, q, 1, big, 1)
+	if out, _, _, _ := q.Take(ctx, nil, 0, 0); !slices.Equal(out, []string{"a"}) {
+		t.Errorf("Take = %v, want [a]", out)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Put = %v, want nil", err)
+	}
+	checkAccounting(t, q, 1, big, 1)
 }

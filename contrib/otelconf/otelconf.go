@@ -15,8 +15,16 @@
 // simple) processor the file puts it in, with the file's settings
 // (endpoint, headers, compression, timeout, encoding, TLS files, the
 // batch sizes and delays). Any other exporter is a configuration error
-// that names it. The resource is the file's (attributes, attributes_list,
+// that names it, and so is a processor or an exporter entry that names
+// more than one kind, as in otelconf. The resource is the file's (attributes, attributes_list,
 // schema_url) over the SDK's default one; span limits apply.
+//
+// Endpoints are read as otelconf reads them. An otlp_http endpoint is an
+// http or https URL; one without a path, such as http://collector:4318,
+// sends to /v1/traces. An otlp_grpc endpoint is host:port, over TLS unless
+// tls.insecure is true, or an http or https URL, whose scheme chooses
+// plaintext or TLS. An endpoint or a header the exporter would refuse is
+// an error of NewSDK, not spans dropped later.
 //
 // otelconf alone always installs the file's sampler. Here the file's
 // sampler is used as it is, unless WithErrorKeeping is given: then the
@@ -24,6 +32,9 @@
 // the file's sampler as its head (what it keeps at once), and every trace
 // with an error is kept besides. WithCardinalityGuard puts the guard in
 // front of everything.
+//
+// With disabled: true, or without a tracer_provider, TracerProvider is a
+// provider that records nothing, and Exporters is empty.
 //
 // Metrics, logs and propagators are built by otelconf itself, from the
 // same file.
@@ -38,10 +49,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/contrib/otelconf"
 	"go.opentelemetry.io/otel/attribute"
@@ -50,6 +66,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
 	"github.com/tracekeeper/tracekeeper/processor"
@@ -122,8 +139,10 @@ type SDK struct {
 	guard     *processor.Guard
 }
 
-// TracerProvider returns the tracer provider; nil when the file has no
-// tracer_provider or disables the SDK.
+// TracerProvider returns the tracer provider. It is never nil: when the
+// file has no tracer_provider or disables the SDK, it is a provider that
+// samples and records nothing (otelconf's would be a no-op one), so that
+// installing it is always safe.
 func (s *SDK) TracerProvider() *sdktrace.TracerProvider { return s.tp }
 
 // MeterProvider returns otelconf's meter provider.
@@ -178,6 +197,9 @@ func NewSDK(cfg *otelconf.OpenTelemetryConfiguration, opts ...Option) (*SDK, err
 	}
 	sdk := &SDK{conf: conf}
 	if (cfg.Disabled != nil && *cfg.Disabled) || cfg.TracerProvider == nil {
+		// No processor, and no span recorded: Shutdown has nothing to
+		// wait for.
+		sdk.tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 		return sdk, nil
 	}
 	if err := sdk.buildTracing(c, cfg); err != nil {
@@ -263,6 +285,8 @@ func (s *SDK) buildTracing(c config, cfg *otelconf.OpenTelemetryConfiguration) e
 // otlp_http or otlp_grpc.
 func (c config) newProcessor(p otelconf.SpanProcessor) (sdktrace.SpanProcessor, *exporter.Exporter, error) {
 	switch {
+	case p.Batch != nil && p.Simple != nil:
+		return nil, nil, errors.New("must not specify multiple span processor types (batch and simple)")
 	case p.Batch != nil:
 		exp, err := c.newExporter(p.Batch.Exporter)
 		if err != nil {
@@ -297,6 +321,18 @@ func (c config) newProcessor(p otelconf.SpanProcessor) (sdktrace.SpanProcessor, 
 // settings come after the environment's (which exporter.New reads), so
 // they win, and WithExporterOptions after both.
 func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error) {
+	var types []string
+	for _, t := range []struct {
+		name string
+		set  bool
+	}{{"console", e.Console != nil}, {"otlp_grpc", e.OTLPGrpc != nil}, {"otlp_http", e.OTLPHttp != nil}} {
+		if t.set {
+			types = append(types, t.name)
+		}
+	}
+	if len(types) > 1 {
+		return nil, fmt.Errorf("must not specify multiple exporters (%s)", strings.Join(types, ", "))
+	}
 	var opts []exporter.Option
 	switch {
 	case e.OTLPHttp != nil:
@@ -306,7 +342,11 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 			opts = append(opts, exporter.WithEncoding(exporter.EncodingJSON))
 		}
 		if v := h.Endpoint; v != nil && *v != "" {
-			opts = append(opts, exporter.WithEndpointURL(*v))
+			more, err := httpEndpoint(*v)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, more...)
 		}
 		more, err := common(h.Compression, h.Timeout, h.Headers, h.HeadersList)
 		if err != nil {
@@ -323,8 +363,15 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 	case e.OTLPGrpc != nil:
 		g := e.OTLPGrpc
 		opts = append(opts, exporter.WithProtocol(exporter.ProtocolGRPC))
+		insecure := g.Tls != nil && g.Tls.Insecure != nil && *g.Tls.Insecure
 		if v := g.Endpoint; v != nil && *v != "" {
-			opts = append(opts, exporter.WithEndpointURL(*v))
+			more, err := grpcEndpoint(*v, insecure)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, more...)
+		} else if insecure {
+			opts = append(opts, exporter.WithInsecure())
 		}
 		more, err := common(g.Compression, g.Timeout, g.Headers, g.HeadersList)
 		if err != nil {
@@ -332,9 +379,6 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		}
 		opts = append(opts, more...)
 		if t := g.Tls; t != nil {
-			if t.Insecure != nil && *t.Insecure {
-				opts = append(opts, exporter.WithInsecure())
-			}
 			tc, err := tlsConfig(t.CaFile, t.CertFile, t.KeyFile)
 			if err != nil {
 				return nil, err
@@ -345,6 +389,95 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		return nil, errors.New("only otlp_http and otlp_grpc exporters are mapped onto tracekeeper (use otelconf.NewSDK for others)")
 	}
 	return exporter.New(append(opts, c.exporterOpts...)...), nil
+}
+
+// httpEndpoint maps an otlp_http endpoint, an http or https URL, as
+// otelconf does: a URL without a path sends to the default path,
+// /v1/traces, where the exporter would take it as the root.
+func httpEndpoint(raw string) ([]exporter.Option, error) {
+	u, err := endpointURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	opts := []exporter.Option{exporter.WithEndpointURL(raw)}
+	if u.Path == "" {
+		opts = append(opts, exporter.WithURLPath("")) // the default
+	}
+	return opts, nil
+}
+
+// grpcEndpoint maps an otlp_grpc endpoint, as otelconf does: an http or
+// https URL, whose scheme chooses plaintext or TLS, or host:port (or a
+// host alone, port 443), over TLS unless the file sets tls.insecure.
+func grpcEndpoint(raw string, insecure bool) ([]exporter.Option, error) {
+	if strings.Contains(raw, "://") {
+		if _, err := endpointURL(raw); err != nil {
+			return nil, err
+		}
+		return []exporter.Option{exporter.WithEndpointURL(raw)}, nil
+	}
+	if err := checkHostPort(raw); err != nil {
+		shown := raw
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			shown = "xxxxx@" + raw[i+1:] // never quote credentials
+		}
+		return nil, fmt.Errorf("endpoint %q: %w (want host:port or an http or https URL)", shown, err)
+	}
+	opts := []exporter.Option{exporter.WithEndpoint(raw)}
+	if insecure {
+		opts = append(opts, exporter.WithInsecure())
+	}
+	return opts, nil
+}
+
+// endpointURL parses an endpoint URL and refuses what the exporter would,
+// so that the mistake is NewSDK's error instead of spans dropped later.
+func endpointURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole URL, credentials included: keep
+		// only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("endpoint: %w (want an http or https URL)", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Errorf("endpoint %q has no host", u.Redacted())
+	}
+	if err := checkHostPort(u.Host); err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", u.Redacted(), err)
+	}
+	return u, nil
+}
+
+// checkHostPort refuses a host and port the exporter would not dial: a
+// port, when there is one, is a number from 1 to 65535.
+func checkHostPort(hostport string) error {
+	if strings.ContainsAny(hostport, "/?#@") ||
+		strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return errors.New("not a host and port")
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		var ae *net.AddrError
+		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
+			return errors.New("not a host and port")
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+		if host == "" || strings.ContainsAny(host, "[]") || (host != hostport && net.ParseIP(host) == nil) {
+			return errors.New("invalid host")
+		}
+		return nil
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("invalid port")
+	}
+	return nil
 }
 
 // common maps the settings both OTLP exporters share.
@@ -385,6 +518,15 @@ func common(compression *string, timeoutMs *int, headers []otelconf.NameStringVa
 	for _, p := range headers {
 		if p.Value != nil {
 			h[p.Name] = *p.Value
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("header name %q is not a token", k)
+		}
+		if !httpguts.ValidHeaderFieldValue(h[k]) {
+			// The value is a credential: never quote it.
+			return nil, fmt.Errorf("the value of header %q holds control characters", k)
 		}
 	}
 	if len(h) > 0 {

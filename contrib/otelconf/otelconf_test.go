@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // httpReceiver keeps what each OTLP/HTTP request carried.
 type httpReceiver struct {
 	mu      sync.Mutex
+	paths   []string
 	types   []string
 	headers []http.Header
 	bodies  []string
@@ -49,6 +51,7 @@ func (r *httpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b, _ := io.ReadAll(body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.paths = append(r.paths, req.URL.Path)
 	r.types = append(r.types, req.Header.Get("Content-Type"))
 	r.headers = append(r.headers, req.Header.Clone())
 	r.bodies = append(r.bodies, string(b))
@@ -227,6 +230,222 @@ func TestFileSamplerAloneAndHeadOverride(t *testing.T) {
 				if s := e.Stats(); s.Exported != tc.want {
 					t.Errorf("exported %d, want %d", s.Exported, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// parse parses a configuration written in the test.
+func parse(t *testing.T, yaml string) *otelconf.OpenTelemetryConfiguration {
+	t.Helper()
+	cfg, err := otelconf.ParseYAML([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// sendOne builds the SDK from cfg, ends one span and shuts the SDK down.
+func sendOne(t *testing.T, cfg *otelconf.OpenTelemetryConfiguration) *tkconf.SDK {
+	t.Helper()
+	sdk, err := tkconf.NewSDK(cfg, tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := sdk.TracerProvider().Tracer("t").Start(context.Background(), "op")
+	s.End()
+	if err := sdk.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return sdk
+}
+
+// TestHTTPEndpointPath: an otlp_http endpoint without a path sends to
+// /v1/traces, as otelconf's own exporter does; a path, "/" included, is
+// the request path.
+func TestHTTPEndpointPath(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"", "/v1/traces"},
+		{"/", "/"},
+		{"/v1/traces", "/v1/traces"},
+		{"/custom/traces", "/custom/traces"},
+	} {
+		t.Run("path="+tc.path, func(t *testing.T) {
+			hr := &httpReceiver{}
+			hs := httptest.NewServer(hr)
+			defer hs.Close()
+			sendOne(t, parse(t, `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: `+hs.URL+tc.path+`
+`))
+			hr.mu.Lock()
+			defer hr.mu.Unlock()
+			if len(hr.paths) != 1 || hr.paths[0] != tc.want {
+				t.Errorf("endpoint %q: requests to %v, want one to %s", hs.URL+tc.path, hr.paths, tc.want)
+			}
+		})
+	}
+}
+
+// TestWithoutTracingTheProviderRecordsNothing: with the SDK disabled, or
+// without a tracer_provider, the tracer provider is still one to install
+// (as the package documentation does) and it records nothing.
+func TestWithoutTracingTheProviderRecordsNothing(t *testing.T) {
+	for name, yaml := range map[string]string{
+		"disabled": `file_format: "1.0-rc.2"
+disabled: true
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`,
+		"no tracer_provider": `file_format: "1.0-rc.2"
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sdk, err := tkconf.NewSDK(parse(t, yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := sdk.TracerProvider()
+			if tp == nil {
+				t.Fatal("nil tracer provider")
+			}
+			_, s := tp.Tracer("t").Start(context.Background(), "op")
+			if s.IsRecording() || s.SpanContext().IsSampled() {
+				t.Error("the span is recorded")
+			}
+			s.End()
+			if len(sdk.Exporters()) != 0 {
+				t.Errorf("%d exporters built", len(sdk.Exporters()))
+			}
+			if err := sdk.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestGRPCEndpointForms: an otlp_grpc endpoint is host:port, as otelconf
+// accepts it, or an http or https URL. Without a scheme, tls.insecure
+// chooses plaintext; with one, the scheme does, as in otelconf.
+func TestGRPCEndpointForms(t *testing.T) {
+	for _, tc := range []struct {
+		name, form, tls string
+		want            int64 // spans received
+	}{
+		{"host:port", "127.0.0.1:%s", "insecure: true", 1},
+		{"name:port", "localhost:%s", "insecure: true", 1},
+		{"http URL", "http://127.0.0.1:%s", "", 1},
+		{"http URL, insecure", "http://127.0.0.1:%s", "insecure: true", 1},
+		{"https URL wins over insecure", "https://127.0.0.1:%s", "insecure: true", 0},
+		{"host:port over TLS", "127.0.0.1:%s", "insecure: false", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gr, addr := startGRPC(t)
+			_, port, _ := net.SplitHostPort(addr)
+			tlsSection := ""
+			if tc.tls != "" {
+				tlsSection = "\n            tls:\n              " + tc.tls
+			}
+			sdk := sendOne(t, parse(t, fmt.Sprintf(`file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_grpc:
+            endpoint: %s
+            timeout: 5000%s
+`, fmt.Sprintf(tc.form, port), tlsSection)))
+			st := sdk.Exporters()[0].Stats()
+			gr.mu.Lock()
+			got := int64(len(gr.reqs))
+			gr.mu.Unlock()
+			if got != tc.want || st.Exported != tc.want || st.Dropped.Config != 0 {
+				t.Errorf("received %d requests, stats %+v; want %d exported", got, st, tc.want)
+			}
+		})
+	}
+}
+
+// TestInvalidConfigurationIsNewSDKError: what the exporter would refuse,
+// and what otelconf refuses, is NewSDK's error, naming the processor,
+// instead of spans dropped later.
+func TestInvalidConfigurationIsNewSDKError(t *testing.T) {
+	exp := func(body string) string {
+		return `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - batch:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+    - simple:
+        exporter:
+` + body
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"http without scheme", exp(`          otlp_http:
+            endpoint: 127.0.0.1:4318
+`), "want an http or https URL"},
+		{"http scheme", exp(`          otlp_http:
+            endpoint: ftp://collector:4318/v1/traces
+`), "scheme must be http or https"},
+		{"http port", exp(`          otlp_http:
+            endpoint: http://collector:99999/v1/traces
+`), "invalid port"},
+		{"grpc port", exp(`          otlp_grpc:
+            endpoint: collector:grpc
+`), "invalid port"},
+		{"grpc path without scheme", exp(`          otlp_grpc:
+            endpoint: collector:4317/v1/traces
+`), "want host:port or an http or https URL"},
+		{"grpc credentials", exp(`          otlp_grpc:
+            endpoint: user:secret@collector:4317
+`), `endpoint "xxxxx@collector:4317": not a host and port`},
+		{"grpc scheme", exp(`          otlp_grpc:
+            endpoint: unix://collector:4317
+`), "scheme must be http or https"},
+		{"header name", exp(`          otlp_grpc:
+            endpoint: localhost:4317
+            headers:
+              - name: api key
+                value: "1234"
+`), `header name "api key"`},
+		{"two exporters", exp(`          console:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`), "must not specify multiple exporters (console, otlp_http)"},
+		{"two processor types", `file_format: "1.0-rc.2"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+      batch:
+        exporter:
+          otlp_http:
+            endpoint: http://127.0.0.1:1
+`, "must not specify multiple span processor types"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sdk, err := tkconf.NewSDK(parse(t, tc.yaml), tkconf.WithExporterOptions(exporter.WithLogger(zap.NewNop())))
+			if err == nil {
+				_ = sdk.Shutdown(context.Background())
+				t.Fatalf("no error, want one with %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), "tracer_provider.processors[") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("the error quotes a credential: %v", err)
 			}
 		})
 	}
