@@ -245,9 +245,15 @@ func (k *ErrorKeeper) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 // when a memory limit is reached it decides the traces that make room, the
 // oldest first, itself.
 func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
-	var data mirror.Span
-	d := dataOf(s, &data)
-	sc := *d.SpanContext()
+	// The SDK's record is read in place; any other span through its
+	// methods, all of them only if it is held.
+	known := mirror.KnownSpan(s)
+	var sc trace.SpanContext
+	if known != nil {
+		sc = *known.SpanContext()
+	} else {
+		sc = s.SpanContext()
+	}
 	if sc.IsSampled() {
 		switch {
 		case k.stopped.Load():
@@ -260,6 +266,11 @@ func (k *ErrorKeeper) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	id := sc.TraceID()
 	sh := k.shardFor(id)
+	d := known
+	if d == nil {
+		var data mirror.Span
+		d = dataOf(s, &data)
+	}
 	status := d.Status()
 	h := heldSpans.get()
 	h.fill(d, sc, status)
