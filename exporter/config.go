@@ -214,11 +214,12 @@ func (c config) targetURL() (*url.URL, error) {
 	if hostport == "" {
 		hostport = defaultHost
 	}
+	shown := envconfig.HideUserinfo(hostport) // errors never quote credentials
 	if strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return nil, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", hostport)
+		return nil, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", shown)
 	}
 	if strings.ContainsAny(hostport, "/?#@") {
-		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", hostport)
+		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", shown)
 	}
 	if c.endpoint == "" {
 		hostport = net.JoinHostPort(defaultHost, c.defaultPort())
@@ -229,14 +230,14 @@ func (c config) targetURL() (*url.URL, error) {
 		// exporters do. Anything else is malformed.
 		var ae *net.AddrError
 		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
-			return nil, fmt.Errorf("exporter: endpoint %q: %w", hostport, err)
+			return nil, fmt.Errorf("exporter: endpoint %q: %w", shown, err)
 		}
 		if h := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"); h == "" || strings.ContainsAny(h, "[]") ||
 			(h != hostport && net.ParseIP(h) == nil) {
-			return nil, fmt.Errorf("exporter: endpoint %q: invalid host", hostport)
+			return nil, fmt.Errorf("exporter: endpoint %q: invalid host", shown)
 		}
 	} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-		return nil, fmt.Errorf("exporter: endpoint %q: invalid port", hostport)
+		return nil, fmt.Errorf("exporter: endpoint %q: invalid port", shown)
 	}
 	scheme := "https"
 	if c.insecure {

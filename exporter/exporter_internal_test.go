@@ -753,3 +753,13 @@ func TestReserveFollowsTheLimit(t *testing.T) {
 		})
 	}
 }
+
+// An endpoint written with credentials is refused without quoting them.
+func TestEndpointErrorsHideCredentials(t *testing.T) {
+	for _, ep := range []string{"user:secret@collector:4317", "user:secret@collector :4317"} {
+		err := newConfig([]Option{WithEndpoint(ep)}).validate()
+		if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "xxxxx@collector") {
+			t.Errorf("WithEndpoint(%q): %v", ep, err)
+		}
+	}
+}

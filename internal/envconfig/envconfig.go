@@ -259,8 +259,12 @@ func readCertPool(file string) (*x509.CertPool, error) {
 func redact(u *url.URL) string { return u.Redacted() }
 
 // noScheme returns an endpoint written without scheme, with any user
-// information before an '@' hidden.
-func noScheme(v string) string {
+// information hidden.
+func noScheme(v string) string { return HideUserinfo(v) }
+
+// HideUserinfo returns an endpoint for an error message: anything before
+// its last '@', user information and so credentials, is replaced.
+func HideUserinfo(v string) string {
 	if i := strings.LastIndex(v, "@"); i >= 0 {
 		return "xxxxx@" + v[i+1:]
 	}
