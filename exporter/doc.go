@@ -73,7 +73,8 @@
 //
 // New never fails, so it can be written inline in sdktrace.WithBatcher. An
 // invalid setting is logged at error level at once, and every ExportSpans
-// returns the error and counts its spans dropped with reason config.
+// returns the error and counts its spans dropped with reason config;
+// ConfigError returns it at once.
 //
 // # Flushing and shutdown
 //

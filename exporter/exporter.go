@@ -465,6 +465,14 @@ func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 	e.dropped(r, reason, cause)
 }
 
+// ConfigError returns the configuration error New found, every problem
+// joined, or nil. New never fails, so that it can be written inline in
+// sdktrace.WithBatcher: with an invalid configuration it logs this error
+// and every ExportSpans returns it, its spans dropped with reason config.
+// Code that builds exporters from a configuration file can check it at
+// once instead.
+func (e *Exporter) ConfigError() error { return e.cfgErr }
+
 // Stats returns a consistent snapshot of the exporter's accounting.
 func (e *Exporter) Stats() Stats {
 	s := statsOf(e.books.Snapshot())

@@ -116,7 +116,7 @@ func WithEndpointURL(rawURL string) Option {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			c.errs = append(c.errs, fmt.Errorf("exporter: invalid endpoint URL: %w", err))
+			c.errs = append(c.errs, fmt.Errorf("exporter: invalid endpoint URL: %w (want an http or https URL such as http://collector:4318)", err))
 		case u.Scheme != "http" && u.Scheme != "https":
 			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q: scheme must be http or https", u.Redacted()))
 		case u.Host == "":

@@ -484,3 +484,25 @@ func TestResumedDeliveryIsLogged(t *testing.T) {
 		t.Fatalf("want one line saying delivery resumed: %v", logs.All())
 	}
 }
+
+// ConfigError reports at once the error every ExportSpans of an invalid
+// configuration returns, and nil for a valid one.
+func TestConfigErrorIsWhatExportSpansReturns(t *testing.T) {
+	good := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()))
+	if err := good.ConfigError(); err != nil {
+		t.Errorf("valid configuration: ConfigError = %v", err)
+	}
+	bad := exporter.New(exporter.WithEndpoint("collector:99999"), exporter.WithQueueSize(-1), exporter.WithLogger(zap.NewNop()))
+	err := bad.ConfigError()
+	if err == nil || !strings.Contains(err.Error(), "invalid port") || !strings.Contains(err.Error(), "queue size") {
+		t.Fatalf("ConfigError = %v, want both problems", err)
+	}
+	if got := bad.ExportSpans(context.Background(), otlptest.Spans(3)); got != err {
+		t.Errorf("ExportSpans = %v, want ConfigError's %v", got, err)
+	}
+	for _, e := range []*exporter.Exporter{good, bad} {
+		if err := shutdownWithin(t, e, bound); err != nil && e == good {
+			t.Error(err)
+		}
+	}
+}

@@ -49,15 +49,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"maps"
-	"net"
 	"net/url"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"go.opentelemetry.io/contrib/otelconf"
 	"go.opentelemetry.io/otel/attribute"
@@ -66,7 +61,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
 	"github.com/tracekeeper/tracekeeper/processor"
@@ -342,11 +336,7 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 			opts = append(opts, exporter.WithEncoding(exporter.EncodingJSON))
 		}
 		if v := h.Endpoint; v != nil && *v != "" {
-			more, err := httpEndpoint(*v)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, more...)
+			opts = append(opts, httpEndpoint(*v)...)
 		}
 		more, err := common(h.Compression, h.Timeout, h.Headers, h.HeadersList)
 		if err != nil {
@@ -365,11 +355,7 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 		opts = append(opts, exporter.WithProtocol(exporter.ProtocolGRPC))
 		insecure := g.Tls != nil && g.Tls.Insecure != nil && *g.Tls.Insecure
 		if v := g.Endpoint; v != nil && *v != "" {
-			more, err := grpcEndpoint(*v, insecure)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, more...)
+			opts = append(opts, grpcEndpoint(*v, insecure)...)
 		} else if insecure {
 			opts = append(opts, exporter.WithInsecure())
 		}
@@ -388,96 +374,41 @@ func (c config) newExporter(e otelconf.SpanExporter) (*exporter.Exporter, error)
 	default:
 		return nil, errors.New("only otlp_http and otlp_grpc exporters are mapped onto tracekeeper (use otelconf.NewSDK for others)")
 	}
-	return exporter.New(append(opts, c.exporterOpts...)...), nil
+	exp := exporter.New(append(opts, c.exporterOpts...)...)
+	if err := exp.ConfigError(); err != nil {
+		// Refused at once rather than spans dropped later; the exporter
+		// started nothing to send with, and stops at once.
+		_ = exp.Shutdown(context.Background())
+		return nil, err
+	}
+	return exp, nil
 }
 
 // httpEndpoint maps an otlp_http endpoint, an http or https URL, as
 // otelconf does: a URL without a path sends to the default path,
-// /v1/traces, where the exporter would take it as the root.
-func httpEndpoint(raw string) ([]exporter.Option, error) {
-	u, err := endpointURL(raw)
-	if err != nil {
-		return nil, err
-	}
+// /v1/traces, where the exporter would take it as the root. The exporter
+// checks the URL.
+func httpEndpoint(raw string) []exporter.Option {
 	opts := []exporter.Option{exporter.WithEndpointURL(raw)}
-	if u.Path == "" {
+	if u, err := url.Parse(raw); err == nil && u.Path == "" {
 		opts = append(opts, exporter.WithURLPath("")) // the default
 	}
-	return opts, nil
+	return opts
 }
 
 // grpcEndpoint maps an otlp_grpc endpoint, as otelconf does: an http or
 // https URL, whose scheme chooses plaintext or TLS, or host:port (or a
-// host alone, port 443), over TLS unless the file sets tls.insecure.
-func grpcEndpoint(raw string, insecure bool) ([]exporter.Option, error) {
+// host alone, port 443), over TLS unless the file sets tls.insecure. The
+// exporter checks the endpoint.
+func grpcEndpoint(raw string, insecure bool) []exporter.Option {
 	if strings.Contains(raw, "://") {
-		if _, err := endpointURL(raw); err != nil {
-			return nil, err
-		}
-		return []exporter.Option{exporter.WithEndpointURL(raw)}, nil
-	}
-	if err := checkHostPort(raw); err != nil {
-		shown := raw
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			shown = "xxxxx@" + raw[i+1:] // never quote credentials
-		}
-		return nil, fmt.Errorf("endpoint %q: %w (want host:port or an http or https URL)", shown, err)
+		return []exporter.Option{exporter.WithEndpointURL(raw)}
 	}
 	opts := []exporter.Option{exporter.WithEndpoint(raw)}
 	if insecure {
 		opts = append(opts, exporter.WithInsecure())
 	}
-	return opts, nil
-}
-
-// endpointURL parses an endpoint URL and refuses what the exporter would,
-// so that the mistake is NewSDK's error instead of spans dropped later.
-func endpointURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Parse quotes the whole URL, credentials included: keep
-		// only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("endpoint: %w (want an http or https URL)", err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted())
-	case u.Host == "":
-		return nil, fmt.Errorf("endpoint %q has no host", u.Redacted())
-	}
-	if err := checkHostPort(u.Host); err != nil {
-		return nil, fmt.Errorf("endpoint %q: %w", u.Redacted(), err)
-	}
-	return u, nil
-}
-
-// checkHostPort refuses a host and port the exporter would not dial: a
-// port, when there is one, is a number from 1 to 65535.
-func checkHostPort(hostport string) error {
-	if strings.ContainsAny(hostport, "/?#@") ||
-		strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return errors.New("not a host and port")
-	}
-	_, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		var ae *net.AddrError
-		if !errors.As(err, &ae) || ae.Err != "missing port in address" {
-			return errors.New("not a host and port")
-		}
-		host := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
-		if host == "" || strings.ContainsAny(host, "[]") || (host != hostport && net.ParseIP(host) == nil) {
-			return errors.New("invalid host")
-		}
-		return nil
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return errors.New("invalid port")
-	}
-	return nil
+	return opts
 }
 
 // common maps the settings both OTLP exporters share.
@@ -520,16 +451,7 @@ func common(compression *string, timeoutMs *int, headers []otelconf.NameStringVa
 			h[p.Name] = *p.Value
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(h)) {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, fmt.Errorf("header name %q is not a token", k)
-		}
-		if !httpguts.ValidHeaderFieldValue(h[k]) {
-			// The value is a credential: never quote it.
-			return nil, fmt.Errorf("the value of header %q holds control characters", k)
-		}
-	}
-	if len(h) > 0 {
+	if len(h) > 0 { // the exporter checks names and values
 		opts = append(opts, exporter.WithHeaders(h))
 	}
 	return opts, nil

@@ -405,10 +405,10 @@ tracer_provider:
 `), "invalid port"},
 		{"grpc path without scheme", exp(`          otlp_grpc:
             endpoint: collector:4317/v1/traces
-`), "want host:port or an http or https URL"},
+`), "must be host:port without scheme or path"},
 		{"grpc credentials", exp(`          otlp_grpc:
             endpoint: user:secret@collector:4317
-`), `endpoint "xxxxx@collector:4317": not a host and port`},
+`), `endpoint "xxxxx@collector:4317" must be host:port`},
 		{"grpc scheme", exp(`          otlp_grpc:
             endpoint: unix://collector:4317
 `), "scheme must be http or https"},
