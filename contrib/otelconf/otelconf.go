@@ -63,6 +63,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracekeeper/tracekeeper/exporter"
+	"github.com/tracekeeper/tracekeeper/internal/envconfig"
 	"github.com/tracekeeper/tracekeeper/processor"
 	"github.com/tracekeeper/tracekeeper/sampler"
 )
@@ -434,16 +435,9 @@ func common(compression *string, timeoutMs *int, headers []otelconf.NameStringVa
 	if list != nil {
 		// headers_list is "k=v,k2=v2" with URL-encoded values, as
 		// OTEL_EXPORTER_OTLP_HEADERS; headers win over it.
-		for i, pair := range strings.Split(*list, ",") {
-			if strings.TrimSpace(pair) == "" {
-				continue
-			}
-			k, v, ok := strings.Cut(pair, "=")
-			value, err := url.PathUnescape(strings.TrimSpace(v))
-			if !ok || strings.TrimSpace(k) == "" || err != nil {
-				return nil, fmt.Errorf("headers_list: entry %d is not name=url-encoded-value", i+1)
-			}
-			h[strings.TrimSpace(k)] = value
+		var err error
+		if h, err = envconfig.ParseHeaders(*list); err != nil {
+			return nil, fmt.Errorf("headers_list: %w", err)
 		}
 	}
 	for _, p := range headers {

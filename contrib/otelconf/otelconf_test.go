@@ -418,6 +418,22 @@ tracer_provider:
               - name: api key
                 value: "1234"
 `), `header name "api key"`},
+		{"headers_list written as a header", exp(`          otlp_grpc:
+            endpoint: localhost:4317
+            headers_list: "Authorization: Basic secret"
+`), "headers_list: entry 1 is not key=value"},
+		{"headers_list name", exp(`          otlp_grpc:
+            endpoint: localhost:4317
+            headers_list: "tenant=blue,api key=secret"
+`), "headers_list: entry 2 does not start with a valid header name"},
+		{"headers_list value", exp(`          otlp_http:
+            endpoint: http://127.0.0.1:1
+            headers_list: "api-key=secret%zz"
+`), `headers_list: entry 1 (key "api-key") has an invalid URL-encoded value`},
+		{"headers_list control character", exp(`          otlp_http:
+            endpoint: http://127.0.0.1:1
+            headers_list: "api-key=sec%0Aret"
+`), `headers_list: entry 1 (key "api-key") has a value with control characters`},
 		{"two exporters", exp(`          console:
           otlp_http:
             endpoint: http://127.0.0.1:1

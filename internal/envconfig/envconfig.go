@@ -103,7 +103,7 @@ func Read(lookup Lookup) (Settings, error) {
 		return nil
 	})
 	each("HEADERS", func(name, v string) error {
-		h, err := parseHeaders(v)
+		h, err := ParseHeaders(v)
 		if err != nil {
 			return fmt.Errorf("envconfig: %s: %w", name, err)
 		}
@@ -210,10 +210,11 @@ func clientCert(lookup Lookup, p string) (cert tls.Certificate, set bool, err er
 	return cert, true, err
 }
 
-// parseHeaders reads "key1=value1,key2=value2" with URL-encoded values (the
-// W3C Baggage format the specification refers to). Errors never quote a
+// ParseHeaders reads "key1=value1,key2=value2" with URL-encoded values (the
+// W3C Baggage format the specification refers to), as OTEL_EXPORTER_OTLP_HEADERS
+// and the configuration file's headers_list hold them. Errors never quote a
 // value: header values are credentials.
-func parseHeaders(v string) (map[string]string, error) {
+func ParseHeaders(v string) (map[string]string, error) {
 	h := make(map[string]string)
 	for i, pair := range strings.Split(v, ",") {
 		pair = strings.TrimSpace(pair)
