@@ -126,10 +126,10 @@
 // at most 128 bytes (under 200 KiB), until a reset forgets them; a longer
 // name is built again for each span, costing one allocation, and kept by
 // nothing. The cache of spans that passed unchanged (see Cost) holds at
-// most 256 of them, of at most 16 attributes and 1 KiB of strings each,
-// and keeps those strings alive (under 420 KiB in all, more only if they
+// most 512 of them, of at most 16 attributes and 1 KiB of strings each,
+// and keeps those strings alive (under 820 KiB in all, more only if they
 // are parts of longer strings). The worst case with all defaults, every
-// key and scope full, is under 18 MiB, and stays so with
+// key and scope full, is under 18.5 MiB, and stays so with
 // WithHTTPRouteSpanNames; a typical service uses a few hundred KiB.
 // Keys and scope names longer than 256 bytes are not tracked.
 //
@@ -212,11 +212,13 @@
 // builds a span's name, keys and values from strings made once
 // (constants, or strings built at startup), so the same strings, by
 // address and length, come back span after span;
-// the Guard remembers up to 256 spans that passed unchanged by the
+// the Guard remembers up to 512 spans that passed unchanged by the
 // identity of their name and attributes (the addresses and lengths of the
 // strings, which it keeps alive, the types and the numbers) and passes a
 // span that matches one with a comparison per attribute and no hash of
-// any string. A span learnt is one seen twice in a row in its slot with
+// any string; a span is compared first with the one remembered for its
+// name, and only when that differs are its identities hashed to find
+// another. A span learnt is one seen twice in a row in its slot with
 // the same identities; a reset forgets them. Other spans, and every span
 // with custom normalizers or WithHTTPRouteSpanNames, whose verdicts depend
 // on more than those identities, cost a hash and a probe of a table per

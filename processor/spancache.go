@@ -14,7 +14,7 @@ import (
 
 // spanCache remembers, by identity, spans that passed the Guard unchanged,
 // so that a span made of the very same strings and numbers again passes
-// with a comparison per attribute instead of a hash and a probe.
+// with a comparison per attribute instead of a hash and a probe each.
 //
 // Instrumentation mostly builds the attributes of a span from strings made
 // once, constants or strings built at startup, so span after span the same
@@ -41,20 +41,27 @@ import (
 // so that two spans whose hashes pick the same slot can both be held; each
 // slot also holds a tag of its entry's hash, so that a lookup compares the
 // span with the entry of at most one of the two, the one whose tag is the
-// span's. The number of entries made per
-// state is bounded (maxSpanInstalls), and so is the memory they hold: at
-// most spanCacheSlots live entries of at most maxCachedAttrs attributes
-// and maxEntryBytes of strings each.
+// span's.
+//
+// Spans are also sorted by the identity of their name into gates, and a
+// gate keeps one entry of its name, which a span is compared with before
+// anything is hashed: the spans of most names start with one set of
+// attributes at a time, so most spans match it without a hash or a read
+// of the slots. A gate's entry is the first learnt for it, or, while that
+// one has not matched, the last that matched through the slots. The number
+// of entries made per state is bounded (maxSpanInstalls), and so is the
+// memory they hold: at most spanCacheSlots+spanGates live entries of at
+// most maxCachedAttrs attributes and maxEntryBytes of strings each.
 //
 // Spans that cannot match, those with a string made anew for each span,
-// would pay for the hash at every span; so spans are also counted by the
-// identity of their name (gates): once missesToSkip spans of a name in a
-// row have missed, spans of that name skip the cache but for one in
-// 1<<sampleBits of them, chosen by span ID, which keeps looking and
-// learning; a match opens the gate again.
+// would pay for the lookup at every span; so a gate also counts its spans'
+// misses: once missesToSkip spans of a name in a row have missed, spans of
+// that name skip the cache but for one in 1<<sampleBits of them, chosen by
+// span ID, which keeps looking and learning; a match opens the gate
+// again.
 type spanCache struct {
 	slots    [spanCacheSlots]spanSlot
-	gates    [spanGates]atomic.Uint32 // consecutive misses, up to missesToSkip
+	gates    [spanGates]spanGate
 	installs atomic.Int32
 }
 
@@ -73,15 +80,29 @@ const (
 	sampleBits    = 5 // one in 1<<sampleBits skipped spans is looked up
 )
 
-// gate returns the miss counter of the spans named name.
-func (c *spanCache) gate(name string) *atomic.Uint32 {
+// spanGate is what the cache keeps per span name identity (names whose
+// identities hash alike share one).
+type spanGate struct {
+	misses atomic.Uint32 // consecutive misses, up to missesToSkip
+	// first is an entry of a span of the gate's name, looked at before
+	// hashing the span: most names come with one set of attributes at a
+	// time, so most spans match it without their identities hashed. It
+	// is the first entry learnt for the gate, or, while that one has not
+	// matched, one that matched through the slots.
+	first atomic.Pointer[spanEntry]
+}
+
+func (g *spanGate) Load() uint32 { return g.misses.Load() }
+
+// gate returns the gate of the spans named name.
+func (c *spanCache) gate(name string) *spanGate {
 	x := (uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) ^ uint64(len(name))<<48) * 0x9e3779b97f4a7c15
 	return &c.gates[x>>(64-spanGatesBits)]
 }
 
 // open reports whether a span that gate counts is to be looked up, or
 // whether only a sample of such spans is (see sampled).
-func open(gate *atomic.Uint32) bool { return gate.Load() < missesToSkip }
+func open(gate *spanGate) bool { return gate.misses.Load() < missesToSkip }
 
 // sampled reports whether the span of ID id is one of the skipped spans
 // that are looked up all the same: one in 1<<sampleBits, by a hash of the
@@ -94,25 +115,45 @@ func sampled(id trace.SpanID) bool {
 // and its gate.
 type spanProbe struct {
 	h    uint64
-	gate *atomic.Uint32
+	gate *spanGate
 }
 
 // lookup reports whether a span with this name and these attributes,
 // counted by gate, matches an entry. When it does not and the span could
 // be held, it returns the probe to hand to missed once the span has been
 // checked.
-func (c *spanCache) lookup(gate *atomic.Uint32, name string, attrs []attribute.KeyValue) (spanProbe, bool) {
+func (c *spanCache) lookup(gate *spanGate, name string, attrs []attribute.KeyValue) (spanProbe, bool) {
+	if e := gate.first.Load(); e != nil && e.matches(name, attrs) {
+		e.matched()
+		gate.opened()
+		return spanProbe{}, true
+	}
 	h := c.hash(name, attrs)
 	if h == 0 {
 		return spanProbe{}, false
 	}
-	if c.has(h, name, attrs) {
-		if gate.Load() != 0 {
-			gate.Store(0)
+	if e := c.has(h, name, attrs); e != nil {
+		if f := gate.first.Load(); f == nil || !f.hit.Load() {
+			gate.first.Store(e)
 		}
+		gate.opened()
 		return spanProbe{}, true
 	}
 	return spanProbe{h, gate}, false
+}
+
+// opened resets the gate's count of misses after a match.
+func (g *spanGate) opened() {
+	if g.misses.Load() != 0 {
+		g.misses.Store(0)
+	}
+}
+
+// matched records that e matched a span.
+func (e *spanEntry) matched() {
+	if !e.hit.Load() {
+		e.hit.Store(true)
+	}
 }
 
 // lookupLive is lookup for the span being recorded l, read in place under
@@ -138,10 +179,12 @@ func (c *spanCache) lookupLive(l *mirror.Live) (p spanProbe, name string, n int,
 // whether it passed unchanged (clean), in which case learn records it.
 func (c *spanCache) missed(p spanProbe, clean bool, name string, attrs []attribute.KeyValue) {
 	if clean {
-		c.learn(p.h, name, attrs)
+		if e := c.learn(p.h, name, attrs); e != nil && p.gate.first.Load() == nil {
+			p.gate.first.Store(e)
+		}
 	}
-	if n := p.gate.Load(); n < missesToSkip {
-		p.gate.Store(n + 1)
+	if n := p.gate.misses.Load(); n < missesToSkip {
+		p.gate.misses.Store(n + 1)
 	}
 }
 
@@ -231,21 +274,19 @@ func (c *spanCache) hash(name string, attrs []attribute.KeyValue) uint64 {
 	return acc | 1
 }
 
-// has reports whether a span whose hash is h, with this name and these
-// attributes, matches an entry: in the slot h picks or the other slot of
-// its pair.
-func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) bool {
+// has returns the entry a span whose hash is h, with this name and these
+// attributes, matches, in the slot h picks or the other slot of its pair,
+// or nil.
+func (c *spanCache) has(h uint64, name string, attrs []attribute.KeyValue) *spanEntry {
 	i, tag := h>>(64-spanCacheBits), uint32(h)
 	e := c.slots[i].entry(tag)
 	if e == nil || !e.matches(name, attrs) {
 		if e = c.slots[i^1].entry(tag); e == nil || !e.matches(name, attrs) {
-			return false
+			return nil
 		}
 	}
-	if !e.hit.Load() {
-		e.hit.Store(true)
-	}
-	return true
+	e.matched()
+	return e
 }
 
 // entry returns the slot's entry if its tag is tag, or nil.
@@ -281,22 +322,22 @@ func (e *spanEntry) matches(name string, attrs []attribute.KeyValue) bool {
 // at its second consecutive sighting in the slot h picks, in that slot or
 // the other of its pair, unless both hold an entry that has matched or the
 // state made maxSpanInstalls entries already.
-func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
+func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) *spanEntry {
 	i := h >> (64 - spanCacheBits)
 	s := &c.slots[i]
 	if e := s.e.Load(); e != nil && e.hit.Load() {
 		if e = c.slots[i^1].e.Load(); e != nil && e.hit.Load() {
-			return
+			return nil
 		}
 		s = &c.slots[i^1]
 	}
 	first := &c.slots[i]
 	if first.cand.Load() != uint32(h) {
 		first.cand.Store(uint32(h))
-		return
+		return nil
 	}
 	if !cacheable(name, attrs) || c.installs.Load() >= maxSpanInstalls || c.installs.Add(1) > maxSpanInstalls {
-		return
+		return nil
 	}
 	e := newSpanEntry(len(attrs))
 	e.name, e.nameLen = strData(name), len(name)
@@ -305,6 +346,7 @@ func (c *spanCache) learn(h uint64, name string, attrs []attribute.KeyValue) {
 	}
 	s.e.Store(e)
 	s.tag.Store(uint32(h))
+	return e
 }
 
 // newSpanEntry returns an entry for n attributes, at most maxCachedAttrs,

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,15 +21,18 @@ import (
 // cached reports whether c holds a span of this name and these
 // attributes.
 func cached(c *spanCache, name string, attrs []attribute.KeyValue) bool {
+	if e := c.gate(name).first.Load(); e != nil && e.matches(name, attrs) {
+		return true
+	}
 	h := c.hash(name, attrs)
-	return h != 0 && c.has(h, name, attrs)
+	return h != 0 && c.has(h, name, attrs) != nil
 }
 
 // learnt feeds the cache a span as the Guard does when it passed
 // unchanged, n times.
 func learnt(c *spanCache, n int, name string, attrs []attribute.KeyValue) {
 	for range n {
-		if h := c.hash(name, attrs); h != 0 && !c.has(h, name, attrs) {
+		if h := c.hash(name, attrs); h != 0 && c.has(h, name, attrs) == nil {
 			c.learn(h, name, attrs)
 		}
 	}
@@ -441,5 +445,115 @@ func TestSpanCacheKeySetTwice(t *testing.T) {
 				t.Fatalf("a second value of a key of limit 1 passed: %v", v.AsString())
 			}
 		})
+	}
+}
+
+// sight is what the Guard does with a span of this name and these
+// attributes that passes unchanged: look it up and, on a miss, tell the
+// cache. It reports whether the span matched an entry.
+func sight(c *spanCache, name string, attrs []attribute.KeyValue) bool {
+	p, hit := c.lookup(c.gate(name), name, attrs)
+	if !hit && p.h != 0 {
+		c.missed(p, true, name, attrs)
+	}
+	return hit
+}
+
+// TestSpanCacheMemoryBounded feeds the cache thousands of distinct spans
+// with the most strings it holds, each seen often enough to be learnt,
+// with a name of their own so that every gate keeps one, and
+// checks that what stays alive afterwards is the documented bound: at most
+// spanCacheSlots+spanGates entries, under 820 KiB with their strings.
+func TestSpanCacheMemoryBounded(t *testing.T) {
+	const documented = 820 << 10
+	c := &spanCache{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const spans, attrs = 6000, maxCachedAttrs
+	for i := range spans {
+		// One allocation of maxEntryBytes holds the name, the keys and
+		// the values.
+		b := make([]byte, maxEntryBytes)
+		for j := range b {
+			b[j] = byte('a' + (i+j)%26)
+		}
+		all := string(b)
+		part := maxEntryBytes / (2*attrs + 1)
+		name := all[:part]
+		kvs := make([]attribute.KeyValue, attrs)
+		for j := range kvs {
+			at := part * (2*j + 1)
+			kvs[j] = attribute.String(all[at:at+part], all[at+part:at+2*part])
+		}
+		// Seen twice, a span is learnt without matching, so the next
+		// span learnt in its slot replaces it there, but not in its gate.
+		for range 2 + i%2 {
+			sight(c, name, kvs)
+		}
+	}
+	live := map[*spanEntry]bool{}
+	for i := range c.slots {
+		if e := c.slots[i].e.Load(); e != nil {
+			live[e] = true
+		}
+	}
+	gates := 0
+	for i := range c.gates {
+		if e := c.gates[i].first.Load(); e != nil {
+			live[e] = true
+			gates++
+		}
+	}
+	if len(live) > spanCacheSlots+spanGates || gates == 0 {
+		t.Fatalf("%d live entries (%d held by gates), bound %d", len(live), gates, spanCacheSlots+spanGates)
+	}
+	n := len(live)
+	clear(live)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	if grew > documented {
+		t.Fatalf("the cache keeps %d bytes alive, documented bound %d", grew, documented)
+	}
+	t.Logf("%d entries made, %d live (%d held by gates), %d bytes kept alive", c.installs.Load(), n, gates, grew)
+	runtime.KeepAlive(c)
+}
+
+// TestSpanCacheGateEntry checks that a span matches the entry its gate
+// keeps without being looked up in the slots, that a gate keeps an
+// entry that matched through the slots while its own has not matched,
+// and that a gate's entry that has matched is kept.
+func TestSpanCacheGateEntry(t *testing.T) {
+	if !valuesInPlace {
+		t.Skip("attribute.Value's layout changed: the span cache is off")
+	}
+	c := &spanCache{}
+	name := "GET /users/{id}"
+	a := []attribute.KeyValue{attribute.String("http.route", "/users/{id}"), attribute.Int("n", 1)}
+	b := []attribute.KeyValue{attribute.String("http.route", "/users/{id}"), attribute.Int("n", 2)}
+	learnt(c, 2, name, a)
+	learnt(c, 2, name, b)
+	g := c.gate(name)
+	if g.first.Load() != nil {
+		t.Fatal("a gate has an entry before any span of its name matched or was learnt through it")
+	}
+	if !sight(c, name, b) || g.first.Load() == nil || !g.first.Load().matches(name, b) {
+		t.Fatal("a span that matched through the slots is not its gate's entry")
+	}
+	// Empty the slots: a span that matches its gate's entry still passes.
+	for i := range c.slots {
+		c.slots[i].e.Store(nil)
+	}
+	if !sight(c, name, b) {
+		t.Fatal("a span of its gate's entry missed")
+	}
+	if cached(c, name, a) {
+		t.Fatal("a span held by no slot and not its gate's entry matched")
+	}
+	// b's entry has matched: a span learnt afterwards does not replace it.
+	learnt(c, 2, name, a)
+	if !sight(c, name, a) || !g.first.Load().matches(name, b) {
+		t.Fatal("a gate's entry that matched was replaced")
 	}
 }
