@@ -116,12 +116,13 @@
 //
 // Memory is bounded whatever the input: values are stored as 64-bit hashes,
 // the first four of a key in the key's own state and the rest in tables of
-// at most 2048 slots per key at the default limit (16 KiB), and each key
-// and scope keeps copies of at most four normalized values of at most 128
-// bytes, so that rewriting a raw value to a template it has seen costs no
-// allocation. The hashes of up to 4096 admitted span names are also kept
-// across scopes (64 KiB), the fingerprints of up to 8192 admitted
-// attribute values in one table in front of the keys' own (128 KiB), and
+// at most 2048 slots per key at the default limit (16 KiB); the span names
+// of all scopes are held together, in tables of under 22 bytes per name
+// admitted (at most 1000 per scope by default). Each key and scope keeps
+// copies of at most four normalized values of at most 128 bytes, so that
+// rewriting a raw value to a template it has seen costs no allocation.
+// The fingerprints of up to 8192 admitted attribute values are also kept
+// in one table in front of the keys' own (128 KiB), and
 // WithHTTPRouteSpanNames keeps up to 1024 of the names it builds, those of
 // at most 128 bytes (under 200 KiB), until a reset forgets them; a longer
 // name is built again for each span, costing one allocation, and kept by
@@ -129,7 +130,7 @@
 // most 512 of them, of at most 16 attributes and 1 KiB of strings each,
 // and keeps those strings alive (under 820 KiB in all, more only if they
 // are parts of longer strings). The worst case with all defaults, every
-// key and scope full, is under 18.5 MiB, and stays so with
+// key and scope full, is under 21 MiB, and stays so with
 // WithHTTPRouteSpanNames; a typical service uses a few hundred KiB.
 // Keys and scope names longer than 256 bytes are not tracked.
 //

@@ -71,12 +71,13 @@ var _ sdktrace.SpanProcessor = (*Guard)(nil)
 // state is everything a reset forgets.
 type state struct {
 	attrs *keyTable // attribute key → admitted values
-	names *keyTable // scope name → admitted span names
-	// anyName holds the hashes of span names admitted as they are in
-	// some scope, up to maxAnyNames of them, so that a known name passes
-	// without reading the span's scope, which costs more than the rest
-	// of the name's check (a read-only span copies itself to return it).
-	anyName *valueSet
+	names *keyTable // scope name → the span names it brought
+	// allNames holds the span names admitted in any scope, which pass in
+	// every scope; the scopes only count the names they brought. A known
+	// name passes without reading the span's scope, which costs more than
+	// the rest of the name's check (a read-only span copies itself to
+	// return it).
+	allNames *nameSet
 	// pairs holds the attributes known to pass, for admitted.
 	pairs *pairSet
 	// spans holds spans that passed unchanged, by identity.
@@ -84,10 +85,6 @@ type state struct {
 	// routes builds and keeps span names for WithHTTPRouteSpanNames.
 	routes routeNames
 }
-
-// maxAnyNames bounds state.anyName; names beyond it are checked against
-// their scope every time.
-const maxAnyNames = 4096
 
 // CardinalityGuard returns a Guard configured by opts. With no options it
 // admits DefaultValueLimit values per attribute key and DefaultSpanNameLimit
@@ -136,10 +133,10 @@ func CardinalityGuard(opts ...Option) *Guard {
 
 func (g *Guard) newState() *state {
 	return &state{
-		attrs:   newKeyTable(g.cfg.maxKeys),
-		names:   newKeyTable(g.cfg.maxKeys),
-		anyName: newValueSet(maxAnyNames),
-		pairs:   newPairSet(),
+		attrs:    newKeyTable(g.cfg.maxKeys),
+		names:    newKeyTable(g.cfg.maxKeys),
+		allNames: newNameSet(),
+		pairs:    newPairSet(),
 	}
 }
 
@@ -612,23 +609,23 @@ const (
 	replaced                 // replaced with OverflowValue
 )
 
-// guardName checks one span name of span sp against the names of sp's
-// scope, which it reads only for a name not admitted before. A name
-// admitted as it is in any scope passes at once: each scope's limit bounds
-// the new names it brings, and the names that pass are all admitted ones.
+// guardName checks one span name of span sp, reading sp's scope only for
+// a name not admitted before. A name admitted in any scope passes in all:
+// each scope's limit bounds the new names it brings, and the names that
+// pass are all admitted ones.
 func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (string, verdict) {
 	custom := g.custom
 	var h uint64
 	if !custom {
 		h = g.hasher.str(name)
-		if st.anyName.has(h) {
+		if st.allNames.has(h) {
 			return name, pass
 		}
 	}
 	scope := sp.InstrumentationScope().Name
 	ks := st.names.lookup(scope)
 	if ks == nil {
-		ks = st.names.getOrAdd(scope, false, g.newScopeState)
+		ks = st.names.getOrAdd(scope, false, func(scope string) *keyState { return g.newScopeState(st, scope) })
 		if ks == nil {
 			g.replaced.untracked(targetSpanName).Add(1)
 			return OverflowValue, replaced
@@ -644,17 +641,9 @@ func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (str
 	if custom {
 		v, vd = g.guardCustom(ks, "", name)
 	} else {
-		if ks.set.has(h) {
-			st.anyName.admit(h)
-			return name, pass
-		}
 		v, vd = g.guardNew(ks, name, h)
 	}
 	switch vd {
-	case pass:
-		if !custom {
-			st.anyName.admit(h)
-		}
 	case rewritten:
 		g.normalizedNames.Add(1)
 	case replaced:
@@ -828,9 +817,12 @@ func (g *Guard) newKeyState(key string) *keyState {
 	return ks
 }
 
-func (g *Guard) newScopeState(scope string) *keyState {
+// newScopeState returns the state of a scope of st, whose names st's
+// allNames holds.
+func (g *Guard) newScopeState(st *state, scope string) *keyState {
 	ks := &keyState{alias: scope, name: strings.Clone(scope), normalize: g.cfg.builtin}
 	ks.set.init(g.cfg.spanNameLimit)
+	ks.set.shared = st.allNames
 	return ks
 }
 

@@ -196,29 +196,77 @@ func TestGuardPassesUnchangedSpanThrough(t *testing.T) {
 // TestGuardSpanNamesPerScope checks that each scope's limit bounds the
 // new names it brings, and that a name admitted in one scope passes in
 // every scope.
+// TestGuardSpanNamesPerScope checks that a scope's limit counts the names
+// it brings and that a name admitted in one scope passes in every other
+// without counting there, with and without a custom normalizer (which
+// changes nothing here).
 func TestGuardSpanNamesPerScope(t *testing.T) {
+	same := func(_, v string) (string, bool) { return v, false }
+	for _, w := range wirings {
+		for _, custom := range []bool{false, true} {
+			name := w.name
+			opts := []Option{WithSpanNameLimit(2)}
+			if custom {
+				name += "/custom-normalizer"
+				opts = append(opts, WithNormalizer(same))
+			}
+			t.Run(name, func(t *testing.T) { testSpanNamesPerScope(t, w.new(t, opts...)) })
+		}
+	}
+}
+
+func testSpanNamesPerScope(t *testing.T, p *pipeline) {
+	steps := []struct{ scope, name, want string }{
+		{"a", "one", "one"},
+		{"a", "two", "two"},
+		{"a", "three", OverflowValue},
+		{"b", "one", "one"}, // admitted in a: passes, not counted in b
+		{"b", "three", "three"},
+		{"b", "four", "four"},
+		{"b", "five", OverflowValue},
+		{"a", "one", "one"},
+		{"a", "four", "four"}, // admitted in b
+	}
+	for _, st := range steps {
+		s := p.scopedSpan(st.scope, st.name, nil)
+		if s.Name() != st.want || marked(s) != (st.want == OverflowValue) {
+			t.Fatalf("scope %s name %s = %q, marked %v; want %q", st.scope, st.name, s.Name(), marked(s), st.want)
+		}
+	}
+	if st := p.guard.Stats(); st.Scopes != 2 || st.Values != 4 || st.ReplacedOverLimit != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestGuardSpanNamesOfManyScopes checks the same beyond the first few
+// thousand names: scope a admits 5000 names, scope b uses them all and
+// then brings 5000 of its own, and every span keeps its name.
+func TestGuardSpanNamesOfManyScopes(t *testing.T) {
+	const n = 5000
 	for _, w := range wirings {
 		t.Run(w.name, func(t *testing.T) {
-			p := w.new(t, WithSpanNameLimit(2))
-			steps := []struct{ scope, name, want string }{
-				{"a", "one", "one"},
-				{"a", "two", "two"},
-				{"a", "three", OverflowValue},
-				{"b", "one", "one"}, // admitted in a: passes, not counted in b
-				{"b", "three", "three"},
-				{"b", "four", "four"},
-				{"b", "five", OverflowValue},
-				{"a", "one", "one"},
-				{"a", "four", "four"}, // admitted in b
+			p := w.new(t, WithSpanNameLimit(n))
+			tr := func(scope string) trace.Tracer { return p.tp.Tracer(scope) }
+			end := func(scope, name string) {
+				_, s := tr(scope).Start(context.Background(), name)
+				s.End()
 			}
-			for _, st := range steps {
-				s := p.scopedSpan(st.scope, st.name, nil)
-				if s.Name() != st.want || marked(s) != (st.want == OverflowValue) {
-					t.Fatalf("scope %s name %s = %q, marked %v; want %q", st.scope, st.name, s.Name(), marked(s), st.want)
+			for i := range n {
+				end("a", "op "+letters(i))
+			}
+			for i := range n {
+				end("b", "op "+letters(i))
+			}
+			for i := range n {
+				end("b", "own "+letters(i))
+			}
+			for _, s := range p.rec.Ended() {
+				if s.Name() == OverflowValue {
+					t.Fatalf("a name was replaced: %+v", p.guard.Stats())
 				}
 			}
-			if st := p.guard.Stats(); st.Scopes != 2 || st.Values != 4 || st.ReplacedOverLimit != 2 {
-				t.Fatalf("stats = %+v", st)
+			if st := p.guard.Stats(); st.Values != 2*n || st.ReplacedOverLimit != 0 {
+				t.Fatalf("stats = %+v, want %d names counted once each", st, 2*n)
 			}
 		})
 	}

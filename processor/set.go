@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -33,6 +34,47 @@ type valueSet struct {
 	mu    sync.Mutex
 	n     int // admitted values, guarded by mu
 	limit int
+	// shared, when set, holds the set's values, in common with other
+	// sets: this one holds none of its own and counts only the values it
+	// brought, up to limit, while a value another set brought passes
+	// without counting. The span names of all scopes share one.
+	shared *nameSet
+}
+
+// nameSet holds the hashes of the span names admitted in any scope, in
+// shards chosen by the hash so that admitting a name locks and grows a
+// table of a 64th of them. The scopes' limits bound the names it holds,
+// and so the shards, which have no limit of their own.
+type nameSet struct {
+	shards [nameShards]valueSet
+}
+
+const (
+	nameShardBits = 6
+	nameShards    = 1 << nameShardBits
+)
+
+func newNameSet() *nameSet {
+	n := &nameSet{}
+	for i := range n.shards {
+		n.shards[i].init(math.MaxInt)
+	}
+	return n
+}
+
+// shard returns the shard that holds h.
+func (n *nameSet) shard(h uint64) *valueSet { return &n.shards[h>>(64-nameShardBits)] }
+
+// has reports whether a scope admitted the name of hash h, without a lock.
+func (n *nameSet) has(h uint64) bool { return n.shard(h).has(h) }
+
+// slots returns the size of the shards' tables, for footprint accounting.
+func (n *nameSet) slots() int {
+	total := 0
+	for i := range n.shards {
+		total += n.shards[i].slots()
+	}
+	return total
 }
 
 // hashTable is an open-addressing table of non-zero hashes with linear
@@ -72,7 +114,17 @@ func newHashTable(slots int) *hashTable {
 	return &hashTable{mask: uint64(slots - 1), slots: make([]atomic.Uint64, slots)}
 }
 
-// has reports whether the set holds h, without a lock.
+// holds reports whether h was admitted: by this set or, when it shares its
+// values, by any set sharing them.
+func (s *valueSet) holds(h uint64) bool {
+	if s.shared != nil {
+		return s.shared.has(h)
+	}
+	return s.has(h)
+}
+
+// has reports whether the set holds h, without a lock. A set whose values
+// are shared holds none of its own: see holds.
 func (s *valueSet) has(h uint64) bool {
 	if t := s.tab.Load(); t != nil {
 		return t.contains(h)
@@ -119,13 +171,13 @@ func (s *valueSet) admit(h uint64) bool {
 
 // check is admit that also reports whether this very call recorded h.
 func (s *valueSet) check(h uint64) (ok, added bool) {
-	if s.has(h) {
+	if s.holds(h) {
 		return true, false
 	}
 	if s.full.Load() {
 		// The last value may have been stored just before full was set;
 		// a fresh look sees it.
-		return s.has(h), false
+		return s.holds(h), false
 	}
 	return s.admitSlow(h)
 }
@@ -133,12 +185,31 @@ func (s *valueSet) check(h uint64) (ok, added bool) {
 func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.has(h) {
+	if s.holds(h) {
 		return true, false
 	}
 	if s.n >= s.limit {
 		return false, false
 	}
+	if s.shared != nil {
+		// Another set sharing the values may have brought h meanwhile:
+		// then it passes, counted there.
+		if _, added := s.shared.shard(h).admitSlow(h); !added {
+			return true, false
+		}
+	} else {
+		s.store(h)
+	}
+	s.n++
+	s.count.Store(int64(s.n))
+	if s.n >= s.limit {
+		s.full.Store(true)
+	}
+	return true, true
+}
+
+// store records h, which the set does not hold; the caller holds s.mu.
+func (s *valueSet) store(h uint64) {
 	t := s.tab.Load()
 	switch {
 	case t == nil && s.n < inlineSlots:
@@ -166,12 +237,6 @@ func (s *valueSet) admitSlow(h uint64) (ok, added bool) {
 	default:
 		t.insert(h)
 	}
-	s.n++
-	s.count.Store(int64(s.n))
-	if s.n >= s.limit {
-		s.full.Store(true)
-	}
-	return true, true
 }
 
 // slots returns the size of the current table, or 0 while the values are
@@ -209,7 +274,7 @@ type keyState struct {
 	_ [keyStatePad]byte
 }
 
-const keyStatePad = 32 // to 192 bytes
+const keyStatePad = 24 // to 192 bytes
 
 // templateCache holds copies of the first few normalized values admitted
 // for one key or scope, so that a raw value normalized into one of them,
