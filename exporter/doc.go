@@ -45,7 +45,7 @@
 // the MeterProvider (WithMeterProvider):
 //
 //	otel.sdk.exporter.span.exported       counter {span}; error.type = drop reason on failures
-//	otel.sdk.exporter.span.inflight       updown counter {span}
+//	otel.sdk.exporter.span.inflight       updown counter {span}; Queued + Spooled + InFlight
 //	otel.sdk.exporter.operation.duration  histogram s, per export operation; http.response.status_code or rpc.response.status_code, error.type
 //	tracekeeper.exporter.queue.size       gauge {span}
 //	tracekeeper.exporter.queue.capacity   gauge {span}

@@ -471,6 +471,61 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestInflightMetricCountsUnfinishedSpans: otel.sdk.exporter.span.inflight
+// counts the spans passed to the exporter and neither exported nor failed
+// yet, as the semantic conventions define it: those waiting in the queue
+// as well as those being sent, so that with the exported counter it adds
+// up to every span accepted.
+func TestInflightMetricCountsUnfinishedSpans(t *testing.T) {
+	release := make(chan struct{})
+	rcv := otlptest.NewHTTP(t, func(int, []byte, http.ResponseWriter, *http.Request) bool {
+		<-release
+		return false
+	})
+	defer close(release)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithWorkers(1), WithMaxRequestSize(4096),
+		WithMeterProvider(mp), WithLogger(zap.NewNop()))
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_ = e.Shutdown(ctx)
+	}()
+	for range 10 {
+		if err := e.ExportSpans(context.Background(), otlptest.Indexed(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One request is sent and held; the rest waits in the queue.
+	s := e.Stats()
+	for waited := time.Now(); s.InFlight == 0 || s.Queued == 0; s = e.Stats() {
+		if time.Since(waited) > 10*time.Second {
+			t.Fatalf("no request in flight with spans queued behind it: %+v", s)
+		}
+		runtime.Gosched()
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, dp := range sum.DataPoints {
+					got[m.Name] += dp.Value
+				}
+			}
+		}
+	}
+	if s = e.Stats(); got["otel.sdk.exporter.span.inflight"] != s.Queued+s.Spooled+s.InFlight ||
+		got["otel.sdk.exporter.span.exported"]+got["otel.sdk.exporter.span.inflight"] != 1000 {
+		t.Fatalf("metrics %v, stats %+v: want inflight %d and exported+inflight 1000", got, s, s.Queued+s.Spooled+s.InFlight)
+	}
+}
+
 func TestGRPCDeliversAndSplits(t *testing.T) {
 	for _, comp := range []Compression{NoCompression, GzipCompression} {
 		t.Run(comp.String(), func(t *testing.T) {

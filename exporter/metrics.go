@@ -100,7 +100,10 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 				o.ObserveInt64(exported.Inst(), n, reasonAttrs[i])
 			}
 		}
-		o.ObserveInt64(inflight.Inst(), s.InFlight, base)
+		// Passed to the exporter and neither exported nor failed yet, as
+		// the semantic conventions define it: queued and spooled spans
+		// too, not only those being sent.
+		o.ObserveInt64(inflight.Inst(), s.Queued+s.Spooled+s.InFlight, base)
 		o.ObserveInt64(qsize, s.Queued, base)
 		o.ObserveInt64(qcap, s.QueueCapacity, base)
 		o.ObserveInt64(qbytes, s.QueueBytes, base)
