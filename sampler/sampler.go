@@ -52,11 +52,13 @@ type ErrorKeeper struct {
 	once    sync.Once
 	workers sync.WaitGroup // ForceFlush's and Shutdown's deciding goroutines
 
-	// cutoff is set when Shutdown's context ends: from then on nothing is
-	// handed downstream; spans detached for a decision and not yet handed
-	// on are dropped and counted. inHand counts those spans.
-	cutoff atomic.Bool
-	inHand atomic.Int64
+	// hand counts the spans detached for a decision and not yet handed
+	// on, and holds cutBit once Shutdown's context has ended: from then
+	// on nothing is handed downstream, and the spans in hand are dropped
+	// and counted. A span leaves hand before it is handed on, in the same
+	// atomic step that finds the cutoff not set, so the count at the
+	// cutoff is exactly the spans that will be dropped.
+	hand atomic.Int64
 
 	stats   counters
 	metrics *selfobs.Registration
@@ -380,10 +382,10 @@ func (k *ErrorKeeper) marks(o outcome) []attribute.KeyValue {
 // decide evaluates detached traces, records their decisions and hands the
 // spans of kept ones downstream. It runs without any lock of this package.
 func (k *ErrorKeeper) decide(victims []victim) {
-	k.inHand.Add(spansOf(victims))
+	k.hand.Add(spansOf(victims))
 	for i := range victims {
-		if k.cutoff.Load() {
-			k.inHand.Add(-spansOf(victims[i:]))
+		if k.cut() {
+			k.hand.Add(-spansOf(victims[i:]))
 			k.release(victims[i:])
 			return
 		}
@@ -400,7 +402,7 @@ func (k *ErrorKeeper) decide(victims []victim) {
 		k.stats.decided[o].Add(1)
 		k.emit(*v.spans, o)
 		if extra != nil {
-			k.inHand.Add(int64(len(*extra)))
+			k.hand.Add(int64(len(*extra)))
 			k.emit(*extra, o)
 			spanBufs.put(extra)
 		}
@@ -456,16 +458,22 @@ func (k *ErrorKeeper) release(victims []victim) uint64 {
 func (k *ErrorKeeper) emit(spans []*heldSpan, o outcome) {
 	kept := o.kept()
 	if !kept && !k.cfg.dryRun {
-		k.inHand.Add(-int64(len(spans)))
+		if !k.take(int64(len(spans))) {
+			// Past the cutoff: counted as dropped, as Shutdown said.
+			k.hand.Add(-int64(len(spans)))
+			k.stats.droppedShutdown.Add(uint64(len(spans)))
+			k.recycle(spans)
+			return
+		}
 		k.stats.spansReleased.Add(uint64(len(spans)))
 		k.recycle(spans)
 		return
 	}
 	marks := k.marks(o)
 	for i, s := range spans {
-		if k.cutoff.Load() {
+		if !k.take(1) {
 			rest := len(spans) - i
-			k.inHand.Add(-int64(rest))
+			k.hand.Add(-int64(rest))
 			k.stats.droppedShutdown.Add(uint64(rest))
 			k.recycle(spans[i:])
 			return
@@ -476,9 +484,36 @@ func (k *ErrorKeeper) emit(spans []*heldSpan, o outcome) {
 			k.stats.spansReleased.Add(1)
 		}
 		k.next.OnEnd(newMarkedSpan(s, marks))
-		k.inHand.Add(-1)
 	}
 }
+
+// cutBit marks ErrorKeeper.hand once Shutdown's deadline has passed.
+const cutBit = 1 << 62
+
+// cut reports whether Shutdown's deadline has passed.
+func (k *ErrorKeeper) cut() bool { return k.hand.Load()&cutBit != 0 }
+
+// inHand returns the number of spans detached for a decision and not yet
+// handed on.
+func (k *ErrorKeeper) inHand() int64 { return k.hand.Load() &^ cutBit }
+
+// take takes n spans out of hand to hand them on or release them, and
+// reports whether it did: not once Shutdown's deadline has passed.
+func (k *ErrorKeeper) take(n int64) bool {
+	for {
+		w := k.hand.Load()
+		if w&cutBit != 0 {
+			return false
+		}
+		if k.hand.CompareAndSwap(w, w-n) {
+			return true
+		}
+	}
+}
+
+// cutOff marks Shutdown's deadline as passed and returns the number of
+// spans then in hand, all of which are dropped.
+func (k *ErrorKeeper) cutOff() int64 { return k.hand.Or(cutBit) &^ cutBit }
 
 // recycle pools the copies of spans that nothing will read again. With a
 // predicate they are left to the collector instead: the predicate was
@@ -595,7 +630,7 @@ func (k *ErrorKeeper) ForceFlush(ctx context.Context) error {
 	case <-ctx.Done():
 		st := k.Stats()
 		return fmt.Errorf("sampler: force flush: %w: %d traces (%d spans) still held, %d spans in hand being decided",
-			ctx.Err(), st.TracesHeld, st.SpansHeld, k.inHand.Load())
+			ctx.Err(), st.TracesHeld, st.SpansHeld, k.inHand())
 	}
 	if err := await(ctx, k.next.ForceFlush); err != nil {
 		return fmt.Errorf("sampler: force flush next processor: %w", err)
@@ -699,10 +734,10 @@ func (k *ErrorKeeper) shutdown(ctx context.Context) error {
 
 	var errs []error
 	if err := ctx.Err(); err != nil {
-		k.cutoff.Store(true)
+		inHand := k.cutOff()
 		released := k.releaseAll()
 		errs = append(errs, fmt.Errorf("sampler: shutdown: %w: %d held spans released undecided, %d spans in hand dropped as the downstream returns",
-			err, released, k.inHand.Load()))
+			err, released, inHand))
 	}
 	for i := range k.shards {
 		k.shards[i].clear()
