@@ -15,9 +15,11 @@
 // its payload, between sound records, is the only one lost; after a torn
 // tail or a damaged header, where the next record starts is unknown, so
 // the rest of its segment (at most a segment's size) is skipped too, and
-// the spool goes on with the next segment. Records are made
-// durable by Sync: what was appended since the last Sync can be lost to a
-// power loss, never to a process crash (the kernel has it).
+// the spool goes on with the next segment. A journal entry torn by a
+// crash is cut at the next Open, so that the entries appended after it
+// are read as written; the mark it held is lost, as to the crash. Records
+// are made durable by Sync: what was appended since the last Sync can be
+// lost to a power loss, never to a process crash (the kernel has it).
 //
 // One process at a time: Open takes an exclusive lock on the directory.
 package spool
@@ -42,6 +44,8 @@ const (
 	// DefaultSegmentBytes is the size past which a new segment starts.
 	DefaultSegmentBytes = 4 << 20
 	maxRecordBytes      = 1 << 30
+	// entrySize is the size of a journal entry: an op and a record index.
+	entrySize = 5
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -224,7 +228,7 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		_ = log.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
-	taken, done := readJournal(s.fs, s.path(id, "jnl"))
+	taken, done, whole := readJournal(s.fs, s.path(id, "jnl"))
 	seg := &segment{id: id, log: log, complete: true}
 	var off int64
 	var hdr [headerSize]byte
@@ -273,6 +277,13 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 	}
 	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
+		_ = log.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	// Cut a torn last entry: the entries appended from now on must start
+	// where a reader expects them, a whole number of entries in.
+	if err := jnl.Truncate(whole); err != nil {
+		_ = jnl.Close()
 		_ = log.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -340,17 +351,18 @@ func checksum(spans, payload []byte) uint32 {
 	return crc32.Update(c, crcTable, payload)
 }
 
-// readJournal reads which records were taken and finished. A torn last
-// entry is ignored.
-func readJournal(fs FS, path string) (taken, done map[uint32]bool) {
+// readJournal reads which records were taken and finished, and returns the
+// length of its whole entries. A torn last entry is ignored.
+func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) {
 	taken, done = map[uint32]bool{}, map[uint32]bool{}
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return taken, done
+		return taken, done, 0
 	}
 	defer f.Close()
 	data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
-	for len(data) >= 5 {
+	whole = int64(len(data) - len(data)%entrySize)
+	for len(data) >= entrySize {
 		idx := binary.LittleEndian.Uint32(data[1:])
 		switch data[0] {
 		case 'T':
@@ -358,9 +370,9 @@ func readJournal(fs FS, path string) (taken, done map[uint32]bool) {
 		case 'D':
 			done[idx] = true
 		}
-		data = data[5:]
+		data = data[entrySize:]
 	}
-	return taken, done
+	return taken, done, whole
 }
 
 // Append writes a record of spans spans. It returns ErrFull when the disk
@@ -538,7 +550,7 @@ func (s *Spool) journal(seg *segment, op byte, index uint32) {
 	if seg.jnl == nil {
 		return
 	}
-	var b [5]byte
+	var b [entrySize]byte
 	b[0] = op
 	binary.LittleEndian.PutUint32(b[1:], index)
 	_, _ = seg.jnl.Write(b[:])
