@@ -16,10 +16,11 @@
 // tail or a damaged header, where the next record starts is unknown, so
 // the rest of its segment (at most a segment's size) is skipped too, and
 // the spool goes on with the next segment. A journal entry torn by a
-// crash is cut at the next Open, so that the entries appended after it
-// are read as written; the mark it held is lost, as to the crash. Records
-// are made durable by Sync: what was appended since the last Sync can be
-// lost to a power loss, never to a process crash (the kernel has it).
+// crash is cut at the next Open, and one torn by a failed write at once,
+// so that the entries appended after it are read as written; the mark it
+// held is lost, as to a crash. Records are made durable by Sync: what was
+// appended since the last Sync can be lost to a power loss, never to a
+// process crash (the kernel has it).
 //
 // One process at a time: Open takes an exclusive lock on the directory.
 package spool
@@ -137,6 +138,7 @@ type segment struct {
 	id       uint64
 	log, jnl File
 	size     int64  // bytes of the log
+	jnlSize  int64  // bytes of the journal's whole entries
 	records  uint32 // records appended
 	pending  int    // records not finished
 	complete bool   // no more appends
@@ -287,7 +289,7 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		_ = log.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
-	seg.jnl = jnl
+	seg.jnl, seg.jnlSize = jnl, whole
 	s.segs[id] = seg
 	s.diskUsed += seg.size
 	return nil
@@ -553,7 +555,17 @@ func (s *Spool) journal(seg *segment, op byte, index uint32) {
 	var b [entrySize]byte
 	b[0] = op
 	binary.LittleEndian.PutUint32(b[1:], index)
-	_, _ = seg.jnl.Write(b[:])
+	if _, err := seg.jnl.Write(b[:]); err == nil {
+		seg.jnlSize += entrySize
+		return
+	}
+	// A failed write may leave the first bytes of the entry, which would
+	// shift every entry after it: cut them. The mark itself is lost, as
+	// to a crash; if the journal cannot be cut, it is written no more.
+	if seg.jnl.Truncate(seg.jnlSize) != nil {
+		_ = seg.jnl.Close()
+		seg.jnl = nil
+	}
 }
 
 func (s *Spool) removeSegment(seg *segment) {

@@ -546,3 +546,29 @@ func drainN(t *testing.T, s *Spool, n int) {
 		s.Finish(rec)
 	}
 }
+
+func TestFailedJournalWriteLeavesNoTornEntry(t *testing.T) {
+	dir := t.TempDir()
+	fs := &faultyFS{FS: OS}
+	s, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		_ = s.Append(payload(i), i+1)
+	}
+	drainN(t, s, 1)
+	// The disk fills: record 1's marks are torn writes.
+	fs.setFull(true)
+	drainN(t, s, 1)
+	fs.setFull(false)
+	drainN(t, s, 1)
+	_ = s.Close()
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	// Record 1's marks are lost, as to a crash: it is sent again. Record
+	// 2's were written after the failure and must be read as written.
+	if got := drain(t, s, false); fmt.Sprint(got) != "[1 3]" || rec.Resent != 0 {
+		t.Fatalf("got %v, recovery %+v; want [1 3], none resent", got, rec)
+	}
+}
