@@ -434,7 +434,9 @@ func (s *Spool) rotate() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// A journal of this name can only be left from a segment deleted
+	// before it by a crash: its marks are not this segment's.
+	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o600)
 	if err != nil {
 		_ = log.Close()
 		_ = s.fs.Remove(s.path(id, "log"))

@@ -572,3 +572,22 @@ func TestFailedJournalWriteLeavesNoTornEntry(t *testing.T) {
 		t.Fatalf("got %v, recovery %+v; want [1 3], none resent", got, rec)
 	}
 }
+
+func TestNewSegmentIgnoresAStaleJournal(t *testing.T) {
+	dir := t.TempDir()
+	// A crash between deleting a finished segment and its journal leaves
+	// the journal alone, with marks for records of the same indices.
+	stale := []byte{'D', 0, 0, 0, 0, 'D', 1, 0, 0, 0}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d.jnl", 0)), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := open(t, dir, 1<<20)
+	_ = s.Append(payload(0), 1)
+	_ = s.Append(payload(1), 2)
+	_ = s.Close()
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 1]" || rec.Records != 2 {
+		t.Fatalf("got %v, recovery %+v: the new segment's records were taken for finished by a stale journal", got, rec)
+	}
+}
