@@ -322,8 +322,9 @@ const (
 // the rest stays on disk for the next start. Delivery from the spool is at least once: a
 // span that was sent but not answered before a crash is sent again
 // (Stats.Resent). Records are checksummed; a torn or corrupt one is
-// skipped and counted (Stats.SpoolCorrupt). If the disk fails (full,
-// read-only, gone), the spans being written are dropped with reason
+// skipped and counted (Stats.SpoolCorrupt), and so is a segment file that
+// cannot be opened, which is logged and left as it is. If the disk fails
+// (full, read-only, gone), the spans being written are dropped with reason
 // spool_error and the exporter goes on with memory only.
 //
 // With a spool, a quarter of the memory budget holds spans waiting to be

@@ -62,8 +62,11 @@ func (e *Exporter) openSpool() {
 	d.corrupt.Store(int64(rec.Corrupt))
 	e.books.Recover(rec.Spans, rec.Resent)
 	if rec.Records > 0 || rec.Corrupt > 0 {
-		e.report.Note(fmt.Sprintf("disk spool: %d spans recovered from %s (%d possibly sent before), %d torn or corrupt segment tails skipped (%d bytes)",
+		e.report.Note(fmt.Sprintf("disk spool: %d spans recovered from %s (%d possibly sent before), %d torn or corrupt records, segment tails or segments skipped (%d bytes)",
 			rec.Spans, e.cfg.spoolDir, rec.Resent, rec.Corrupt, rec.CorruptBytes))
+	}
+	for _, err := range rec.Skipped {
+		e.report.Warn("disk spool segment skipped", fmt.Sprintf("%v; the segment is left as it is", err))
 	}
 	e.disk = d
 	go e.writeSpool()

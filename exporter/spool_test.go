@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -305,5 +306,43 @@ func TestSpoolFullOfFailedSpansCountsSpoolFull(t *testing.T) {
 	}
 	if !said {
 		t.Fatalf("no drop report names the full spool: %v", logs.All())
+	}
+}
+
+// A segment the spool cannot open is skipped, counted and logged; the
+// rest of the backlog is delivered.
+func TestSpoolSkipsASegmentItCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	first := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry))
+	for range 10 {
+		_ = first.ExportSpans(context.Background(), otlptest.Spans(100))
+	}
+	if err := shutdownWithin(t, first, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	const odd = "00000000000000000099.log"
+	if err := os.Mkdir(filepath.Join(dir, odd), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	core, logs := observer.New(zapcore.WarnLevel)
+	rcv := otlptest.NewHTTP(t, nil)
+	next := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.New(core)),
+		exporter.WithSpool(dir, 64<<20))
+	if s := next.Stats(); s.Recovered != 1000 || s.SpoolCorrupt != 1 {
+		t.Fatalf("want the 1000 spans recovered and the directory named like a segment counted corrupt: %+v", s)
+	}
+	waitFor(t, "the recovered spans delivered", func() bool { return next.Stats().Exported == 1000 })
+	if err := shutdownWithin(t, next, bound); err != nil {
+		t.Fatal(err)
+	}
+	checkBooks(t, next.Stats())
+	said := false
+	for _, e := range logs.FilterMessageSnippet("segment skipped").All() {
+		said = said || strings.Contains(fmt.Sprint(e.ContextMap()["last"]), odd)
+	}
+	if !said {
+		t.Fatalf("no warning names the segment skipped: %v", logs.All())
 	}
 }

@@ -176,8 +176,9 @@ type Stats struct {
 	Recovered int64
 	Resent    int64
 	// SpoolBytes is the disk the spool uses, SpoolBudget its limit;
-	// SpoolCorrupt counts the torn or corrupt segment tails found at
-	// start, and records that failed their checksum when read back.
+	// SpoolCorrupt counts the corrupt records, torn or corrupt segment
+	// tails and segments that could not be opened found at start, and
+	// the records that failed their checksum when read back.
 	SpoolBytes   int64
 	SpoolBudget  int64
 	SpoolCorrupt int64

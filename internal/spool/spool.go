@@ -18,19 +18,22 @@
 // the spool goes on with the next segment. A journal entry torn by a
 // crash is cut at the next Open, and one torn by a failed write at once,
 // so that the entries appended after it are read as written; the mark it
-// held is lost, as to a crash. Records are made durable by Sync: what was
-// appended since the last Sync can be lost to a power loss, never to a
-// process crash (the kernel has it).
+// held is lost, as to a crash. A segment that cannot be opened or read is
+// left as it is, counted and reported; the others are recovered. Records
+// are made durable by Sync: what was appended since the last Sync can be
+// lost to a power loss, never to a process crash (the kernel has it).
 //
 // One process at a time: Open takes an exclusive lock on the directory.
 package spool
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,10 +121,15 @@ type Recovery struct {
 	// Records and Spans are the unfinished records found, Resent of those
 	// spans were taken for sending by the earlier process.
 	Records, Spans, Resent int
-	// Corrupt counts the damaged records skipped alone and the torn or
-	// damaged segment tails cut, and CorruptBytes the bytes skipped.
+	// Corrupt counts the damaged records skipped alone, the torn or
+	// damaged segment tails cut and the segments skipped, and
+	// CorruptBytes the bytes skipped within segments.
 	Corrupt      int
 	CorruptBytes int64
+	// Skipped holds an error for each segment that could not be opened or
+	// read (a directory or a dangling link named like one, a file the
+	// process may not open): it is left as it is, for a later start.
+	Skipped []error
 }
 
 type entry struct {
@@ -194,34 +202,50 @@ func (s *Spool) path(id uint64, ext string) string {
 	return filepath.Join(s.cfg.Dir, fmt.Sprintf("%020d.%s", id, ext))
 }
 
-// recover reads every segment in the directory.
+// recover reads every segment in the directory. A segment that cannot be
+// opened or read is left as it is, counted and reported in rec: it does
+// not keep the others from being recovered.
 func (s *Spool) recover(rec *Recovery) error {
 	des, err := s.fs.ReadDir(s.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	var ids []uint64
+	type found struct {
+		id  uint64
+		typ fs.FileMode
+	}
+	var segs []found
 	for _, de := range des {
 		name, ok := strings.CutSuffix(de.Name(), ".log")
 		if !ok {
 			continue
 		}
 		if id, err := strconv.ParseUint(name, 10, 64); err == nil {
-			ids = append(ids, id)
+			segs = append(segs, found{id, de.Type()})
 		}
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		s.nextID = id + 1
-		if err := s.recoverSegment(id, rec); err != nil {
-			return err
+	slices.SortFunc(segs, func(a, b found) int { return cmp.Compare(a.id, b.id) })
+	for _, f := range segs {
+		s.nextID = f.id + 1
+		if err := s.recoverSegment(f.id, f.typ, rec); err != nil {
+			rec.Corrupt++
+			rec.Skipped = append(rec.Skipped, err)
 		}
 	}
 	return nil
 }
 
-func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
-	log, err := s.fs.OpenFile(s.path(id, "log"), os.O_RDWR, 0o600)
+// recoverSegment reads the segment id, whose directory entry is of type
+// typ, and adds its unfinished records to the spool's, and what it found
+// to rec; it adds nothing when it returns an error.
+func (s *Spool) recoverSegment(id uint64, typ fs.FileMode, rec *Recovery) error {
+	p := s.path(id, "log")
+	// A symbolic link is followed, and what it leads to checked below;
+	// anything else that is not a file is not opened (a FIFO could block).
+	if typ&fs.ModeSymlink == 0 && !typ.IsRegular() {
+		return fmt.Errorf("spool: %s is not a regular file (%v)", p, typ)
+	}
+	log, err := s.fs.OpenFile(p, os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -230,8 +254,14 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		_ = log.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
+	if !info.Mode().IsRegular() {
+		_ = log.Close()
+		return fmt.Errorf("spool: %s is not a regular file (%v)", p, info.Mode().Type())
+	}
 	taken, done, whole := readJournal(s.fs, s.path(id, "jnl"))
 	seg := &segment{id: id, log: log, complete: true}
+	var got Recovery
+	var ents []entry
 	var off int64
 	var hdr [headerSize]byte
 	for off < info.Size() {
@@ -241,28 +271,25 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 				// A record whose own bytes are damaged, between sound
 				// ones: it alone is lost, and it keeps its index so
 				// that the journal's stay true for those after it.
-				rec.Corrupt++
-				rec.CorruptBytes += next - off
+				got.Corrupt++
+				got.CorruptBytes += next - off
 				seg.records++
 				off = next
 				continue
 			}
-			rec.Corrupt++
-			rec.CorruptBytes += info.Size() - off
+			got.Corrupt++
+			got.CorruptBytes += info.Size() - off
 			break
 		}
 		idx := seg.records
 		seg.records++
 		if !done[idx] {
 			e := entry{seg: id, index: idx, off: off + headerSize, size: int32(size), spans: int32(spans), resent: taken[idx]}
-			s.pending = append(s.pending, e)
-			s.untaken++
-			s.spans += spans
-			seg.pending++
-			rec.Records++
-			rec.Spans += spans
+			ents = append(ents, e)
+			got.Records++
+			got.Spans += spans
 			if e.resent {
-				rec.Resent += spans
+				got.Resent += spans
 			}
 		}
 		off += headerSize + int64(size)
@@ -272,9 +299,11 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		// Cut the torn tail so that the journal's indices stay true.
 		_ = log.Truncate(off)
 	}
-	if seg.pending == 0 {
+	if len(ents) == 0 {
 		_ = log.Close()
 		s.removeSegment(seg)
+		rec.Corrupt += got.Corrupt
+		rec.CorruptBytes += got.CorruptBytes
 		return nil
 	}
 	jnl, err := s.fs.OpenFile(s.path(id, "jnl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -290,8 +319,17 @@ func (s *Spool) recoverSegment(id uint64, rec *Recovery) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	seg.jnl, seg.jnlSize = jnl, whole
+	seg.pending = len(ents)
 	s.segs[id] = seg
 	s.diskUsed += seg.size
+	s.pending = append(s.pending, ents...)
+	s.untaken += len(ents)
+	s.spans += got.Spans
+	rec.Records += got.Records
+	rec.Spans += got.Spans
+	rec.Resent += got.Resent
+	rec.Corrupt += got.Corrupt
+	rec.CorruptBytes += got.CorruptBytes
 	return nil
 }
 

@@ -591,3 +591,48 @@ func TestNewSegmentIgnoresAStaleJournal(t *testing.T) {
 		t.Fatalf("got %v, recovery %+v: the new segment's records were taken for finished by a stale journal", got, rec)
 	}
 }
+
+func TestUnopenableSegmentIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	_ = s.Append(payload(0), 1)
+	_ = s.Append(payload(1), 2)
+	_ = s.Close()
+	// Entries named like segments that cannot be opened as one: a
+	// directory, and a link to nothing.
+	odd := []string{filepath.Join(dir, fmt.Sprintf("%020d.log", 5)), filepath.Join(dir, fmt.Sprintf("%020d.log", 7))}
+	if err := os.Mkdir(odd[0], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), odd[1]); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	s, rec, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 256})
+	if err != nil {
+		t.Fatalf("Open = %v: one entry it cannot read must not keep the rest from being sent", err)
+	}
+	defer s.Close()
+	if rec.Records != 2 || rec.Corrupt != 2 || len(rec.Skipped) != 2 || rec.CorruptBytes != 0 {
+		t.Fatalf("recovery %+v", rec)
+	}
+	for i, err := range rec.Skipped {
+		if !strings.Contains(err.Error(), filepath.Base(odd[i])) {
+			t.Errorf("skipped %v: the error does not name %s", err, filepath.Base(odd[i]))
+		}
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 1]" {
+		t.Fatalf("got %v", got)
+	}
+	// New segments are numbered past the skipped entries, which are left.
+	if err := s.Append(payload(2), 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[2]" {
+		t.Fatalf("got %v", got)
+	}
+	for _, p := range odd {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+}
