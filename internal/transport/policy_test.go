@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,4 +189,63 @@ func TestHTTPSUsesHTTP2(t *testing.T) {
 	if got := proto.Load(); got != "HTTP/2.0" {
 		t.Fatalf("request made over %v, want HTTP/2.0", got)
 	}
+}
+
+func TestUnreceivedOnlyWhenTheRequestCertainlyWasNotTaken(t *testing.T) {
+	answer := func(code int) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
+	}
+	hangUp := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		_ = conn.Close()
+	})
+	tests := []struct {
+		name       string
+		h          http.Handler // nil: nothing listens
+		unreceived bool
+	}{
+		{"connection refused", nil, true},
+		{"503", answer(http.StatusServiceUnavailable), true},
+		{"429", answer(http.StatusTooManyRequests), true},
+		{"400", answer(http.StatusBadRequest), true},
+		{"502 from a gateway", answer(http.StatusBadGateway), false},
+		{"504 from a gateway", answer(http.StatusGatewayTimeout), false},
+		{"connection lost with the request", hangUp, false},
+	}
+	for _, tc := range tests {
+		url := "http://" + refusedAddr(t) + "/v1/traces"
+		if tc.h != nil {
+			srv := httptest.NewServer(tc.h)
+			defer srv.Close()
+			url = srv.URL + "/v1/traces"
+		}
+		c := NewHTTP(HTTPConfig{URL: url})
+		_, err := c.Send(context.Background(), &Body{Parts: [][]byte{{}}})
+		c.Close()
+		if err == nil || Unreceived(err) != tc.unreceived {
+			t.Errorf("%s: Unreceived(%v) = %v, want %v", tc.name, err, !tc.unreceived, tc.unreceived)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if Unreceived(&Error{Kind: Retryable, Err: ctx.Err()}) {
+		t.Error("a cancelled attempt counts as unreceived")
+	}
+	for code, want := range map[codes.Code]bool{codes.ResourceExhausted: true, codes.Unavailable: false, codes.DeadlineExceeded: false} {
+		if got := Unreceived(classifyGRPC(status.Error(code, "no"), strings.NewReplacer())); got != want {
+			t.Errorf("gRPC %v: Unreceived = %v, want %v", code, got, want)
+		}
+	}
+}
+
+// refusedAddr returns a loopback host:port where nothing listens.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

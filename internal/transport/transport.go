@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -184,4 +186,28 @@ func Classify(err error) *Error {
 		return te
 	}
 	return &Error{Kind: Retryable, Err: err}
+}
+
+// Unreceived reports whether the failed attempt that returned err
+// certainly left the request unprocessed: no connection to the backend
+// was made, or the backend answered with a refusal. Every HTTP status
+// says so but 502 and 504, which a gateway may send after passing the
+// request on. Of the gRPC codes, only RESOURCE_EXHAUSTED does: the client
+// makes the others itself, UNAVAILABLE as well for a connection lost with
+// the request on it, and the underlying error of a gRPC failure is not
+// kept. A timeout or a cancellation with the request sent is never sure.
+func Unreceived(err error) bool {
+	te := Classify(err)
+	switch te.Code {
+	case "":
+		var op *net.OpError
+		return errors.As(te.Err, &op) && op.Op == "dial"
+	case "502", "504":
+		return false
+	case "RESOURCE_EXHAUSTED":
+		return true
+	}
+	// Any other HTTP status: a gRPC code's name is not a number.
+	_, err = strconv.Atoi(te.Code)
+	return err == nil
 }
