@@ -285,7 +285,9 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 	e.books.Resize(-held)
 	h.release()
 	if h.kept > 0 {
-		e.disk.s.Return(rec)
+		// Counted Resent at the next start only if it may have reached
+		// the backend.
+		e.disk.s.Return(rec, h.reached)
 		e.disk.returned.Add(1)
 		e.disk.signal()
 	} else {

@@ -346,3 +346,72 @@ func TestSpoolSkipsASegmentItCannotOpen(t *testing.T) {
 		t.Fatalf("no warning names the segment skipped: %v", logs.All())
 	}
 }
+
+// Resent counts only the spans of records that may have reached the
+// backend: a record taken from the backlog and refused (an answer, or no
+// connection at all) is not one; one abandoned with no answer is.
+func TestSpoolResentCountsOnlyWhatMayHaveArrived(t *testing.T) {
+	dir := t.TempDir()
+	const records, perRecord = 16, 50
+	first := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry), exporter.WithMaxRequestSize(perRecord*500))
+	for range records {
+		_ = first.ExportSpans(context.Background(), otlptest.Spans(perRecord))
+	}
+	if err := shutdownWithin(t, first, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two starts that take records from the backlog and have them
+	// refused, with a 503 and with no connection.
+	budget := quickRetry
+	budget.MaxElapsedTime = 30 * time.Millisecond
+	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	for _, endpoint := range []string{down.Endpoint(), otlptest.RefusedAddr(t)} {
+		next := exporter.New(exporter.WithEndpoint(endpoint), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+			exporter.WithSpool(dir, 64<<20), exporter.WithRetry(budget))
+		if err := shutdownWithin(t, next, bound); err != nil {
+			t.Fatal(err)
+		}
+		s := next.Stats()
+		if s.Recovered != records*perRecord || s.Resent != 0 || s.Requests == 0 {
+			t.Fatalf("%s: want every span recovered, none resent, records tried: %+v", endpoint, s)
+		}
+	}
+	if down.Requests() == 0 {
+		t.Fatal("the backlog was never sent to the backend answering 503")
+	}
+
+	// A start whose requests the backend holds until the deadline
+	// abandons them: those may have arrived.
+	var hold *otlptest.HTTP
+	hold = otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
+		hold.Hold(w, r)
+		return true
+	})
+	held := exporter.New(exporter.WithEndpoint(hold.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithTimeout(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := hold.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := shutdownWithin(t, held, 50*time.Millisecond); err != nil {
+		t.Fatalf("Shutdown = %v, want nil: the backlog stays on disk", err)
+	}
+	if s := held.Stats(); s.Resent != 0 {
+		t.Fatalf("resent %d: %+v", s.Resent, s)
+	}
+	last := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(budget))
+	s := last.Stats()
+	if err := shutdownWithin(t, last, bound); err != nil {
+		t.Fatal(err)
+	}
+	if s.Recovered != records*perRecord || s.Resent < int64(hold.Requests()*perRecord) || s.Resent > s.Recovered {
+		t.Fatalf("%d requests held without an answer; want at least their spans resent: %+v", hold.Requests(), s)
+	}
+}

@@ -172,7 +172,10 @@ type Stats struct {
 	Repaired int64
 	// Recovered counts the spans an earlier process left in the spool,
 	// found at start; Resent counts those of them that it had already sent
-	// without an answer, which may reach the backend twice.
+	// without an answer, which may reach the backend twice. A refusal is
+	// an answer: an HTTP status other than 502 and 504 (which a gateway
+	// may send after passing the request on), a gRPC RESOURCE_EXHAUSTED,
+	// or a connection that could not be made.
 	Recovered int64
 	Resent    int64
 	// SpoolBytes is the disk the spool uses, SpoolBudget its limit;

@@ -125,9 +125,12 @@ type hooks struct {
 	// whole backoff. What it holds in memory stays counted meanwhile.
 	holding bool
 	// spooled: the request was read back from the spool, which keeps it
-	// if it cannot be sent; kept counts its spans so kept.
+	// if it cannot be sent; kept counts its spans so kept, and reached
+	// says that an attempt may have delivered it (or a part of it): one
+	// succeeded, or failed without an answer that it was not taken.
 	spooled bool
 	kept    int
+	reached bool
 	// body, batch, size and plain are the request, the queued batches it
 	// is made of (their buffers released once compressed), the memory it
 	// holds and its uncompressed size, which grow when it takes along what
@@ -146,6 +149,9 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	e.books.Attempt(retry)
 	e.limit.Observe(h.slot, e.cfg.clock.Now(), rtt, signal(err))
 	e.reserve()
+	if h.spooled && (err == nil || !transport.Unreceived(err)) {
+		h.reached = true
+	}
 	if err == nil {
 		if msg := resp.Message; msg != "" && resp.Rejected == 0 {
 			e.report.Warn("backend message", msg)

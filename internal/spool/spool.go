@@ -5,10 +5,12 @@
 // header (magic, payload length, span count, CRC-32C of the span count
 // and payload) followed by the payload, an encoded
 // ExportTraceServiceRequest. Beside each segment, a small journal notes
-// which of its records were taken for sending and which were finished
-// (delivered or given up), so that a restart sends again only what was
-// not finished, and knows which of those may be duplicates. A segment
-// whose records are all finished is deleted.
+// which of its records were taken for sending ('T'), put back without
+// having reached the backend ('R') and finished, delivered or given up
+// ('D'), so that a restart sends again only what was not finished, and
+// knows which of those may be duplicates. A segment whose records are all
+// finished is deleted. A journal written before 'R' existed reads the
+// same: every record it says was taken is counted as possibly sent.
 //
 // Crash safety: a torn or corrupt record (power loss, kill -9 mid-write)
 // fails its checksum and is skipped and counted. A record damaged within
@@ -391,8 +393,9 @@ func checksum(spans, payload []byte) uint32 {
 	return crc32.Update(c, crcTable, payload)
 }
 
-// readJournal reads which records were taken and finished, and returns the
-// length of its whole entries. A torn last entry is ignored.
+// readJournal reads which records were taken (and not put back unsent
+// since) and finished, and returns the length of its whole entries. A
+// torn last entry is ignored.
 func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) {
 	taken, done = map[uint32]bool{}, map[uint32]bool{}
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
@@ -407,6 +410,8 @@ func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) 
 		switch data[0] {
 		case 'T':
 			taken[idx] = true
+		case 'R':
+			delete(taken, idx)
 		case 'D':
 			done[idx] = true
 		}
@@ -540,8 +545,13 @@ func (s *Spool) Next(newest bool) (rec Record, payload []byte, ok bool, err erro
 }
 
 // Return puts a taken record back, unfinished: it stays on disk and is
-// taken again later, by this process or the next.
-func (s *Spool) Return(rec Record) {
+// taken again later, by this process or the next. sent says that it may
+// have reached the backend (it was sent, and no answer said that it was
+// not taken): it is then Resent when taken again, and so it stays. A
+// record never sent, or only refused, is noted in the journal as put
+// back, so that the next process does not count it among those that may
+// arrive twice.
+func (s *Spool) Return(rec Record, sent bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.pending {
@@ -550,7 +560,10 @@ func (s *Spool) Return(rec Record) {
 				s.untaken++
 			}
 			e.taken = false
-			e.resent = true
+			if !sent && !e.resent {
+				s.journal(s.segs[e.seg], 'R', e.index)
+			}
+			e.resent = e.resent || sent
 			return
 		}
 	}

@@ -211,8 +211,8 @@ func TestCorruptRecordKeepsTheJournalTrue(t *testing.T) {
 		}
 		taken = append(taken, r)
 	}
-	s.Return(taken[0])
-	s.Return(taken[1])
+	s.Return(taken[0], true)
+	s.Return(taken[1], true)
 	s.Finish(taken[2])
 	_ = s.Close()
 	damage(t, dir, recordAt(1)+headerSize, 0xff)
@@ -420,7 +420,7 @@ func TestBacklogFollowsTakeReturnFinish(t *testing.T) {
 	if s.Backlog() {
 		t.Fatal("every record taken, yet a backlog")
 	}
-	s.Return(a)
+	s.Return(a, false)
 	if !s.Backlog() {
 		t.Fatal("a returned record is not a backlog")
 	}
@@ -634,5 +634,31 @@ func TestUnopenableSegmentIsSkipped(t *testing.T) {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
+	}
+}
+
+func TestOnlyRecordsThatMayHaveReachedTheBackendCountResent(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	for i := range 4 {
+		_ = s.Append(payload(i), i+1)
+	}
+	var r [4]Record
+	for i := range r {
+		r[i], _, _, _ = s.Next(false)
+	}
+	s.Return(r[0], false) // never sent, or refused
+	s.Return(r[1], true)  // sent without an answer
+	s.Return(r[2], true)
+	if again, _, _, _ := s.Next(true); again.Spans != r[2].Spans {
+		t.Fatalf("took %+v again, want %+v", again, r[2])
+	} else {
+		s.Return(again, false) // refused this time, but maybe received before
+	}
+	_ = s.Close() // r[3] still in flight
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 4 || rec.Resent != 2+3+4 {
+		t.Fatalf("recovery %+v, want 9 spans resent: those of records 1 to 3, not record 0, which never reached the backend", rec)
 	}
 }
