@@ -5,14 +5,13 @@ package spool
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 )
 
 // lockDir creates the directory's LOCK file exclusively. Unlike flock, a
 // crashed process leaves it behind: remove it by hand.
-func lockDir(_ FS, dir string) (io.Closer, error) {
+func lockDir(_ FS, dir string) (lockFile, error) {
 	p := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {

@@ -5,7 +5,6 @@ package spool
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -13,7 +12,7 @@ import (
 
 // lockDir takes an exclusive, non-blocking flock on the directory's LOCK
 // file; the kernel releases it when the process ends, however it ends.
-func lockDir(_ FS, dir string) (io.Closer, error) {
+func lockDir(_ FS, dir string) (lockFile, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)

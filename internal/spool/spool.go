@@ -25,6 +25,12 @@
 // are made durable by Sync: what was appended since the last Sync can be
 // lost to a power loss, never to a process crash (the kernel has it).
 //
+// A directory removed or replaced while the spool runs (or a segment file
+// in it) is found by Sync, when a new segment starts, and by Close, which
+// compare what the names lead to with the files the spool keeps open: the
+// records there that were not taken are lost, and reported once by a
+// *LostError; a vanished directory turns the spool off.
+//
 // One process at a time: Open takes an exclusive lock on the directory.
 package spool
 
@@ -36,6 +42,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +71,26 @@ var (
 	ErrLocked = errors.New("spool: directory in use by another process")
 	// ErrClosed: the spool was closed.
 	ErrClosed = errors.New("spool: closed")
+	// ErrVanished: the spool's directory, or a segment in it, was removed
+	// or replaced since it was opened.
+	ErrVanished = errors.New("spool: directory or segment vanished")
 )
+
+// LostError reports records lost with a vanished directory or segment:
+// Records of them, holding Spans spans, were not taken, and are gone from
+// the spool. It is returned once, by the call that found them gone
+// (Append, Sync or Close); a record of them that was taken is lost too
+// unless it is finished, and Return reports it. Err wraps ErrVanished.
+type LostError struct {
+	Records, Spans int
+	Err            error
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%v: %d records (%d spans) lost", e.Err, e.Records, e.Spans)
+}
+
+func (e *LostError) Unwrap() error { return e.Err }
 
 // FS is what the spool needs of a file system; tests inject faults.
 type FS interface {
@@ -72,6 +98,7 @@ type FS interface {
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
 	ReadDir(name string) ([]os.DirEntry, error)
 	Remove(name string) error
+	Stat(name string) (os.FileInfo, error)
 }
 
 // File is an open file.
@@ -95,6 +122,14 @@ func (osFS) OpenFile(n string, f int, perm os.FileMode) (File, error) {
 }
 func (osFS) ReadDir(n string) ([]os.DirEntry, error) { return os.ReadDir(n) }
 func (osFS) Remove(n string) error                   { return os.Remove(n) }
+func (osFS) Stat(n string) (os.FileInfo, error)      { return os.Stat(n) }
+
+// lockFile is the open LOCK file: it stays open, and so names the
+// directory the spool opened for as long as it runs.
+type lockFile interface {
+	io.Closer
+	Stat() (os.FileInfo, error)
+}
 
 // Config configures a spool.
 type Config struct {
@@ -147,21 +182,26 @@ type entry struct {
 type segment struct {
 	id       uint64
 	log, jnl File
-	size     int64  // bytes of the log
-	jnlSize  int64  // bytes of the journal's whole entries
-	records  uint32 // records appended
-	pending  int    // records not finished
-	complete bool   // no more appends
+	info     os.FileInfo // of the open log, to tell whether its name still leads to it
+	size     int64       // bytes of the log
+	jnlSize  int64       // bytes of the journal's whole entries
+	records  uint32      // records appended
+	pending  int         // records not finished
+	complete bool        // no more appends
 }
 
 // Spool is a disk spool. Its methods are safe for concurrent use.
 type Spool struct {
-	cfg  Config
-	fs   FS
-	lock io.Closer
+	cfg      Config
+	fs       FS
+	lock     lockFile
+	lockInfo os.FileInfo
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex
+	closed bool
+	// lost is set once the directory vanished: the spool holds nothing
+	// more and takes nothing.
+	lost    error
 	segs    map[uint64]*segment
 	active  *segment
 	nextID  uint64
@@ -193,6 +233,10 @@ func Open(cfg Config) (*Spool, Recovery, error) {
 		return nil, rec, err
 	}
 	s.lock = lock
+	if s.lockInfo, err = lock.Stat(); err != nil {
+		_ = lock.Close()
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
 	if err := s.recover(&rec); err != nil {
 		_ = lock.Close()
 		return nil, rec, err
@@ -261,7 +305,7 @@ func (s *Spool) recoverSegment(id uint64, typ fs.FileMode, rec *Recovery) error 
 		return fmt.Errorf("spool: %s is not a regular file (%v)", p, info.Mode().Type())
 	}
 	taken, done, whole := readJournal(s.fs, s.path(id, "jnl"))
-	seg := &segment{id: id, log: log, complete: true}
+	seg := &segment{id: id, log: log, info: info, complete: true}
 	var got Recovery
 	var ents []entry
 	var off int64
@@ -428,6 +472,9 @@ func (s *Spool) Append(payload []byte, spans int) error {
 	if s.closed {
 		return ErrClosed
 	}
+	if s.lost != nil {
+		return s.lost
+	}
 	size := int64(headerSize + len(payload))
 	if s.diskUsed+size > s.cfg.MaxBytes {
 		return ErrFull
@@ -472,9 +519,20 @@ func (s *Spool) rotate() error {
 		}
 		s.active = nil
 	}
+	// Never a new segment in a directory that replaced the spool's: the
+	// segments there are someone else's, and the spool's are gone.
+	if lost := s.checkDirLocked(); lost != nil {
+		return lost
+	}
 	id := s.nextID
 	log, err := s.fs.OpenFile(s.path(id, "log"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	info, err := log.Stat()
+	if err != nil {
+		_ = log.Close()
+		_ = s.fs.Remove(s.path(id, "log"))
 		return fmt.Errorf("spool: %w", err)
 	}
 	// A journal of this name can only be left from a segment deleted
@@ -487,7 +545,7 @@ func (s *Spool) rotate() error {
 	}
 	s.nextID++
 	s.named = true
-	seg := &segment{id: id, log: log, jnl: jnl}
+	seg := &segment{id: id, log: log, jnl: jnl, info: info}
 	s.segs[id] = seg
 	s.active = seg
 	return nil
@@ -550,10 +608,14 @@ func (s *Spool) Next(newest bool) (rec Record, payload []byte, ok bool, err erro
 // not taken): it is then Resent when taken again, and so it stays. A
 // record never sent, or only refused, is noted in the journal as put
 // back, so that the next process does not count it among those that may
-// arrive twice.
-func (s *Spool) Return(rec Record, sent bool) {
+// arrive twice. It reports false when the spool no longer has the record:
+// it was lost with its segment (see LostError), or the spool was closed.
+func (s *Spool) Return(rec Record, sent bool) (kept bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	for i := range s.pending {
 		if e := &s.pending[i]; e.seg == rec.seg && e.index == rec.index {
 			if e.taken {
@@ -564,9 +626,10 @@ func (s *Spool) Return(rec Record, sent bool) {
 				s.journal(s.segs[e.seg], 'R', e.index)
 			}
 			e.resent = e.resent || sent
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // Finish marks a taken record delivered or given up; a segment whose
@@ -641,14 +704,111 @@ func (s *Spool) removeSegmentLocked(seg *segment) {
 	}
 }
 
+// checkLocked checks that the directory, and each of segs in it, are
+// still those the spool opened or created, by comparing what their names
+// lead to now with the open files (which keep their identity: no other
+// file can take it while they are open). What vanished is dropped from
+// the spool and returned as lost; nil when nothing did.
+func (s *Spool) checkLocked(segs []*segment) *LostError {
+	if lost := s.checkDirLocked(); lost != nil {
+		return lost
+	}
+	var gone []*segment
+	for _, seg := range segs {
+		if s.vanished(s.path(seg.id, "log"), seg.info) {
+			gone = append(gone, seg)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	names := make([]string, len(gone))
+	for i, seg := range gone {
+		names[i] = filepath.Base(s.path(seg.id, "log"))
+	}
+	return s.loseLocked(gone, fmt.Errorf("%w: %s removed or replaced in %s", ErrVanished, strings.Join(names, ", "), s.cfg.Dir))
+}
+
+// checkDirLocked checks that the directory is still the spool's, by its
+// LOCK file; if not, every segment is lost and the spool turned off.
+func (s *Spool) checkDirLocked() *LostError {
+	if !s.vanished(filepath.Join(s.cfg.Dir, "LOCK"), s.lockInfo) {
+		return nil
+	}
+	s.lost = fmt.Errorf("%w: %s was removed or replaced", ErrVanished, s.cfg.Dir)
+	return s.loseLocked(slices.Collect(maps.Values(s.segs)), s.lost)
+}
+
+// vanished reports whether name no longer leads to the file described by
+// info. A name that cannot be looked up for another reason (permissions,
+// I/O) is not taken for vanished: the file may still be there.
+func (s *Spool) vanished(name string, info os.FileInfo) bool {
+	now, err := s.fs.Stat(name)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return !os.SameFile(now, info)
+}
+
+// loseLocked drops segs, which vanished, from the spool: their files are
+// closed, not removed (what their names now lead to is not the spool's),
+// and their records forgotten. It returns those not taken as lost.
+func (s *Spool) loseLocked(segs []*segment, cause error) *LostError {
+	lost := &LostError{Err: cause}
+	gone := map[uint64]bool{}
+	for _, seg := range segs {
+		gone[seg.id] = true
+		_ = seg.log.Close()
+		if seg.jnl != nil {
+			_ = seg.jnl.Close()
+		}
+		delete(s.segs, seg.id)
+		s.diskUsed -= seg.size
+		if s.active == seg {
+			s.active = nil
+		}
+	}
+	kept := s.pending[:0]
+	for _, e := range s.pending {
+		if !gone[e.seg] {
+			kept = append(kept, e)
+			continue
+		}
+		if !e.taken {
+			s.untaken--
+			lost.Records++
+			lost.Spans += int(e.spans)
+		}
+		s.spans -= int(e.spans)
+	}
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	return lost
+}
+
 // Sync makes what was appended durable: the active segment's records,
 // its journal, and the directory's entries for the segments created since
 // the last Sync, without which a power loss could lose a new segment
 // whole.
+//
+// It first checks that the directory, and the active segment in it, are
+// still those the spool wrote: when they were removed or replaced, their
+// records are lost, and it returns a *LostError; a directory that vanished
+// turns the spool off.
 func (s *Spool) Sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active == nil || s.closed {
+	if s.closed || s.lost != nil || len(s.segs) == 0 {
+		return nil
+	}
+	var check []*segment
+	if s.active != nil {
+		check = append(check, s.active)
+	}
+	if lost := s.checkLocked(check); lost != nil {
+		return lost
+	}
+	if s.active == nil {
 		return nil
 	}
 	if err := s.active.log.Sync(); err != nil {
@@ -691,15 +851,22 @@ func (s *Spool) Backlog() bool {
 }
 
 // Close syncs, closes the files and releases the lock. Unfinished records
-// stay for the next Open.
+// stay for the next Open. Every segment is checked first, as by Sync: the
+// records of those that vanished are lost, and reported by a *LostError
+// in the error returned.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
-	s.closed = true
 	var errs []error
+	if s.lost == nil && len(s.segs) > 0 {
+		if lost := s.checkLocked(slices.Collect(maps.Values(s.segs))); lost != nil {
+			errs = append(errs, lost)
+		}
+	}
+	s.closed = true
 	if s.active != nil {
 		errs = append(errs, s.active.log.Sync())
 	}

@@ -662,3 +662,94 @@ func TestOnlyRecordsThatMayHaveReachedTheBackendCountResent(t *testing.T) {
 		t.Fatalf("recovery %+v, want 9 spans resent: those of records 1 to 3, not record 0, which never reached the backend", rec)
 	}
 }
+
+func TestVanishedDirectoryLosesWhatOnlyItHeld(t *testing.T) {
+	for _, replaced := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "spool")
+		s, _ := open(t, dir, 1<<20)
+		for i := range 3 {
+			_ = s.Append(payload(i), i+1)
+		}
+		inFlight, _, _, _ := s.Next(false)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if replaced {
+			// Made again by hand: the same name, not the same directory.
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.Sync()
+		var lost *LostError
+		if !errors.As(err, &lost) || !errors.Is(err, ErrVanished) || lost.Records != 2 || lost.Spans != 2+3 {
+			t.Fatalf("replaced %v: Sync = %v, want the 2 records not taken (5 spans) lost", replaced, err)
+		}
+		if r, sp, disk := s.Usage(); r != 0 || sp != 0 || disk != 0 || s.Backlog() {
+			t.Fatalf("replaced %v: usage %d %d %d, backlog %v: the spool still counts what vanished", replaced, r, sp, disk, s.Backlog())
+		}
+		// The record in flight has no copy left on disk to go back to.
+		if s.Return(inFlight, false) {
+			t.Fatalf("replaced %v: a record of a vanished segment was put back", replaced)
+		}
+		// The spool is off: nothing more is written, and the loss is
+		// reported once.
+		if err := s.Append(payload(3), 4); !errors.Is(err, ErrVanished) || errors.As(err, &lost) {
+			t.Fatalf("replaced %v: Append = %v", replaced, err)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatalf("replaced %v: Sync again = %v", replaced, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left := segments(t, dir); len(left) != 0 {
+			t.Fatalf("replaced %v: segments written to the new directory: %v", replaced, left)
+		}
+	}
+}
+
+func TestVanishedDirectoryIsFoundAtClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, _ := open(t, dir, 1<<20)
+	_ = s.Append(payload(0), 1)
+	_ = s.Append(payload(1), 2)
+	_ = s.Close()
+	// A backlog recovered, and no segment written since.
+	s, _ = open(t, dir, 1<<20)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var lost *LostError
+	if err := s.Close(); !errors.As(err, &lost) || lost.Records != 2 || lost.Spans != 3 {
+		t.Fatalf("Close = %v, want the 2 records recovered reported lost", err)
+	}
+}
+
+func TestVanishedSegmentLosesItsRecordsOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	for i := range 8 { // records 0 to 3 in one segment of 256 bytes, 4 to 7 in the next
+		_ = s.Append(payload(i), i+1)
+	}
+	segs := segments(t, dir)
+	if len(segs) != 2 {
+		t.Fatalf("segments %v", segs)
+	}
+	if err := os.Remove(segs[1]); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Sync()
+	var lost *LostError
+	if !errors.As(err, &lost) || lost.Records != 4 || lost.Spans != 5+6+7+8 {
+		t.Fatalf("Sync = %v, want the records of the removed segment alone lost", err)
+	}
+	// The others are still sent, and the spool goes on.
+	if err := s.Append(payload(9), 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 1 2 3 9]" {
+		t.Fatalf("got %v", got)
+	}
+}
