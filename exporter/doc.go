@@ -83,6 +83,7 @@
 // for the sending. Flush both when it matters (for example before a
 // serverless function freezes). TracerProvider.Shutdown calls Shutdown,
 // which sends what is queued within its context's deadline and abandons
-// the rest (reason shutdown, or kept on disk with a spool); every call
-// returns by its context's deadline, plus at most 100ms.
+// the rest (reason shutdown, or kept on disk with a spool, unless its
+// directory vanished: then spool_error, and Shutdown's error counts them);
+// every call returns by its context's deadline, plus at most 100ms.
 package exporter

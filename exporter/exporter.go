@@ -17,6 +17,7 @@ import (
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
 	"github.com/tracekeeper/tracekeeper/internal/retry"
 	"github.com/tracekeeper/tracekeeper/internal/sender"
+	"github.com/tracekeeper/tracekeeper/internal/spool"
 	"github.com/tracekeeper/tracekeeper/internal/transport"
 	"github.com/tracekeeper/tracekeeper/queue"
 )
@@ -511,9 +512,10 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // Every call returns by its ctx's deadline, plus at most 100ms for the
 // books to close after abandoning (and, with a spool, at most one second
 // more for the spool to write what it was handed and release its
-// directory). When spans were abandoned, every call
-// waiting at that moment returns an error that counts them. A call whose
-// ctx ends while the first is still sending returns its ctx's error
+// directory). When spans were abandoned, every call waiting at that moment
+// returns an error that counts them, and so it does for the spans the
+// spool was to keep when it finds its directory gone meanwhile. A call
+// whose ctx ends while the first is still sending returns its ctx's error
 // without abandoning anything; a call made after Shutdown finished returns
 // nil.
 //
@@ -615,6 +617,11 @@ func (e *Exporter) stop(ctx context.Context) {
 			cause = context.DeadlineExceeded
 		}
 		e.result = fmt.Errorf("exporter: shutdown deadline reached: %d spans dropped: %w", n, cause)
+	}
+	if d := e.disk; d != nil {
+		if n := d.lostInShutdown.Load(); n > 0 {
+			e.result = errors.Join(e.result, fmt.Errorf("exporter: shutdown: %d spans could not be kept on disk for the next start: %w", n, spool.ErrVanished))
+		}
 	}
 	close(e.settled)
 	e.metrics.retire()

@@ -325,7 +325,10 @@ const (
 // skipped and counted (Stats.SpoolCorrupt), and so is a segment file that
 // cannot be opened, which is logged and left as it is. If the disk fails
 // (full, read-only, gone), the spans being written are dropped with reason
-// spool_error and the exporter goes on with memory only.
+// spool_error and the exporter goes on with memory only. A directory
+// removed or replaced while it runs is found at the next sync and at
+// Shutdown: the spans only it held are dropped with reason spool_error
+// too, and a Shutdown that finds them gone returns an error counting them.
 //
 // With a spool, a quarter of the memory budget holds spans waiting to be
 // written, so the total stays within WithMemoryBudget; ExportSpans never

@@ -34,6 +34,10 @@ type disk struct {
 	// went back to the backlog: once Shutdown began, one such record
 	// ends the draining of the backlog, which stays on disk.
 	returned atomic.Int64
+	// lostInShutdown counts the spans that could not be kept on disk for
+	// the next start, once Shutdown began, because the directory or a
+	// segment vanished: its error counts them.
+	lostInShutdown atomic.Int64
 
 	// mu orders hand-offs before the close of handoff: an ExportSpans
 	// racing with Shutdown must not send on a closed channel.
@@ -125,7 +129,7 @@ func (e *Exporter) writeSpool() {
 			if !ok {
 				// Shutdown: every sender has stopped; what was handed
 				// over is written, then the spool closed.
-				if err := d.s.Close(); err != nil {
+				if err := d.s.Close(); err != nil && !e.lost(err) {
 					e.report.Warn("disk spool close failed", err.Error())
 				}
 				return
@@ -152,6 +156,8 @@ func (e *Exporter) writeRecord(r *otlpenc.Request) {
 		d.signal()
 		return
 	}
+	e.lost(err)
+	e.notKept(spans, err)
 	reason := ledger.SpoolFull
 	if !errors.Is(err, spool.ErrFull) {
 		reason = ledger.SpoolError
@@ -164,8 +170,41 @@ func (e *Exporter) writeRecord(r *otlpenc.Request) {
 }
 
 func (e *Exporter) syncSpool() {
-	if err := e.disk.s.Sync(); err != nil {
+	if err := e.disk.s.Sync(); err != nil && !e.lost(err) {
 		e.report.Warn("disk spool sync failed", err.Error())
+	}
+}
+
+// lost accounts the spans the spool lost with a vanished directory or
+// segment, when err reports some (see spool.LostError), and turns the
+// spool off: what its directory holds now is not what it wrote. It
+// reports whether err was such a loss.
+func (e *Exporter) lost(err error) bool {
+	var le *spool.LostError
+	if !errors.As(err, &le) {
+		return false
+	}
+	e.spoolLost(le.Spans, fmt.Errorf("exporter: %w", err))
+	if e.disk.broken.CompareAndSwap(false, true) {
+		e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
+	}
+	return true
+}
+
+// spoolLost drops spooled spans whose only copy vanished with the spool's
+// directory or segment.
+func (e *Exporter) spoolLost(spans int, cause error) {
+	e.books.DropSpooled(spans, ledger.SpoolError)
+	e.report.Dropped(int(ledger.SpoolError), int64(spans), cause)
+	e.notKept(spans, spool.ErrVanished)
+}
+
+// notKept counts, in Shutdown's error, spans that could not be kept on
+// disk for the next start, once Shutdown began, because the directory or
+// a segment vanished (err).
+func (e *Exporter) notKept(spans int, err error) {
+	if e.stopping.Load() && errors.Is(err, spool.ErrVanished) {
+		e.disk.lostInShutdown.Add(int64(spans))
 	}
 }
 
@@ -284,13 +323,16 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 	body.Release()
 	e.books.Resize(-held)
 	h.release()
-	if h.kept > 0 {
+	switch {
+	case h.kept > 0 && e.disk.s.Return(rec, h.reached):
 		// Counted Resent at the next start only if it may have reached
 		// the backend.
-		e.disk.s.Return(rec, h.reached)
 		e.disk.returned.Add(1)
 		e.disk.signal()
-	} else {
+	case h.kept > 0:
+		// Its segment vanished while it was sent: this was its only copy.
+		e.spoolLost(h.kept, fmt.Errorf("exporter: could not keep them on disk: %w", spool.ErrVanished))
+	default:
 		e.disk.s.Finish(rec)
 	}
 }
@@ -318,6 +360,8 @@ func (e *Exporter) keep(body *transport.Body, spans int) (ledger.Reason, error) 
 	case errors.Is(err, spool.ErrFull):
 		return ledger.SpoolFull, err
 	}
+	e.lost(err)
+	e.notKept(spans, err)
 	if d.broken.CompareAndSwap(false, true) {
 		e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
 	}

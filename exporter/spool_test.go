@@ -415,3 +415,92 @@ func TestSpoolResentCountsOnlyWhatMayHaveArrived(t *testing.T) {
 		t.Fatalf("%d requests held without an answer; want at least their spans resent: %+v", hold.Requests(), s)
 	}
 }
+
+// spoolDuringOutage fills exp's spool from a backend that never takes
+// anything, and returns the spans spooled once nothing waits for the
+// disk.
+func spoolDuringOutage(t *testing.T, exp *exporter.Exporter) int64 {
+	t.Helper()
+	for range 40 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(200))
+		waitFor(t, "the hand-off written", func() bool { s := exp.Stats(); return s.Spooled <= s.SpoolSpans })
+	}
+	s := exp.Stats()
+	if s.Spooled == 0 || s.SpoolRecords == 0 {
+		t.Fatalf("nothing spooled: %+v", s)
+	}
+	return s.Spooled
+}
+
+// A spool directory removed while it holds spans: Shutdown finds it gone,
+// counts them spool_error and says so, instead of reporting them kept on
+// disk for the next start.
+func TestSpoolVanishedDirectoryFoundAtShutdown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	exp := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithMemoryBudget(2<<20), exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry),
+		exporter.WithSpoolSync(time.Hour)) // no sync finds it first
+	onDisk := spoolDuringOutage(t, exp)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	err := shutdownWithin(t, exp, 100*time.Millisecond)
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Spooled != 0 || s.Dropped.SpoolError < onDisk || s.Exported != 0 {
+		t.Fatalf("%d spans were on disk when it vanished; want none kept, all of them spool_error: %+v", onDisk, s)
+	}
+	if err == nil || !strings.Contains(err.Error(), "could not be kept on disk") {
+		t.Fatalf("Shutdown = %v, want the spans lost with the spool counted", err)
+	}
+	next := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20))
+	defer shutdownWithin(t, next, bound)
+	if r := next.Stats().Recovered; r != 0 {
+		t.Fatalf("recovered %d", r)
+	}
+}
+
+// A spool directory removed while it holds spans is found at the next
+// sync: its spans are counted spool_error, the spool turns off and the
+// exporter goes on in memory, and says so.
+func TestSpoolVanishedDirectoryFoundAtSync(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	dir := filepath.Join(t.TempDir(), "spool")
+	exp := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.New(core)),
+		exporter.WithMemoryBudget(2<<20), exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry),
+		exporter.WithSpoolSync(0), exporter.WithLogInterval(time.Millisecond))
+	onDisk := spoolDuringOutage(t, exp)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	// The next write syncs, and finds the directory gone.
+	_ = exp.ExportSpans(context.Background(), otlptest.Spans(200))
+	waitFor(t, "the loss counted", func() bool { return exp.Stats().Dropped.SpoolError >= onDisk })
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Spooled != 0 || s.SpoolRecords != 0 || s.SpoolBytes != 0 {
+		t.Fatalf("spans still counted on a vanished disk: %+v", s)
+	}
+	// Memory only from now on: nothing more goes to the spool.
+	for range 5 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(200))
+	}
+	if s := exp.Stats(); s.Spooled != 0 {
+		t.Fatalf("spooled %d after the spool failed", s.Spooled)
+	}
+	waitFor(t, "a warning that the spool vanished", func() bool {
+		for _, e := range logs.FilterMessageSnippet("disk spool failed").All() {
+			if strings.Contains(fmt.Sprint(e.ContextMap()["last"]), "vanished") {
+				return true
+			}
+		}
+		return false
+	})
+	_ = shutdownWithin(t, exp, 100*time.Millisecond)
+	s = exp.Stats()
+	checkBooks(t, s)
+	if s.Spooled != 0 || s.Dropped.SpoolError < onDisk {
+		t.Fatalf("%d spans were on disk when it vanished: %+v", onDisk, s)
+	}
+}
