@@ -65,6 +65,9 @@ func TestEndpointParityWithStock(t *testing.T) {
 		env   map[string]string
 		ours  []exporter.Option
 		stock []otlptracehttp.Option
+		// userAgent: the case sets a User-Agent header, which is then
+		// compared too (the exporters' own differ).
+		userAgent bool
 	}{
 		{name: "env URL without port, https", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://api.example.com"}},
 		{name: "env URL without port, http", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example"}},
@@ -103,6 +106,11 @@ func TestEndpointParityWithStock(t *testing.T) {
 		{name: "URL then endpoint",
 			ours:  []exporter.Option{exporter.WithEndpointURL("http://a.example:1/p"), exporter.WithEndpoint("b.example:2")},
 			stock: []otlptracehttp.Option{otlptracehttp.WithEndpointURL("http://a.example:1/p"), otlptracehttp.WithEndpoint("b.example:2")}},
+		{name: "env User-Agent header", userAgent: true,
+			env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c.example:1", "OTEL_EXPORTER_OTLP_HEADERS": "User-Agent=gateway-key%2F1.0"}},
+		{name: "User-Agent header", userAgent: true,
+			ours:  []exporter.Option{exporter.WithEndpoint("c.example:1"), exporter.WithInsecure(), exporter.WithHeaders(map[string]string{"User-Agent": "gateway-key/1.0"})},
+			stock: []otlptracehttp.Option{otlptracehttp.WithEndpoint("c.example:1"), otlptracehttp.WithInsecure(), otlptracehttp.WithHeaders(map[string]string{"User-Agent": "gateway-key/1.0"})}},
 		{name: "options win over the environment", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env.example:1"},
 			ours:  []exporter.Option{exporter.WithEndpointURL("https://opt.example/v1/traces")},
 			stock: []otlptracehttp.Option{otlptracehttp.WithEndpointURL("https://opt.example/v1/traces")}},
@@ -145,7 +153,11 @@ func TestEndpointParityWithStock(t *testing.T) {
 			if ourURL != stockURL {
 				t.Errorf("request URL: ours %q, stock %q", ourURL, stockURL)
 			}
-			for _, h := range parityHeaders {
+			headers := parityHeaders
+			if tc.userAgent {
+				headers = append(headers[:len(headers):len(headers)], "User-Agent")
+			}
+			for _, h := range headers {
 				if o, s := ourHeader.Get(h), stockHeader.Get(h); o != s {
 					t.Errorf("header %s: ours %q, stock %q", h, o, s)
 				}

@@ -129,7 +129,9 @@ func NewHTTP(cfg HTTPConfig) *HTTPClient {
 	} else {
 		h.Set("Content-Type", "application/x-protobuf")
 	}
-	if cfg.UserAgent != "" {
+	if cfg.UserAgent != "" && h.Get("User-Agent") == "" {
+		// A User-Agent among the configured headers wins, as with
+		// otlptracehttp.
 		h.Set("User-Agent", cfg.UserAgent)
 	}
 	if cfg.Gzip {
