@@ -233,8 +233,7 @@ func (e *Exporter) spoolWaiting() bool {
 
 // spoolBytes is the disk the spool uses.
 func (e *Exporter) spoolBytes() int64 {
-	_, _, disk := e.disk.s.Usage()
-	return disk
+	return e.disk.s.DiskUsed()
 }
 
 // dispatchSpool is dispatch with a spool: memory first (it holds what is

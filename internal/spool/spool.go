@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -206,12 +207,15 @@ type Spool struct {
 	active  *segment
 	nextID  uint64
 	pending []entry // in order of age, oldest first; taken ones stay until finished
-	untaken int     // pending entries not taken
+	// untaken counts the pending entries not taken, and diskUsed the bytes
+	// of the segments: written under mu, read without it by Backlog and
+	// DiskUsed, which must never wait behind a write or an fsync.
+	untaken  atomic.Int64
+	diskUsed atomic.Int64
 	// named: segment files were created since the last Sync, whose
 	// names the directory must make durable too.
-	named    bool
-	diskUsed int64
-	spans    int // in pending entries
+	named bool
+	spans int // in pending entries
 }
 
 // Open opens (creating it 0700 if needed) and locks the directory, and
@@ -367,9 +371,9 @@ func (s *Spool) recoverSegment(id uint64, typ fs.FileMode, rec *Recovery) error 
 	seg.jnl, seg.jnlSize = jnl, whole
 	seg.pending = len(ents)
 	s.segs[id] = seg
-	s.diskUsed += seg.size
+	s.diskUsed.Add(seg.size)
 	s.pending = append(s.pending, ents...)
-	s.untaken += len(ents)
+	s.untaken.Add(int64(len(ents)))
 	s.spans += got.Spans
 	rec.Records += got.Records
 	rec.Spans += got.Spans
@@ -476,7 +480,7 @@ func (s *Spool) Append(payload []byte, spans int) error {
 		return s.lost
 	}
 	size := int64(headerSize + len(payload))
-	if s.diskUsed+size > s.cfg.MaxBytes {
+	if s.diskUsed.Load()+size > s.cfg.MaxBytes {
 		return ErrFull
 	}
 	if s.active == nil || s.active.size+size > s.cfg.SegmentBytes && s.active.records > 0 {
@@ -502,11 +506,11 @@ func (s *Spool) Append(payload []byte, spans int) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.pending = append(s.pending, entry{seg: seg.id, index: seg.records, off: seg.size + headerSize, size: int32(len(payload)), spans: int32(spans)})
-	s.untaken++
+	s.untaken.Add(1)
 	seg.records++
 	seg.pending++
 	seg.size += size
-	s.diskUsed += size
+	s.diskUsed.Add(size)
 	s.spans += spans
 	return nil
 }
@@ -582,7 +586,7 @@ func (s *Spool) Next(newest bool) (rec Record, payload []byte, ok bool, err erro
 	}
 	e := &s.pending[i]
 	e.taken = true
-	s.untaken--
+	s.untaken.Add(-1)
 	seg := s.segs[e.seg]
 	rec = Record{seg: e.seg, index: e.index, Spans: int(e.spans), Resent: e.resent}
 	payload = make([]byte, e.size)
@@ -619,7 +623,7 @@ func (s *Spool) Return(rec Record, sent bool) (kept bool) {
 	for i := range s.pending {
 		if e := &s.pending[i]; e.seg == rec.seg && e.index == rec.index {
 			if e.taken {
-				s.untaken++
+				s.untaken.Add(1)
 			}
 			e.taken = false
 			if !sent && !e.resent {
@@ -648,7 +652,7 @@ func (s *Spool) finishLocked(rec Record) {
 	e := s.pending[i]
 	s.pending = slices.Delete(s.pending, i, i+1)
 	if !e.taken {
-		s.untaken--
+		s.untaken.Add(-1)
 	}
 	s.spans -= int(e.spans)
 	seg := s.segs[e.seg]
@@ -698,7 +702,7 @@ func (s *Spool) removeSegmentLocked(seg *segment) {
 	}
 	s.removeSegment(seg)
 	delete(s.segs, seg.id)
-	s.diskUsed -= seg.size
+	s.diskUsed.Add(-seg.size)
 	if s.active == seg {
 		s.active = nil
 	}
@@ -763,7 +767,7 @@ func (s *Spool) loseLocked(segs []*segment, cause error) *LostError {
 			_ = seg.jnl.Close()
 		}
 		delete(s.segs, seg.id)
-		s.diskUsed -= seg.size
+		s.diskUsed.Add(-seg.size)
 		if s.active == seg {
 			s.active = nil
 		}
@@ -775,7 +779,7 @@ func (s *Spool) loseLocked(segs []*segment, cause error) *LostError {
 			continue
 		}
 		if !e.taken {
-			s.untaken--
+			s.untaken.Add(-1)
 			lost.Records++
 			lost.Spans += int(e.spans)
 		}
@@ -840,14 +844,19 @@ func (s *Spool) Sync() error {
 func (s *Spool) Usage() (records, spans int, disk int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending), s.spans, s.diskUsed
+	return len(s.pending), s.spans, s.diskUsed.Load()
 }
 
-// Backlog reports whether records wait to be taken.
+// Backlog reports whether records wait to be taken. It never waits for
+// the spool's lock, which a write or an fsync may hold.
 func (s *Spool) Backlog() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.untaken > 0
+	return s.untaken.Load() > 0
+}
+
+// DiskUsed reports the disk the segments use. Like Backlog, it never
+// waits for the spool's lock.
+func (s *Spool) DiskUsed() int64 {
+	return s.diskUsed.Load()
 }
 
 // Close syncs, closes the files and releases the lock. Unfinished records
