@@ -53,6 +53,11 @@ type Result struct {
 	Exported int
 	Outcome  Outcome
 	Err      error
+	// Reached says that an attempt may have delivered these spans: one
+	// that sent them, alone or in the request they were split from,
+	// succeeded, or failed without an answer saying that the request was
+	// not taken (see transport.Unreceived).
+	Reached bool
 }
 
 // Hooks receive what happens during a delivery. They are called on the
@@ -128,7 +133,7 @@ type Last struct {
 // the sender's.
 func (s *Sender) Deliver(ctx context.Context, body *transport.Body, spans int, h Hooks) Last {
 	d := delivery{s: s, ctx: ctx, h: h, bo: s.cfg.Retry.Start(s.cfg.Clock.Now(), nil)}
-	d.deliver(body, spans, false)
+	d.deliver(body, spans, false, false)
 	return d.last
 }
 
@@ -144,14 +149,29 @@ type delivery struct {
 	attempts int
 }
 
-func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
+// deliver sends parts, holding spans spans, until they have an outcome.
+// split says that they are a part of a split request; reached that an
+// attempt to send the request they were split from may have delivered
+// them (see Result.Reached).
+func (d *delivery) deliver(parts *transport.Body, spans int, split, reached bool) {
 	s := d.s
+	// finish ends parts with what the attempts said so far.
+	finish := func(exported int, o Outcome, err error) {
+		body := parts
+		if o == Rejected {
+			body = nil
+		}
+		d.finish(body, spans, exported, o, err, reached)
+	}
 	for {
 		if d.ctx.Err() != nil {
-			d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+			finish(0, Abandoned, ErrAbandoned)
 			return
 		}
 		resp, err := d.attempt(parts)
+		if err == nil || !transport.Unreceived(err) {
+			reached = true
+		}
 		if err == nil {
 			s.recovered.signal()
 			rejected := int(min(max(resp.Rejected, 0), int64(spans)))
@@ -160,15 +180,15 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 				if msg == "" {
 					msg = "no message"
 				}
-				d.finish(nil, spans, spans-rejected, Rejected,
+				finish(spans-rejected, Rejected,
 					fmt.Errorf("backend rejected %d of %d spans: %s", rejected, spans, msg))
 				return
 			}
-			d.finish(parts, spans, spans, Exported, nil)
+			finish(spans, Exported, nil)
 			return
 		}
 		if d.ctx.Err() != nil {
-			d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+			finish(0, Abandoned, ErrAbandoned)
 			return
 		}
 		te := transport.Classify(err)
@@ -177,28 +197,28 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 			if te.Paced && split {
 				// Smaller and still refused: this may be a quota, not a
 				// size. Wait as before a retry, then split further.
-				if _, ok := d.pause(parts, spans, te, err, false); !ok {
+				if _, ok := d.pause(finish, spans, te, err, false); !ok {
 					return
 				}
 			}
 			if spans > 1 {
 				if a, b, ok := halves(parts, spans); ok {
-					d.deliver(a.Body, a.spans, true)
+					d.deliver(a.Body, a.spans, true, reached)
 					a.Release()
-					d.deliver(b.Body, b.spans, true)
+					d.deliver(b.Body, b.spans, true, reached)
 					b.Release()
 					return
 				}
 			}
-			d.finish(parts, spans, 0, TooLarge, err)
+			finish(0, TooLarge, err)
 			return
 		case transport.Permanent:
-			d.finish(parts, spans, 0, Permanent, err)
+			finish(0, Permanent, err)
 			return
 		}
 		// A whole request waiting to retry may take along what was
 		// queued meanwhile; a part of a split may not.
-		added, ok := d.pause(parts, spans, te, err, !split)
+		added, ok := d.pause(finish, spans, te, err, !split)
 		if !ok {
 			return
 		}
@@ -207,20 +227,21 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split bool) {
 }
 
 // pause waits before the next attempt, and reports the spans the hooks
-// added to parts when grow is set; false when the request ended instead
-// (budget spent or context done), its outcome reported.
-func (d *delivery) pause(parts *transport.Body, spans int, te *transport.Error, err error, grow bool) (int, bool) {
+// added to the request when grow is set; false when the request ended
+// instead (budget spent or context done), its outcome reported through
+// finish.
+func (d *delivery) pause(finish func(int, Outcome, error), spans int, te *transport.Error, err error, grow bool) (int, bool) {
 	s := d.s
 	delay, ok := d.bo.Next(s.cfg.Clock.Now(), te.Throttle)
 	if !ok {
-		d.finish(parts, spans, 0, Exhausted, fmt.Errorf("giving up: %w", err))
+		finish(0, Exhausted, fmt.Errorf("giving up: %w", err))
 		return 0, false
 	}
 	d.h.Retrying(spans, delay, err)
 	// A backend that asked for a delay gets it; otherwise another
 	// delivery's success ends the wait early.
 	if !s.wait(d.ctx, delay, te.Throttle == 0) {
-		d.finish(parts, spans, 0, Abandoned, ErrAbandoned)
+		finish(0, Abandoned, ErrAbandoned)
 		return 0, false
 	}
 	return d.h.Resuming(grow), true
@@ -247,11 +268,11 @@ func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {
 	return resp, err
 }
 
-func (d *delivery) finish(body *transport.Body, spans, exported int, o Outcome, err error) {
+func (d *delivery) finish(body *transport.Body, spans, exported int, o Outcome, err error, reached bool) {
 	if o == Abandoned {
 		d.last.ErrType = "shutdown"
 	}
-	d.h.Finished(Result{Body: body, Spans: spans, Exported: exported, Outcome: o, Err: err})
+	d.h.Finished(Result{Body: body, Spans: spans, Exported: exported, Outcome: o, Err: err, Reached: reached})
 }
 
 // half is one half of a split request.

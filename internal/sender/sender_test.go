@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -294,5 +295,54 @@ func TestOneProbePerIntervalWhileLongBackoffsWait(t *testing.T) {
 	}
 	if got := attempts(); got != 2*n+3 {
 		t.Fatalf("%d attempts, want %d: one probe per interval, then one each", got, 2*n+3)
+	}
+}
+
+// Each part of a split request says whether an attempt may have delivered
+// it: its own, or one of the request it was split from, that succeeded or
+// failed without an answer that it was not taken.
+func TestReachedFollowsEachPart(t *testing.T) {
+	tooLarge := fail(&transport.Error{Kind: transport.TooLarge, Code: "413", Err: errors.New("too large")})
+	refused := fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("down")})
+	gateway := fail(&transport.Error{Kind: transport.Retryable, Code: "504", Err: errors.New("gateway timeout")})
+	noAnswer := fail(&transport.Error{Kind: transport.Retryable, Err: context.DeadlineExceeded})
+	type part struct {
+		outcome Outcome
+		reached bool
+	}
+	tests := []struct {
+		name    string
+		answers []func(int) (transport.Response, error) // one per attempt
+		want    []part
+	}{
+		{"refused whole, one half delivered, the other refused",
+			[]func(int) (transport.Response, error){tooLarge, ok, refused},
+			[]part{{Exported, true}, {Exhausted, false}}},
+		{"one half unanswered, the other refused",
+			[]func(int) (transport.Response, error){tooLarge, noAnswer, refused},
+			[]part{{Exhausted, true}, {Exhausted, false}}},
+		{"the whole may have arrived before it was refused as too large",
+			[]func(int) (transport.Response, error){gateway, tooLarge, ok, refused},
+			[]part{{Exported, true}, {Exhausted, true}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &client{answers: tc.answers}
+			clk := clockwork.NewFakeClock()
+			// Retries only for the whole request's first answer: the
+			// policy allows one wait, which drive ends.
+			s := New(Config{Client: c, Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: 1500 * time.Millisecond}, Clock: clk})
+			stop := drive(clk, 2*time.Second)
+			rec := &record{}
+			s.Deliver(context.Background(), request(t, 8), 8, rec)
+			stop()
+			var got []part
+			for _, r := range rec.results {
+				got = append(got, part{r.Outcome, r.Reached})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("parts %v, want %v; attempts of %v spans", got, tc.want, c.sizes)
+			}
+		})
 	}
 }
