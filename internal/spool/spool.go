@@ -9,7 +9,9 @@
 // having reached the backend ('R') and finished, delivered or given up
 // ('D'), so that a restart sends again only what was not finished, and
 // knows which of those may be duplicates. A segment whose records are all
-// finished is deleted. A journal written before 'R' existed reads the
+// finished is deleted. A record split on the way, a part of it delivered,
+// is replaced by a new record holding the rest, written before the first
+// is marked finished (see Replace). A journal written before 'R' existed reads the
 // same: every record it says was taken is counted as possibly sent.
 //
 // Crash safety: a torn or corrupt record (power loss, kill -9 mid-write)
@@ -473,19 +475,33 @@ func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) 
 func (s *Spool) Append(payload []byte, spans int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e, err := s.writeLocked(payload, spans, 0)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, e)
+	s.untaken.Add(1)
+	s.spans += spans
+	return nil
+}
+
+// writeLocked writes a record of spans spans to the active segment,
+// starting a new one if needed, and returns its entry, not yet pending.
+// The disk budget may be exceeded by up to credit bytes.
+func (s *Spool) writeLocked(payload []byte, spans int, credit int64) (entry, error) {
 	if s.closed {
-		return ErrClosed
+		return entry{}, ErrClosed
 	}
 	if s.lost != nil {
-		return s.lost
+		return entry{}, s.lost
 	}
 	size := int64(headerSize + len(payload))
-	if s.diskUsed.Load()+size > s.cfg.MaxBytes {
-		return ErrFull
+	if s.diskUsed.Load()+size > s.cfg.MaxBytes+credit {
+		return entry{}, ErrFull
 	}
 	if s.active == nil || s.active.size+size > s.cfg.SegmentBytes && s.active.records > 0 {
 		if err := s.rotate(); err != nil {
-			return err
+			return entry{}, err
 		}
 	}
 	seg := s.active
@@ -503,16 +519,14 @@ func (s *Spool) Append(payload []byte, spans int) error {
 		if seg.pending == 0 {
 			s.removeSegmentLocked(seg)
 		}
-		return fmt.Errorf("spool: %w", err)
+		return entry{}, fmt.Errorf("spool: %w", err)
 	}
-	s.pending = append(s.pending, entry{seg: seg.id, index: seg.records, off: seg.size + headerSize, size: int32(len(payload)), spans: int32(spans)})
-	s.untaken.Add(1)
+	e := entry{seg: seg.id, index: seg.records, off: seg.size + headerSize, size: int32(len(payload)), spans: int32(spans)}
 	seg.records++
 	seg.pending++
 	seg.size += size
 	s.diskUsed.Add(size)
-	s.spans += spans
-	return nil
+	return e, nil
 }
 
 func (s *Spool) rotate() error {
@@ -634,6 +648,74 @@ func (s *Spool) Return(rec Record, sent bool) (kept bool) {
 		}
 	}
 	return false
+}
+
+// Replace puts back, in place of the taken record rec, what of it is
+// still to be delivered: payload, an encoded request of spans spans, is
+// written as a new record and rec is finished. It is for a record split on
+// the way, some of whose spans were delivered (or dropped) and must not be
+// sent again. sent says, as for Return, that the part may have reached the
+// backend. The new record takes rec's place in the order of age, in this
+// process; the next one finds it among the newest.
+//
+// The order on disk makes a crash cost duplicates, never spans: the new
+// record is written, marked taken in its journal and made durable (fsync)
+// before rec is marked finished. A crash between the two leaves both: the
+// next Open recovers rec whole and the new record, and counts the spans of
+// both Resent, since both were taken; the spans of the part are then sent
+// twice, the others once more. Once rec is finished, the new record's mark
+// is taken back ('R') if the part never reached the backend; a crash just
+// before that only counts it Resent needlessly.
+//
+// The disk budget counts rec's bytes, which the new record replaces, as
+// free: the disk used may exceed MaxBytes by up to the size of the largest
+// record replaced. Past that, ErrFull.
+//
+// kept reports that the part is in the spool; err is then a failed fsync
+// (the part may not survive a power loss). When kept is false, rec is
+// finished or gone, and err says why the part is not kept: ErrFull, the
+// file system's error, a *LostError or ErrClosed; or an error wrapping
+// ErrVanished when rec itself was lost with its segment.
+func (s *Spool) Replace(rec Record, payload []byte, spans int, sent bool) (kept bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, ErrClosed
+	}
+	i := slices.IndexFunc(s.pending, func(e entry) bool { return e.seg == rec.seg && e.index == rec.index })
+	if i < 0 {
+		return false, fmt.Errorf("%w: the record's segment is gone", ErrVanished)
+	}
+	old := s.pending[i]
+	e, err := s.writeLocked(payload, spans, headerSize+int64(old.size))
+	if err != nil {
+		// Not sent whole again: what it holds was delivered in part. (A
+		// vanished directory dropped it already, with every record.)
+		s.finishLocked(rec)
+		return false, err
+	}
+	seg := s.active
+	e.taken, e.resent = false, old.resent || sent
+	// Taken: until rec is finished, the part is on disk twice, and the
+	// next Open must count it among the spans that may arrive twice.
+	s.journal(seg, 'T', e.index)
+	syncErr := s.syncActiveLocked()
+	// In rec's place; rec was taken, the new record is not.
+	s.pending[i] = e
+	s.untaken.Add(1)
+	s.spans += spans - int(old.spans)
+	if oseg := s.segs[old.seg]; oseg != nil {
+		oseg.pending--
+		if oseg.pending == 0 {
+			s.removeSegmentLocked(oseg)
+		} else {
+			s.journal(oseg, 'D', old.index)
+		}
+	}
+	if !e.resent {
+		s.journal(seg, 'R', e.index)
+	}
+	return true, syncErr
 }
 
 // Finish marks a taken record delivered or given up; a segment whose
@@ -812,6 +894,13 @@ func (s *Spool) Sync() error {
 	if lost := s.checkLocked(check); lost != nil {
 		return lost
 	}
+	return s.syncActiveLocked()
+}
+
+// syncActiveLocked makes the active segment, its journal and the
+// directory's entries for the segments created since the last sync
+// durable.
+func (s *Spool) syncActiveLocked() error {
 	if s.active == nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -751,5 +752,230 @@ func TestVanishedSegmentLosesItsRecordsOnly(t *testing.T) {
 	}
 	if got := drain(t, s, false); fmt.Sprint(got) != "[0 1 2 3 9]" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// take takes the next n records, oldest first.
+func take(t *testing.T, s *Spool, n int) []Record {
+	t.Helper()
+	out := make([]Record, n)
+	for i := range out {
+		rec, _, ok, err := s.Next(false)
+		if !ok || err != nil {
+			t.Fatalf("record %d: ok %v, %v", i, ok, err)
+		}
+		out[i] = rec
+	}
+	return out
+}
+
+func TestReplaceKeepsOnlyWhatWasNotDelivered(t *testing.T) {
+	for _, sent := range []bool{false, true} {
+		dir := t.TempDir()
+		s, _ := open(t, dir, 1<<20)
+		for i := range 4 {
+			_ = s.Append(payload(i), i+1)
+		}
+		r := take(t, s, 2)
+		// Record 1 split: a part delivered; what was not, payload(9) of
+		// 10 spans, goes back in its place.
+		if kept, err := s.Replace(r[1], payload(9), 10, sent); !kept || err != nil {
+			t.Fatalf("Replace = %v, %v", kept, err)
+		}
+		if recs, spans, _ := s.Usage(); recs != 4 || spans != 1+10+3+4 {
+			t.Fatalf("usage %d records, %d spans", recs, spans)
+		}
+		if !s.Backlog() {
+			t.Fatal("the part put back is not a backlog")
+		}
+		// In this process it keeps the age of the record it replaces.
+		next, p, _, _ := s.Next(false)
+		if !bytes.Equal(p, payload(9)) || next.Spans != 10 || next.Resent != sent {
+			t.Fatalf("took %+v %q first, want the part", next, p)
+		}
+		s.Return(next, false)
+		_ = s.Close() // record 0 still in flight
+		s, rec := open(t, dir, 1<<20)
+		want := 1 // record 0, taken and not finished
+		if sent {
+			want += 10
+		}
+		if rec.Records != 4 || rec.Spans != 1+3+4+10 || rec.Resent != want {
+			t.Fatalf("sent %v: recovery %+v, want 4 records of 18 spans, %d resent", sent, rec, want)
+		}
+		if got := drain(t, s, false); fmt.Sprint(got) != "[0 2 3 9]" {
+			t.Fatalf("got %v", got)
+		}
+		_ = s.Close()
+	}
+}
+
+func TestReplaceFinishesTheRecordsSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	for i := range 5 { // records 0 to 3 in one segment of 256 bytes, 4 in the next
+		_ = s.Append(payload(i), i+1)
+	}
+	r := take(t, s, 4)
+	s.Finish(r[0])
+	s.Finish(r[2])
+	s.Finish(r[3])
+	if kept, err := s.Replace(r[1], payload(9), 10, false); !kept || err != nil {
+		t.Fatalf("Replace = %v, %v", kept, err)
+	}
+	if segs := segments(t, dir); len(segs) != 1 {
+		t.Fatalf("segments %v: the first one has nothing left to send", segs)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[9 4]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// snapFS copies the spool's directory, as a crash would leave it, when the
+// first journal is synced once armed.
+type snapFS struct {
+	FS
+	dir, snap string
+	armed     atomic.Bool
+	once      sync.Once
+	err       error
+}
+
+func (f *snapFS) OpenFile(n string, flag int, perm os.FileMode) (File, error) {
+	file, err := f.FS.OpenFile(n, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return snapFile{file, n, f}, nil
+}
+
+type snapFile struct {
+	File
+	name string
+	fs   *snapFS
+}
+
+func (f snapFile) Sync() error {
+	err := f.File.Sync()
+	if strings.HasSuffix(f.name, ".jnl") && f.fs.armed.Load() {
+		f.fs.once.Do(func() { f.fs.err = os.CopyFS(f.fs.snap, os.DirFS(f.fs.dir)) })
+	}
+	return err
+}
+
+// A crash after the part is written, before the record it replaces is
+// finished, leaves both: the next start sends both, the part's spans twice,
+// and counts all their spans Resent.
+func TestCrashWhileReplacingCostsDuplicatesNotSpans(t *testing.T) {
+	dir, snap := t.TempDir(), filepath.Join(t.TempDir(), "crash")
+	fs := &snapFS{FS: OS, dir: dir, snap: snap}
+	s, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 256, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // records 0 to 3 in one segment, 4 in the next
+		_ = s.Append(payload(i), i+1)
+	}
+	r := take(t, s, 2)
+	s.Return(r[0], false)
+	fs.armed.Store(true)
+	if kept, err := s.Replace(r[1], payload(9), 10, false); !kept || err != nil {
+		t.Fatalf("Replace = %v, %v", kept, err)
+	}
+	_ = s.Close()
+	if fs.err != nil {
+		t.Fatal(fs.err)
+	}
+
+	crashed, rec := open(t, snap, 1<<20)
+	if rec.Records != 6 || rec.Spans != 1+2+3+4+5+10 || rec.Resent != 2+10 {
+		t.Fatalf("after the crash: recovery %+v, want all 6 records, those of the replaced one and the part resent", rec)
+	}
+	if got := drain(t, crashed, false); fmt.Sprint(got) != "[0 1 2 3 4 9]" {
+		t.Fatalf("after the crash: got %v", got)
+	}
+	_ = crashed.Close()
+
+	s, rec = open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 5 || rec.Spans != 1+3+4+5+10 || rec.Resent != 0 {
+		t.Fatalf("without the crash: recovery %+v, want the part in place of record 1, nothing resent", rec)
+	}
+	if got := drain(t, s, false); fmt.Sprint(got) != "[0 2 3 4 9]" {
+		t.Fatalf("without the crash: got %v", got)
+	}
+}
+
+func TestReplaceMakesThePartDurable(t *testing.T) {
+	dir := t.TempDir()
+	fs := &syncFS{FS: OS}
+	s, _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 256, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 4 {
+		_ = s.Append(payload(i), i+1)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fs.take()
+	r := take(t, s, 1)
+	if kept, err := s.Replace(r[0], payload(9), 10, false); !kept || err != nil {
+		t.Fatalf("Replace = %v, %v", kept, err)
+	}
+	// The part starts a new segment: it, its journal and the directory.
+	got := fs.take()
+	if len(got) != 3 || !strings.HasSuffix(got[0], ".log") || !strings.HasSuffix(got[1], ".jnl") || got[2] != filepath.Base(dir) {
+		t.Fatalf("synced %v, want the part's segment, its journal and the directory", got)
+	}
+}
+
+// The disk budget counts the replaced record's bytes as free, once: the
+// disk used exceeds it by at most one record.
+func TestReplaceWithinTheBudget(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 2*(headerSize+40))
+	defer s.Close()
+	_ = s.Append(payload(0), 1)
+	_ = s.Append(payload(0), 1)
+	if err := s.Append(payload(0), 1); !errors.Is(err, ErrFull) {
+		t.Fatalf("Append = %v, want ErrFull", err)
+	}
+	r := take(t, s, 2)
+	if kept, err := s.Replace(r[0], []byte("part"), 1, false); !kept || err != nil {
+		t.Fatalf("Replace = %v, %v", kept, err)
+	}
+	if kept, err := s.Replace(r[1], bytes.Repeat([]byte{1}, 39), 1, false); kept || !errors.Is(err, ErrFull) {
+		t.Fatalf("Replace = %v, %v; want ErrFull past one record over the budget", kept, err)
+	}
+	// That record is finished: what it held was delivered in part.
+	if recs, spans, disk := s.Usage(); recs != 1 || spans != 1 || disk != 2*(headerSize+40)+headerSize+4 {
+		t.Fatalf("usage %d records, %d spans, %d bytes", recs, spans, disk)
+	}
+}
+
+func TestReplaceARecordLostWithItsSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	defer s.Close()
+	for i := range 8 { // records 0 to 3 in one segment, 4 to 7 in the next
+		_ = s.Append(payload(i), i+1)
+	}
+	r := take(t, s, 5)
+	if err := os.Remove(segments(t, dir)[1]); err != nil {
+		t.Fatal(err)
+	}
+	var lost *LostError
+	if err := s.Sync(); !errors.As(err, &lost) {
+		t.Fatalf("Sync = %v", err)
+	}
+	if kept, err := s.Replace(r[4], payload(9), 10, false); kept || !errors.Is(err, ErrVanished) {
+		t.Fatalf("Replace = %v, %v; want the record gone with its segment", kept, err)
+	}
+	if recs, spans, _ := s.Usage(); recs != 4 || spans != 1+2+3+4 {
+		t.Fatalf("usage %d records, %d spans", recs, spans)
 	}
 }
