@@ -30,7 +30,8 @@
 //     (WithRetry). Other answers, redirects included (they are never
 //     followed), are permanent failures. A request refused as too large
 //     (HTTP 413) is split in two and each half retried; a single span that
-//     cannot fit is dropped with reason too_large.
+//     cannot fit is dropped with reason too_large. A record of the disk
+//     spool delivered in part goes back to it holding only the rest.
 //   - A backend that reports a partial success has the rejected spans
 //     counted with reason rejected.
 //   - Invalid UTF-8 in a string is replaced by U+FFFD and counted, instead of

@@ -319,16 +319,21 @@ const (
 // Shutdown, what cannot be sent before the deadline is written to the
 // spool instead of dropped; sending the spool's backlog stops there, or,
 // without a deadline, at the first record of it that cannot be sent, and
-// the rest stays on disk for the next start. Delivery from the spool is at least once: a
-// span that was sent but not answered before a crash is sent again
-// (Stats.Resent). Records are checksummed; a torn or corrupt one is
-// skipped and counted (Stats.SpoolCorrupt), and so is a segment file that
-// cannot be opened, which is logged and left as it is. If the disk fails
-// (full, read-only, gone), the spans being written are dropped with reason
-// spool_error and the exporter goes on with memory only. A directory
-// removed or replaced while it runs is found at the next sync and at
-// Shutdown: the spans only it held are dropped with reason spool_error
-// too, and a Shutdown that finds them gone returns an error counting them.
+// the rest stays on disk for the next start. Delivery from the spool is at
+// least once: a span that was sent but not answered before a crash is sent
+// again (Stats.Resent). A record refused as too large is split; when a
+// part of it is delivered and the rest cannot be sent, only the rest goes
+// back to disk, written before the record is marked finished, so that a
+// crash in between costs duplicates (counted in Stats.Resent), never
+// spans; that record may take the spool past maxBytes by one record.
+// Records are checksummed; a torn or corrupt one is skipped and counted
+// (Stats.SpoolCorrupt), and so is a segment file that cannot be opened,
+// which is logged and left as it is. If the disk fails (full, read-only,
+// gone), the spans being written are dropped with reason spool_error and
+// the exporter goes on with memory only. A directory removed or replaced
+// while it runs is found at the next sync and at Shutdown: the spans only
+// it held are dropped with reason spool_error too, and a Shutdown that
+// finds them gone returns an error counting them.
 //
 // With a spool, a quarter of the memory budget holds spans waiting to be
 // written, so the total stays within WithMemoryBudget; ExportSpans never

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -315,7 +316,7 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 			held = body.Held()
 		}
 	}
-	h := hooks{e: e, slot: slot, holding: true, spooled: true}
+	h := hooks{e: e, slot: slot, holding: true, spooled: true, whole: rec.Spans}
 	start := e.cfg.clock.Now()
 	last := e.send.Deliver(e.hardCtx, body, rec.Spans, &h)
 	e.metrics.recordOperation(e.cfg.clock.Since(start), last)
@@ -323,17 +324,61 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 	e.books.Resize(-held)
 	h.release()
 	switch {
-	case h.kept > 0 && e.disk.s.Return(rec, h.reached):
-		// Counted Resent at the next start only if it may have reached
-		// the backend.
+	case h.kept == rec.Spans && e.disk.s.Return(rec, h.sent):
+		// Nothing of it delivered: back whole, counted Resent at the next
+		// start only if it may have reached the backend.
 		e.disk.returned.Add(1)
 		e.disk.signal()
-	case h.kept > 0:
+	case h.kept == rec.Spans:
 		// Its segment vanished while it was sent: this was its only copy.
 		e.spoolLost(h.kept, fmt.Errorf("exporter: could not keep them on disk: %w", spool.ErrVanished))
+	case h.kept > 0:
+		// Split, and delivered (or dropped) in part: only what is left
+		// goes back, never the whole record, which would send the rest
+		// again.
+		e.putBack(rec, h.parts, h.kept, h.sent)
 	default:
 		e.disk.s.Finish(rec)
 	}
+}
+
+// putBack puts the parts of a split record that were not delivered,
+// holding spans spans, back on disk in place of the record (see
+// spool.Replace); sent says that they may have reached the backend. Spans
+// it cannot keep are dropped with the spool's reason, as keep does.
+func (e *Exporter) putBack(rec spool.Record, parts [][]byte, spans int, sent bool) {
+	d := e.disk
+	payload := parts[0]
+	if len(parts) > 1 {
+		// Encoded requests concatenate into one.
+		payload = slices.Concat(parts...)
+	}
+	kept, err := d.s.Replace(rec, payload, spans, sent)
+	if kept {
+		d.returned.Add(1)
+		d.signal()
+		if err != nil {
+			e.report.Warn("disk spool sync failed", err.Error())
+		}
+		return
+	}
+	reason := ledger.SpoolError
+	switch {
+	case errors.Is(err, spool.ErrFull):
+		reason = ledger.SpoolFull
+	case e.lost(err):
+		// The directory vanished: lost accounted what went with it.
+	case errors.Is(err, spool.ErrVanished), errors.Is(err, spool.ErrClosed):
+		// The record's segment vanished, which the call that found it
+		// reported; or the spool was closed.
+	default:
+		if d.broken.CompareAndSwap(false, true) {
+			e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
+		}
+	}
+	e.books.DropSpooled(spans, reason)
+	e.report.Dropped(int(reason), int64(spans), fmt.Errorf("exporter: could not keep them on disk: %w", err))
+	e.notKept(spans, err)
 }
 
 // errNoSpool says that spans could not be kept because no spool takes

@@ -172,7 +172,9 @@ type Stats struct {
 	Repaired int64
 	// Recovered counts the spans an earlier process left in the spool,
 	// found at start; Resent counts those of them that it had already sent
-	// without an answer, which may reach the backend twice. A refusal is
+	// without an answer, which may reach the backend twice, and those a
+	// crash left on disk twice, while a record delivered in part was put
+	// back holding only the rest (see WithSpool). A refusal is
 	// an answer: an HTTP status other than 502 and 504 (which a gateway
 	// may send after passing the request on), a gRPC RESOURCE_EXHAUSTED,
 	// or a connection that could not be made.

@@ -124,13 +124,18 @@ type hooks struct {
 	// request refused for backpressure does not keep a slot idle for its
 	// whole backoff. What it holds in memory stays counted meanwhile.
 	holding bool
-	// spooled: the request was read back from the spool, which keeps it
-	// if it cannot be sent; kept counts its spans so kept, and reached
-	// says that an attempt may have delivered it (or a part of it): one
-	// succeeded, or failed without an answer that it was not taken.
+	// spooled: the request was read back from the spool, a record of
+	// whole spans, which keeps what cannot be sent; kept counts its spans
+	// so kept, sent says that an attempt may have delivered some of them
+	// (see sender.Result.Reached), and parts holds the encoded parts they
+	// are in when the record was split and only some of its parts are to
+	// be kept: only those go back to disk. They are held in memory until
+	// the delivery ends, at most the record's size.
 	spooled bool
+	whole   int
 	kept    int
-	reached bool
+	sent    bool
+	parts   [][]byte
 	// body, batch, size and plain are the request, the queued batches it
 	// is made of (their buffers released once compressed), the memory it
 	// holds and its uncompressed size, which grow when it takes along what
@@ -149,9 +154,6 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	e.books.Attempt(retry)
 	e.limit.Observe(h.slot, e.cfg.clock.Now(), rtt, signal(err))
 	e.reserve()
-	if h.spooled && (err == nil || !transport.Unreceived(err)) {
-		h.reached = true
-	}
 	if err == nil {
 		if msg := resp.Message; msg != "" && resp.Rejected == 0 {
 			e.report.Warn("backend message", msg)
@@ -258,9 +260,21 @@ func (h *hooks) Retrying(spans int, delay time.Duration, err error) {
 }
 
 func (h *hooks) Finished(r sender.Result) {
-	if h.e.finished(r, h.spooled) && h.spooled {
-		h.kept += r.Spans
+	if !h.e.finished(r, h.spooled) || !h.spooled {
+		return
 	}
+	if r.Spans < h.whole {
+		// A part of the split record: it alone may go back to disk.
+		plain, err := r.Body.Plain()
+		if err != nil {
+			h.e.books.DropSpooled(r.Spans, ledger.SpoolError)
+			h.e.report.Dropped(int(ledger.SpoolError), int64(r.Spans), fmt.Errorf("exporter: could not keep them on disk: %w", err))
+			return
+		}
+		h.parts = append(h.parts, plain)
+	}
+	h.kept += r.Spans
+	h.sent = h.sent || r.Reached
 }
 
 // outcomeReason is the ledger's reason for each way a delivery can fail.
