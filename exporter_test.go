@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -762,6 +763,11 @@ func TestShutdownWithCancelledContextWhileBackendHangs(t *testing.T) {
 	// The provider's own shutdown finds the exporter already shut down.
 	if err := p.tp.Shutdown(ctx); err != nil {
 		t.Errorf("TracerProvider.Shutdown after Exporter.Shutdown: %v", err)
+	}
+	// The report is written by the reporter's goroutine, which Shutdown
+	// does not wait for once its context is done: it comes afterwards.
+	for reportedDrops(logs, exporter.ReasonShutdown) < n && ctx.Err() == nil {
+		runtime.Gosched()
 	}
 	if reported := reportedDrops(logs, exporter.ReasonShutdown); reported != n {
 		t.Errorf("the fallback logger reported %d spans dropped at shutdown, want %d: %v", reported, n, logs.All())
