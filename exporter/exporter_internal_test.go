@@ -818,3 +818,68 @@ func TestEndpointErrorsHideCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolBacklogPausesAfterARefusal: a record of the backlog that the
+// backend refused goes back to the spool and is sent again after a pause,
+// which doubles while the backend keeps refusing, not at once: without
+// retries that was a loop of requests as fast as the backend answered
+// (16,898 in 3 s against a 503). The first record delivered ends it.
+func TestSpoolBacklogPausesAfterARefusal(t *testing.T) {
+	clk := clockwork.NewFakeClock()
+	var up atomic.Bool
+	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if up.Load() {
+			return false // the receiver's success
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	e := New(WithEndpoint(down.Endpoint()), WithInsecure(), WithWorkers(1), withClock(clk), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{Enabled: false}), WithSpool(t.TempDir(), 64<<20))
+	defer shutdown(t, e)
+	if err := e.ExportSpans(context.Background(), otlptest.Indexed(10)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// paused waits for the record to be back on disk after the want-th
+	// request, and for the dispatcher to wait for the end of the pause:
+	// the waiters are then the reporter's ticker, the spool's sync ticker
+	// and the pause (no request is in flight, which would have a timer).
+	paused := func(want int) {
+		t.Helper()
+		for s := e.Stats(); down.Requests() < want || s.InFlight != 0 || s.Spooled != 10; s = e.Stats() {
+			if ctx.Err() != nil {
+				t.Fatalf("the record is not back after %d requests: %+v", down.Requests(), s)
+			}
+			runtime.Gosched()
+		}
+		if err := clk.BlockUntilContext(ctx, 3); err != nil {
+			t.Fatalf("not paused: %v; %+v", err, e.Stats())
+		}
+		if got := down.Requests(); got != want {
+			t.Fatalf("%d requests, want %d: %+v", got, want, e.Stats())
+		}
+	}
+	paused(2) // the request from memory, then the record from the spool
+	clk.Advance(time.Second)
+	paused(3) // sent again after 1s, refused: now 2s
+	clk.Advance(time.Second)
+	if got := down.Requests(); got != 3 {
+		t.Fatalf("sent again 1s into a 2s pause: %d requests", got)
+	}
+	up.Store(true)
+	clk.Advance(time.Second)
+	if err := e.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for e.Stats().Exported != 10 {
+		if ctx.Err() != nil {
+			t.Fatalf("not delivered after the pause: %+v", e.Stats())
+		}
+		runtime.Gosched()
+	}
+	if got := down.Requests(); got != 4 {
+		t.Fatalf("%d requests, want 4", got)
+	}
+}

@@ -44,6 +44,59 @@ type disk struct {
 	// racing with Shutdown must not send on a closed channel.
 	mu     sync.RWMutex
 	closed bool
+
+	// The backlog is not read while paused: a record that went back
+	// because the backend refused it is not sent again at once, which
+	// without retries would be a loop of requests as fast as the backend
+	// answers. The pause doubles from the retry policy's initial
+	// interval up to its maximum with every record that goes back, and
+	// ends at the first request the backend accepts.
+	pauseMu    sync.Mutex
+	pauseFor   time.Duration
+	pauseUntil atomic.Int64 // unix nanoseconds; 0 when not paused
+}
+
+// Pauses of the backlog when the retry policy sets no interval.
+const (
+	defaultSpoolPause    = time.Second
+	defaultMaxSpoolPause = 30 * time.Second
+)
+
+// pause pauses the backlog after a record went back to it at now.
+func (e *Exporter) pause(now time.Time) {
+	d := e.disk
+	first, most := e.cfg.retry.InitialInterval, e.cfg.retry.MaxInterval
+	if first <= 0 {
+		first = defaultSpoolPause
+	}
+	if most <= 0 {
+		most = max(first, defaultMaxSpoolPause)
+	}
+	d.pauseMu.Lock()
+	defer d.pauseMu.Unlock()
+	d.pauseFor = min(max(first, 2*d.pauseFor), most)
+	d.pauseUntil.Store(now.Add(d.pauseFor).UnixNano())
+}
+
+// resume ends the pause of the backlog, a request having been delivered,
+// and reports whether the backlog was paused.
+func (d *disk) resume() bool {
+	if d.pauseUntil.Load() == 0 {
+		return false
+	}
+	d.pauseMu.Lock()
+	defer d.pauseMu.Unlock()
+	d.pauseFor = 0
+	d.pauseUntil.Store(0)
+	return true
+}
+
+// paused returns how long the backlog stays paused after now, or 0.
+func (d *disk) paused(now time.Time) time.Duration {
+	if until := d.pauseUntil.Load(); until > now.UnixNano() {
+		return time.Duration(until - now.UnixNano())
+	}
+	return 0
 }
 
 // openSpool opens the configured spool and accounts what it recovered. A
@@ -185,10 +238,12 @@ func (e *Exporter) lost(err error) bool {
 	if !errors.As(err, &le) {
 		return false
 	}
-	e.spoolLost(le.Spans, fmt.Errorf("exporter: %w", err))
+	// Off first, so that once the loss is counted nothing more goes to
+	// the spool.
 	if e.disk.broken.CompareAndSwap(false, true) {
 		e.report.Warn("disk spool failed", fmt.Sprintf("going on with memory only: %v", err))
 	}
+	e.spoolLost(le.Spans, fmt.Errorf("exporter: %w", err))
 	return true
 }
 
@@ -266,7 +321,10 @@ func (e *Exporter) dispatchSpool() {
 			// stays there for the next start instead of being sent again
 			// and again until the deadline, which may never come.
 			gaveUp := closed && d.returned.Load() > returnedAtClose
-			if !gaveUp && e.hardCtx.Err() == nil && e.books.Fits(int64(e.cfg.maxRequestBytes)) {
+			pause := d.paused(e.cfg.clock.Now())
+			// A pause says the same: the last record read back went back.
+			gaveUp = gaveUp || closed && pause > 0
+			if !gaveUp && pause == 0 && e.hardCtx.Err() == nil && e.books.Fits(int64(e.cfg.maxRequestBytes)) {
 				rec, payload, ok, rerr := d.s.Next(d.newest)
 				if rerr != nil {
 					d.corrupt.Add(1)
@@ -292,10 +350,15 @@ func (e *Exporter) dispatchSpool() {
 			// Nothing to send: wait without the slot, which a request
 			// resuming after a retry wait may need.
 			e.limit.Release(slot)
+			var resume <-chan time.Time
+			if pause > 0 && d.s.Backlog() {
+				resume = e.cfg.clock.After(pause)
+			}
 			select {
 			case <-d.wake:
 			case <-wake:
 			case <-e.queueReady:
+			case <-resume:
 			case <-e.hardCtx.Done():
 			}
 			slot = e.acquire()
@@ -326,7 +389,9 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 	switch {
 	case h.kept == rec.Spans && e.disk.s.Return(rec, h.sent):
 		// Nothing of it delivered: back whole, counted Resent at the next
-		// start only if it may have reached the backend.
+		// start only if it may have reached the backend, and sent again
+		// after a pause.
+		e.pause(e.cfg.clock.Now())
 		e.disk.returned.Add(1)
 		e.disk.signal()
 	case h.kept == rec.Spans:
@@ -339,6 +404,7 @@ func (e *Exporter) deliverSpooled(slot limiter.Slot, rec spool.Record, payload [
 		e.putBack(rec, h.parts, h.kept, h.sent)
 	default:
 		e.disk.s.Finish(rec)
+		e.disk.resume()
 	}
 }
 

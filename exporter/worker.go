@@ -162,6 +162,9 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 			e.report.Note(fmt.Sprintf("delivery resumed after %v; %d spans dropped meanwhile",
 				down.Round(time.Millisecond), dropped))
 		}
+		if d := e.disk; d != nil && d.resume() {
+			d.signal() // the backlog waits no more
+		}
 		return
 	}
 	if transport.Classify(err).Kind == transport.Retryable {
