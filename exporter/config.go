@@ -321,11 +321,12 @@ func (c config) applySpoolEnv(getenv func(string) string) config {
 
 // applyEnv layers the OTEL_EXPORTER_OTLP_* settings over the defaults.
 func (c config) applyEnv(s envconfig.Settings, err error) config {
-	c.envErrs = err
+	ep, epErr := s.Endpoint(nil)
+	c.envErrs = errors.Join(err, epErr)
 	if s.Protocol != "" {
 		c.protocol = Protocol(s.Protocol)
 	}
-	if u := s.Endpoint; u != nil {
+	if u := ep.URL; u != nil {
 		c.endpoint = u.Host
 		c.urlPath = u.Path
 		c.insecure = u.Scheme == "http"

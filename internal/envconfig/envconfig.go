@@ -8,6 +8,12 @@
 // A malformed value is reported with the variable's name and ignored: a
 // malformed traces-specific variable leaves the generic one in force, and a
 // malformed generic one the caller's default.
+//
+// The endpoint reads differently for OTLP/gRPC, where a URL whose scheme is
+// neither http nor https ("unix:///run/otlp.sock", "dns:///collector:4317")
+// is a gRPC target name, and the protocol may be chosen after the
+// environment is read: Read keeps the endpoint variables as they are, and
+// Settings.Endpoint resolves them for a protocol.
 package envconfig
 
 import (
@@ -28,12 +34,6 @@ import (
 // Settings are the values found in the environment. A nil pointer or an
 // empty value means the variable was not set (or was malformed).
 type Settings struct {
-	// Endpoint is the resolved endpoint URL: for OTLP/HTTP the full request
-	// URL, for gRPC the URL whose host is the target. Its scheme says
-	// whether to use TLS.
-	Endpoint *url.URL
-	// EndpointVar names the variable Endpoint came from.
-	EndpointVar string
 	Headers     map[string]string
 	Compression string // "gzip" or "none"
 	Timeout     *time.Duration
@@ -42,6 +42,26 @@ type Settings struct {
 	// TLS holds the root CAs and client certificate from the certificate
 	// variables; nil when none was set.
 	TLS *tls.Config
+
+	// endpoints are the endpoint variables set, the traces one first, for
+	// Endpoint to resolve.
+	endpoints []variable
+}
+
+type variable struct{ name, value string }
+
+// Endpoint is an endpoint read from the environment.
+type Endpoint struct {
+	// URL is the endpoint URL: for OTLP/HTTP the full request URL, for
+	// gRPC the URL whose host is the target. Its scheme says whether to
+	// use TLS. Nil when no endpoint variable was set (or none was valid).
+	URL *url.URL
+	// Var names the variable URL came from.
+	Var string
+	// Target, for gRPC only, is a gRPC target name to use as it is
+	// written: the value of a variable whose scheme is neither http nor
+	// https. Empty otherwise.
+	Target string
 }
 
 // Lookup reads one variable; os.LookupEnv in production.
@@ -54,7 +74,8 @@ const (
 )
 
 // Read returns the settings found through lookup (os.LookupEnv when nil),
-// and an error per malformed variable, joined.
+// and an error per malformed variable, joined; the endpoint variables are
+// checked by Settings.Endpoint.
 func Read(lookup Lookup) (Settings, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -86,22 +107,11 @@ func Read(lookup Lookup) (Settings, error) {
 		}
 		return fmt.Errorf("envconfig: %s=%q: unsupported protocol (want grpc, http/protobuf or http/json)", name, v)
 	})
-	each("ENDPOINT", func(name, v string) error {
-		u, err := parseEndpoint(name, v)
-		if err != nil {
-			return err
+	for _, n := range []string{tracesPrefix + "ENDPOINT", prefix + "ENDPOINT"} {
+		if v, ok := lookup(n); ok && strings.TrimSpace(v) != "" {
+			s.endpoints = append(s.endpoints, variable{n, strings.TrimSpace(v)})
 		}
-		if name == prefix+"ENDPOINT" {
-			// The generic endpoint is a base URL: the signal path is
-			// appended to it.
-			u.Path = path.Join("/", u.Path, tracesPath)
-		} else if u.Path == "" {
-			// The traces endpoint is used as is, "/" for no path.
-			u.Path = "/"
-		}
-		s.Endpoint, s.EndpointVar = u, name
-		return nil
-	})
+	}
 	each("HEADERS", func(name, v string) error {
 		h, err := ParseHeaders(v)
 		if err != nil {
@@ -165,8 +175,42 @@ func Read(lookup Lookup) (Settings, error) {
 	return s, errors.Join(errs...)
 }
 
-// parseEndpoint checks the endpoint URL v of the variable name.
-func parseEndpoint(name, v string) (*url.URL, error) {
+// Endpoint resolves the endpoint variables, the traces one over the
+// generic one, and returns an error per variable found malformed on the
+// way, joined; a malformed variable is ignored, as if unset.
+//
+// grpcScheme is nil for OTLP/HTTP, where an endpoint is an http or https
+// URL. For OTLP/gRPC it says whether gRPC has a resolver for a scheme:
+// a URL with such a scheme other than http and https is a gRPC target
+// name, returned as it is written in Target, as the stock exporter takes
+// it.
+func (s Settings) Endpoint(grpcScheme func(scheme string) bool) (Endpoint, error) {
+	var errs []error
+	for _, ev := range s.endpoints {
+		u, err := parseEndpoint(ev.name, ev.value, grpcScheme)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return Endpoint{URL: u, Var: ev.name, Target: ev.value}, errors.Join(errs...)
+		}
+		if ev.name == prefix+"ENDPOINT" {
+			// The generic endpoint is a base URL: the signal path is
+			// appended to it.
+			u.Path = path.Join("/", u.Path, tracesPath)
+		} else if u.Path == "" {
+			// The traces endpoint is used as is, "/" for no path.
+			u.Path = "/"
+		}
+		return Endpoint{URL: u, Var: ev.name}, errors.Join(errs...)
+	}
+	return Endpoint{}, errors.Join(errs...)
+}
+
+// parseEndpoint checks the endpoint URL v of the variable name; grpcScheme
+// as for Endpoint.
+func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, error) {
 	u, err := url.Parse(v)
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -180,9 +224,12 @@ func parseEndpoint(name, v string) (*url.URL, error) {
 			name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v))
 	case err != nil:
 		return nil, fmt.Errorf("envconfig: %s: %w", name, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("envconfig: %s=%q: want an http or https URL", name, redact(u))
-	case u.Host == "":
+	case u.Scheme != "http" && u.Scheme != "https" && grpcScheme == nil:
+		return nil, fmt.Errorf("envconfig: %s=%q: want an http or https URL (a gRPC target such as dns:///host:port or unix:///path is for the grpc protocol only)", name, redact(u))
+	case u.Scheme != "http" && u.Scheme != "https" && !grpcScheme(u.Scheme):
+		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, redact(u), u.Scheme)
+	case u.Host == "" && (u.Scheme == "http" || u.Scheme == "https"):
+		// A gRPC target may have none: unix:///path.
 		return nil, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u))
 	}
 	return u, nil

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -41,8 +42,11 @@ func TestEndpointRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Endpoint == nil || s.Endpoint.String() != tc.want || s.EndpointVar != tc.wantVar {
-				t.Fatalf("got %v from %s, want %s from %s", s.Endpoint, s.EndpointVar, tc.want, tc.wantVar)
+			for _, grpc := range []func(string) bool{nil, knownScheme} {
+				ep, err := s.Endpoint(grpc)
+				if err != nil || ep.URL == nil || ep.URL.String() != tc.want || ep.Var != tc.wantVar || ep.Target != "" {
+					t.Fatalf("got %+v (%v), want %s from %s", ep, err, tc.want, tc.wantVar)
+				}
 			}
 		})
 	}
@@ -85,6 +89,8 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_CLIENT_KEY":      "/nonexistent/key.pem",
 		"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "",
 	}))
+	ep, epErr := s.Endpoint(nil)
+	err = errors.Join(err, epErr)
 	if err == nil {
 		t.Fatal("want errors")
 	}
@@ -100,7 +106,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("error quotes a header value: %v", err)
 	}
-	if s.Endpoint != nil || s.Timeout != nil || s.Compression != "" || s.Insecure != nil || s.Protocol != "" || s.Headers != nil || s.TLS != nil {
+	if ep.URL != nil || s.Timeout != nil || s.Compression != "" || s.Insecure != nil || s.Protocol != "" || s.Headers != nil || s.TLS != nil {
 		t.Errorf("malformed values must be left unset: %+v", s)
 	}
 }
@@ -153,7 +159,8 @@ func TestCertificates(t *testing.T) {
 
 func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
 	for _, v := range []string{"127.0.0.1:4318", "collector:4318", "user:pw@collector:4318"} {
-		_, err := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": v}))
+		s, _ := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": v}))
+		_, err := s.Endpoint(nil)
 		host := v
 		if i := strings.LastIndex(v, "@"); i >= 0 {
 			host = "xxxxx@" + v[i+1:]
@@ -182,13 +189,15 @@ func TestMalformedTracesVariableLeavesTheGenericOne(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_PROTOCOL":           "grpc",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":    "thrift",
 	}))
+	ep, epErr := s.Endpoint(nil)
+	err = errors.Join(err, epErr)
 	for _, name := range []string{"TRACES_ENDPOINT", "TRACES_HEADERS", "TRACES_TIMEOUT", "TRACES_COMPRESSION", "TRACES_INSECURE", "TRACES_PROTOCOL"} {
 		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_"+name) {
 			t.Errorf("malformed OTEL_EXPORTER_OTLP_%s not reported: %v", name, err)
 		}
 	}
-	if s.Endpoint == nil || s.Endpoint.String() != "http://good.example:4318/v1/traces" || s.EndpointVar != "OTEL_EXPORTER_OTLP_ENDPOINT" {
-		t.Errorf("endpoint %v from %s, want the generic one", s.Endpoint, s.EndpointVar)
+	if ep.URL == nil || ep.URL.String() != "http://good.example:4318/v1/traces" || ep.Var != "OTEL_EXPORTER_OTLP_ENDPOINT" {
+		t.Errorf("endpoint %v from %s, want the generic one", ep.URL, ep.Var)
 	}
 	if !reflect.DeepEqual(s.Headers, map[string]string{"x-api-key": "k1"}) {
 		t.Errorf("headers %v, want the generic ones", s.Headers)
@@ -196,5 +205,78 @@ func TestMalformedTracesVariableLeavesTheGenericOne(t *testing.T) {
 	if s.Timeout == nil || *s.Timeout != 1500*time.Millisecond || s.Compression != "gzip" ||
 		s.Insecure == nil || !*s.Insecure || s.Protocol != "grpc" {
 		t.Errorf("got %+v, want the generic settings", s)
+	}
+}
+
+// knownScheme stands for gRPC's resolver registry.
+func knownScheme(scheme string) bool {
+	return scheme == "dns" || scheme == "unix" || scheme == "passthrough"
+}
+
+// With gRPC, an endpoint whose scheme gRPC has a resolver for is a target
+// name, used as written, the traces variable over the generic one. With
+// OTLP/HTTP such a variable is reported and ignored, and the next one in
+// precedence is in force.
+func TestGRPCTargets(t *testing.T) {
+	const (
+		traces  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+		generic = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	)
+	for _, tc := range []struct {
+		name          string
+		vars          map[string]string
+		grpc, http    string // Target or URL resolved
+		grpcVar       string
+		grpcErr, hErr []string // variables reported
+	}{
+		{"generic unix", map[string]string{generic: "unix:///run/otlp.sock"},
+			"unix:///run/otlp.sock", "", generic, nil, []string{generic}},
+		{"traces dns over generic http", map[string]string{traces: "dns:///collector:4317", generic: "http://fallback:4318"},
+			"dns:///collector:4317", "http://fallback:4318/v1/traces", traces, nil, []string{traces}},
+		{"traces http over generic target", map[string]string{traces: "http://c:4317", generic: "dns:///collector:4317"},
+			"http://c:4317/", "http://c:4317/", traces, nil, nil},
+		{"unknown scheme leaves the generic one", map[string]string{traces: "foo:///x", generic: "passthrough:///10.0.0.1:4317"},
+			"passthrough:///10.0.0.1:4317", "", generic, []string{traces}, []string{traces, generic}},
+		{"dns with an authority", map[string]string{generic: "dns://8.8.8.8/collector:4317"},
+			"dns://8.8.8.8/collector:4317", "", generic, nil, []string{generic}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Read(env(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(proto string, grpc func(string) bool, want string, reported []string) {
+				t.Helper()
+				ep, err := s.Endpoint(grpc)
+				got := ep.Target
+				if got == "" && ep.URL != nil {
+					got = ep.URL.String()
+				}
+				if got != want {
+					t.Errorf("%s: resolved %q from %s, want %q", proto, got, ep.Var, want)
+				}
+				if proto == "grpc" && ep.Var != tc.grpcVar {
+					t.Errorf("%s: from %s, want %s", proto, ep.Var, tc.grpcVar)
+				}
+				if (err != nil) != (len(reported) > 0) {
+					t.Errorf("%s: error %v, want %v reported", proto, err, reported)
+				}
+				for _, name := range reported {
+					if err == nil || !strings.Contains(err.Error(), name+"=") {
+						t.Errorf("%s: %s not reported: %v", proto, name, err)
+					}
+				}
+			}
+			check("grpc", knownScheme, tc.grpc, tc.grpcErr)
+			check("http", nil, tc.http, tc.hErr)
+		})
+	}
+	s, _ := Read(env(map[string]string{generic: "dns:///collector:4317"}))
+	if _, err := s.Endpoint(nil); err == nil || !strings.Contains(err.Error(), "for the grpc protocol only") {
+		t.Errorf("a target with OTLP/HTTP: %v, want it said it is for gRPC", err)
+	}
+	s, _ = Read(env(map[string]string{generic: "foo:///x"}))
+	if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
+		t.Errorf("an unknown scheme with gRPC: %v", err)
 	}
 }
