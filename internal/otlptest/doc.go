@@ -1,9 +1,9 @@
 // Package otlptest is the project's one kit for testing OTLP exporters and
 // encoders. It holds:
 //
-//   - loopback receivers: HTTP (OTLP/HTTP, plain or TLS) and GRPC, whose
-//     answers a test scripts, and Capture, a handler that only keeps
-//     bodies;
+//   - loopback receivers: HTTP (OTLP/HTTP, plain or TLS) and GRPC (on TCP
+//     or a unix socket), whose answers a test scripts, and Capture, a
+//     handler that only keeps bodies;
 //   - span fixtures: Spans and Indexed (fixed spans with distinct ids),
 //     Attributes8 (the benchmark span's attributes), AllTypes (one
 //     attribute of every type), SDKSpans (spans recorded from a real
@@ -13,5 +13,6 @@
 //     it must take on the wire; FromRequests reads the WireSpans out of
 //     received requests; CompareSpans fails a test unless both agree.
 //
-// Receivers listen on 127.0.0.1 only and stop when the test ends.
+// Receivers listen on 127.0.0.1 only, or a unix socket (NewGRPCUnix), and
+// stop when the test ends.
 package otlptest

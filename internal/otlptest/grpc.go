@@ -3,6 +3,8 @@ package otlptest
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -34,7 +36,31 @@ func NewGRPC(t testing.TB, a GRPCAnswer, opts ...grpc.ServerOption) *GRPC {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &GRPC{addr: ln.Addr().String(), answer: a}
+	return serveGRPC(t, ln, ln.Addr().String(), a, opts)
+}
+
+// NewGRPCUnix is NewGRPC on a unix socket in a directory of its own,
+// removed when the test ends; its Endpoint is the gRPC target
+// "unix:///dir/otlp.sock".
+func NewGRPCUnix(t testing.TB, a GRPCAnswer, opts ...grpc.ServerOption) *GRPC {
+	t.Helper()
+	// Not t.TempDir: a socket's path is limited to about a hundred bytes,
+	// and a long test name would pass it.
+	dir, err := os.MkdirTemp("", "otlp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "otlp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveGRPC(t, ln, "unix://"+sock, a, opts)
+}
+
+func serveGRPC(t testing.TB, ln net.Listener, addr string, a GRPCAnswer, opts []grpc.ServerOption) *GRPC {
+	g := &GRPC{addr: addr, answer: a}
 	srv := grpc.NewServer(opts...)
 	coltracepb.RegisterTraceServiceServer(srv, g)
 	go func() { _ = srv.Serve(ln) }()
@@ -42,7 +68,7 @@ func NewGRPC(t testing.TB, a GRPCAnswer, opts ...grpc.ServerOption) *GRPC {
 	return g
 }
 
-// Endpoint is the receiver's host:port.
+// Endpoint is the receiver's host:port, or its target for NewGRPCUnix.
 func (g *GRPC) Endpoint() string { return g.addr }
 
 // Export implements the OTLP trace service.
