@@ -24,6 +24,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
 
 	"github.com/tracekeeper/tracekeeper/internal/envconfig"
 )
@@ -116,7 +117,8 @@ func newConfig(opts []Option) config {
 		spoolMaxBytes:   defaultSpoolMaxBytes,
 		spoolSync:       defaultSpoolSync,
 	}
-	c = c.applyEnv(envconfig.Read(nil))
+	s, err := envconfig.Read(nil)
+	c = c.applyEnv(s, err, opts)
 	c = c.applySpoolEnv(os.Getenv)
 	for _, o := range opts {
 		if o != nil {
@@ -202,23 +204,90 @@ func (c config) validate() error {
 			errs = append(errs, fmt.Errorf("exporter: the value of header %q holds control characters", k))
 		}
 	}
-	if _, err := c.targetURL(); err != nil {
+	if _, _, err := c.resolveEndpoint(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// targetURL resolves the endpoint settings into the request URL.
+// resolveEndpoint resolves the endpoint settings into a gRPC target name
+// (see grpcTarget), or else into the request URL (targetURL).
+func (c config) resolveEndpoint() (target string, u *url.URL, err error) {
+	if target, ok, err := c.grpcTarget(); ok || err != nil {
+		return target, nil, err
+	}
+	u, err = c.targetURL()
+	return "", u, err
+}
+
+// grpcTarget returns the endpoint when, with ProtocolGRPC, it is a gRPC
+// target name rather than host:port: a scheme gRPC has a resolver for,
+// then ':' ("dns:///collector:4317", "passthrough:///10.0.0.1:4317",
+// "unix:///run/otlp.sock", "unix-abstract:name"). It is given to gRPC as
+// written, as the stock exporter does. err says what is wrong with an
+// endpoint written as a target ("scheme://…") that gRPC cannot resolve.
+func (c config) grpcTarget() (target string, ok bool, err error) {
+	if c.protocol != ProtocolGRPC {
+		return "", false, nil
+	}
+	scheme, known, written, err := targetScheme(c.endpoint)
+	shown := envconfig.HideUserinfo(c.endpoint) // errors never quote credentials
+	switch {
+	case !known && !written:
+		return "", false, nil
+	case hasSpaceOrControl(c.endpoint):
+		return "", false, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", shown)
+	case err != nil:
+		return "", false, fmt.Errorf("exporter: endpoint %q is not a valid gRPC target: %w", shown, err)
+	case !known:
+		return "", false, fmt.Errorf("exporter: endpoint %q: gRPC has no resolver for the scheme %q (want host:port, or a gRPC target such as dns:///host:port or unix:///path)", shown, scheme)
+	}
+	return c.endpoint, true, nil
+}
+
+// targetScheme reads v as a gRPC target, as grpc.NewClient does: known
+// says whether gRPC has a resolver for its scheme, written whether it is
+// written as a target ("scheme://…", which host:port never is).
+func targetScheme(v string) (scheme string, known, written bool, err error) {
+	written = strings.Contains(v, "://")
+	u, err := url.Parse(v)
+	if err != nil {
+		if !written {
+			return "", false, false, nil // host:port such as 127.0.0.1:4317
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the URL, credentials included
+		}
+		return "", false, true, err
+	}
+	return u.Scheme, u.Scheme != "" && knownGRPCScheme(u.Scheme), written, nil
+}
+
+// knownGRPCScheme says whether gRPC has a resolver for scheme: its own
+// (dns, passthrough, unix, unix-abstract) or one registered with
+// resolver.Register.
+func knownGRPCScheme(scheme string) bool { return resolver.Get(scheme) != nil }
+
+func hasSpaceOrControl(v string) bool {
+	return strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+}
+
+// targetURL resolves the endpoint settings, host:port, into the request
+// URL; for gRPC, the URL whose host is the target.
 func (c config) targetURL() (*url.URL, error) {
 	hostport := c.endpoint
 	if hostport == "" {
 		hostport = defaultHost
 	}
 	shown := envconfig.HideUserinfo(hostport) // errors never quote credentials
-	if strings.IndexFunc(hostport, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+	if hasSpaceOrControl(hostport) {
 		return nil, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", shown)
 	}
 	if strings.ContainsAny(hostport, "/?#@") {
+		if _, known, written, _ := targetScheme(hostport); known && written {
+			return nil, fmt.Errorf("exporter: endpoint %q is a gRPC target, which needs the grpc protocol (WithProtocol(ProtocolGRPC)); over OTLP/HTTP the endpoint is host:port (use WithEndpointURL for a URL)", shown)
+		}
 		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", shown)
 	}
 	if c.endpoint == "" {
@@ -320,13 +389,26 @@ func (c config) applySpoolEnv(getenv func(string) string) config {
 }
 
 // applyEnv layers the OTEL_EXPORTER_OTLP_* settings over the defaults.
-func (c config) applyEnv(s envconfig.Settings, err error) config {
-	ep, epErr := s.Endpoint(nil)
-	c.envErrs = errors.Join(err, epErr)
+// The endpoint variables read differently for gRPC, where a target name
+// such as unix:///run/otlp.sock is an endpoint, and opts, applied next,
+// may choose the protocol: they are resolved for the protocol opts leave.
+func (c config) applyEnv(s envconfig.Settings, err error, opts []Option) config {
 	if s.Protocol != "" {
 		c.protocol = Protocol(s.Protocol)
 	}
-	if u := ep.URL; u != nil {
+	var grpcScheme func(string) bool
+	if protocolAfter(c.protocol, opts) == ProtocolGRPC {
+		grpcScheme = knownGRPCScheme
+	}
+	ep, epErr := s.Endpoint(grpcScheme)
+	c.envErrs = errors.Join(err, epErr)
+	switch u := ep.URL; {
+	case ep.Target != "":
+		// As the stock exporter: plaintext over a unix socket, TLS
+		// otherwise, unless the INSECURE variables say otherwise.
+		c.endpoint = ep.Target
+		c.insecure = u.Scheme == "unix"
+	case u != nil:
 		c.endpoint = u.Host
 		c.urlPath = u.Path
 		c.insecure = u.Scheme == "http"
@@ -350,4 +432,16 @@ func (c config) applyEnv(s envconfig.Settings, err error) config {
 		c.tlsConfig = s.TLS
 	}
 	return c
+}
+
+// protocolAfter returns the protocol in force once opts are applied over
+// p: only WithProtocol and WithEncoding change it, and they look at
+// nothing else.
+func protocolAfter(p Protocol, opts []Option) Protocol {
+	for _, o := range opts {
+		if o != nil {
+			p = o.apply(config{protocol: p}).protocol
+		}
+	}
+	return p
 }

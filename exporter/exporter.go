@@ -108,13 +108,16 @@ var _ sdktrace.SpanExporter = (*Exporter)(nil)
 
 // newClient builds the transport for a valid configuration.
 func newClient(cfg config) (transport.Client, error) {
-	u, err := cfg.targetURL()
+	target, u, err := cfg.resolveEndpoint()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.protocol == ProtocolGRPC {
+		if target == "" {
+			target = u.Host
+		}
 		return transport.NewGRPC(transport.GRPCConfig{
-			Target:            u.Host,
+			Target:            target,
 			Insecure:          cfg.insecure,
 			TLS:               cfg.tlsConfig,
 			Headers:           cfg.headers,

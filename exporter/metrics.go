@@ -3,7 +3,10 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +63,10 @@ func newSelfMetrics(cfg config, e *Exporter) *selfMetrics {
 		componentType,
 		semconv.OTelComponentName(fmt.Sprintf("%s/%d", componentType.Value.AsString(), instances.Add(1)-1)),
 	}
-	if u, err := cfg.targetURL(); err == nil {
-		m.base = append(m.base, semconv.ServerAddress(u.Hostname()))
-		if p, ok := cfg.port(u); ok {
-			m.base = append(m.base, semconv.ServerPort(p))
+	if addr, port, ok := server(cfg); ok {
+		m.base = append(m.base, semconv.ServerAddress(addr))
+		if port > 0 {
+			m.base = append(m.base, semconv.ServerPort(port))
 		}
 	}
 	base := selfobs.Attributes(m.base...)
@@ -151,3 +154,42 @@ func (m *selfMetrics) attrs(last sender.Last) metric.MeasurementOption {
 // retire ends the observations after the next collection, which sees the
 // final figures.
 func (m *selfMetrics) retire() { m.reg.Retire() }
+
+// server returns the server.address and server.port requests go to; port
+// is zero when there is none. ok is false for an invalid endpoint.
+func server(cfg config) (addr string, port int, ok bool) {
+	target, u, err := cfg.resolveEndpoint()
+	switch {
+	case err != nil:
+		return "", 0, false
+	case target != "":
+		addr, port = targetServer(target)
+		return addr, port, true
+	}
+	port, _ = cfg.port(u)
+	return u.Hostname(), port, true
+}
+
+// targetServer returns the server.address and server.port of a gRPC
+// target name: the host and port of its endpoint when that is host:port
+// ("dns:///collector:4317"), else the endpoint as it is, without a port
+// (zero): the socket's path for "unix:///run/otlp.sock".
+func targetServer(target string) (addr string, port int) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return target, 0
+	}
+	ep := u.Opaque
+	if ep == "" {
+		ep = u.Path
+		if !strings.HasPrefix(u.Scheme, "unix") {
+			ep = strings.TrimPrefix(ep, "/")
+		}
+	}
+	if host, p, err := net.SplitHostPort(ep); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 && n <= 65535 {
+			return host, n
+		}
+	}
+	return ep, 0
+}

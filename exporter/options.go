@@ -87,9 +87,25 @@ type RetryConfig struct {
 // "localhost:4318", or "localhost:4317" with ProtocolGRPC. Connections use
 // TLS unless WithInsecure is given.
 //
+// With ProtocolGRPC, the endpoint may also be a gRPC target name, as with
+// otlptracegrpc: a scheme gRPC has a resolver for (dns, passthrough, unix,
+// unix-abstract, or one registered with resolver.Register), then ':', as in
+// "dns:///collector:4317" (client-side load balancing, with a round_robin
+// WithServiceConfig), "passthrough:///10.0.0.1:4317" or
+// "unix:///run/otlp.sock". It is given to grpc.NewClient as written, with
+// TLS unless WithInsecure (or WithTLSCredentials) says otherwise. A value
+// written as a target ("scheme://…") whose scheme gRPC has no resolver for
+// is a configuration error, and so is a target with the OTLP/HTTP
+// protocols.
+//
 // Environment: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT;
-// this option wins over both. Of WithEndpoint and WithEndpointURL, the last
-// one given wins.
+// this option wins over both. With gRPC, their value may be a target name
+// too (plaintext for unix:///path, TLS otherwise, unless
+// OTEL_EXPORTER_OTLP_[TRACES_]INSECURE says otherwise); with OTLP/HTTP such
+// a value, and with gRPC one whose scheme gRPC has no resolver for, is
+// reported and ignored, the next variable in force. The protocol they are
+// read for is the one in force after every option. Of WithEndpoint and
+// WithEndpointURL, the last one given wins.
 func WithEndpoint(hostport string) Option {
 	return optionFunc(func(c config) config {
 		c.endpoint = hostport

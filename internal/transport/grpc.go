@@ -33,7 +33,9 @@ const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Expor
 
 // GRPCConfig configures an OTLP/gRPC client.
 type GRPCConfig struct {
-	// Target is the server's "host:port".
+	// Target is the server's "host:port", or a gRPC target name such as
+	// "dns:///collector:4317" or "unix:///run/otlp.sock", given to
+	// grpc.NewClient as it is.
 	Target string
 	// Insecure uses a plaintext connection; otherwise TLS with the TLS
 	// configuration (nil: the system roots).
