@@ -37,7 +37,7 @@ var migrations = []migration{
 		pkg:     "otlptracegrpc",
 		newCall: "otlptracegrpc.New(ctx, opts...)",
 		ours:    "otlptracegrpc.New(append(opts, otlptracegrpc.WithProtocol(otlptracegrpc.ProtocolGRPC))...), error(nil)",
-		modes:   []string{"", "conn"},
+		modes:   []string{"", "conn", "dns"},
 	},
 }
 

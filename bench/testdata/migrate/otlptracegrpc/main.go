@@ -3,7 +3,10 @@
 // with only the import and the New call replaced, and runs both against
 // the Collector's OTLP receiver.
 //
-// Usage: program host:port [conn]
+// Usage: program host:port [conn|dns]
+//
+// conn hands the exporter a connection of the program's own; dns names
+// the collector with the gRPC target dns:///host:port instead.
 package main
 
 import (
@@ -44,6 +47,9 @@ func main() {
 			MaxInterval:     time.Second,
 			MaxElapsedTime:  10 * time.Second,
 		}),
+	}
+	if len(os.Args) > 2 && os.Args[2] == "dns" {
+		opts = append(opts, otlptracegrpc.WithEndpoint("dns:///"+addr))
 	}
 	if len(os.Args) > 2 && os.Args[2] == "conn" {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
