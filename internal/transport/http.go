@@ -355,7 +355,8 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 		return out, nil
 	case sc >= 300 && sc < 400:
 		return Response{}, &Error{Kind: Permanent, Status: sc, Code: code,
-			Err: fmt.Errorf("%s: redirect to %s not followed; set the endpoint to the final URL", resp.Status, location(resp))}
+			Err: fmt.Errorf("%s: redirect to %s not followed; set the endpoint to the final URL",
+				Excerpt(c.redact, resp.Status), Excerpt(c.redact, location(resp)))}
 	case sc == http.StatusTooManyRequests, sc == http.StatusBadGateway,
 		sc == http.StatusServiceUnavailable, sc == http.StatusGatewayTimeout:
 		return Response{}, &Error{
@@ -440,8 +441,11 @@ func redactedURL(u *url.URL) string {
 
 // statusMessage describes a failed answer: the google.rpc.Status message the
 // OTLP specification asks servers to send, or else a short, printable
-// excerpt of the body. Configured header values are redacted from it.
+// excerpt of the body. Configured header values are redacted from it, and
+// from the status line's reason phrase.
 func (c *HTTPClient) statusMessage(status string, isJSON bool, body []byte) string {
+	// The reason phrase is the server's text too.
+	status = Excerpt(c.redact, status)
 	var st spb.Status
 	if len(body) > 0 && unmarshal(isJSON, body, &st) == nil && st.GetMessage() != "" {
 		return status + ": " + Excerpt(c.redact, st.GetMessage())

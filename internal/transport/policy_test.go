@@ -1,12 +1,15 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,6 +98,57 @@ func TestEchoedHeaderValuesAreRedacted(t *testing.T) {
 	}
 	if len(msg) > 400 {
 		t.Fatalf("the logged body is not bounded: %d bytes", len(msg))
+	}
+}
+
+// answer is a backend's answer, served without a network.
+type answer struct {
+	status  int
+	reason  string
+	header  http.Header
+	body    []byte
+	proto2  bool
+	gotURL  string
+	gotBody []byte
+}
+
+func (a *answer) RoundTrip(r *http.Request) (*http.Response, error) {
+	a.gotURL = r.URL.String()
+	if r.Body != nil {
+		a.gotBody, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+	}
+	resp := &http.Response{
+		StatusCode: a.status, Status: strconv.Itoa(a.status) + " " + a.reason,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: a.header, Body: io.NopCloser(bytes.NewReader(a.body)),
+		ContentLength: int64(len(a.body)), Request: r,
+	}
+	if a.proto2 {
+		resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/2.0", 2, 0
+	}
+	return resp, nil
+}
+
+// A backend may echo a header value in its status line's reason phrase or
+// in a redirect's Location: neither is put in the error as it came.
+func TestEchoedHeaderValuesInTheStatusLineAndLocationAreRedacted(t *testing.T) {
+	const secret = "s3cret-token-0123"
+	for _, a := range []*answer{
+		{status: http.StatusUnauthorized, reason: "bad key " + secret, header: http.Header{}},
+		{status: http.StatusTemporaryRedirect, reason: "Temporary Redirect", header: http.Header{"Location": {"/" + secret}}},
+	} {
+		c := NewHTTP(HTTPConfig{URL: "http://collector.example:4318/v1/traces", Headers: map[string]string{"api-key": secret},
+			Client: &http.Client{Transport: a}})
+		_, err := c.Send(context.Background(), &Body{})
+		c.Close()
+		var te *Error
+		if !errors.As(err, &te) || te.Kind != Permanent || te.Status != a.status {
+			t.Fatalf("status %d: got %v, want a permanent failure", a.status, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, secret) || !strings.Contains(msg, "[REDACTED]") {
+			t.Errorf("status %d: the header value is not redacted: %q", a.status, msg)
+		}
 	}
 }
 
