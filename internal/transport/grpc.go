@@ -225,7 +225,8 @@ func classifyGRPC(err error, redact *strings.Replacer) *Error {
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
 			hasRetryInfo = true
-			throttle = ri.GetRetryDelay().AsDuration()
+			// A delay below zero asks for none.
+			throttle = max(ri.GetRetryDelay().AsDuration(), 0)
 		}
 	}
 	e := &Error{Status: int(st.Code()), Code: codeName(st.Code()), Throttle: throttle,

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -170,3 +171,17 @@ func (h payloadHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) conte
 	return ctx
 }
 func (h payloadHandler) HandleConn(context.Context, stats.ConnStats) {}
+
+// A RetryInfo delay below zero asks for no delay: the throttle is never
+// negative.
+func TestGRPCNegativeRetryInfoIsNoDelay(t *testing.T) {
+	for _, d := range []*durationpb.Duration{{Seconds: -3}, {Nanos: -1}, {Seconds: math.MinInt64}} {
+		st, err := status.New(codes.Unavailable, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := classifyGRPC(st.Err(), Redactor(nil)); e.Kind != Retryable || e.Throttle != 0 {
+			t.Errorf("RetryInfo %v: kind %v, throttle %v; want retryable, no delay", d, e.Kind, e.Throttle)
+		}
+	}
+}

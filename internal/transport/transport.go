@@ -138,7 +138,8 @@ func (k Kind) String() string {
 type Error struct {
 	Kind Kind
 	// Throttle is the delay the server asked for (Retry-After or RetryInfo),
-	// zero when it gave none.
+	// zero when it gave none or a negative one; never negative, and
+	// math.MaxInt64 for one longer than a Duration holds.
 	Throttle time.Duration
 	// Status is the HTTP status code or gRPC code, zero for a failure
 	// before any answer (connection refused, timeout).
