@@ -228,8 +228,10 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 		return nil, fmt.Errorf("envconfig: %s=%q: want an http or https URL (a gRPC target such as dns:///host:port or unix:///path is for the grpc protocol only)", name, redact(u))
 	case u.Scheme != "http" && u.Scheme != "https" && !grpcScheme(u.Scheme):
 		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, redact(u), u.Scheme)
-	case u.Host == "" && (u.Scheme == "http" || u.Scheme == "https"):
-		// A gRPC target may have none: unix:///path.
+	case u.Hostname() == "" && (u.Scheme == "http" || u.Scheme == "https"):
+		// A gRPC target may have none: unix:///path. A port alone
+		// ("http://:4318", as "http://${HOST}:4318" reads with HOST
+		// unset) is no host either: it would reach this machine.
 		return nil, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u))
 	}
 	return u, nil

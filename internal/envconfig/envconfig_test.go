@@ -172,6 +172,30 @@ func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
 	}
 }
 
+// An http or https endpoint needs a host name: a port alone, as a shell
+// writes "http://${HOST}:4318" with HOST unset, is reported and ignored,
+// and the generic variable is in force.
+func TestEndpointWithoutHostIsIgnored(t *testing.T) {
+	for _, v := range []string{"http://:4318", "https://:443/v1/traces", "http://user@:4318", "http:///v1/traces"} {
+		s, err := Read(env(map[string]string{
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": v,
+			"OTEL_EXPORTER_OTLP_ENDPOINT":        "http://c:4318",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, grpc := range []func(string) bool{nil, knownScheme} {
+			ep, err := s.Endpoint(grpc)
+			if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || !strings.Contains(err.Error(), "no host") {
+				t.Errorf("%s: error %v, want the traces variable reported without a host", v, err)
+			}
+			if ep.URL == nil || ep.URL.String() != "http://c:4318/v1/traces" {
+				t.Errorf("%s: resolved %v, want the generic endpoint", v, ep.URL)
+			}
+		}
+	}
+}
+
 // A malformed traces variable is ignored as if unset: the generic one of
 // the same setting stays in force.
 func TestMalformedTracesVariableLeavesTheGenericOne(t *testing.T) {
