@@ -59,6 +59,7 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		{"endpoint bad port", WithEndpoint("collector:99999"), "invalid port"},
 		{"endpoint URL bad scheme", WithEndpointURL("ftp://collector"), "scheme must be http or https"},
 		{"endpoint URL unparsable", WithEndpointURL("http://[::1"), "invalid endpoint URL"},
+		{"endpoint URL with a port and no host", WithEndpointURL("http://:4318/v1/traces"), "has no host"},
 		{"negative workers", WithWorkers(-1), "workers must be positive"},
 		{"zero queue", WithQueueSize(0), "queue size must be positive"},
 		{"request larger than queue", WithMaxRequestSize(1 << 30), "exceeds the memory budget"},

@@ -135,7 +135,9 @@ func WithEndpointURL(rawURL string) Option {
 			c.errs = append(c.errs, fmt.Errorf("exporter: invalid endpoint URL: %w (want an http or https URL such as http://collector:4318)", err))
 		case u.Scheme != "http" && u.Scheme != "https":
 			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q: scheme must be http or https", u.Redacted()))
-		case u.Host == "":
+		case u.Hostname() == "":
+			// "http://:4318", what "http://${HOST}:4318" becomes with HOST
+			// unset, would go to this machine.
 			c.errs = append(c.errs, fmt.Errorf("exporter: endpoint URL %q has no host", u.Redacted()))
 		default:
 			c.endpoint = u.Host
