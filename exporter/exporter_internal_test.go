@@ -884,3 +884,66 @@ func TestSpoolBacklogPausesAfterARefusal(t *testing.T) {
 		t.Fatalf("%d requests, want 4", got)
 	}
 }
+
+// TestSpoolCountsResentWhatWasInFlightAtShutdown: spans of a request the
+// backend took without answering before Shutdown's deadline are kept on
+// disk; they may have arrived, so the next start counts them as Resent.
+func TestSpoolCountsResentWhatWasInFlightAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	var rcv *otlptest.HTTP
+	rcv = otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
+		rcv.Hold(w, r)
+		return true
+	})
+	e := New(WithEndpoint(rcv.Endpoint()), WithInsecure(), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{}), WithSpool(dir, 64<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.ExportSpans(ctx, otlptest.Indexed(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	_ = e.Shutdown(short)
+	if s := e.Stats(); s.Spooled != 100 {
+		t.Fatalf("%+v: want the 100 spans in flight kept on disk", s)
+	}
+	next := New(WithEndpoint(otlptest.RefusedAddr(t)), WithInsecure(), WithLogger(zap.NewNop()), WithSpool(dir, 64<<20))
+	defer func() {
+		c, done := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer done()
+		_ = next.Shutdown(c)
+	}()
+	if s := next.Stats(); s.Recovered != 100 || s.Resent != 100 {
+		t.Fatalf("recovered %d, resent %d; want 100 and 100: they may have reached the backend", s.Recovered, s.Resent)
+	}
+}
+
+// TestSpoolPausesOncePerRound: records refused together, taken before the
+// first of them came back, pause the backlog once; the pause doubles only
+// for a record refused after it ended.
+func TestSpoolPausesOncePerRound(t *testing.T) {
+	e := New(WithEndpoint(otlptest.RefusedAddr(t)), WithInsecure(), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{}), WithSpool(t.TempDir(), 64<<20))
+	defer func() {
+		c, done := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer done()
+		_ = e.Shutdown(c)
+	}()
+	now := time.Now()
+	for range 3 {
+		e.pause(now)
+	}
+	if got := e.disk.paused(now); got != time.Second {
+		t.Fatalf("paused for %v after three records refused together, want 1s", got)
+	}
+	later := now.Add(time.Second)
+	e.pause(later)
+	e.pause(later)
+	if got := e.disk.paused(later); got != 2*time.Second {
+		t.Fatalf("paused for %v after the next round, want 2s", got)
+	}
+}

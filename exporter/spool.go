@@ -62,7 +62,8 @@ const (
 	defaultMaxSpoolPause = 30 * time.Second
 )
 
-// pause pauses the backlog after a record went back to it at now.
+// pause pauses the backlog after a record went back to it at now, unless
+// it is paused already.
 func (e *Exporter) pause(now time.Time) {
 	d := e.disk
 	first, most := e.cfg.retry.InitialInterval, e.cfg.retry.MaxInterval
@@ -74,6 +75,11 @@ func (e *Exporter) pause(now time.Time) {
 	}
 	d.pauseMu.Lock()
 	defer d.pauseMu.Unlock()
+	if d.pauseUntil.Load() > now.UnixNano() {
+		// Taken with others before the pause began: the round of
+		// records that failed together pauses once.
+		return
+	}
 	d.pauseFor = min(max(first, 2*d.pauseFor), most)
 	d.pauseUntil.Store(now.Add(d.pauseFor).UnixNano())
 }
@@ -451,11 +457,12 @@ func (e *Exporter) putBack(rec spool.Record, parts [][]byte, spans int, sent boo
 // them: there is none, or it failed before.
 var errNoSpool = errors.New("exporter: no working spool")
 
-// keep writes in-memory spans that could not be sent to the spool. It
-// returns errNoSpool when no spool takes them, and the spool's error, its
-// drop reason, when writing them failed; a failed write (other than a full
-// spool) turns the spool off, as the writer does.
-func (e *Exporter) keep(body *transport.Body, spans int) (ledger.Reason, error) {
+// keep writes in-memory spans that could not be sent to the spool; sent
+// says they may have reached the backend, so that the next start counts
+// them as Resent. It returns errNoSpool when no spool takes them, and the
+// spool's error, its drop reason, when writing them failed; a failed write
+// (other than a full spool) turns the spool off, as the writer does.
+func (e *Exporter) keep(body *transport.Body, spans int, sent bool) (ledger.Reason, error) {
 	d := e.disk
 	if d == nil || d.broken.Load() || body == nil {
 		return 0, errNoSpool
@@ -464,7 +471,11 @@ func (e *Exporter) keep(body *transport.Body, spans int) (ledger.Reason, error) 
 	if err != nil {
 		return ledger.SpoolError, err
 	}
-	switch err = d.s.Append(plain, spans); {
+	write := d.s.Append
+	if sent {
+		write = d.s.AppendSent
+	}
+	switch err = write(plain, spans); {
 	case err == nil:
 		return 0, nil
 	case errors.Is(err, spool.ErrFull):

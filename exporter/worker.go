@@ -302,7 +302,7 @@ func (e *Exporter) finished(r sender.Result, spooled bool) (kept bool) {
 			e.books.Respool(r.Spans)
 			return true
 		}
-		switch why, err := e.keep(r.Body, r.Spans); {
+		switch why, err := e.keep(r.Body, r.Spans, r.Reached); {
 		case err == nil:
 			e.books.Respool(r.Spans)
 			return true

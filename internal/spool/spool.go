@@ -472,12 +472,26 @@ func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) 
 
 // Append writes a record of spans spans. It returns ErrFull when the disk
 // budget has no room, or the file system's error.
-func (s *Spool) Append(payload []byte, spans int) error {
+func (s *Spool) Append(payload []byte, spans int) error { return s.appendRecord(payload, spans, false) }
+
+// AppendSent is Append for spans that were sent already and may have
+// reached the backend without an answer: like a record taken and not
+// finished, the next Open counts them as Resent, even if they are taken
+// and put back meanwhile.
+func (s *Spool) AppendSent(payload []byte, spans int) error {
+	return s.appendRecord(payload, spans, true)
+}
+
+func (s *Spool) appendRecord(payload []byte, spans int, sent bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.writeLocked(payload, spans, 0)
 	if err != nil {
 		return err
+	}
+	if sent {
+		e.resent = true
+		s.journal(s.active, 'T', e.index)
 	}
 	s.pending = append(s.pending, e)
 	s.untaken.Add(1)

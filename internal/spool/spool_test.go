@@ -664,6 +664,32 @@ func TestOnlyRecordsThatMayHaveReachedTheBackendCountResent(t *testing.T) {
 	}
 }
 
+// TestAppendSentCountsResent: spans written after they were sent without
+// an answer (a request abandoned in flight) may have reached the backend
+// already, and the next start counts them as Resent, also after they were
+// taken from the disk and refused meanwhile; spans appended otherwise are
+// not.
+func TestAppendSentCountsResent(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 1<<20)
+	_ = s.Append(payload(0), 1)
+	_ = s.AppendSent(payload(1), 2)
+	_ = s.AppendSent(payload(2), 4)
+	for range 3 {
+		if r, _, ok, _ := s.Next(false); ok && r.Spans == 4 {
+			s.Return(r, false) // refused this time
+		} else if ok {
+			s.Return(r, false)
+		}
+	}
+	_ = s.Close()
+	s, rec := open(t, dir, 1<<20)
+	defer s.Close()
+	if rec.Records != 3 || rec.Resent != 2+4 {
+		t.Fatalf("recovery %+v, want the 6 spans appended as sent counted resent", rec)
+	}
+}
+
 func TestVanishedDirectoryLosesWhatOnlyItHeld(t *testing.T) {
 	for _, replaced := range []bool{false, true} {
 		dir := filepath.Join(t.TempDir(), "spool")
