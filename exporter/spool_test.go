@@ -353,19 +353,22 @@ func TestSpoolSkipsASegmentItCannotOpen(t *testing.T) {
 func TestSpoolResentCountsOnlyWhatMayHaveArrived(t *testing.T) {
 	dir := t.TempDir()
 	const records, perRecord = 16, 50
+	// Requests give up after their retries, refused, well within
+	// Shutdown's deadline: none is abandoned mid-attempt, which could
+	// count as possibly received.
+	budget := quickRetry
+	budget.MaxElapsedTime = 30 * time.Millisecond
 	first := exporter.New(exporter.WithEndpoint(otlptest.RefusedAddr(t)), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
-		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(quickRetry), exporter.WithMaxRequestSize(perRecord*500))
+		exporter.WithSpool(dir, 64<<20), exporter.WithRetry(budget), exporter.WithMaxRequestSize(perRecord*500))
 	for range records {
 		_ = first.ExportSpans(context.Background(), otlptest.Spans(perRecord))
 	}
-	if err := shutdownWithin(t, first, 100*time.Millisecond); err != nil {
+	if err := shutdownWithin(t, first, bound); err != nil {
 		t.Fatal(err)
 	}
 
 	// Two starts that take records from the backlog and have them
 	// refused, with a 503 and with no connection.
-	budget := quickRetry
-	budget.MaxElapsedTime = 30 * time.Millisecond
 	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
