@@ -45,24 +45,6 @@ func sealed(data []byte, off int, p []byte, spans int) bool {
 		bytes.Equal(data[off+headerSize:off+headerSize+len(p)], p)
 }
 
-// journalState is what the whole entries of a journal say: the records
-// taken and not put back, and those finished.
-func journalState(data []byte) (taken, done map[uint32]bool) {
-	taken, done = map[uint32]bool{}, map[uint32]bool{}
-	for ; len(data) >= entrySize; data = data[entrySize:] {
-		idx := binary.LittleEndian.Uint32(data[1:])
-		switch data[0] {
-		case 'T':
-			taken[idx] = true
-		case 'R':
-			delete(taken, idx)
-		case 'D':
-			done[idx] = true
-		}
-	}
-	return taken, done
-}
-
 // recoverySeeds returns segments and journals as the unit tests make
 // them: sound, torn at the tail, damaged in a payload or a length, with a
 // torn journal entry, and a stale journal.
@@ -147,7 +129,7 @@ func FuzzRecover(f *testing.F) {
 		if records, spans, _ := s.Usage(); records != rec.Records || spans != rec.Spans {
 			t.Fatalf("usage %d records, %d spans; recovery %+v", records, spans, rec)
 		}
-		taken, done := journalState(jnl)
+		taken, done := parseJournal(jnl)
 		var records, spans, resent int
 		last := -1
 		for {
@@ -295,7 +277,7 @@ func FuzzRoundTrip(f *testing.F) {
 		jnls := map[uint64][]byte{}
 		for id := range onDisk {
 			jnls[id], _ = os.ReadFile(filepath.Join(dir, segmentName(id, "jnl")))
-			taken, done := journalState(jnls[id])
+			taken, done := parseJournal(jnls[id])
 			for _, a := range recs {
 				if a.rec.seg != id {
 					continue
@@ -344,7 +326,7 @@ func FuzzRoundTrip(f *testing.F) {
 		var want []appended
 		var wantRec Recovery
 		for _, a := range recs {
-			taken, done := journalState(jnls[a.rec.seg])
+			taken, done := parseJournal(jnls[a.rec.seg])
 			if !onDisk[a.rec.seg] || done[a.rec.index] {
 				continue
 			}
@@ -366,7 +348,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		// A finished record's bytes torn too count, though it is not sent.
 		for _, a := range recs {
-			_, done := journalState(jnls[a.rec.seg])
+			_, done := parseJournal(jnls[a.rec.seg])
 			if a.rec.seg == lastID && onDisk[lastID] && done[a.rec.index] &&
 				int64(a.off) < logCut && int64(a.off+headerSize+len(a.payload)) > logCut {
 				wantRec.Corrupt++

@@ -455,18 +455,7 @@ func readJournal(fs FS, path string) (taken, done map[uint32]bool, whole int64) 
 	defer f.Close()
 	data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
 	whole = int64(len(data) - len(data)%entrySize)
-	for len(data) >= entrySize {
-		idx := binary.LittleEndian.Uint32(data[1:])
-		switch data[0] {
-		case 'T':
-			taken[idx] = true
-		case 'R':
-			delete(taken, idx)
-		case 'D':
-			done[idx] = true
-		}
-		data = data[entrySize:]
-	}
+	taken, done = parseJournal(data)
 	return taken, done, whole
 }
 
@@ -993,4 +982,22 @@ func (s *Spool) Close() error {
 		return fmt.Errorf("spool: close: %w", err)
 	}
 	return nil
+}
+
+// parseJournal reads the whole entries of a journal: the records taken
+// and not put back, and those finished. A torn last entry is ignored.
+func parseJournal(data []byte) (taken, done map[uint32]bool) {
+	taken, done = map[uint32]bool{}, map[uint32]bool{}
+	for ; len(data) >= entrySize; data = data[entrySize:] {
+		idx := binary.LittleEndian.Uint32(data[1:])
+		switch data[0] {
+		case 'T':
+			taken[idx] = true
+		case 'R':
+			delete(taken, idx)
+		case 'D':
+			done[idx] = true
+		}
+	}
+	return taken, done
 }

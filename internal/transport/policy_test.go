@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+
+	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
 
 // wrappingTransport is what instrumented programs install as
@@ -267,7 +268,7 @@ func TestUnreceivedOnlyWhenTheRequestCertainlyWasNotTaken(t *testing.T) {
 		{"connection lost with the request", hangUp, false},
 	}
 	for _, tc := range tests {
-		url := "http://" + refusedAddr(t) + "/v1/traces"
+		url := "http://" + otlptest.RefusedAddr(t) + "/v1/traces"
 		if tc.h != nil {
 			srv := httptest.NewServer(tc.h)
 			defer srv.Close()
@@ -290,16 +291,4 @@ func TestUnreceivedOnlyWhenTheRequestCertainlyWasNotTaken(t *testing.T) {
 			t.Errorf("gRPC %v: Unreceived = %v, want %v", code, got, want)
 		}
 	}
-}
-
-// refusedAddr returns a loopback host:port where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
