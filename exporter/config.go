@@ -275,7 +275,7 @@ func hasSpaceOrControl(v string) bool {
 
 // targetURL resolves the endpoint settings, host:port, into the request
 // URL; for gRPC, the URL whose host is the target.
-func (c config) targetURL() (*url.URL, error) {
+func (c config) targetURL() (u *url.URL, err error) {
 	hostport := c.endpoint
 	if hostport == "" {
 		hostport = defaultHost
@@ -284,10 +284,16 @@ func (c config) targetURL() (*url.URL, error) {
 	if hasSpaceOrControl(hostport) {
 		return nil, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", shown)
 	}
+	// A malformed host:port that reads as a gRPC target ("unix:/path",
+	// "dns:host:4317") is one, given without the grpc protocol.
+	if _, known, _, _ := targetScheme(hostport); known {
+		defer func() {
+			if err != nil {
+				u, err = nil, fmt.Errorf("exporter: endpoint %q is a gRPC target, which needs the grpc protocol (WithProtocol(ProtocolGRPC)); over OTLP/HTTP the endpoint is host:port (use WithEndpointURL for a URL)", shown)
+			}
+		}()
+	}
 	if strings.ContainsAny(hostport, "/?#@") {
-		if _, known, written, _ := targetScheme(hostport); known && written {
-			return nil, fmt.Errorf("exporter: endpoint %q is a gRPC target, which needs the grpc protocol (WithProtocol(ProtocolGRPC)); over OTLP/HTTP the endpoint is host:port (use WithEndpointURL for a URL)", shown)
-		}
 		return nil, fmt.Errorf("exporter: endpoint %q must be host:port without scheme or path (use WithEndpointURL for a URL)", shown)
 	}
 	if c.endpoint == "" {

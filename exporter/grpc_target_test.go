@@ -111,6 +111,9 @@ func TestGRPCTargetFromTheEnvironment(t *testing.T) {
 		{"traces over generic",
 			map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": unix.Endpoint(), "OTEL_EXPORTER_OTLP_ENDPOINT": refused},
 			[]Option{WithProtocol(ProtocolGRPC)}},
+		{"generic, unix: and a path",
+			map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "unix:" + strings.TrimPrefix(unix.Endpoint(), "unix://")},
+			[]Option{WithProtocol(ProtocolGRPC)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -198,6 +201,9 @@ func TestGRPCTargetConfigErrors(t *testing.T) {
 			`endpoint "dns:///collector:4318" is a gRPC target, which needs the grpc protocol (WithProtocol(ProtocolGRPC)); over OTLP/HTTP the endpoint is host:port (use WithEndpointURL for a URL)`},
 		{"OTLP/HTTP, unix socket", []Option{WithProtocol(ProtocolGRPC), WithEndpoint("unix:///run/otlp.sock"), WithProtocol(ProtocolHTTPJSON)},
 			"needs the grpc protocol"},
+		{"OTLP/HTTP, unix: and a path", []Option{WithEndpoint("unix:/run/otlp.sock")}, "is a gRPC target, which needs the grpc protocol"},
+		{"OTLP/HTTP, unix: and a name", []Option{WithEndpoint("unix:otlp.sock")}, "is a gRPC target, which needs the grpc protocol"},
+		{"OTLP/HTTP, dns: host:port", []Option{WithEndpoint("dns:collector:4317")}, "is a gRPC target, which needs the grpc protocol"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := New(append(tc.opts, WithLogger(zap.NewNop()))...)

@@ -100,7 +100,8 @@ type RetryConfig struct {
 //
 // Environment: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT;
 // this option wins over both. With gRPC, their value may be a target name
-// too (plaintext for unix:///path, TLS otherwise, unless
+// too, with or without "//" (unix:///run/otlp.sock, unix:/run/otlp.sock,
+// dns:collector:4317: plaintext for unix, TLS otherwise, unless
 // OTEL_EXPORTER_OTLP_[TRACES_]INSECURE says otherwise); with OTLP/HTTP such
 // a value, and with gRPC one whose scheme gRPC has no resolver for, is
 // reported and ignored, the next variable in force. The protocol they are

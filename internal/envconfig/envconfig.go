@@ -217,6 +217,13 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 		err = ue.Err // url.Error quotes the URL, credentials included
 	}
 	switch {
+	case !strings.Contains(v, "://") && err == nil && grpcScheme != nil && u.Scheme != "http" && u.Scheme != "https" &&
+		grpcScheme(u.Scheme) && (u.Opaque != "" || u.Path != ""):
+		// A gRPC target without an authority: unix:/run/otlp.sock,
+		// unix:relative.sock, dns:collector:4317.
+		return u, nil
+	case !strings.Contains(v, "://") && err == nil && grpcScheme == nil && builtinGRPCScheme(u.Scheme):
+		return nil, fmt.Errorf("envconfig: %s=%q: a gRPC target is for the grpc protocol only; for OTLP/HTTP write an http or https URL; ignored", name, noScheme(v))
 	case !strings.Contains(v, "://"):
 		// "collector:4318" parses as scheme "collector", and
 		// "127.0.0.1:4318" not at all: say what to write instead.
@@ -235,6 +242,15 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 		return nil, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u))
 	}
 	return u, nil
+}
+
+// builtinGRPCScheme says whether scheme is one of gRPC's own resolvers'.
+func builtinGRPCScheme(scheme string) bool {
+	switch scheme {
+	case "dns", "passthrough", "unix", "unix-abstract":
+		return true
+	}
+	return false
 }
 
 // clientCert reads the client certificate and key variables of one prefix:

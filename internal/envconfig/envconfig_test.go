@@ -263,6 +263,14 @@ func TestGRPCTargets(t *testing.T) {
 			"passthrough:///10.0.0.1:4317", "", generic, []string{traces}, []string{traces, generic}},
 		{"dns with an authority", map[string]string{generic: "dns://8.8.8.8/collector:4317"},
 			"dns://8.8.8.8/collector:4317", "", generic, nil, []string{generic}},
+		{"unix without an authority", map[string]string{traces: "unix:/run/otlp.sock", generic: "http://fallback:4318"},
+			"unix:/run/otlp.sock", "http://fallback:4318/v1/traces", traces, nil, []string{traces}},
+		{"unix relative", map[string]string{generic: "unix:otlp.sock"},
+			"unix:otlp.sock", "", generic, nil, []string{generic}},
+		{"dns without an authority", map[string]string{generic: "dns:collector:4317"},
+			"dns:collector:4317", "", generic, nil, []string{generic}},
+		{"host:port is not a target", map[string]string{traces: "collector:4317", generic: "unix:/run/otlp.sock"},
+			"unix:/run/otlp.sock", "", generic, []string{traces}, []string{traces, generic}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Read(env(tc.vars))
@@ -295,11 +303,13 @@ func TestGRPCTargets(t *testing.T) {
 			check("http", nil, tc.http, tc.hErr)
 		})
 	}
-	s, _ := Read(env(map[string]string{generic: "dns:///collector:4317"}))
-	if _, err := s.Endpoint(nil); err == nil || !strings.Contains(err.Error(), "for the grpc protocol only") {
-		t.Errorf("a target with OTLP/HTTP: %v, want it said it is for gRPC", err)
+	for _, v := range []string{"dns:///collector:4317", "unix:/run/otlp.sock", "dns:collector:4317"} {
+		s, _ := Read(env(map[string]string{generic: v}))
+		if _, err := s.Endpoint(nil); err == nil || !strings.Contains(err.Error(), "for the grpc protocol only") {
+			t.Errorf("%s with OTLP/HTTP: %v, want it said it is for gRPC", v, err)
+		}
 	}
-	s, _ = Read(env(map[string]string{generic: "foo:///x"}))
+	s, _ := Read(env(map[string]string{generic: "foo:///x"}))
 	if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
 		t.Errorf("an unknown scheme with gRPC: %v", err)
 	}

@@ -42,6 +42,7 @@ var errorTexts = []string{
 	"is not a URL: it needs a scheme; write", "(plaintext) or", "(TLS); ignored", "xxxxx@",
 	"want an http or https URL (a gRPC target such as dns:///host:port or unix:///path is for the grpc protocol only)",
 	"gRPC has no resolver for the scheme", "(want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)",
+	"a gRPC target is for the grpc protocol only; for OTLP/HTTP write an http or https URL; ignored",
 	"no host", "holds no PEM certificate", "tls: ", "x509: ", "open ", "no such file or directory",
 }
 
