@@ -188,7 +188,8 @@
 // names longer than 256 bytes, and keys or scopes that arrive after
 // WithMaxKeys is reached, are not tracked: their values are replaced with
 // OverflowValue and counted with reason key_limit (a span name of such a
-// scope passes if another scope admitted it). Values of any length
+// scope passes if another scope admitted it, once normalized if
+// WithNormalizer is set). Values of any length
 // are hashed whole, so a huge value costs time proportional to its length
 // and no memory. Invalid UTF-8 is neither repaired nor rejected: it is
 // counted like any other bytes, and the built-in normalizer keeps bytes it

@@ -374,3 +374,68 @@ func TestGuardUntrackedScopeNames(t *testing.T) {
 		t.Fatalf("stats = %+v", st)
 	}
 }
+
+// With a custom normalizer, an untracked scope's name passes once
+// normalized to a name another scope admitted; in both wirings.
+func TestGuardUntrackedScopeNamesNormalized(t *testing.T) {
+	lower := WithNormalizer(func(key, v string) (string, bool) {
+		if l := strings.ToLower(v); key == "" && l != v {
+			return l, true
+		}
+		return v, false
+	})
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t, WithMaxKeys(1), lower)
+			if s := p.scopedSpan("a", "op", nil); s.Name() != "op" {
+				t.Fatalf("tracked scope: %q", s.Name())
+			}
+			if s := p.scopedSpan("b", "op", nil); s.Name() != "op" || marked(s) {
+				t.Fatalf("untracked scope, name admitted elsewhere: %q, marked %v", s.Name(), marked(s))
+			}
+			if s := p.scopedSpan("b", "OP", nil); s.Name() != "op" || marked(s) {
+				t.Fatalf("untracked scope, name normalized to one admitted elsewhere: %q, marked %v", s.Name(), marked(s))
+			}
+			if s := p.scopedSpan("b", "new", nil); s.Name() != OverflowValue || !marked(s) {
+				t.Fatalf("untracked scope, new name: %q, marked %v", s.Name(), marked(s))
+			}
+			if st := p.guard.Stats(); st.ReplacedUntracked != 1 || st.Normalized != 1 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// A value equal to OverflowValue passes uncounted and unmarked on a key
+// or in a scope the Guard does not track, as on any other.
+func TestGuardOverflowValueUntracked(t *testing.T) {
+	for _, wiring := range []struct {
+		name string
+		new  func(*testing.T, ...Option) *pipeline
+	}{{"wrapping", newWrapping}, {"plain", newPlain}} {
+		t.Run(wiring.name, func(t *testing.T) {
+			p := wiring.new(t, WithMaxKeys(1))
+			p.scopedSpan("a", "op", []attribute.KeyValue{attribute.String("k1", "v")})
+			s := p.scopedSpan("b", OverflowValue, []attribute.KeyValue{attribute.String("k1", "v"), attribute.String("k2", OverflowValue)})
+			if marked(s) || s.Name() != OverflowValue {
+				t.Fatalf("span %q marked %v, attributes %v", s.Name(), marked(s), s.Attributes())
+			}
+			if v, _ := attrOf(s, "k2"); v.AsString() != OverflowValue {
+				t.Fatalf("k2 = %v", v)
+			}
+			if st := p.guard.Stats(); st.ReplacedUntracked != 0 || st.MarkedSpans != 0 {
+				t.Fatalf("stats = %+v", st)
+			}
+			s = p.scopedSpan("a", "op", []attribute.KeyValue{attribute.String("k3", "x")})
+			if v, _ := attrOf(s, "k3"); v.AsString() != OverflowValue || !marked(s) {
+				t.Fatalf("an untracked key's own value: k3 = %v, marked %v", v, marked(s))
+			}
+			if st := p.guard.Stats(); st.ReplacedUntracked != 1 || st.MarkedSpans != 1 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
+	}
+}
