@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -117,7 +118,7 @@ func (c config) fromEnv(getenv func(string) string) config {
 		return c
 	}
 	r, err := strconv.ParseFloat(arg, 64)
-	if err == nil && (r < 0 || r > 1) {
+	if err == nil && (r < 0 || r > 1 || math.IsNaN(r)) {
 		err = fmt.Errorf("ratio %v is outside [0, 1]", r)
 	}
 	if err != nil {
@@ -131,15 +132,17 @@ func (c config) fromEnv(getenv func(string) string) config {
 // WithRatio sets the head sampling ratio: the share of new local traces
 // sampled up front, as by sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)).
 // A ratio of 1 or more samples every trace at the head; 0 or less samples
-// none, so only the traces kept by the tail are exported. Ignored when
-// WithHead sets a head.
+// none, so only the traces kept by the tail are exported. NaN is ignored.
+// Ignored when WithHead sets a head.
 //
 // Default: DefaultRatio (0.05). Environment: OTEL_TRACES_SAMPLER_ARG, read
 // when OTEL_TRACES_SAMPLER is traceidratio or parentbased_traceidratio. This
 // option wins over the environment.
 func WithRatio(r float64) Option {
 	return optionFunc(func(c config) config {
-		c.ratio = r
+		if !math.IsNaN(r) {
+			c.ratio = r
+		}
 		return c
 	})
 }

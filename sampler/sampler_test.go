@@ -3,6 +3,7 @@ package sampler
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -722,6 +724,8 @@ func TestRatioFromEnvironment(t *testing.T) {
 		{"no argument", "traceidratio", "", DefaultRatio},
 		{"malformed ignored", "traceidratio", "half", DefaultRatio},
 		{"out of range ignored", "traceidratio", "2", DefaultRatio},
+		{"NaN ignored", "traceidratio", "NaN", DefaultRatio},
+		{"nan ignored", "parentbased_traceidratio", "nan", DefaultRatio},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -741,7 +745,30 @@ func TestRatioFromEnvironment(t *testing.T) {
 		if c := newConfig(nil); c.ratio != 0.25 {
 			t.Errorf("ratio = %v, want 0.25 from the environment", c.ratio)
 		}
+		if c := newConfig([]Option{WithRatio(math.NaN())}); c.ratio != 0.25 {
+			t.Errorf("WithRatio(NaN): ratio = %v, want 0.25 from the environment", c.ratio)
+		}
 	})
+}
+
+// A NaN ratio is ignored: the head samples at the default ratio, not every
+// trace as sdktrace.TraceIDRatioBased(NaN) would.
+func TestNaNRatioIgnored(t *testing.T) {
+	keep := ErrorKeeping(nil, WithRatio(math.NaN()), WithMeterProvider(noopmetric.NewMeterProvider()))
+	t.Cleanup(func() { _ = keep.Shutdown(context.Background()) })
+	ids := newSeededIDs(1)
+	sampled := 0
+	const n = 10000
+	for range n {
+		tid, _ := ids.NewIDs(context.Background())
+		r := keep.ShouldSample(sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: tid, Name: "op"})
+		if r.Decision == sdktrace.RecordAndSample {
+			sampled++
+		}
+	}
+	if sampled > n/10 {
+		t.Fatalf("sampled %d of %d at the head, want about %v of them", sampled, n, DefaultRatio)
+	}
 }
 
 // seededIDs generates the same trace and span IDs for every provider built

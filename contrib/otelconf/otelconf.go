@@ -49,6 +49,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -520,6 +521,10 @@ func newSampler(s *otelconf.Sampler) (sdktrace.Sampler, error) {
 		ratio := 1.0
 		if r := s.TraceIDRatioBased.Ratio; r != nil {
 			ratio = *r
+		}
+		if math.IsNaN(ratio) {
+			// sdktrace.TraceIDRatioBased(NaN) samples every trace.
+			return nil, errors.New("otelconf: tracer_provider.sampler: trace_id_ratio_based.ratio is NaN (want a number from 0 to 1)")
 		}
 		return sdktrace.TraceIDRatioBased(ratio), nil
 	}

@@ -467,6 +467,31 @@ tracer_provider:
 	}
 }
 
+// A NaN ratio, which sdktrace.TraceIDRatioBased takes for "sample every
+// trace", is NewSDK's error.
+func TestNaNRatioIsNewSDKError(t *testing.T) {
+	for _, sampler := range []string{`
+    trace_id_ratio_based:
+      ratio: .nan
+`, `
+    parent_based:
+      root:
+        trace_id_ratio_based:
+          ratio: .NaN
+`} {
+		sdk, err := tkconf.NewSDK(parse(t, `file_format: "1.0-rc.2"
+tracer_provider:
+  sampler:`+sampler))
+		if err == nil {
+			_ = sdk.Shutdown(context.Background())
+			t.Fatalf("no error for %s", sampler)
+		}
+		if !strings.Contains(err.Error(), "trace_id_ratio_based.ratio is NaN") {
+			t.Fatalf("got %v", err)
+		}
+	}
+}
+
 func TestUnsupportedExporterIsNamed(t *testing.T) {
 	cfg, err := otelconf.ParseYAML([]byte(`file_format: "1.0-rc.2"
 tracer_provider:
