@@ -100,8 +100,15 @@ func (b *Builder) Histogram(name, unit, desc string, bounds ...float64) metric.F
 func (b *Builder) Observe(observe func(metric.Observer), insts ...metric.Observable) *Registration {
 	r := &Registration{}
 	reg, err := b.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if r.quiet.Load() {
+			return nil
+		}
+		// Read before observing: the figures of a collection that began
+		// before Retire may not be the final ones, and it is not the last.
+		retired := r.retired.Load()
 		observe(o)
-		if r.retired.Load() {
+		if retired {
+			r.quiet.Store(true)
 			// Unregistering from inside a callback would wait on the
 			// collection that is running it.
 			r.once.Do(func() { go r.unregister() })
@@ -141,14 +148,16 @@ func Report(log *zap.Logger, err error) {
 // Registration is a callback registered by Observe.
 type Registration struct {
 	retired atomic.Bool
+	quiet   atomic.Bool // the final figures were observed
 	once    sync.Once
 	mu      sync.Mutex
 	reg     metric.Registration
 }
 
 // Retire ends the registration after the next collection, which sees the
-// component's final figures. A component that is never collected again
-// stays registered, reporting those figures.
+// component's final figures; the collections after it see none. A
+// component that is never collected again stays registered, reporting
+// those figures.
 func (r *Registration) Retire() { r.retired.Store(true) }
 
 func (r *Registration) unregister() {
