@@ -64,8 +64,9 @@
 // (WithLogger; default: warnings and errors to standard error), aggregated
 // so an outage cannot flood the log: at most one report per interval
 // (WithLogInterval), with counts per reason and the last cause of each.
-// The reports are written by a goroutine of their own: a slow logger
-// delays nothing else. Header values are never logged, even when a
+// The reports, the configuration's own included, are written by a
+// goroutine of their own: a slow logger delays nothing else, neither New
+// nor a Shutdown without a deadline, which waits for it at most a second. Header values are never logged, even when a
 // backend's answer repeats one. WithDroppedSpansWriter additionally writes
 // each dropped request as one line of OTLP/JSON for replay, also from a
 // goroutine of its own behind a bounded hand-off.
@@ -73,7 +74,8 @@
 // # Configuration errors
 //
 // New never fails, so it can be written inline in sdktrace.WithBatcher. An
-// invalid setting is logged at error level at once, and every ExportSpans
+// invalid setting is logged at error level at once (by the reporter's
+// goroutine), and every ExportSpans
 // returns the error and counts its spans dropped with reason config;
 // ConfigError returns it at once.
 //

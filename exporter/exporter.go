@@ -10,6 +10,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tracekeeper/tracekeeper/internal/fallback"
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
@@ -184,11 +185,12 @@ func New(opts ...Option) *Exporter {
 		WriterBudget: dropWriterBudget,
 	})
 
+	// Written by the reporter's goroutine: New never waits on the logger.
 	if cfg.envErrs != nil {
-		cfg.logger.Warn("tracekeeper exporter: ignoring malformed environment variables", zap.Error(cfg.envErrs))
+		e.report.Log(zapcore.WarnLevel, "tracekeeper exporter: ignoring malformed environment variables", zap.Error(cfg.envErrs))
 	}
 	if names := cfg.ignoredOptions(); names != nil {
-		cfg.logger.Warn("tracekeeper exporter: ignoring options that do not apply to the protocol",
+		e.report.Log(zapcore.WarnLevel, "tracekeeper exporter: ignoring options that do not apply to the protocol",
 			zap.String("protocol", string(cfg.protocol)), zap.Strings("options", names))
 	}
 	err := cfg.validate()
@@ -197,7 +199,7 @@ func New(opts ...Option) *Exporter {
 	}
 	if err != nil {
 		e.cfgErr = err
-		cfg.logger.Error("tracekeeper exporter: invalid configuration; every span will be dropped", zap.Error(err))
+		e.report.Log(zapcore.ErrorLevel, "tracekeeper exporter: invalid configuration; every span will be dropped", zap.Error(err))
 	}
 	if e.cfgErr == nil {
 		budget := int64(cfg.memoryBudget)
@@ -522,6 +524,12 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // without abandoning anything; a call made after Shutdown finished returns
 // nil.
 //
+// Once the books are settled it waits for the fallback logger's last
+// report and the dropped-spans writer as long as ctx allows, and, when ctx
+// has no deadline, at most one second: a stalled logger or writer never
+// holds Shutdown, and the dropped requests the writer has not taken by then
+// are counted in Stats.Unwritten.
+//
 // TracerProvider.Shutdown calls it through the BatchSpanProcessor, with the
 // same ctx.
 func (e *Exporter) Shutdown(ctx context.Context) error {
@@ -628,6 +636,19 @@ func (e *Exporter) stop(ctx context.Context) {
 	}
 	close(e.settled)
 	e.metrics.retire()
-	_ = e.report.Close(ctx)
+	// The last report waits for nothing but the logger and the writer:
+	// as long as ctx allows, and without a deadline at most reportGrace.
+	rctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithCancel(ctx)
+		t := e.cfg.clock.AfterFunc(reportGrace, cancel)
+		defer func() { t.Stop(); cancel() }()
+	}
+	_ = e.report.Close(rctx)
 	close(e.done)
 }
+
+// reportGrace bounds the wait of a Shutdown without a deadline for the
+// fallback logger and the dropped-spans writer.
+const reportGrace = time.Second

@@ -81,8 +81,9 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.ErrorLevel)
 			e := New(tc.opt, WithLogger(zap.New(core)))
-			if logs.FilterMessageSnippet("invalid configuration").Len() != 1 {
-				t.Fatalf("the configuration error was not logged at once: %v", logs.All())
+			// Written at once, by the reporter's goroutine.
+			if logged(t, logs, "invalid configuration") != 1 {
+				t.Fatalf("the configuration error was not logged once: %v", logs.All())
 			}
 			err := e.ExportSpans(context.Background(), otlptest.Indexed(3))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -717,6 +718,7 @@ func TestMalformedHeadersFromTheEnvironmentAreReportedNeverQuoted(t *testing.T) 
 			core, logs := observer.New(zapcore.WarnLevel)
 			e := New(WithLogger(zap.New(core)), WithEndpoint("127.0.0.1:1"), WithInsecure())
 			defer shutdown(t, e)
+			logged(t, logs, "ignoring malformed environment variables")
 			found := false
 			for _, entry := range logs.All() {
 				text := entry.Message
@@ -945,5 +947,22 @@ func TestSpoolPausesOncePerRound(t *testing.T) {
 	e.pause(later)
 	if got := e.disk.paused(later); got != 2*time.Second {
 		t.Fatalf("paused for %v after the next round, want 2s", got)
+	}
+}
+
+// logged waits until an entry with snippet in its message is logged, as
+// the reporter's goroutine writes it, and returns how many there are; it
+// fails the test if none comes.
+func logged(t *testing.T, logs *observer.ObservedLogs, snippet string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second) // a hang, not a speed
+	for {
+		if n := logs.FilterMessageSnippet(snippet).Len(); n > 0 {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing logged with %q: %v", snippet, logs.All())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

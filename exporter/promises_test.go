@@ -155,6 +155,59 @@ func TestStalledLoggerBlocksNothing(t *testing.T) {
 	}
 }
 
+// New reports what is wrong with its configuration without waiting on the
+// logger, and Shutdown without a deadline waits for a stalled logger or
+// dropped-spans writer at most a second, counting what the writer did not
+// take.
+func TestStalledLoggerDelaysNeitherNewNorShutdown(t *testing.T) {
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusBadRequest) // every request dropped, and written
+		return true
+	})
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "abc")
+	stalledWriter := &blockingWriter{release: make(chan struct{})}
+	defer close(stalledWriter.release)
+	for _, tc := range []struct {
+		name string
+		opts []exporter.Option
+	}{
+		{"malformed variable", nil},
+		{"invalid option", []exporter.Option{exporter.WithCompressor("bogus")}},
+		{"option of the other protocol", []exporter.Option{exporter.WithProtocol(exporter.ProtocolGRPC), exporter.WithURLPath("/x")}},
+		{"dropped-spans writer", []exporter.Option{exporter.WithDroppedSpansWriter(stalledWriter)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			var writes atomic.Int64
+			log := zap.New(stalledCore{LevelEnabler: zapcore.DebugLevel, release: release, writes: &writes})
+			var exp *exporter.Exporter
+			returns(t, "New with the logger stalled", func() {
+				exp = exporter.New(append([]exporter.Option{exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(),
+					exporter.WithLogger(log)}, tc.opts...)...)
+			})
+			for range 3 { // three requests, each dropped
+				_ = exp.ExportSpans(context.Background(), otlptest.Spans(10))
+				_ = exp.ForceFlush(context.Background())
+			}
+			returns(t, "Shutdown(context.Background()) with the logger stalled", func() {
+				_ = exp.Shutdown(context.Background())
+			})
+			s := exp.Stats()
+			checkBooks(t, s)
+			if s.Accepted != 30 || s.Queued+s.InFlight != 0 {
+				t.Fatalf("want every span settled: %+v", s)
+			}
+			if writes.Load() == 0 {
+				t.Fatal("the logger was never called: the test proves nothing")
+			}
+			if strings.HasPrefix(tc.name, "dropped") && s.Unwritten == 0 {
+				t.Fatalf("the writer blocked, yet no request is counted unwritten: %+v", s)
+			}
+		})
+	}
+}
+
 func TestRedirectsAreNotFollowedAndNothingIsCountedExported(t *testing.T) {
 	for _, code := range []int{301, 302, 303, 307, 308} {
 		for _, comp := range []exporter.Compression{exporter.NoCompression, exporter.GzipCompression} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
 	"github.com/tracekeeper/tracekeeper/internal/limiter"
@@ -111,7 +112,7 @@ func (d *disk) paused(now time.Time) time.Duration {
 func (e *Exporter) openSpool() {
 	s, rec, err := spool.Open(spool.Config{Dir: e.cfg.spoolDir, MaxBytes: e.cfg.spoolMaxBytes})
 	if err != nil {
-		e.cfg.logger.Error("tracekeeper exporter: disk spool unavailable; spans that do not fit in memory will be dropped",
+		e.report.Log(zapcore.ErrorLevel, "tracekeeper exporter: disk spool unavailable; spans that do not fit in memory will be dropped",
 			zap.Error(err))
 		return
 	}

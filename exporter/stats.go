@@ -195,7 +195,8 @@ type Stats struct {
 	// Unwritten counts the dropped requests that the dropped-spans writer
 	// did not receive, because it fell behind (see
 	// WithDroppedSpansWriter), failed, or was still busy at Shutdown's
-	// deadline. The spans themselves are counted in Dropped.
+	// deadline (a second after the books settled, without one). The spans
+	// themselves are counted in Dropped.
 	Unwritten int64
 }
 

@@ -3,9 +3,12 @@ package sampler
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -14,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -242,6 +246,54 @@ func TestTracerProviderOptionsWireBothSides(t *testing.T) {
 	}
 }
 
+// stalledCore is a zap core whose writes block until released.
+type stalledCore struct {
+	zapcore.LevelEnabler
+	writing chan struct{} // closed at the first write
+	once    *sync.Once
+	release chan struct{}
+}
+
+func (c stalledCore) With([]zapcore.Field) zapcore.Core { return c }
+func (c stalledCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce.AddCore(e, c)
+}
+func (c stalledCore) Write(zapcore.Entry, []zapcore.Field) error {
+	c.once.Do(func() { close(c.writing) })
+	<-c.release
+	return nil
+}
+func (c stalledCore) Sync() error { return nil }
+
+// The report of a wiring mistake, made on a span's path, does not wait on
+// the logger; Shutdown waits for it only as long as its ctx allows.
+func TestWiringReportDoesNotWaitOnTheLogger(t *testing.T) {
+	core := stalledCore{LevelEnabler: zapcore.DebugLevel, writing: make(chan struct{}), once: &sync.Once{}, release: make(chan struct{})}
+	defer close(core.release)
+	keep := ErrorKeeping(nil, WithRatio(0), WithLogger(zap.New(core)), WithMeterProvider(noopmetric.NewMeterProvider()))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(keep))
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		for range 2 * wiringGrace { // would stop at the report if it waited
+			_, s := tp.Tracer("test").Start(context.Background(), "s")
+			s.End()
+		}
+	}()
+	<-core.writing // the report is being written, and blocks
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second): // a hang, not a speed
+		t.Fatal("starting spans is stuck behind the logger")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := keep.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the ctx's error while the logger blocks", err)
+	}
+	_ = tp.Shutdown(context.Background())
+}
+
 // Registering only one side of the ErrorKeeper is reported, once.
 func TestHalfWiringIsReportedOnce(t *testing.T) {
 	tests := []struct {
@@ -261,10 +313,15 @@ func TestHalfWiringIsReportedOnce(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
 			keep := ErrorKeeping(nil, WithRatio(0), WithLogger(zap.New(core)), WithMeterProvider(noopmetric.NewMeterProvider()))
 			tp := sdktrace.NewTracerProvider(tt.opts(keep)...)
-			defer func() { _ = tp.Shutdown(context.Background()); _ = keep.Shutdown(context.Background()) }()
 			for range 2 * wiringGrace {
 				_, s := tp.Tracer("test").Start(context.Background(), "s")
 				s.End()
+			}
+			// The report is written by a goroutine of its own, which
+			// Shutdown waits for.
+			_ = tp.Shutdown(context.Background())
+			if err := keep.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
 			}
 			all := logs.All()
 			if len(all) != 1 || !strings.Contains(all[0].Message, tt.want) {

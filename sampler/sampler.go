@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -51,6 +50,8 @@ type ErrorKeeper struct {
 	done    chan struct{}
 	once    sync.Once
 	workers sync.WaitGroup // ForceFlush's and Shutdown's deciding goroutines
+	warnMu  sync.Mutex
+	warned  []<-chan struct{} // closed once each report of warn is written
 
 	// hand counts the spans detached for a decision and not yet handed
 	// on, and holds cutBit once Shutdown's context has ended: from then
@@ -190,13 +191,29 @@ func (k *ErrorKeeper) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 const wiringGrace = 1000
 
 // warn reports a wiring mistake to the logger, or to the OpenTelemetry
-// error handler when there is none.
+// error handler when there is none, without waiting for either; Shutdown
+// waits for the reports, as long as its ctx allows.
 func (k *ErrorKeeper) warn(msg string) {
-	if k.cfg.logger != nil {
-		k.cfg.logger.Warn(msg)
-		return
+	done := selfobs.Warn(k.cfg.logger, msg, nil)
+	k.warnMu.Lock()
+	k.warned = append(k.warned, done)
+	k.warnMu.Unlock()
+}
+
+// awaitWarnings waits until the reports warn made are written, or until
+// ctx is done.
+func (k *ErrorKeeper) awaitWarnings(ctx context.Context) error {
+	k.warnMu.Lock()
+	warned := k.warned
+	k.warnMu.Unlock()
+	for _, done := range warned {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	otel.Handle(errors.New(msg))
+	return nil
 }
 
 // TracerProviderOptions returns the two registrations an ErrorKeeper
@@ -683,7 +700,10 @@ func await(ctx context.Context, f func(context.Context) error) error {
 }
 
 // Shutdown stops the background goroutine, decides every held trace as
-// ForceFlush does, and shuts the next processor down.
+// ForceFlush does, shuts the next processor down, and waits, as long as
+// ctx allows, for the logger to write the reports of wiring mistakes
+// (which are written by a goroutine of their own, so that no span waits on
+// the logger).
 //
 // It returns by ctx's deadline, give or take the time to release what is
 // held, even when the downstream is slow. When ctx ends first, nothing
@@ -748,6 +768,9 @@ func (k *ErrorKeeper) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("sampler: shutdown next processor: %w", err))
 	}
 	k.metrics.Retire()
+	if err := k.awaitWarnings(ctx); err != nil && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("sampler: shutdown: waiting for the logger: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

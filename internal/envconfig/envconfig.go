@@ -21,6 +21,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path"
@@ -133,6 +134,10 @@ func Read(lookup Lookup) (Settings, error) {
 		if err != nil || ms < 0 {
 			return fmt.Errorf("envconfig: %s=%q: want a non-negative number of milliseconds", name, v)
 		}
+		if ms > maxTimeoutMillis {
+			// As a time.Duration it would wrap around.
+			return fmt.Errorf("envconfig: %s=%q: want at most %d milliseconds", name, v, maxTimeoutMillis)
+		}
 		d := time.Duration(ms) * time.Millisecond
 		s.Timeout = &d
 		return nil
@@ -243,6 +248,10 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 	}
 	return u, nil
 }
+
+// maxTimeoutMillis is the longest timeout a time.Duration holds, in
+// milliseconds (about 292 years).
+const maxTimeoutMillis = math.MaxInt64 / int64(time.Millisecond)
 
 // builtinGRPCScheme says whether scheme is one of gRPC's own resolvers'.
 func builtinGRPCScheme(scheme string) bool {

@@ -111,6 +111,24 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 	}
 }
 
+// A timeout too long for a time.Duration is malformed, not wrapped into
+// a negative or tiny one; the generic variable is then in force.
+func TestTimeoutOverflow(t *testing.T) {
+	for _, v := range []string{"9223372036855", "18446744073709551", "9223372036854775807"} {
+		s, err := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": v, "OTEL_EXPORTER_OTLP_TIMEOUT": "1500"}))
+		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
+			t.Errorf("%s: error %v, want it named", v, err)
+		}
+		if s.Timeout == nil || *s.Timeout != 1500*time.Millisecond {
+			t.Errorf("%s: timeout %v, want the generic 1.5s", v, s.Timeout)
+		}
+	}
+	s, err := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "9223372036854"}))
+	if err != nil || s.Timeout == nil || *s.Timeout <= 0 {
+		t.Errorf("the longest timeout: %v, %v", s.Timeout, err)
+	}
+}
+
 func TestCertificates(t *testing.T) {
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

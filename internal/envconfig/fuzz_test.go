@@ -36,7 +36,7 @@ var fuzzFiles = []string{
 // header value found in one of them is not taken for quoted.
 var errorTexts = []string{
 	"envconfig: ", "unsupported protocol (want grpc, http/protobuf or http/json)", "want gzip or none",
-	"want a non-negative number of milliseconds", "want true or false", "is set without",
+	"want a non-negative number of milliseconds", "want at most 9223372036854 milliseconds", "want true or false", "is set without",
 	"is not key=value", "does not start with a valid header name followed by '=' (write name=url-encoded-value)",
 	"has an invalid URL-encoded value", "has a value with control characters",
 	"is not a URL: it needs a scheme; write", "(plaintext) or", "(TLS); ignored", "xxxxx@",

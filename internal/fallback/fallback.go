@@ -18,6 +18,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Config configures a Reporter.
@@ -48,6 +49,7 @@ type Reporter struct {
 	causes    []error
 	warnings  map[string]*warning
 	notes     []string
+	entries   []entry
 	lastWrite time.Time
 	dirty     bool
 
@@ -65,6 +67,16 @@ type Reporter struct {
 	abandon   atomic.Bool
 	unwritten atomic.Int64
 }
+
+// entry is a log entry Log records, written as it is.
+type entry struct {
+	level  zapcore.Level
+	msg    string
+	fields []zap.Field
+}
+
+// maxEntries bounds the entries Log keeps between two reports.
+const maxEntries = 16
 
 type warning struct {
 	count int64
@@ -129,6 +141,18 @@ func (r *Reporter) Note(msg string) {
 	r.mu.Lock()
 	if len(r.notes) < 16 {
 		r.notes = append(r.notes, msg)
+	}
+	r.markLocked()
+	r.mu.Unlock()
+}
+
+// Log records an entry written as it is, before anything else, with the
+// next report: what a constructor has to say, which its caller must not
+// wait for. Entries past 16 between two reports are not written.
+func (r *Reporter) Log(level zapcore.Level, msg string, fields ...zap.Field) {
+	r.mu.Lock()
+	if len(r.entries) < maxEntries {
+		r.entries = append(r.entries, entry{level, msg, fields})
 	}
 	r.markLocked()
 	r.mu.Unlock()
@@ -212,12 +236,15 @@ func (r *Reporter) flush() {
 	}
 	drops, causes := r.drops, r.causes
 	r.drops, r.causes = make([]int64, len(drops)), make([]error, len(causes))
-	warnings, notes := r.warnings, r.notes
-	r.warnings, r.notes = make(map[string]*warning), nil
+	warnings, notes, entries := r.warnings, r.notes, r.entries
+	r.warnings, r.notes, r.entries = make(map[string]*warning), nil, nil
 	r.dirty = false
 	r.lastWrite = r.cfg.Clock.Now()
 	r.mu.Unlock()
 
+	for _, e := range entries {
+		r.cfg.Log.Log(e.level, e.msg, e.fields...)
+	}
 	prefix := r.cfg.Component + ": "
 	for _, n := range notes {
 		r.cfg.Log.Info(prefix + n)

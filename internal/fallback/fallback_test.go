@@ -91,6 +91,29 @@ func TestDropsAreAggregatedAndReportedLast(t *testing.T) {
 	}
 }
 
+// TestLoggedEntriesComeFirstAsWritten checks that Log's entries are
+// written as they are, in order, before the rest of their report, and
+// that at most 16 are kept between two reports.
+func TestLoggedEntriesComeFirstAsWritten(t *testing.T) {
+	r, logs, _ := newReporter(t, nil)
+	r.Note("a note")
+	for i := range 20 {
+		r.Log(zapcore.ErrorLevel, "invalid configuration", zap.Int("i", i))
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	all := logs.All()
+	if len(all) != 17 || all[16].Message != "test: a note" {
+		t.Fatalf("want 16 entries, then the note: %v", all)
+	}
+	for i, e := range all[:16] {
+		if e.Message != "invalid configuration" || e.Level != zapcore.ErrorLevel || e.ContextMap()["i"] != int64(i) {
+			t.Fatalf("entry %d: %v", i, e)
+		}
+	}
+}
+
 func TestABlockedWriterBlocksNoCaller(t *testing.T) {
 	g := &gate{open: make(chan struct{})}
 	r, _, _ := newReporter(t, g)

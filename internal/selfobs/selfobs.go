@@ -132,17 +132,36 @@ func (b *Builder) Err() error {
 }
 
 // Report sends err, if any, to log at warning level, or to the
-// OpenTelemetry error handler when the component has no logger. A
-// component works without its metrics: this is the one report it makes.
+// OpenTelemetry error handler when the component has no logger, as Warn
+// does. A component works without its metrics: this is the one report it
+// makes.
 func Report(log *zap.Logger, err error) {
-	if err == nil {
-		return
+	if err != nil {
+		Warn(log, "tracekeeper: self-metrics unavailable", err)
 	}
-	if log == nil {
-		otel.Handle(err)
-		return
-	}
-	log.Warn("tracekeeper: self-metrics unavailable", zap.Error(err))
+}
+
+// Warn writes msg at warning level to log, with err as its error field
+// when err is not nil; without a logger it hands err, or msg as an error,
+// to the OpenTelemetry error handler. It writes from a goroutine of its
+// own, so that no constructor and no span's path waits on a logger or a
+// handler; the channel returned is closed once it is written.
+func Warn(log *zap.Logger, msg string, err error) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		switch {
+		case log != nil && err != nil:
+			log.Warn(msg, zap.Error(err))
+		case log != nil:
+			log.Warn(msg)
+		case err != nil:
+			otel.Handle(err)
+		default:
+			otel.Handle(errors.New(msg))
+		}
+	}()
+	return done
 }
 
 // Registration is a callback registered by Observe.
