@@ -177,7 +177,8 @@ type Stats struct {
 	// back holding only the rest (see WithSpool). A refusal is
 	// an answer: an HTTP status other than 502 and 504 (which a gateway
 	// may send after passing the request on), a gRPC RESOURCE_EXHAUSTED,
-	// or a connection that could not be made.
+	// a connection that could not be made, or, over OTLP/HTTP, a timeout
+	// or cancellation before the request had a connection.
 	Recovered int64
 	Resent    int64
 	// SpoolBytes is the disk the spool uses, SpoolBudget its limit;

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -316,8 +317,15 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 	}
 	req.Header = c.header.Clone()
 	req.ContentLength = size
+	// Whether the request got a connection: a failure before, such as a
+	// timeout while dialing, sent nothing.
+	var gotConn atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
+	}))
 	resp, err := c.client.Do(req)
 	if err != nil {
+		unsent := !gotConn.Load()
 		kind := Retryable
 		if isCertificateError(err) {
 			// Retrying cannot fix a certificate the client does not trust.
@@ -327,7 +335,7 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 		if hint := httpMisconfig(err, c.sawH2.Load()); hint != nil {
 			kind, err = Permanent, hint
 		}
-		return Response{}, &Error{Kind: kind, Err: err}
+		return Response{}, &Error{Kind: kind, Err: err, Unsent: unsent}
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes))

@@ -265,3 +265,35 @@ func TestExtendKeepsOneGzipStream(t *testing.T) {
 		t.Fatalf("extended body is %d bytes, want the %d of the request and its new parts", len(got), len(want))
 	}
 }
+
+// A timeout or a cancellation before the request had a connection sent
+// nothing: the backend cannot have received it. One after it may have.
+func TestHTTPFailureBeforeAConnectionIsUnreceived(t *testing.T) {
+	hold := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-hold
+	}))
+	defer srv.Close()
+	defer close(hold)
+	c := NewHTTP(HTTPConfig{URL: srv.URL})
+	defer c.Close()
+	body := func() *Body { return &Body{Parts: [][]byte{[]byte("x")}} }
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.Send(cancelled, body())
+	if err == nil || !Unreceived(err) {
+		t.Fatalf("cancelled before the attempt: %v, want it unreceived", err)
+	}
+
+	// The handler holds the request: the cancellation comes once it was
+	// sent on its connection.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-arrived; cancel() }()
+	_, err = c.Send(ctx, body())
+	if err == nil || Unreceived(err) {
+		t.Fatalf("cancelled with the request on the backend: %v, want it possibly received", err)
+	}
+}

@@ -152,6 +152,10 @@ type Error struct {
 	// quota"): the caller splits the request but waits before each further
 	// split, as before a retry.
 	Paced bool
+	// Unsent marks a failure before the request had a connection to go
+	// out on (a timeout or a cancellation while dialing, say): the
+	// backend cannot have received it.
+	Unsent bool
 	// Err is the underlying error or the server's message.
 	Err error
 }
@@ -196,9 +200,13 @@ func Classify(err error) *Error {
 // request on. Of the gRPC codes, only RESOURCE_EXHAUSTED does: the client
 // makes the others itself, UNAVAILABLE as well for a connection lost with
 // the request on it, and the underlying error of a gRPC failure is not
-// kept. A timeout or a cancellation with the request sent is never sure.
+// kept. A timeout or a cancellation is sure only when it came before the
+// request had a connection (Error.Unsent), which OTLP/HTTP knows.
 func Unreceived(err error) bool {
 	te := Classify(err)
+	if te.Unsent {
+		return true
+	}
 	switch te.Code {
 	case "":
 		var op *net.OpError
