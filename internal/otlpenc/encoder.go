@@ -548,6 +548,15 @@ func (e *Encoder) writeArena(res *Result) *Request {
 	for i := range e.recs {
 		res.Repaired += e.recs[i].repairs
 	}
+	if n := len(b) - start; cap(b) > minTrimmed && n <= cap(b)/4 {
+		// A small request in an arena grown by bigger ones: it gets a
+		// buffer of its size, so that what waits in a queue holds about
+		// what it carries, and the arena stays for the next batch.
+		r := newRequest(n)
+		r.body, r.spans = append(r.body, b[start:]...), len(e.recs)
+		e.arena = b[:0]
+		return r
+	}
 	r := requests.get()
 	e.arena = r.body[:0]
 	if cap(e.arena) < len(b) && cap(b) <= maxPooledBody {
@@ -557,3 +566,8 @@ func (e *Encoder) writeArena(res *Result) *Request {
 	r.body, r.start, r.spans = b, start, len(e.recs)
 	return r
 }
+
+// minTrimmed is the arena size above which a request that uses at most a
+// quarter of it is copied out (see writeArena), and the largest buffer
+// slack a pooled request may bring to a small one (see newRequest).
+const minTrimmed = 16 << 10

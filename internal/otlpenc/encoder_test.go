@@ -513,3 +513,34 @@ func TestEncodeNonASCIIAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// A small batch encoded after big ones holds a buffer about its size, not
+// the arena the big ones grew: a queue of small requests holds about what
+// it carries.
+func TestSmallRequestAfterBigOnesHoldsItsSize(t *testing.T) {
+	e := NewEncoder()
+	for range 3 {
+		reqs, _ := e.Encode(otlptest.Spans(512), 0, nil)
+		for _, r := range reqs {
+			r.Release()
+		}
+	}
+	var held []*Request
+	for range 20 {
+		reqs, _ := e.Encode(otlptest.Spans(1), 0, nil)
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		r := reqs[0]
+		if n := len(r.Bytes()); cap(r.body) > 2*n+minTrimmed {
+			t.Fatalf("a %d-byte request holds a %d-byte buffer", n, cap(r.body))
+		}
+		held = append(held, r) // kept, as a queue keeps them
+	}
+	for _, r := range held {
+		assertEqual(t, reference(otlptest.Spans(1)), decode(t, r.Bytes()))
+	}
+	for _, r := range held {
+		r.Release()
+	}
+}

@@ -63,9 +63,16 @@ type Request struct {
 	spans int
 }
 
-// newRequest returns a pooled Request whose buffer holds at least n bytes.
+// newRequest returns a pooled Request whose buffer holds at least n bytes
+// and not much more: a request waiting in a queue holds about what it
+// carries. A pooled buffer much larger goes back to the pool for a bigger
+// request.
 func newRequest(n int) *Request {
 	r := requests.get()
+	if c := cap(r.body); c > 2*n+minTrimmed {
+		requests.put(r)
+		r = new(Request)
+	}
 	if cap(r.body) < n {
 		r.body = make([]byte, 0, n)
 	}
