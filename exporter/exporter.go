@@ -94,6 +94,9 @@ type Exporter struct {
 	encPool  sync.Pool // *encoding
 
 	stopping atomic.Bool
+	// gaveUp: during Shutdown, a request exhausted its retries; what is
+	// still queued is not tried (see dispatch).
+	gaveUp   atomic.Bool
 	stopOnce sync.Once
 	// hardCtx is cancelled when the first Shutdown's deadline passes:
 	// in-flight requests and retry waits are abandoned.
@@ -523,6 +526,9 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // whose ctx ends while the first is still sending returns its ctx's error
 // without abandoning anything; a call made after Shutdown finished returns
 // nil.
+//
+// Without a deadline, against a backend that stays down, it lasts about
+// one retry budget: see RetryConfig.MaxElapsedTime.
 //
 // Once the books are settled it waits for the fallback logger's last
 // report and the dropped-spans writer as long as ctx allows, and, when ctx

@@ -208,6 +208,71 @@ func TestStalledLoggerDelaysNeitherNewNorShutdown(t *testing.T) {
 	}
 }
 
+// During Shutdown, once a request has spent its whole retry budget, what
+// is still queued is dropped as retries_exhausted without being tried:
+// a Shutdown without a deadline against a backend that stays down lasts
+// about one budget, not one per request.
+func TestShutdownGivesUpOnceARequestExhaustsItsRetries(t *testing.T) {
+	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithWorkers(1), exporter.WithMaxRequestSize(1024),
+		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 50 * time.Millisecond,
+			MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond}))
+	const requests = 100
+	for range requests {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
+	}
+	returns(t, "Shutdown(context.Background())", func() {
+		if err := exp.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+	})
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Dropped.RetriesExhausted != requests {
+		t.Fatalf("want the %d spans dropped as retries_exhausted: %+v", requests, s)
+	}
+	// One request at a time, each a few spans at most: trying each would
+	// take an attempt per request at least.
+	if s.Requests >= requests/4 {
+		t.Fatalf("%d attempts for %d queued requests: what was queued was tried after a request exhausted its retries", s.Requests, requests)
+	}
+}
+
+// Small batches queued after big ones hold about what they carry: the
+// memory budget counts them at their size, not at the buffer the big ones
+// grew.
+func TestSmallBatchesAfterBigOnesHoldTheirSize(t *testing.T) {
+	rcv := otlptest.NewHTTP(t, nil)
+	rcv = otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, r *http.Request) bool {
+		rcv.Hold(w, r) // nothing leaves the queue but the first requests
+		return true
+	})
+	defer rcv.Unblock()
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()))
+	for range 4 {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(512))
+	}
+	const small = 1000
+	before := exp.Stats().QueueBytes
+	for range small {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
+	}
+	s := exp.Stats()
+	if s.Dropped.QueueFull != 0 {
+		t.Fatalf("small batches dropped as queue_full: %+v", s)
+	}
+	if per := (s.QueueBytes - before) / small; per > 4<<10 {
+		t.Fatalf("a queued 1-span batch holds %d bytes of the budget", per)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = exp.Shutdown(ctx)
+}
+
 func TestRedirectsAreNotFollowedAndNothingIsCountedExported(t *testing.T) {
 	for _, code := range []int{301, 302, 303, 307, 308} {
 		for _, comp := range []exporter.Compression{exporter.NoCompression, exporter.GzipCompression} {
@@ -345,16 +410,18 @@ func TestConcurrentShutdownsBothReportTheDrop(t *testing.T) {
 	returns(t, "the two Shutdowns", wg.Wait)
 
 	// The probes queued before Shutdown began are abandoned with the
-	// rest; the one refused after is not a deadline drop.
-	want := fmt.Sprintf("%d spans dropped", 3000+probes)
+	// rest (those the memory budget had no room for are queue_full
+	// drops); the one refused after is not a deadline drop.
+	s := exp.Stats()
+	checkBooks(t, s)
+	queued := int64(3000+probes) - s.Dropped.QueueFull
+	want := fmt.Sprintf("%d spans dropped", queued)
 	for name, err := range map[string]error{"short": errShort, "long": errLong} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s Shutdown = %v, want the error saying %q", name, err, want)
 		}
 	}
-	s := exp.Stats()
-	checkBooks(t, s)
-	if s.Dropped.Shutdown != int64(3000+probes+1) {
+	if s.Dropped.Shutdown != queued+1 || s.Accepted != int64(3000+probes+1) {
 		t.Fatalf("got %+v after %d probes", s, probes)
 	}
 }

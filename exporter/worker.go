@@ -29,6 +29,10 @@ func (e *Exporter) dispatch() {
 				<-e.requests
 				return // closed and drained
 			}
+			if len(batch) > 0 && e.gaveUp.Load() {
+				e.giveUp(batch)
+				continue
+			}
 			if len(batch) > 0 {
 				e.books.Fly(spans, size)
 				e.workers.Add(1)
@@ -41,6 +45,26 @@ func (e *Exporter) dispatch() {
 			<-e.queueReady
 			slot = e.acquire()
 		}
+	}
+}
+
+// errGaveUp is the cause of the spans giveUp ends.
+var errGaveUp = errors.New("backend unavailable during Shutdown: a request exhausted its retries, so what was still queued was not tried")
+
+// giveUp ends the queued batch as if its retries were exhausted: dropped
+// with reason retries_exhausted, or kept on disk with a spool. Once a
+// request has spent its whole retry budget during Shutdown, the backend
+// has been down for that long: trying what is queued, one budget after
+// another within the concurrency limit, would hold a Shutdown without a
+// deadline for as many budgets.
+func (e *Exporter) giveUp(batch []entry) {
+	for _, ent := range batch {
+		spans, mem := ent.req.Spans(), memory(ent.req)
+		e.books.Fly(spans, mem)
+		e.finished(sender.Result{Body: &transport.Body{Parts: [][]byte{ent.req.Bytes()}}, Spans: spans,
+			Outcome: sender.Exhausted, Err: errGaveUp}, false)
+		e.books.Resize(-mem)
+		e.release(ent)
 	}
 }
 
@@ -172,7 +196,7 @@ func (h *hooks) Attempted(retry bool, rtt time.Duration, resp transport.Response
 	}
 }
 
-func (h *hooks) Resuming(grow bool) int {
+func (h *hooks) Resuming(grow func() bool) int {
 	if !h.holding {
 		// A Shutdown deadline ends the wait; the attempt that follows
 		// then fails at once and the request is abandoned, without a
@@ -183,7 +207,7 @@ func (h *hooks) Resuming(grow bool) int {
 		}
 		h.slot, h.holding = slot, true
 	}
-	if !grow || h.body == nil {
+	if grow == nil || h.body == nil || !grow() {
 		return 0
 	}
 	return h.grow()
@@ -263,6 +287,9 @@ func (h *hooks) Retrying(spans int, delay time.Duration, err error) {
 }
 
 func (h *hooks) Finished(r sender.Result) {
+	if r.Outcome == sender.Exhausted && h.e.stopping.Load() && h.e.cfg.retry.Enabled && h.e.cfg.retry.MaxElapsedTime > 0 {
+		h.e.gaveUp.Store(true)
+	}
 	if !h.e.finished(r, h.spooled) || !h.spooled {
 		return
 	}
@@ -334,9 +361,11 @@ func signal(err error) limiter.Signal {
 	switch te.Code {
 	case "429", "502", "503", "504", "RESOURCE_EXHAUSTED":
 		return limiter.Backpressure
+	case "DEADLINE_EXCEEDED":
+		return limiter.Timeout
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return limiter.Backpressure
+		return limiter.Timeout
 	}
 	return limiter.Neutral
 }

@@ -25,7 +25,8 @@
 //     that against a backend that refuses past a fixed capacity it stays
 //     at that capacity most of the time.
 //   - A congestion signal (backpressure: HTTP 429, 503, gRPC
-//     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout; or a
+//     RESOURCE_EXHAUSTED, UNAVAILABLE with an answer; a timeout, which is
+//     never taken for a refusal on arrival; or a
 //     round trip rising well above its long-term mean) multiplies the
 //     limit by 0.9, at most once per round trip and only for an attempt
 //     sent after the previous decrease, so that one burst of refusals
@@ -61,11 +62,14 @@ type Signal int
 const (
 	// Success: the backend answered and accepted.
 	Success Signal = iota
-	// Backpressure: the backend is overloaded (throttled, unavailable,
-	// timed out).
+	// Backpressure: the backend is overloaded (throttled, unavailable).
 	Backpressure
 	// Neutral: an outcome that says nothing about load.
 	Neutral
+	// Timeout: the attempt timed out. Congestion, like Backpressure, but
+	// never a refusal on arrival, however fast: the decrease is
+	// multiplicative.
+	Timeout
 )
 
 // Config bounds a Limiter.
@@ -311,6 +315,8 @@ func (l *Limiter) observe(slot Slot, now time.Time, rtt time.Duration, s Signal)
 			}
 		}
 		l.limit = min(l.limit, float64(l.cfg.Max))
+	case Timeout:
+		l.shrink(slot, now)
 	case Backpressure:
 		if l.refusedOnArrival(rtt) {
 			l.held(slot, now)

@@ -458,3 +458,24 @@ func TestOneOverTheCapacityStepsBackByOne(t *testing.T) {
 		t.Fatalf("limit %d after one refusal at five, want 4", got)
 	}
 }
+
+// A timeout is congestion, never a refusal on arrival: before any request
+// was accepted too, every round of timeouts multiplies the limit by 0.9
+// instead of dropping it to the attempts still in flight. Backpressure in
+// the same state is taken for a refusal on arrival.
+func TestTimeoutsDecreaseMultiplicatively(t *testing.T) {
+	l := New(Config{Min: 1, Max: 100, Initial: 16})
+	now := t0
+	for _, want := range []int{14, 12, 10, 9} {
+		round(t, l, now, 10*time.Second, Timeout)
+		now = now.Add(10 * time.Second)
+		if l.Limit() != want {
+			t.Fatalf("limit %d after a round of timeouts, want %d", l.Limit(), want)
+		}
+	}
+	b := New(Config{Min: 1, Max: 100, Initial: 16})
+	round(t, b, t0, 10*time.Second, Backpressure)
+	if b.Limit() >= 14 {
+		t.Fatalf("limit %d after a round of backpressure before any acceptance, want it held to what was in flight", b.Limit())
+	}
+}

@@ -78,3 +78,26 @@ func (b *Backoff) Next(now time.Time, throttle time.Duration) (time.Duration, bo
 	b.interval = next
 	return d, true
 }
+
+// Left returns the time left in the elapsed-time budget at now, and false
+// when there is no budget.
+func (b *Backoff) Left(now time.Time) (time.Duration, bool) {
+	if b.cfg.MaxElapsedTime <= 0 {
+		return 0, false
+	}
+	return b.cfg.MaxElapsedTime - now.Sub(b.start), true
+}
+
+// Spent reports whether the elapsed-time budget is used up at now.
+func (b *Backoff) Spent(now time.Time) bool {
+	left, ok := b.Left(now)
+	return ok && left <= 0
+}
+
+// Young reports whether at now the request is in the first half of its
+// budget, or has none: spans that join it then get at least half a
+// budget of retries.
+func (b *Backoff) Young(now time.Time) bool {
+	left, ok := b.Left(now)
+	return !ok || left >= b.cfg.MaxElapsedTime/2
+}

@@ -68,10 +68,11 @@ type Hooks interface {
 	// Retrying is called before waiting delay to retry.
 	Retrying(spans int, delay time.Duration, err error)
 	// Resuming is called after a retry wait, just before the attempt it
-	// waited for; it may block. When grow is set, it may add to the
-	// request's body, up to the maximum request size, and returns the
-	// spans it added.
-	Resuming(grow bool) int
+	// waited for; it may block. When grow is not nil and, called once
+	// Resuming is done blocking, returns true, it may add to the request's
+	// body, up to the maximum request size, and returns the spans it
+	// added.
+	Resuming(grow func() bool) int
 	// Finished is called exactly once for each part of the request,
 	// which together hold all its spans.
 	Finished(Result)
@@ -223,6 +224,12 @@ func (d *delivery) deliver(parts *transport.Body, spans int, split, reached bool
 			return
 		}
 		spans += added
+		if d.bo.Spent(s.cfg.Clock.Now()) {
+			// The wait for a slot outlasted the budget: no attempt starts
+			// after it.
+			finish(0, Exhausted, fmt.Errorf("giving up: %w", err))
+			return
+		}
 	}
 }
 
@@ -244,15 +251,27 @@ func (d *delivery) pause(finish func(int, Outcome, error), spans int, te *transp
 		finish(0, Abandoned, ErrAbandoned)
 		return 0, false
 	}
-	return d.h.Resuming(grow), true
+	var young func() bool
+	if grow {
+		// Spans taken along share the request's budget: only a request
+		// in the first half of it takes any.
+		young = func() bool { return d.bo.Young(s.cfg.Clock.Now()) }
+	}
+	return d.h.Resuming(young), true
 }
 
 func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {
 	s := d.s
 	ctx := d.ctx
-	if s.cfg.Timeout > 0 {
+	// An attempt ends with the request's budget: the budget is the total
+	// time spent on it.
+	timeout := s.cfg.Timeout
+	if left, ok := d.bo.Left(s.cfg.Clock.Now()); ok && (timeout <= 0 || left < timeout) {
+		timeout = max(left, time.Millisecond)
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	start := s.cfg.Clock.Now()

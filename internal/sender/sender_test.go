@@ -62,8 +62,8 @@ func (r *record) Retrying(_ int, d time.Duration, _ error) {
 	r.retries = append(r.retries, d)
 	r.mu.Unlock()
 }
-func (r *record) Resuming(bool) int   { return 0 }
-func (r *record) Finished(res Result) { r.mu.Lock(); r.results = append(r.results, res); r.mu.Unlock() }
+func (r *record) Resuming(func() bool) int { return 0 }
+func (r *record) Finished(res Result)      { r.mu.Lock(); r.results = append(r.results, res); r.mu.Unlock() }
 
 func request(t *testing.T, n int) *transport.Body {
 	t.Helper()
@@ -330,9 +330,9 @@ func TestReachedFollowsEachPart(t *testing.T) {
 			c := &client{answers: tc.answers}
 			clk := clockwork.NewFakeClock()
 			// Retries only for the whole request's first answer: the
-			// policy allows one wait, which drive ends.
-			s := New(Config{Client: c, Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: 1500 * time.Millisecond}, Clock: clk})
-			stop := drive(clk, 2*time.Second)
+			// policy allows one wait, which drive ends within the budget.
+			s := New(Config{Client: c, Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: 1600 * time.Millisecond}, Clock: clk})
+			stop := drive(clk, 1500*time.Millisecond)
 			rec := &record{}
 			s.Deliver(context.Background(), request(t, 8), 8, rec)
 			stop()
@@ -344,5 +344,93 @@ func TestReachedFollowsEachPart(t *testing.T) {
 				t.Fatalf("parts %v, want %v; attempts of %v spans", got, tc.want, c.sizes)
 			}
 		})
+	}
+}
+
+// resuming is a record whose Resuming stands for a wait for a slot that
+// lasts block on the clock, and which says whether it was let grow.
+type resuming struct {
+	record
+	clk   *clockwork.FakeClock
+	block time.Duration
+	grew  []bool
+}
+
+func (r *resuming) Resuming(grow func() bool) int {
+	r.clk.Advance(r.block)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.grew = append(r.grew, grow != nil && grow())
+	return 0
+}
+
+// The retry budget is the total time spent on a request: no attempt
+// starts after it, even when the wait for a slot outlasts it, and an
+// attempt's timeout ends with it.
+func TestNoAttemptAfterTheBudget(t *testing.T) {
+	down := fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("down")})
+	c := &client{answers: []func(int) (transport.Response, error){down}}
+	clk := clockwork.NewFakeClock()
+	s := New(Config{Client: c, Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: 10 * time.Second}, Clock: clk})
+	stop := drive(clk, 2*time.Second)
+	rec := &resuming{clk: clk, block: 20 * time.Second} // the slot comes after the budget
+	s.Deliver(context.Background(), request(t, 4), 4, rec)
+	stop()
+	if rec.attempts != 1 || len(rec.results) != 1 || rec.results[0].Outcome != Exhausted {
+		t.Fatalf("%d attempts, results %+v: want one attempt, then the spans exhausted", rec.attempts, rec.results)
+	}
+}
+
+type deadlines struct {
+	client
+	left []time.Duration // what each attempt's ctx had left when it began
+}
+
+func (d *deadlines) Send(ctx context.Context, body *transport.Body) (transport.Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		d.left = append(d.left, time.Until(dl))
+	} else {
+		d.left = append(d.left, -1)
+	}
+	return d.client.Send(ctx, body)
+}
+
+func TestAttemptTimeoutEndsWithTheBudget(t *testing.T) {
+	down := fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("down")})
+	c := &deadlines{client: client{answers: []func(int) (transport.Response, error){down}}}
+	clk := clockwork.NewFakeClock()
+	s := New(Config{Client: c, Timeout: time.Hour, Clock: clk,
+		Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 3 * time.Second}})
+	stop := drive(clk, 2*time.Second)
+	s.Deliver(context.Background(), request(t, 4), 4, &record{})
+	stop()
+	if len(c.left) != 2 {
+		t.Fatalf("attempts with %v left, want two", c.left)
+	}
+	for i, left := range c.left {
+		// 3 s at first, then what the budget had left after a 2 s wait.
+		if max := 3*time.Second - time.Duration(i)*2*time.Second; left <= 0 || left > max {
+			t.Errorf("attempt %d had %v left, want at most %v", i, left, max)
+		}
+	}
+}
+
+// A request retried in the first half of its budget may take along what
+// was queued; later it may not, so that spans it would take get at least
+// half a budget.
+func TestGrowsOnlyInTheFirstHalfOfTheBudget(t *testing.T) {
+	down := fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("down")})
+	c := &client{answers: []func(int) (transport.Response, error){down}}
+	clk := clockwork.NewFakeClock()
+	s := New(Config{Client: c, Clock: clk,
+		Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 10 * time.Second}})
+	stop := drive(clk, 2*time.Second)
+	rec := &resuming{clk: clk}
+	s.Deliver(context.Background(), request(t, 4), 4, rec)
+	stop()
+	// Waits end at 2, 4, 6, 8 and 10 s (where the budget ends the
+	// delivery): young at the first two.
+	if fmt.Sprint(rec.grew) != "[true true false false false]" {
+		t.Fatalf("let grow %v, want [true true false false false]", rec.grew)
 	}
 }
