@@ -273,6 +273,32 @@ func TestSmallBatchesAfterBigOnesHoldTheirSize(t *testing.T) {
 	_ = exp.Shutdown(ctx)
 }
 
+// Stats.Requests counts attempts once they end: one the backend holds is
+// not counted yet.
+func TestRequestsCountsEndedAttempts(t *testing.T) {
+	rcv := otlptest.NewHTTP(t, nil)
+	rcv = otlptest.NewHTTP(t, func(_ int, _ []byte, _ http.ResponseWriter, r *http.Request) bool {
+		return !rcv.Wait(r) // then accepted
+	})
+	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()))
+	_ = exp.ExportSpans(context.Background(), otlptest.Spans(10))
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := rcv.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if s := exp.Stats(); s.Requests != 0 || s.InFlight != 10 {
+		t.Fatalf("with the attempt held by the backend: %+v", s)
+	}
+	rcv.Unblock()
+	if err := shutdownWithin(t, exp, bound); err != nil {
+		t.Fatal(err)
+	}
+	if s := exp.Stats(); s.Requests != 1 || s.Exported != 10 {
+		t.Fatalf("after the answer: %+v", s)
+	}
+}
+
 func TestRedirectsAreNotFollowedAndNothingIsCountedExported(t *testing.T) {
 	for _, code := range []int{301, 302, 303, 307, 308} {
 		for _, comp := range []exporter.Compression{exporter.NoCompression, exporter.GzipCompression} {

@@ -162,8 +162,10 @@ type Stats struct {
 	ConcurrencyLimit int64
 	RoundTrip        time.Duration
 
-	// Requests counts the attempts made to send a request, retries
-	// included; Retries counts the retries alone.
+	// Requests counts the attempts made to send a request that have
+	// ended (answered, failed or timed out), retries included; Retries
+	// counts the retries alone. An attempt still waiting for its answer
+	// is counted when it ends.
 	Requests int64
 	Retries  int64
 	// Repaired counts string values with invalid UTF-8 that were repaired
