@@ -239,6 +239,10 @@ func (c config) grpcTarget() (target string, ok bool, err error) {
 		return "", false, fmt.Errorf("exporter: endpoint %q holds spaces or control characters", shown)
 	case err != nil:
 		return "", false, fmt.Errorf("exporter: endpoint %q is not a valid gRPC target: %w", shown, err)
+	case !known && len(c.dialOptions) > 0:
+		// A dial option may bring the scheme's resolver
+		// (grpc.WithResolvers): the connection says (see
+		// transport.NewGRPC).
 	case !known:
 		return "", false, fmt.Errorf("exporter: endpoint %q: gRPC has no resolver for the scheme %q (want host:port, or a gRPC target such as dns:///host:port or unix:///path)", shown, scheme)
 	}

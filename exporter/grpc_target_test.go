@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/tracekeeper/tracekeeper/internal/otlptest"
 )
@@ -220,4 +222,28 @@ func TestGRPCTargetConfigErrors(t *testing.T) {
 			shutdown(t, e)
 		})
 	}
+}
+
+// A scheme whose resolver comes with a dial option (grpc.WithResolvers)
+// delivers; one that no dial option brings either is a configuration
+// error, as without dial options.
+func TestGRPCTargetWithAResolverFromADialOption(t *testing.T) {
+	rcv := otlptest.NewGRPC(t, nil)
+	r := manual.NewBuilderWithScheme("tkprobe")
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: rcv.Endpoint()}}})
+	e := New(WithProtocol(ProtocolGRPC), WithEndpoint("tkprobe:///collector"), WithInsecure(),
+		WithDialOption(grpc.WithResolvers(r)), WithLogger(zap.NewNop()))
+	if err := e.ConfigError(); err != nil {
+		t.Fatal(err)
+	}
+	if s := exportOnce(t, e); s.Exported != 2 || rcv.Spans() != 2 {
+		t.Fatalf("got %+v, received %d", s, rcv.Spans())
+	}
+
+	e = New(WithProtocol(ProtocolGRPC), WithEndpoint("nosuch:///collector"), WithInsecure(),
+		WithDialOption(grpc.WithUserAgent("probe")), WithLogger(zap.NewNop()))
+	if err := e.ConfigError(); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "nosuch"`) {
+		t.Fatalf("ConfigError = %v", err)
+	}
+	shutdown(t, e)
 }

@@ -96,7 +96,8 @@ type RetryConfig struct {
 //
 // With ProtocolGRPC, the endpoint may also be a gRPC target name, as with
 // otlptracegrpc: a scheme gRPC has a resolver for (dns, passthrough, unix,
-// unix-abstract, or one registered with resolver.Register), then ':', as in
+// unix-abstract, one registered with resolver.Register, or one a
+// WithDialOption brings, as grpc.WithResolvers does), then ':', as in
 // "dns:///collector:4317" (client-side load balancing, with a round_robin
 // WithServiceConfig), "passthrough:///10.0.0.1:4317" or
 // "unix:///run/otlp.sock". It is given to grpc.NewClient as written, with

@@ -132,6 +132,13 @@ func NewGRPC(cfg GRPCConfig) (*GRPCClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("transport: grpc target %q: %w", cfg.Target, err)
 		}
+		// gRPC takes a target whose scheme it has no resolver for, from
+		// the registry or a dial option, for a DNS name whole, which never
+		// resolves.
+		if scheme, _, written := strings.Cut(cfg.Target, "://"); written && !strings.HasPrefix(strings.ToLower(conn.CanonicalTarget()), strings.ToLower(scheme)+"://") {
+			_ = conn.Close()
+			return nil, fmt.Errorf("transport: gRPC has no resolver for the scheme %q, neither registered (resolver.Register) nor given by a dial option (grpc.WithResolvers)", scheme)
+		}
 	}
 	c := &GRPCClient{cfg: cfg, conn: conn, shared: shared, md: metadata.New(cfg.Headers), certs: certs, redact: Redactor(cfg.Headers)}
 	c.opts = []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}
