@@ -484,7 +484,15 @@ func (e *Exporter) ConfigError() error { return e.cfgErr }
 
 // Stats returns a consistent snapshot of the exporter's accounting.
 func (e *Exporter) Stats() Stats {
+	// The spool's figures first: spans read back from disk leave Spooled
+	// before they leave the spool, so that read after them, Spooled is no
+	// more than the spool holds, even when this goroutine is preempted
+	// between the two reads.
+	var sp Stats
+	e.spoolStats(&sp)
 	s := statsOf(e.books.Snapshot())
+	s.SpoolRecords, s.SpoolSpans, s.SpoolBytes = sp.SpoolRecords, sp.SpoolSpans, sp.SpoolBytes
+	s.SpoolBudget, s.SpoolCorrupt = sp.SpoolBudget, sp.SpoolCorrupt
 	s.QueueCapacity = int64(e.cfg.queueSpans)
 	s.MemoryBudget = int64(e.cfg.memoryBudget)
 	s.Unwritten = e.report.Unwritten()
@@ -492,7 +500,6 @@ func (e *Exporter) Stats() Stats {
 		s.ConcurrencyLimit = int64(e.limit.Limit())
 		s.RoundTrip = e.limit.RTT()
 	}
-	e.spoolStats(&s)
 	return s
 }
 
