@@ -242,6 +242,47 @@ func TestShutdownGivesUpOnceARequestExhaustsItsRetries(t *testing.T) {
 	}
 }
 
+// With a spool, what Shutdown gives up on goes to disk untried, and the
+// backlog is not sent either: the next start delivers it all.
+func TestShutdownGivesUpToTheSpool(t *testing.T) {
+	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	dir := t.TempDir()
+	exp := exporter.New(exporter.WithEndpoint(down.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithWorkers(1), exporter.WithMaxRequestSize(1024), exporter.WithSpool(dir, 64<<20),
+		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 50 * time.Millisecond,
+			MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond}))
+	const requests = 100
+	for range requests {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
+	}
+	returns(t, "Shutdown(context.Background())", func() {
+		if err := exp.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown = %v, want nil: everything is on disk", err)
+		}
+	})
+	s := exp.Stats()
+	checkBooks(t, s)
+	if s.Spooled != requests || s.Dropped.Total() != 0 {
+		t.Fatalf("want the %d spans kept on disk: %+v", requests, s)
+	}
+	if s.Requests >= requests/4 {
+		t.Fatalf("%d attempts for %d queued requests: what was queued or on disk was tried after a request exhausted its retries", s.Requests, requests)
+	}
+
+	up := otlptest.NewHTTP(t, nil)
+	next := exporter.New(exporter.WithEndpoint(up.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
+		exporter.WithSpool(dir, 64<<20))
+	if err := shutdownWithin(t, next, bound); err != nil {
+		t.Fatal(err)
+	}
+	if ns := next.Stats(); ns.Recovered != requests || ns.Exported != requests || up.Spans() != requests {
+		t.Fatalf("the next start: %+v, received %d", ns, up.Spans())
+	}
+}
+
 // Small batches queued after big ones hold about what they carry: the
 // memory budget counts them at their size, not at the buffer the big ones
 // grew.

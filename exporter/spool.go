@@ -313,6 +313,10 @@ func (e *Exporter) dispatchSpool() {
 		for {
 			wake := e.books.Room()
 			batch, spans, size, err := e.queue.TryTake(nil, 0, int64(e.cfg.maxRequestBytes))
+			if err == nil && len(batch) > 0 && e.gaveUp.Load() {
+				e.giveUp(batch) // to disk, untried
+				continue
+			}
 			if err == nil && len(batch) > 0 {
 				e.books.Fly(spans, size)
 				e.workers.Add(1)
@@ -327,7 +331,7 @@ func (e *Exporter) dispatchSpool() {
 			// be sent says the backend is unavailable: what is on disk
 			// stays there for the next start instead of being sent again
 			// and again until the deadline, which may never come.
-			gaveUp := closed && d.returned.Load() > returnedAtClose
+			gaveUp := closed && (d.returned.Load() > returnedAtClose || e.gaveUp.Load())
 			pause := d.paused(e.cfg.clock.Now())
 			// A pause says the same: the last record read back went back.
 			gaveUp = gaveUp || closed && pause > 0

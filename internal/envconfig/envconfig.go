@@ -227,6 +227,12 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 		// A gRPC target without an authority: unix:/run/otlp.sock,
 		// unix:relative.sock, dns:collector:4317.
 		return u, nil
+	case !strings.Contains(v, "://") && err == nil && grpcScheme != nil && u.Scheme != "http" && u.Scheme != "https" &&
+		u.Opaque != "" && !isPort(u.Opaque):
+		// Not host:port[/path] ("collector:4317" reads as scheme
+		// "collector" and opaque "4317"): a target of a scheme gRPC
+		// cannot resolve.
+		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, noScheme(v), u.Scheme)
 	case !strings.Contains(v, "://") && err == nil && grpcScheme == nil && builtinGRPCScheme(u.Scheme):
 		return nil, fmt.Errorf("envconfig: %s=%q: a gRPC target is for the grpc protocol only; for OTLP/HTTP write an http or https URL; ignored", name, noScheme(v))
 	case !strings.Contains(v, "://"):
@@ -252,6 +258,13 @@ func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, erro
 // maxTimeoutMillis is the longest timeout a time.Duration holds, in
 // milliseconds (about 292 years).
 const maxTimeoutMillis = math.MaxInt64 / int64(time.Millisecond)
+
+// isPort reports whether opaque, the rest of "host:…", is a port, with a
+// path or not.
+func isPort(opaque string) bool {
+	port, _, _ := strings.Cut(opaque, "/")
+	return port != "" && strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) < 0
+}
 
 // builtinGRPCScheme says whether scheme is one of gRPC's own resolvers'.
 func builtinGRPCScheme(scheme string) bool {

@@ -289,6 +289,8 @@ func TestGRPCTargets(t *testing.T) {
 			"dns:collector:4317", "", generic, nil, []string{generic}},
 		{"host:port is not a target", map[string]string{traces: "collector:4317", generic: "unix:/run/otlp.sock"},
 			"unix:/run/otlp.sock", "", generic, []string{traces}, []string{traces, generic}},
+		{"unknown scheme without an authority", map[string]string{traces: "bogus:127.0.0.1:4317", generic: "dns:collector:4317"},
+			"dns:collector:4317", "", generic, []string{traces}, []string{traces, generic}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Read(env(tc.vars))
@@ -327,8 +329,16 @@ func TestGRPCTargets(t *testing.T) {
 			t.Errorf("%s with OTLP/HTTP: %v, want it said it is for gRPC", v, err)
 		}
 	}
-	s, _ := Read(env(map[string]string{generic: "foo:///x"}))
-	if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
-		t.Errorf("an unknown scheme with gRPC: %v", err)
+	for _, v := range []string{"foo:///x", "foo:127.0.0.1:4317"} {
+		s, _ := Read(env(map[string]string{generic: v}))
+		if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
+			t.Errorf("%s, an unknown scheme with gRPC: %v", v, err)
+		}
+	}
+	for _, v := range []string{"collector:4317", "collector:4317/v1/traces"} {
+		s, _ := Read(env(map[string]string{generic: v}))
+		if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `write "http://`+v+`"`) {
+			t.Errorf("%s with gRPC: %v, want the advice to write a scheme", v, err)
+		}
 	}
 }
