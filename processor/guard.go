@@ -622,9 +622,6 @@ func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (str
 			return name, pass
 		}
 	}
-	if name == OverflowValue {
-		return name, pass
-	}
 	scope := sp.InstrumentationScope().Name
 	ks := st.names.lookup(scope)
 	if ks == nil {
@@ -632,6 +629,9 @@ func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (str
 		if ks == nil {
 			return g.guardUntrackedName(st, name)
 		}
+	}
+	if name == OverflowValue {
+		return name, pass
 	}
 	var (
 		v  string
@@ -651,24 +651,6 @@ func (g *Guard) guardName(st *state, sp sdktrace.ReadOnlySpan, name string) (str
 	return v, vd
 }
 
-// guardUntrackedName checks a span name of a scope the Guard does not
-// track: it passes if some scope admitted it, with custom normalizers
-// once normalized (without them, guardName has looked already).
-func (g *Guard) guardUntrackedName(st *state, name string) (string, verdict) {
-	if g.custom {
-		v, changed := g.normalize(&keyState{normalize: g.cfg.builtin}, "", name)
-		if v == OverflowValue || st.allNames.has(g.hasher.str(v)) {
-			if !changed {
-				return v, pass
-			}
-			g.normalizedNames.Add(1)
-			return v, rewritten
-		}
-	}
-	g.replaced.untracked(targetSpanName).Add(1)
-	return OverflowValue, replaced
-}
-
 // guardAttr checks one attribute against the values of its key. Unless
 // the verdict is pass, it returns the string value that replaces kv's.
 // Spans reach it only for the attributes admitted could not decide; a
@@ -685,11 +667,7 @@ func (g *Guard) guardAttr(st *state, kv *attribute.KeyValue) (string, verdict) {
 		_, exempt := g.cfg.exempt[key]
 		ks = st.attrs.getOrAdd(key, exempt, g.newKeyState)
 		if ks == nil {
-			if typ == attribute.STRING && kv.Value.AsString() == OverflowValue {
-				return "", pass
-			}
-			g.replaced.untracked(targetAttribute).Add(1)
-			return OverflowValue, replaced
+			return g.guardUntrackedAttr(kv)
 		}
 	}
 	if ks.exempt {
