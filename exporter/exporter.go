@@ -535,7 +535,7 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // nil.
 //
 // Without a deadline, against a backend that stays down, it lasts about
-// one retry budget: see RetryConfig.MaxElapsedTime.
+// one retry budget and an attempt's timeout: see RetryConfig.MaxElapsedTime.
 //
 // Once the books are settled it waits for the fallback logger's last
 // report and the dropped-spans writer as long as ctx allows, and, when ctx

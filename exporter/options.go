@@ -76,15 +76,16 @@ type RetryConfig struct {
 	MaxInterval time.Duration
 	// MaxElapsedTime is the total time spent on one request, retries
 	// included, after which its spans are dropped with reason
-	// retries_exhausted: an attempt ends with it (WithTimeout or not), and
-	// none starts after it, even when the request waited that long for a
-	// slot of the concurrency limit. Zero means no limit: a request is
+	// retries_exhausted: no attempt starts after it, even when the
+	// request waited that long for a slot of the concurrency limit, and
+	// with WithTimeout(0) an attempt ends with it; one started before it
+	// gets its whole WithTimeout. Zero means no limit: a request is
 	// retried until it succeeds or Shutdown's deadline passes.
 	//
 	// Once a request has spent its whole budget during Shutdown, the
 	// backend has been down that long: what is still queued is not tried
 	// and ends as retries_exhausted too (on disk, with WithSpool), so a
-	// Shutdown without a deadline lasts about one budget.
+	// Shutdown without a deadline lasts about one budget and an attempt.
 	MaxElapsedTime time.Duration
 }
 

@@ -263,10 +263,12 @@ func (d *delivery) pause(finish func(int, Outcome, error), spans int, te *transp
 func (d *delivery) attempt(parts *transport.Body) (transport.Response, error) {
 	s := d.s
 	ctx := d.ctx
-	// An attempt ends with the request's budget: the budget is the total
-	// time spent on it.
+	// Without a timeout of its own, an attempt ends with the request's
+	// budget. With one, it gets it whole: a last attempt cut to what the
+	// budget has left would time out with the request on the wire, which
+	// may have arrived, rather than be answered.
 	timeout := s.cfg.Timeout
-	if left, ok := d.bo.Left(s.cfg.Clock.Now()); ok && (timeout <= 0 || left < timeout) {
+	if left, ok := d.bo.Left(s.cfg.Clock.Now()); ok && timeout <= 0 {
 		timeout = max(left, time.Millisecond)
 	}
 	if timeout > 0 {

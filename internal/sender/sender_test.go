@@ -395,11 +395,13 @@ func (d *deadlines) Send(ctx context.Context, body *transport.Body) (transport.R
 	return d.client.Send(ctx, body)
 }
 
+// Without a timeout of its own, an attempt ends with the budget; with
+// one, it gets it whole.
 func TestAttemptTimeoutEndsWithTheBudget(t *testing.T) {
 	down := fail(&transport.Error{Kind: transport.Retryable, Code: "503", Err: errors.New("down")})
 	c := &deadlines{client: client{answers: []func(int) (transport.Response, error){down}}}
 	clk := clockwork.NewFakeClock()
-	s := New(Config{Client: c, Timeout: time.Hour, Clock: clk,
+	s := New(Config{Client: c, Clock: clk,
 		Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 3 * time.Second}})
 	stop := drive(clk, 2*time.Second)
 	s.Deliver(context.Background(), request(t, 4), 4, &record{})
@@ -411,6 +413,18 @@ func TestAttemptTimeoutEndsWithTheBudget(t *testing.T) {
 		// 3 s at first, then what the budget had left after a 2 s wait.
 		if max := 3*time.Second - time.Duration(i)*2*time.Second; left <= 0 || left > max {
 			t.Errorf("attempt %d had %v left, want at most %v", i, left, max)
+		}
+	}
+
+	c = &deadlines{client: client{answers: []func(int) (transport.Response, error){down}}}
+	s = New(Config{Client: c, Timeout: time.Hour, Clock: clk,
+		Retry: retry.Config{Enabled: true, InitialInterval: time.Second, MaxInterval: time.Second, MaxElapsedTime: 3 * time.Second}})
+	stop = drive(clk, 2*time.Second)
+	s.Deliver(context.Background(), request(t, 4), 4, &record{})
+	stop()
+	for i, left := range c.left {
+		if left < 59*time.Minute {
+			t.Errorf("with a timeout of an hour, attempt %d had %v left", i, left)
 		}
 	}
 }
