@@ -22,8 +22,10 @@
 // Endpoints are read as otelconf reads them. An otlp_http endpoint is an
 // http or https URL; one without a path, such as http://collector:4318,
 // sends to /v1/traces. An otlp_grpc endpoint is host:port, over TLS unless
-// tls.insecure is true, or an http or https URL, whose scheme chooses
-// plaintext or TLS. An endpoint or a header the exporter would refuse is
+// tls.insecure is true, an http or https URL, whose scheme chooses
+// plaintext or TLS, or a gRPC target such as dns:///collector:4317, over
+// TLS unless tls.insecure is true. An endpoint or a header the exporter
+// would refuse is
 // an error of NewSDK, not spans dropped later.
 //
 // otelconf alone always installs the file's sampler. Here the file's
@@ -400,11 +402,16 @@ func httpEndpoint(raw string) []exporter.Option {
 
 // grpcEndpoint maps an otlp_grpc endpoint, as otelconf does: an http or
 // https URL, whose scheme chooses plaintext or TLS, or host:port (or a
-// host alone, port 443), over TLS unless the file sets tls.insecure. The
-// exporter checks the endpoint.
+// host alone, port 443) or a gRPC target of another scheme, over TLS
+// unless the file sets tls.insecure. The exporter checks the endpoint.
 func grpcEndpoint(raw string, insecure bool) []exporter.Option {
-	if strings.Contains(raw, "://") {
-		return []exporter.Option{exporter.WithEndpointURL(raw)}
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		if s := strings.ToLower(scheme); s == "http" || s == "https" {
+			return []exporter.Option{exporter.WithEndpointURL(raw)}
+		}
+		// A gRPC target (dns:///collector:4317, unix:///run/otlp.sock),
+		// which otelconf hands to gRPC as written: the exporter takes it
+		// so, and says if gRPC cannot resolve its scheme.
 	}
 	opts := []exporter.Option{exporter.WithEndpoint(raw)}
 	if insecure {

@@ -346,6 +346,8 @@ func TestGRPCEndpointForms(t *testing.T) {
 		{"http URL, insecure", "http://127.0.0.1:%s", "insecure: true", 1},
 		{"https URL wins over insecure", "https://127.0.0.1:%s", "insecure: true", 0},
 		{"host:port over TLS", "127.0.0.1:%s", "insecure: false", 0},
+		{"gRPC target", "dns:///127.0.0.1:%s", "insecure: true", 1},
+		{"passthrough target", "passthrough:///127.0.0.1:%s", "insecure: true", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gr, addr := startGRPC(t)
@@ -410,8 +412,8 @@ tracer_provider:
             endpoint: user:secret@collector:4317
 `), `endpoint "xxxxx@collector:4317" must be host:port`},
 		{"grpc scheme", exp(`          otlp_grpc:
-            endpoint: unix://collector:4317
-`), "scheme must be http or https"},
+            endpoint: nosuch://collector:4317
+`), `gRPC has no resolver for the scheme "nosuch"`},
 		{"header name", exp(`          otlp_grpc:
             endpoint: localhost:4317
             headers:
