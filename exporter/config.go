@@ -187,7 +187,7 @@ func (c config) validate() error {
 		errs = append(errs, fmt.Errorf("exporter: log interval must be positive, got %v", c.logInterval))
 	}
 	if r := c.retry; r.Enabled && (r.InitialInterval <= 0 || r.MaxInterval < 0 || r.MaxElapsedTime < 0) {
-		errs = append(errs, fmt.Errorf("exporter: retry initial interval must be positive and the others not negative, got %+v", r))
+		errs = append(errs, fmt.Errorf("exporter: retry intervals and elapsed time must not be negative, got %+v", r))
 	}
 	if c.protocol != ProtocolHTTPProtobuf && c.protocol != ProtocolHTTPJSON && c.protocol != ProtocolGRPC {
 		errs = append(errs, fmt.Errorf("exporter: unsupported protocol %q (want %q, %q or %q)", c.protocol, ProtocolHTTPProtobuf, ProtocolHTTPJSON, ProtocolGRPC))

@@ -66,7 +66,7 @@ func TestInvalidConfigIsReportedAndCounted(t *testing.T) {
 		{"negative timeout", WithTimeout(-time.Second), "timeout must not be negative"},
 		{"bad header", WithHeaders(map[string]string{"bad key": "v"}), "invalid header name"},
 		{"unknown compression", WithCompression(Compression(9)), "unknown compression"},
-		{"retry without delay", WithRetry(RetryConfig{Enabled: true}), "initial interval must be positive"},
+		{"retry with a negative delay", WithRetry(RetryConfig{Enabled: true, InitialInterval: -time.Second}), "must not be negative"},
 		{"header value with a line break", WithHeaders(map[string]string{"authorization": "Bearer s3cret\r\nX: y"}), "holds control characters"},
 		{"unparsable URL with credentials", WithEndpointURL("http://user:s3cret@[::1"), "invalid endpoint URL"},
 		{"header name with a slash", WithHeaders(map[string]string{"a/b": "v"}), "invalid header name"},
@@ -964,5 +964,19 @@ func logged(t *testing.T, logs *observer.ObservedLogs, snippet string) int {
 			t.Fatalf("nothing logged with %q: %v", snippet, logs.All())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A RetryConfig that sets only some fields, as stock takes it, works: a
+// zero initial interval is the default's.
+func TestRetryConfigWithoutInitialInterval(t *testing.T) {
+	e := New(WithEndpoint("127.0.0.1:1"), WithInsecure(), WithLogger(zap.NewNop()),
+		WithRetry(RetryConfig{Enabled: true, MaxElapsedTime: time.Minute}))
+	defer shutdown(t, e)
+	if err := e.ConfigError(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.cfg.retry; r.InitialInterval != defaultRetry.InitialInterval || r.MaxElapsedTime != time.Minute || r.MaxInterval != 0 {
+		t.Fatalf("retry %+v", r)
 	}
 }

@@ -69,8 +69,8 @@ func WithProtocol(p Protocol) Option {
 type RetryConfig struct {
 	// Enabled turns retries on.
 	Enabled bool
-	// InitialInterval is the delay before the first retry; it must be
-	// positive when Enabled.
+	// InitialInterval is the delay before the first retry; zero means
+	// the default, 1s, and a negative one is a configuration error.
 	InitialInterval time.Duration
 	// MaxInterval caps the delay between two attempts; zero means no cap.
 	MaxInterval time.Duration
@@ -228,7 +228,10 @@ func WithTLSClientConfig(cfg *tls.Config) Option {
 	})
 }
 
-// WithTimeout bounds each attempt to send a request. The default is 10s.
+// WithTimeout bounds each attempt to send a request. The default is 10s;
+// zero means no bound of its own (the retry budget, RetryConfig's
+// MaxElapsedTime, then ends an attempt), and a negative one is a
+// configuration error.
 //
 // Environment: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (milliseconds); this
 // option wins.
@@ -249,6 +252,10 @@ func WithTimeout(d time.Duration) Option {
 // so the queue drains as soon as the backend is back.
 func WithRetry(rc RetryConfig) Option {
 	return optionFunc(func(c config) config {
+		if rc.InitialInterval == 0 {
+			// As in stock, a config that sets only some fields works.
+			rc.InitialInterval = defaultRetry.InitialInterval
+		}
 		c.retry = rc
 		return c
 	})
