@@ -247,3 +247,17 @@ func TestGRPCTargetWithAResolverFromADialOption(t *testing.T) {
 	}
 	shutdown(t, e)
 }
+
+// A nil dial option is ignored: New never panics.
+func TestNilDialOptionIgnored(t *testing.T) {
+	rcv := otlptest.NewGRPC(t, nil)
+	var none grpc.DialOption
+	e := New(WithProtocol(ProtocolGRPC), WithEndpoint(rcv.Endpoint()), WithInsecure(),
+		WithDialOption(none, grpc.WithUserAgent("probe"), nil), WithLogger(zap.NewNop()))
+	if err := e.ConfigError(); err != nil {
+		t.Fatal(err)
+	}
+	if s := exportOnce(t, e); s.Exported != 2 {
+		t.Fatalf("got %+v", s)
+	}
+}

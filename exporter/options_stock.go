@@ -196,13 +196,19 @@ func WithServiceConfig(serviceConfig string) Option {
 // WithDialOption adds options to those the connection is made with. They
 // come last, so they win over the exporter's own (credentials, connect
 // backoff, user agent, service config). Blocking dial options do not
-// apply: the connection is made lazily (grpc.NewClient).
+// apply: the connection is made lazily (grpc.NewClient). Nil options are
+// ignored.
 //
 // OTLP/gRPC only; ignored with OTLP/HTTP and with WithGRPCConn.
 func WithDialOption(opts ...grpc.DialOption) Option {
 	return optionFunc(func(c config) config {
 		c.grpcOnly = append(c.grpcOnly, "WithDialOption")
-		c.dialOptions = append([]grpc.DialOption(nil), opts...)
+		c.dialOptions = nil
+		for _, o := range opts {
+			if o != nil {
+				c.dialOptions = append(c.dialOptions, o)
+			}
+		}
 		return c
 	})
 }
