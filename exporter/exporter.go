@@ -54,8 +54,9 @@ const dropWriterBudget = 4 << 20
 // fallback logger from a goroutine of its own: neither ExportSpans nor the
 // senders nor Shutdown ever wait on the logger or the dropped-spans writer.
 //
-// An Exporter is safe for concurrent use. Its methods never panic, and New
-// never fails: an invalid configuration is logged at once and makes every
+// An Exporter is safe for concurrent use. Its methods never panic (those
+// of a nil or zero Exporter, which New did not make, do nothing and return
+// an error saying so), and New never fails: an invalid configuration is logged at once and makes every
 // ExportSpans return the error, counting the spans as dropped with reason
 // config.
 type Exporter struct {
@@ -280,6 +281,9 @@ func New(opts ...Option) *Exporter {
 // is invalid, and ErrShutdown after Shutdown. Nil elements are counted as
 // dropped with reason invalid.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if !e.made() {
+		return errNotMade
+	}
 	n := len(spans)
 	if n == 0 {
 		return nil
@@ -480,10 +484,25 @@ func (e *Exporter) refuse(r *otlpenc.Request, cause error) {
 // and every ExportSpans returns it, its spans dropped with reason config.
 // Code that builds exporters from a configuration file can check it at
 // once instead.
-func (e *Exporter) ConfigError() error { return e.cfgErr }
+func (e *Exporter) ConfigError() error {
+	if !e.made() {
+		return errNotMade
+	}
+	return e.cfgErr
+}
+
+// errNotMade is what the methods of an Exporter New did not make return.
+var errNotMade = errors.New("exporter: the Exporter was not made by New")
+
+// made reports whether e was made by New: the methods of a nil or zero
+// Exporter do nothing, and return errNotMade where they return an error.
+func (e *Exporter) made() bool { return e != nil && e.report != nil }
 
 // Stats returns a consistent snapshot of the exporter's accounting.
 func (e *Exporter) Stats() Stats {
+	if !e.made() {
+		return Stats{}
+	}
 	// The spool's figures first: spans read back from disk leave Spooled
 	// before they leave the spool, so that read after them, Spooled is no
 	// more than the spool holds, even when this goroutine is preempted
@@ -513,6 +532,9 @@ func (e *Exporter) Stats() Stats {
 //	_ = tp.ForceFlush(ctx) // BatchSpanProcessor → exporter queue
 //	_ = exp.ForceFlush(ctx) // exporter queue → backend
 func (e *Exporter) ForceFlush(ctx context.Context) error {
+	if !e.made() {
+		return errNotMade
+	}
 	if err := e.flushes.wait(ctx); err != nil {
 		return fmt.Errorf("exporter: force flush: %w", err)
 	}
@@ -546,6 +568,9 @@ func (e *Exporter) ForceFlush(ctx context.Context) error {
 // TracerProvider.Shutdown calls it through the BatchSpanProcessor, with the
 // same ctx.
 func (e *Exporter) Shutdown(ctx context.Context) error {
+	if !e.made() {
+		return errNotMade
+	}
 	first := false
 	e.stopOnce.Do(func() {
 		first = true

@@ -693,3 +693,27 @@ func TestConfigErrorIsWhatExportSpansReturns(t *testing.T) {
 		}
 	}
 }
+
+// The methods of an Exporter New did not make never panic: they do
+// nothing and say so.
+func TestZeroAndNilExporterNeverPanic(t *testing.T) {
+	for name, e := range map[string]*exporter.Exporter{"zero": {}, "nil": nil} {
+		t.Run(name, func(t *testing.T) {
+			if err := e.ExportSpans(context.Background(), otlptest.Spans(2)); err == nil {
+				t.Error("ExportSpans = nil")
+			}
+			if err := e.ForceFlush(context.Background()); err == nil {
+				t.Error("ForceFlush = nil")
+			}
+			if err := e.ConfigError(); err == nil {
+				t.Error("ConfigError = nil")
+			}
+			if s := e.Stats(); s != (exporter.Stats{}) {
+				t.Errorf("Stats = %+v", s)
+			}
+			if err := e.Shutdown(context.Background()); err == nil {
+				t.Error("Shutdown = nil")
+			}
+		})
+	}
+}
