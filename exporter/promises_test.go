@@ -208,77 +208,65 @@ func TestStalledLoggerDelaysNeitherNewNorShutdown(t *testing.T) {
 	}
 }
 
+// giveUpRequests is how many 1-span requests shutDownAgainstDown queues.
+const giveUpRequests = 100
+
+// shutDownAgainstDown queues giveUpRequests requests of one span for an
+// exporter of one worker, with opts, whose backend answers 503, and shuts
+// it down without a deadline: the first request spends a 200 ms retry
+// budget during Shutdown.
+func shutDownAgainstDown(t *testing.T, opts ...exporter.Option) exporter.Stats {
+	t.Helper()
+	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	exp := exporter.New(append([]exporter.Option{exporter.WithEndpoint(down.Endpoint()), exporter.WithInsecure(),
+		exporter.WithLogger(zap.NewNop()), exporter.WithWorkers(1), exporter.WithMaxRequestSize(1024),
+		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 50 * time.Millisecond,
+			MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond})}, opts...)...)
+	for range giveUpRequests {
+		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
+	}
+	returns(t, "Shutdown(context.Background())", func() {
+		if err := exp.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown = %v, want nil", err)
+		}
+	})
+	s := exp.Stats()
+	checkBooks(t, s)
+	// One request at a time, each a few spans at most: trying each would
+	// take an attempt per request at least.
+	if s.Requests >= giveUpRequests/4 {
+		t.Fatalf("%d attempts for %d queued requests: what was queued was tried after a request exhausted its retries", s.Requests, giveUpRequests)
+	}
+	return s
+}
+
 // During Shutdown, once a request has spent its whole retry budget, what
 // is still queued is dropped as retries_exhausted without being tried:
 // a Shutdown without a deadline against a backend that stays down lasts
 // about one budget, not one per request.
 func TestShutdownGivesUpOnceARequestExhaustsItsRetries(t *testing.T) {
-	rcv := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return true
-	})
-	exp := exporter.New(exporter.WithEndpoint(rcv.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
-		exporter.WithWorkers(1), exporter.WithMaxRequestSize(1024),
-		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 50 * time.Millisecond,
-			MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond}))
-	const requests = 100
-	for range requests {
-		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
-	}
-	returns(t, "Shutdown(context.Background())", func() {
-		if err := exp.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown = %v", err)
-		}
-	})
-	s := exp.Stats()
-	checkBooks(t, s)
-	if s.Dropped.RetriesExhausted != requests {
-		t.Fatalf("want the %d spans dropped as retries_exhausted: %+v", requests, s)
-	}
-	// One request at a time, each a few spans at most: trying each would
-	// take an attempt per request at least.
-	if s.Requests >= requests/4 {
-		t.Fatalf("%d attempts for %d queued requests: what was queued was tried after a request exhausted its retries", s.Requests, requests)
+	if s := shutDownAgainstDown(t); s.Dropped.RetriesExhausted != giveUpRequests {
+		t.Fatalf("want the %d spans dropped as retries_exhausted: %+v", giveUpRequests, s)
 	}
 }
 
 // With a spool, what Shutdown gives up on goes to disk untried, and the
 // backlog is not sent either: the next start delivers it all.
 func TestShutdownGivesUpToTheSpool(t *testing.T) {
-	down := otlptest.NewHTTP(t, func(_ int, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return true
-	})
 	dir := t.TempDir()
-	exp := exporter.New(exporter.WithEndpoint(down.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
-		exporter.WithWorkers(1), exporter.WithMaxRequestSize(1024), exporter.WithSpool(dir, 64<<20),
-		exporter.WithRetry(exporter.RetryConfig{Enabled: true, InitialInterval: 50 * time.Millisecond,
-			MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond}))
-	const requests = 100
-	for range requests {
-		_ = exp.ExportSpans(context.Background(), otlptest.Spans(1))
+	if s := shutDownAgainstDown(t, exporter.WithSpool(dir, 64<<20)); s.Spooled != giveUpRequests || s.Dropped.Total() != 0 {
+		t.Fatalf("want the %d spans kept on disk: %+v", giveUpRequests, s)
 	}
-	returns(t, "Shutdown(context.Background())", func() {
-		if err := exp.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown = %v, want nil: everything is on disk", err)
-		}
-	})
-	s := exp.Stats()
-	checkBooks(t, s)
-	if s.Spooled != requests || s.Dropped.Total() != 0 {
-		t.Fatalf("want the %d spans kept on disk: %+v", requests, s)
-	}
-	if s.Requests >= requests/4 {
-		t.Fatalf("%d attempts for %d queued requests: what was queued or on disk was tried after a request exhausted its retries", s.Requests, requests)
-	}
-
 	up := otlptest.NewHTTP(t, nil)
 	next := exporter.New(exporter.WithEndpoint(up.Endpoint()), exporter.WithInsecure(), exporter.WithLogger(zap.NewNop()),
 		exporter.WithSpool(dir, 64<<20))
 	if err := shutdownWithin(t, next, bound); err != nil {
 		t.Fatal(err)
 	}
-	if ns := next.Stats(); ns.Recovered != requests || ns.Exported != requests || up.Spans() != requests {
+	if ns := next.Stats(); ns.Recovered != giveUpRequests || ns.Exported != giveUpRequests || up.Spans() != giveUpRequests {
 		t.Fatalf("the next start: %+v, received %d", ns, up.Spans())
 	}
 }
