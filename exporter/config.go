@@ -406,11 +406,7 @@ func (c config) applyEnv(s envconfig.Settings, err error, opts []Option) config 
 	if s.Protocol != "" {
 		c.protocol = Protocol(s.Protocol)
 	}
-	var grpcScheme func(string) bool
-	if protocolAfter(c.protocol, opts) == ProtocolGRPC {
-		grpcScheme = knownGRPCScheme
-	}
-	ep, epErr := s.Endpoint(grpcScheme)
+	ep, epErr := s.Endpoint(protocolAfter(c.protocol, opts) == ProtocolGRPC, knownGRPCScheme)
 	c.envErrs = errors.Join(err, epErr)
 	switch u := ep.URL; {
 	case ep.Target != "":

@@ -184,15 +184,15 @@ func Read(lookup Lookup) (Settings, error) {
 // generic one, and returns an error per variable found malformed on the
 // way, joined; a malformed variable is ignored, as if unset.
 //
-// grpcScheme is nil for OTLP/HTTP, where an endpoint is an http or https
-// URL. For OTLP/gRPC it says whether gRPC has a resolver for a scheme:
-// a URL with such a scheme other than http and https is a gRPC target
-// name, returned as it is written in Target, as the stock exporter takes
-// it.
-func (s Settings) Endpoint(grpcScheme func(scheme string) bool) (Endpoint, error) {
+// resolves says whether gRPC has a resolver for a scheme. For OTLP/HTTP
+// (grpc false) an endpoint is an http or https URL, and one of such a
+// scheme is said to be a gRPC target. For OTLP/gRPC a URL of such a scheme
+// other than http and https is a gRPC target name, returned as it is
+// written in Target, as the stock exporter takes it.
+func (s Settings) Endpoint(grpc bool, resolves func(scheme string) bool) (Endpoint, error) {
 	var errs []error
 	for _, ev := range s.endpoints {
-		u, err := parseEndpoint(ev.name, ev.value, grpcScheme)
+		u, err := parseEndpoint(ev.name, ev.value, grpc, resolves)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -213,46 +213,51 @@ func (s Settings) Endpoint(grpcScheme func(scheme string) bool) (Endpoint, error
 	return Endpoint{}, errors.Join(errs...)
 }
 
-// parseEndpoint checks the endpoint URL v of the variable name; grpcScheme
-// as for Endpoint.
-func parseEndpoint(name, v string, grpcScheme func(string) bool) (*url.URL, error) {
+// parseEndpoint checks the endpoint URL v of the variable name; grpc and
+// resolves as for Endpoint.
+func parseEndpoint(name, v string, grpc bool, resolves func(string) bool) (*url.URL, error) {
 	u, err := url.Parse(v)
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // url.Error quotes the URL, credentials included
 	}
+	if !strings.Contains(v, "://") {
+		return parseBare(name, v, u, err, grpc, resolves)
+	}
+	web := u != nil && (u.Scheme == "http" || u.Scheme == "https")
 	switch {
-	case !strings.Contains(v, "://") && err == nil && grpcScheme != nil && u.Scheme != "http" && u.Scheme != "https" &&
-		grpcScheme(u.Scheme) && (u.Opaque != "" || u.Path != ""):
-		// A gRPC target without an authority: unix:/run/otlp.sock,
-		// unix:relative.sock, dns:collector:4317.
-		return u, nil
-	case !strings.Contains(v, "://") && err == nil && grpcScheme != nil && u.Scheme != "http" && u.Scheme != "https" &&
-		u.Opaque != "" && !isPort(u.Opaque):
-		// Not host:port[/path] ("collector:4317" reads as scheme
-		// "collector" and opaque "4317"): a target of a scheme gRPC
-		// cannot resolve.
-		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, noScheme(v), u.Scheme)
-	case !strings.Contains(v, "://") && err == nil && grpcScheme == nil && builtinGRPCScheme(u.Scheme):
-		return nil, fmt.Errorf("envconfig: %s=%q: a gRPC target is for the grpc protocol only; for OTLP/HTTP write an http or https URL; ignored", name, noScheme(v))
-	case !strings.Contains(v, "://"):
-		// "collector:4318" parses as scheme "collector", and
-		// "127.0.0.1:4318" not at all: say what to write instead.
-		return nil, fmt.Errorf("envconfig: %s=%q is not a URL: it needs a scheme; write %q (plaintext) or %q (TLS); ignored",
-			name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v))
 	case err != nil:
 		return nil, fmt.Errorf("envconfig: %s: %w", name, err)
-	case u.Scheme != "http" && u.Scheme != "https" && grpcScheme == nil:
+	case !web && !grpc:
 		return nil, fmt.Errorf("envconfig: %s=%q: want an http or https URL (a gRPC target such as dns:///host:port or unix:///path is for the grpc protocol only)", name, redact(u))
-	case u.Scheme != "http" && u.Scheme != "https" && !grpcScheme(u.Scheme):
+	case !web && !resolves(u.Scheme):
 		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, redact(u), u.Scheme)
-	case u.Hostname() == "" && (u.Scheme == "http" || u.Scheme == "https"):
+	case web && u.Hostname() == "":
 		// A gRPC target may have none: unix:///path. A port alone
 		// ("http://:4318", as "http://${HOST}:4318" reads with HOST
 		// unset) is no host either: it would reach this machine.
 		return nil, fmt.Errorf("envconfig: %s=%q: no host", name, redact(u))
 	}
 	return u, nil
+}
+
+// parseBare is parseEndpoint for v written without "//", which url.Parse
+// read as u (or failed to, with err): a gRPC target without an authority
+// (unix:/run/otlp.sock, unix:relative.sock, dns:collector:4317), or
+// host:port written without a scheme ("collector:4318" reads as scheme
+// "collector", "127.0.0.1:4318" not at all).
+func parseBare(name, v string, u *url.URL, err error, grpc bool, resolves func(string) bool) (*url.URL, error) {
+	other := err == nil && u.Scheme != "http" && u.Scheme != "https"
+	switch {
+	case other && grpc && resolves(u.Scheme) && (u.Opaque != "" || u.Path != ""):
+		return u, nil
+	case other && grpc && u.Opaque != "" && !isPort(u.Opaque):
+		return nil, fmt.Errorf("envconfig: %s=%q: gRPC has no resolver for the scheme %q (want an http or https URL, or a gRPC target such as dns:///host:port or unix:///path)", name, noScheme(v), u.Scheme)
+	case other && !grpc && u.Scheme != "" && resolves(u.Scheme) && !isPort(u.Opaque):
+		return nil, fmt.Errorf("envconfig: %s=%q: a gRPC target is for the grpc protocol only; for OTLP/HTTP write an http or https URL; ignored", name, noScheme(v))
+	}
+	return nil, fmt.Errorf("envconfig: %s=%q is not a URL: it needs a scheme; write %q (plaintext) or %q (TLS); ignored",
+		name, noScheme(v), "http://"+noScheme(v), "https://"+noScheme(v))
 }
 
 // maxTimeoutMillis is the longest timeout a time.Duration holds, in
@@ -264,15 +269,6 @@ const maxTimeoutMillis = math.MaxInt64 / int64(time.Millisecond)
 func isPort(opaque string) bool {
 	port, _, _ := strings.Cut(opaque, "/")
 	return port != "" && strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) < 0
-}
-
-// builtinGRPCScheme says whether scheme is one of gRPC's own resolvers'.
-func builtinGRPCScheme(scheme string) bool {
-	switch scheme {
-	case "dns", "passthrough", "unix", "unix-abstract":
-		return true
-	}
-	return false
 }
 
 // clientCert reads the client certificate and key variables of one prefix:

@@ -42,8 +42,8 @@ func TestEndpointRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, grpc := range []func(string) bool{nil, knownScheme} {
-				ep, err := s.Endpoint(grpc)
+			for _, grpc := range []bool{false, true} {
+				ep, err := s.Endpoint(grpc, knownScheme)
 				if err != nil || ep.URL == nil || ep.URL.String() != tc.want || ep.Var != tc.wantVar || ep.Target != "" {
 					t.Fatalf("got %+v (%v), want %s from %s", ep, err, tc.want, tc.wantVar)
 				}
@@ -89,7 +89,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_CLIENT_KEY":      "/nonexistent/key.pem",
 		"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "",
 	}))
-	ep, epErr := s.Endpoint(nil)
+	ep, epErr := s.Endpoint(false, knownScheme)
 	err = errors.Join(err, epErr)
 	if err == nil {
 		t.Fatal("want errors")
@@ -178,7 +178,7 @@ func TestCertificates(t *testing.T) {
 func TestEndpointWithoutSchemeSaysWhatToWrite(t *testing.T) {
 	for _, v := range []string{"127.0.0.1:4318", "collector:4318", "user:pw@collector:4318"} {
 		s, _ := Read(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": v}))
-		_, err := s.Endpoint(nil)
+		_, err := s.Endpoint(false, knownScheme)
 		host := v
 		if i := strings.LastIndex(v, "@"); i >= 0 {
 			host = "xxxxx@" + v[i+1:]
@@ -202,8 +202,8 @@ func TestEndpointWithoutHostIsIgnored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, grpc := range []func(string) bool{nil, knownScheme} {
-			ep, err := s.Endpoint(grpc)
+		for _, grpc := range []bool{false, true} {
+			ep, err := s.Endpoint(grpc, knownScheme)
 			if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || !strings.Contains(err.Error(), "no host") {
 				t.Errorf("%s: error %v, want the traces variable reported without a host", v, err)
 			}
@@ -231,7 +231,7 @@ func TestMalformedTracesVariableLeavesTheGenericOne(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_PROTOCOL":           "grpc",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":    "thrift",
 	}))
-	ep, epErr := s.Endpoint(nil)
+	ep, epErr := s.Endpoint(false, knownScheme)
 	err = errors.Join(err, epErr)
 	for _, name := range []string{"TRACES_ENDPOINT", "TRACES_HEADERS", "TRACES_TIMEOUT", "TRACES_COMPRESSION", "TRACES_INSECURE", "TRACES_PROTOCOL"} {
 		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_"+name) {
@@ -297,9 +297,9 @@ func TestGRPCTargets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check := func(proto string, grpc func(string) bool, want string, reported []string) {
+			check := func(proto string, grpc bool, want string, reported []string) {
 				t.Helper()
-				ep, err := s.Endpoint(grpc)
+				ep, err := s.Endpoint(grpc, knownScheme)
 				got := ep.Target
 				if got == "" && ep.URL != nil {
 					got = ep.URL.String()
@@ -319,25 +319,25 @@ func TestGRPCTargets(t *testing.T) {
 					}
 				}
 			}
-			check("grpc", knownScheme, tc.grpc, tc.grpcErr)
-			check("http", nil, tc.http, tc.hErr)
+			check("grpc", true, tc.grpc, tc.grpcErr)
+			check("http", false, tc.http, tc.hErr)
 		})
 	}
 	for _, v := range []string{"dns:///collector:4317", "unix:/run/otlp.sock", "dns:collector:4317"} {
 		s, _ := Read(env(map[string]string{generic: v}))
-		if _, err := s.Endpoint(nil); err == nil || !strings.Contains(err.Error(), "for the grpc protocol only") {
+		if _, err := s.Endpoint(false, knownScheme); err == nil || !strings.Contains(err.Error(), "for the grpc protocol only") {
 			t.Errorf("%s with OTLP/HTTP: %v, want it said it is for gRPC", v, err)
 		}
 	}
 	for _, v := range []string{"foo:///x", "foo:127.0.0.1:4317"} {
 		s, _ := Read(env(map[string]string{generic: v}))
-		if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
+		if _, err := s.Endpoint(true, knownScheme); err == nil || !strings.Contains(err.Error(), `no resolver for the scheme "foo"`) {
 			t.Errorf("%s, an unknown scheme with gRPC: %v", v, err)
 		}
 	}
 	for _, v := range []string{"collector:4317", "collector:4317/v1/traces"} {
 		s, _ := Read(env(map[string]string{generic: v}))
-		if _, err := s.Endpoint(knownScheme); err == nil || !strings.Contains(err.Error(), `write "http://`+v+`"`) {
+		if _, err := s.Endpoint(true, knownScheme); err == nil || !strings.Contains(err.Error(), `write "http://`+v+`"`) {
 			t.Errorf("%s with gRPC: %v, want the advice to write a scheme", v, err)
 		}
 	}

@@ -145,8 +145,8 @@ func FuzzRead(f *testing.F) {
 		}
 
 		s, err := Read(env(m))
-		httpEP, httpErr := s.Endpoint(nil)
-		grpcEP, grpcErr := s.Endpoint(knownScheme)
+		httpEP, httpErr := s.Endpoint(false, knownScheme)
+		grpcEP, grpcErr := s.Endpoint(true, knownScheme)
 		all := errors.Join(err, httpErr, grpcErr)
 
 		if all != nil {
