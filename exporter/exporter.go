@@ -643,14 +643,7 @@ func (e *Exporter) stop(ctx context.Context) {
 			e.hardCancel()
 			// Whatever the workers did not take is abandoned here; what
 			// they hold, by them as their sends abort.
-			for _, ent := range e.queue.Drain(nil) {
-				spans, mem := ent.req.Spans(), memory(ent.req)
-				e.books.Fly(spans, mem)
-				e.finished(sender.Result{Body: &transport.Body{Parts: [][]byte{ent.req.Bytes()}}, Spans: spans,
-					Outcome: sender.Abandoned, Err: sender.ErrAbandoned}, false)
-				e.books.Resize(-mem)
-				e.release(ent)
-			}
+			e.endUntried(e.queue.Drain(nil), sender.Abandoned, sender.ErrAbandoned)
 			<-finished
 		}
 		_ = e.client.Close()

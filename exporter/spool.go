@@ -15,6 +15,7 @@ import (
 	"github.com/tracekeeper/tracekeeper/internal/ledger"
 	"github.com/tracekeeper/tracekeeper/internal/limiter"
 	"github.com/tracekeeper/tracekeeper/internal/otlpenc"
+	"github.com/tracekeeper/tracekeeper/internal/sender"
 	"github.com/tracekeeper/tracekeeper/internal/spool"
 	"github.com/tracekeeper/tracekeeper/internal/transport"
 	"github.com/tracekeeper/tracekeeper/queue"
@@ -314,7 +315,7 @@ func (e *Exporter) dispatchSpool() {
 			wake := e.books.Room()
 			batch, spans, size, err := e.queue.TryTake(nil, 0, int64(e.cfg.maxRequestBytes))
 			if err == nil && len(batch) > 0 && e.gaveUp.Load() {
-				e.giveUp(batch) // to disk, untried
+				e.endUntried(batch, sender.Exhausted, errGaveUp) // to disk
 				continue
 			}
 			if err == nil && len(batch) > 0 {

@@ -30,7 +30,7 @@ func (e *Exporter) dispatch() {
 				return // closed and drained
 			}
 			if len(batch) > 0 && e.gaveUp.Load() {
-				e.giveUp(batch)
+				e.endUntried(batch, sender.Exhausted, errGaveUp)
 				continue
 			}
 			if len(batch) > 0 {
@@ -48,21 +48,22 @@ func (e *Exporter) dispatch() {
 	}
 }
 
-// errGaveUp is the cause of the spans giveUp ends.
+// errGaveUp is the cause of the spans that end untried once a request
+// has spent its whole retry budget during Shutdown: the backend has been
+// down for that long, and trying what is queued, one budget after another
+// within the concurrency limit, would hold a Shutdown without a deadline
+// for as many budgets.
 var errGaveUp = errors.New("backend unavailable during Shutdown: a request exhausted its retries, so what was still queued was not tried")
 
-// giveUp ends the queued batch as if its retries were exhausted: dropped
-// with reason retries_exhausted, or kept on disk with a spool. Once a
-// request has spent its whole retry budget during Shutdown, the backend
-// has been down for that long: trying what is queued, one budget after
-// another within the concurrency limit, would hold a Shutdown without a
-// deadline for as many budgets.
-func (e *Exporter) giveUp(batch []entry) {
+// endUntried ends queued batches that will not be sent with outcome o and
+// cause err, as a delivery would: dropped, or kept on disk with a spool
+// (see finished).
+func (e *Exporter) endUntried(batch []entry, o sender.Outcome, err error) {
 	for _, ent := range batch {
 		spans, mem := ent.req.Spans(), memory(ent.req)
 		e.books.Fly(spans, mem)
 		e.finished(sender.Result{Body: &transport.Body{Parts: [][]byte{ent.req.Bytes()}}, Spans: spans,
-			Outcome: sender.Exhausted, Err: errGaveUp}, false)
+			Outcome: o, Err: err}, false)
 		e.books.Resize(-mem)
 		e.release(ent)
 	}
