@@ -311,18 +311,18 @@ func (c *HTTPClient) Send(ctx context.Context, b *Body) (Response, error) {
 		}
 		body = &nb
 	}
+	// Whether the request got a connection: a failure before, such as a
+	// timeout while dialing, sent nothing.
+	var gotConn atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
 	if err != nil {
 		return Response{}, &Error{Kind: Permanent, Err: err}
 	}
 	req.Header = c.header.Clone()
 	req.ContentLength = size
-	// Whether the request got a connection: a failure before, such as a
-	// timeout while dialing, sent nothing.
-	var gotConn atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
-	}))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		unsent := !gotConn.Load()
